@@ -1,0 +1,1 @@
+//! Backup and restore of the lab's data: the PostgreSQL dump scripts, their status records, drills and restores.

@@ -1,0 +1,1 @@
+//! The SOPS (age) secrets file: encryption, decryption, generation, rotation and leak scanning.
