@@ -1,1 +1,38 @@
 //! Applies, diffs, prunes, waits on and checks the health of a Plan in a cluster through the Kubernetes API.
+//!
+//! The crate speaks only Kubernetes: it takes plain manifests grouped into units (see
+//! [`ApplyPlan`]) and health checks (see [`StatusChecks`]) that the CLI builds from the Plan,
+//! and reports progress through [`Progress`] instead of printing. It never prints, never reads
+//! the spec, and never logs the content of a Secret.
+
+mod apply;
+mod applyset;
+mod connect;
+mod diff;
+mod error;
+mod events;
+mod model;
+mod objects;
+mod order;
+mod resolve;
+mod retry;
+mod status;
+mod tls;
+mod wait;
+
+pub use apply::{ApplyOptions, ApplyReport, ObjectReport, PrunedObject, UnitReport};
+pub use applyset::{applyset_id, group_kind_label};
+pub use connect::{Cluster, KubeconfigSource};
+pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
+pub use error::{ApplyError, ConnectError, PlanError};
+pub use events::{ApplyEvent, ObjectOutcome, Progress};
+pub use model::{
+    ApplyPlan, ApplySetRef, ApplyUnit, NamespacedName, ObjectRef, WaitFor, WorkloadKind,
+};
+pub use retry::RetryPolicy;
+pub use status::{
+    BackupCheck, BackupStatus, Check, ComponentCheck, ComponentStatus, Health, HelmChartRef,
+    NodeStatus, Problem, StatusChecks, StatusOptions, StatusReport, UrlCheck, UrlStatus,
+    WorkloadRef,
+};
+pub use tls::TlsCheckOptions;

@@ -1,0 +1,819 @@
+//! Converges a cluster to a plan: records the ApplySet inventory first, server-side applies
+//! every unit in dependency order with its gates, then (when asked) prunes members the plan
+//! no longer has. Must not print, must not delete anything that lacks our ApplySet label, and
+//! must not send object content anywhere but the API server.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
+};
+use kube::core::ApiResource;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::applyset::{self, Inventory, LABEL_PART_OF};
+use crate::connect::Cluster;
+use crate::error::ApplyError;
+use crate::events::{ApplyEvent, ObjectOutcome, Progress};
+use crate::model::{ApplyPlan, ObjectRef, WaitFor};
+use crate::objects::{comparable, resource_version};
+use crate::order::{OrderedUnit, kind_rank, order_plan};
+use crate::resolve::{Resolved, Resolver};
+use crate::retry::{RetryPolicy, with_retry, with_retry_opt};
+use crate::wait::{Probe, WaitContext, api_resource, crd_state, managed_time, wait_for};
+
+/// How `apply` behaves.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Send every write with `dryRun=All`: nothing is stored, waits are skipped.
+    pub dry_run: bool,
+    /// Delete ApplySet members the plan no longer has.
+    pub prune: bool,
+    /// Longest time one wait may take.
+    pub wait_timeout: Duration,
+    /// Pause between two looks at a waited-on object.
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+    /// Written to the ApplySet parent as `applyset.kubernetes.io/tooling: homelab/<version>`.
+    pub tooling_version: String,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            dry_run: false,
+            prune: false,
+            wait_timeout: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(2),
+            retry: RetryPolicy::default(),
+            tooling_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// What one object's apply did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectReport {
+    pub object: ObjectRef,
+    pub outcome: ObjectOutcome,
+}
+
+/// What one unit's apply did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitReport {
+    pub name: String,
+    pub objects: Vec<ObjectReport>,
+    /// False when every object was unchanged.
+    pub changed: bool,
+}
+
+/// A member considered for pruning: deleted, or kept and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunedObject {
+    pub object: ObjectRef,
+    pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_because: Option<String>,
+}
+
+/// The result of a whole apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyReport {
+    pub applyset_id: String,
+    pub dry_run: bool,
+    pub units: Vec<UnitReport>,
+    pub pruned: Vec<PrunedObject>,
+}
+
+impl ApplyReport {
+    /// Whether anything was (or, in a dry run, would be) created, changed or deleted.
+    pub fn changed(&self) -> bool {
+        self.units.iter().any(|u| u.changed) || self.pruned.iter().any(|p| p.deleted)
+    }
+}
+
+/// Identity of an object across API versions: group, kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Key {
+    pub fn of(r: &ObjectRef) -> Key {
+        Key {
+            group: r.group().to_string(),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        }
+    }
+}
+
+/// A live member of the ApplySet found by listing.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub object_ref: ObjectRef,
+    pub resource: ApiResource,
+    pub live: Value,
+}
+
+impl Cluster {
+    /// Applies `plan`: see the crate documentation for the order of events.
+    pub async fn apply(
+        &self,
+        plan: &ApplyPlan,
+        options: &ApplyOptions,
+        progress: &dyn Progress,
+    ) -> Result<ApplyReport, ApplyError> {
+        let ordered = order_plan(plan)?;
+        let mut run = Run {
+            client: self.client().clone(),
+            plan,
+            options,
+            progress,
+            resolver: Resolver::new(self.client().clone()),
+            id: applyset::id_of(&plan.applyset),
+        };
+        run.execute(&ordered).await
+    }
+}
+
+pub(crate) struct Run<'a> {
+    pub client: Client,
+    pub plan: &'a ApplyPlan,
+    pub options: &'a ApplyOptions,
+    pub progress: &'a dyn Progress,
+    pub resolver: Resolver,
+    pub id: String,
+}
+
+/// The inventory a plan needs: its group-kinds and the namespaces other than the parent's.
+pub(crate) fn plan_inventory(plan: &ApplyPlan) -> Inventory {
+    let mut inv = Inventory::default();
+    for unit in &plan.units {
+        for object in &unit.objects {
+            let r = ObjectRef::from_manifest(object);
+            inv.group_kinds.insert(r.group_kind());
+            if let Some(ns) = r.namespace
+                && ns != plan.applyset.namespace
+            {
+                inv.namespaces.insert(ns);
+            }
+        }
+    }
+    inv
+}
+
+impl<'a> Run<'a> {
+    async fn execute(&mut self, ordered: &[OrderedUnit<'a>]) -> Result<ApplyReport, ApplyError> {
+        let set = &self.plan.applyset;
+        let parent_ref = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some(set.namespace.clone()),
+            name: set.parent_name(),
+        };
+        let secrets = api_resource("", "v1", "Secret", "secrets");
+        let parent_api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &set.namespace, &secrets);
+        let existing = with_retry_opt(
+            &self.options.retry,
+            self.progress,
+            "read ApplySet parent",
+            &parent_ref.to_string(),
+            || parent_api.get(&parent_ref.name),
+        )
+        .await?
+        .map(|p| serde_json::to_value(p).unwrap_or_default());
+        let prior = match &existing {
+            Some(parent) => {
+                if let Some(tooling) = applyset::foreign_tooling(parent) {
+                    return Err(ApplyError::ForeignApplySet {
+                        namespace: set.namespace.clone(),
+                        name: set.parent_name(),
+                        tooling,
+                    });
+                }
+                Inventory::from_parent(parent)
+            }
+            None => Inventory::default(),
+        };
+        let wanted = plan_inventory(self.plan);
+        let union = prior.union(&wanted);
+
+        // The parent must cover every kind and namespace before any member is written, so an
+        // interrupted run can still be pruned by the next one.
+        if !self.options.dry_run {
+            self.ensure_parent_namespace().await?;
+            self.write_parent(&union).await?;
+        }
+        self.progress.event(ApplyEvent::ApplySetUpdated {
+            id: self.id.clone(),
+            group_kinds: union.group_kinds.iter().cloned().collect(),
+            namespaces: union.namespaces.iter().cloned().collect(),
+        });
+
+        // Current members, for telling "unchanged" from "configured" and for pruning. Kinds
+        // only the old inventory has matter only when pruning.
+        let list_kinds = if self.options.prune {
+            &union.group_kinds
+        } else {
+            &wanted.group_kinds
+        };
+        let members = self.list_members(list_kinds).await?;
+
+        let mut units = Vec::with_capacity(ordered.len());
+        for unit in ordered {
+            match self.apply_unit(unit, &members).await {
+                Ok(report) => units.push(report),
+                Err(err) => {
+                    self.progress.event(ApplyEvent::UnitFailed {
+                        unit: unit.unit.name.clone(),
+                        error: err.to_string(),
+                    });
+                    return Err(err);
+                }
+            }
+        }
+
+        let mut pruned = Vec::new();
+        if self.options.prune {
+            let planned: HashSet<Key> = ordered
+                .iter()
+                .flat_map(|u| u.objects.iter().map(|(r, _)| Key::of(r)))
+                .collect();
+            pruned = self.prune(&members, &planned).await?;
+            if !self.options.dry_run {
+                // Shrink the inventory to what is left: the plan plus anything kept.
+                let mut left = wanted.clone();
+                for p in pruned.iter().filter(|p| !p.deleted) {
+                    left.group_kinds.insert(p.object.group_kind());
+                    if let Some(ns) = &p.object.namespace
+                        && ns != &set.namespace
+                    {
+                        left.namespaces.insert(ns.clone());
+                    }
+                }
+                if left != union {
+                    self.write_parent(&left).await?;
+                }
+            }
+        }
+
+        Ok(ApplyReport {
+            applyset_id: self.id.clone(),
+            dry_run: self.options.dry_run,
+            units,
+            pruned,
+        })
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.options.dry_run,
+            force: true,
+            field_manager: Some(self.plan.field_manager.clone()),
+            field_validation: None,
+        }
+    }
+
+    /// Creates the parent's namespace when it is missing, from the plan's manifest if it has
+    /// one (then it is a member like any other).
+    async fn ensure_parent_namespace(&mut self) -> Result<(), ApplyError> {
+        let ns = self.plan.applyset.namespace.clone();
+        let namespaces = api_resource("", "v1", "Namespace", "namespaces");
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespaces);
+        let label = format!("Namespace {ns}");
+        let found = with_retry_opt(&self.options.retry, self.progress, "read", &label, || {
+            api.get(&ns)
+        })
+        .await?;
+        if found.is_some() {
+            return Ok(());
+        }
+        let manifest = self
+            .plan
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .find(|o| {
+                let r = ObjectRef::from_manifest(o);
+                r.api_version == "v1" && r.kind == "Namespace" && r.name == ns
+            })
+            .map(|o| applyset::with_member_label(o, &self.id))
+            .unwrap_or_else(|| {
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            });
+        let params = self.patch_params();
+        with_retry(&self.options.retry, self.progress, "apply", &label, || {
+            let patch = Patch::Apply(&manifest);
+            let (api, ns, params) = (&api, &ns, &params);
+            async move { api.patch(ns, params, &patch).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn write_parent(&mut self, inventory: &Inventory) -> Result<(), ApplyError> {
+        let set = &self.plan.applyset;
+        let manifest = applyset::parent_manifest(set, inventory, &self.options.tooling_version);
+        let secrets = api_resource("", "v1", "Secret", "secrets");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &set.namespace, &secrets);
+        let name = set.parent_name();
+        let label = format!("ApplySet parent Secret {}/{name}", set.namespace);
+        let params = PatchParams {
+            dry_run: false,
+            ..self.patch_params()
+        };
+        with_retry(&self.options.retry, self.progress, "apply", &label, || {
+            let patch = Patch::Apply(&manifest);
+            let (api, name, params) = (&api, &name, &params);
+            async move { api.patch(name, params, &patch).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Finds the resource for a `Kind.group` from the inventory, using the plan's apiVersion
+    /// when it has one and the group's preferred version otherwise.
+    async fn resource_for_group_kind(
+        &mut self,
+        group_kind: &str,
+    ) -> Result<Option<Resolved>, ApplyError> {
+        let (group, kind) = applyset::parse_group_kind(group_kind);
+        let planned = self
+            .plan
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .map(ObjectRef::from_manifest)
+            .find(|r| r.group() == group && r.kind == kind)
+            .map(|r| r.api_version);
+        let api_version = match planned {
+            Some(av) => av,
+            None if group.is_empty() => "v1".to_string(),
+            None => {
+                let client = self.client.clone();
+                let g = group.clone();
+                let found = with_retry_opt(
+                    &self.options.retry,
+                    self.progress,
+                    "discover",
+                    &group,
+                    || {
+                        let client = client.clone();
+                        let g = g.clone();
+                        async move { kube::discovery::group(&client, &g).await }
+                    },
+                )
+                .await?;
+                match found {
+                    Some(g) => format!("{group}/{}", g.preferred_version_or_latest()),
+                    None => return Ok(None),
+                }
+            }
+        };
+        self.resolver
+            .resolve(
+                &api_version,
+                &kind,
+                false,
+                &self.options.retry,
+                self.progress,
+            )
+            .await
+    }
+
+    /// Lists every object labelled as a member, for the given group-kinds, cluster-wide.
+    pub(crate) async fn list_members(
+        &mut self,
+        group_kinds: &BTreeSet<String>,
+    ) -> Result<BTreeMap<Key, Member>, ApplyError> {
+        let mut members = BTreeMap::new();
+        let selector = format!("{LABEL_PART_OF}={}", self.id);
+        for gk in group_kinds {
+            let Some(resolved) = self.resource_for_group_kind(gk).await? else {
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resolved.resource);
+            let params = ListParams::default().labels(&selector);
+            let list = with_retry_opt(&self.options.retry, self.progress, "list", gk, || {
+                api.list(&params)
+            })
+            .await?;
+            for item in list.map(|l| l.items).unwrap_or_default() {
+                let live = serde_json::to_value(&item).unwrap_or_default();
+                let object_ref = ObjectRef {
+                    api_version: resolved.resource.api_version.clone(),
+                    kind: resolved.resource.kind.clone(),
+                    namespace: item.metadata.namespace.clone(),
+                    name: item.metadata.name.clone().unwrap_or_default(),
+                };
+                members.insert(
+                    Key::of(&object_ref),
+                    Member {
+                        object_ref,
+                        resource: resolved.resource.clone(),
+                        live,
+                    },
+                );
+            }
+        }
+        Ok(members)
+    }
+
+    /// Resolves an object's kind, waiting for it to be served when a CRD in the plan defines
+    /// it (the CRD may have just been applied or be installed by a chart).
+    pub(crate) async fn resolve_object(
+        &mut self,
+        unit: &str,
+        r: &ObjectRef,
+    ) -> Result<Option<Resolved>, ApplyError> {
+        let retry = self.options.retry.clone();
+        if let Some(found) = self
+            .resolver
+            .resolve(&r.api_version, &r.kind, true, &retry, self.progress)
+            .await?
+        {
+            return Ok(Some(found));
+        }
+        if !self.plan_defines_crd_for(r) || self.options.dry_run {
+            return Ok(None);
+        }
+        let what = format!("the API to serve {} {}", r.api_version, r.kind);
+        self.progress.event(ApplyEvent::Waiting {
+            unit: unit.to_string(),
+            what: what.clone(),
+        });
+        let start = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(self.options.poll_interval).await;
+            if let Some(found) = self
+                .resolver
+                .resolve(&r.api_version, &r.kind, true, &retry, self.progress)
+                .await?
+            {
+                self.progress.event(ApplyEvent::WaitDone {
+                    unit: unit.to_string(),
+                    what,
+                });
+                return Ok(Some(found));
+            }
+            if start.elapsed() >= self.options.wait_timeout {
+                return Err(ApplyError::WaitTimeout {
+                    unit: unit.to_string(),
+                    what,
+                    timeout: self.options.wait_timeout,
+                    last_status: format!("{} is not listed by API discovery", r.api_version),
+                });
+            }
+        }
+    }
+
+    /// Whether the plan holds a CustomResourceDefinition for this object's group and kind.
+    pub(crate) fn plan_defines_crd_for(&self, r: &ObjectRef) -> bool {
+        self.plan
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .any(|o| {
+                o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+                    && o.pointer("/spec/group").and_then(Value::as_str) == Some(r.group())
+                    && o.pointer("/spec/names/kind").and_then(Value::as_str)
+                        == Some(r.kind.as_str())
+            })
+    }
+
+    async fn apply_unit(
+        &mut self,
+        unit: &OrderedUnit<'a>,
+        members: &BTreeMap<Key, Member>,
+    ) -> Result<UnitReport, ApplyError> {
+        let name = unit.unit.name.clone();
+        self.progress.event(ApplyEvent::UnitStarted {
+            unit: name.clone(),
+            objects: unit.objects.len(),
+        });
+        let mut reports = Vec::with_capacity(unit.objects.len());
+        let mut changed_at: HashMap<Key, Timestamp> = HashMap::new();
+        for (r, manifest) in &unit.objects {
+            let (outcome, applied) = self.apply_object(&name, r, manifest, members).await?;
+            if outcome != ObjectOutcome::Unchanged
+                && let Some(applied) = &applied
+                && let Some(t) = managed_time(applied, &self.plan.field_manager)
+            {
+                changed_at.insert(Key::of(r), t);
+            }
+            self.progress.event(ApplyEvent::ObjectApplied {
+                unit: name.clone(),
+                object: r.clone(),
+                outcome,
+            });
+            reports.push(ObjectReport {
+                object: r.clone(),
+                outcome,
+            });
+            // CRDs gate every custom resource after them.
+            if r.kind == "CustomResourceDefinition"
+                && r.group() == "apiextensions.k8s.io"
+                && !self.options.dry_run
+            {
+                let established = applied.as_ref().map(crd_state) == Some(Probe::Ready);
+                if !established {
+                    let wait = WaitFor::CrdEstablished {
+                        name: r.name.clone(),
+                    };
+                    self.run_wait(&name, &wait, None).await?;
+                }
+            }
+        }
+        for wait in &unit.unit.waits {
+            let since = match wait {
+                WaitFor::HelmChartInstalled { namespace, name } => changed_at
+                    .get(&Key {
+                        group: "helm.cattle.io".into(),
+                        kind: "HelmChart".into(),
+                        namespace: Some(namespace.clone()),
+                        name: name.clone(),
+                    })
+                    .copied(),
+                _ => None,
+            };
+            if self.options.dry_run {
+                self.progress.event(ApplyEvent::WaitSkipped {
+                    unit: name.clone(),
+                    what: wait.to_string(),
+                });
+                continue;
+            }
+            self.run_wait(&name, wait, since).await?;
+        }
+        let changed = reports
+            .iter()
+            .any(|r| r.outcome != ObjectOutcome::Unchanged);
+        self.progress.event(ApplyEvent::UnitReady {
+            unit: name.clone(),
+            changed,
+        });
+        Ok(UnitReport {
+            name,
+            objects: reports,
+            changed,
+        })
+    }
+
+    async fn run_wait(
+        &mut self,
+        unit: &str,
+        wait: &WaitFor,
+        since: Option<Timestamp>,
+    ) -> Result<(), ApplyError> {
+        self.progress.event(ApplyEvent::Waiting {
+            unit: unit.to_string(),
+            what: wait.to_string(),
+        });
+        let ctx = WaitContext {
+            client: &self.client,
+            field_manager: &self.plan.field_manager,
+            timeout: self.options.wait_timeout,
+            poll: self.options.poll_interval,
+            retry: &self.options.retry,
+            progress: self.progress,
+        };
+        wait_for(&ctx, &mut self.resolver, unit, wait, since).await?;
+        self.progress.event(ApplyEvent::WaitDone {
+            unit: unit.to_string(),
+            what: wait.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Server-side applies one object and says what it changed.
+    async fn apply_object(
+        &mut self,
+        unit: &str,
+        r: &ObjectRef,
+        manifest: &Value,
+        members: &BTreeMap<Key, Member>,
+    ) -> Result<(ObjectOutcome, Option<Value>), ApplyError> {
+        let Some(resolved) = self.resolve_object(unit, r).await? else {
+            if self.options.dry_run && self.plan_defines_crd_for(r) {
+                // Its CRD is created by this same run, so the server cannot check it yet.
+                return Ok((ObjectOutcome::Created, None));
+            }
+            return Err(ApplyError::UnknownKind {
+                object: r.to_string(),
+                api_version: r.api_version.clone(),
+                kind: r.kind.clone(),
+            });
+        };
+        if resolved.namespaced && r.namespace.is_none() {
+            return Err(ApplyError::MissingNamespace {
+                object: r.to_string(),
+                kind: r.kind.clone(),
+            });
+        }
+        let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resolved.resource),
+            _ => Api::all_with(self.client.clone(), &resolved.resource),
+        };
+        let label = r.to_string();
+        let key = Key::of(r);
+        let before: Option<Value> = match members.get(&key) {
+            Some(m) => Some(m.live.clone()),
+            None => with_retry_opt(&self.options.retry, self.progress, "read", &label, || {
+                api.get(&r.name)
+            })
+            .await?
+            .map(|o| serde_json::to_value(o).unwrap_or_default()),
+        };
+        let labelled = applyset::with_member_label(manifest, &self.id);
+        let params = self.patch_params();
+        let applied = with_retry(&self.options.retry, self.progress, "apply", &label, || {
+            let patch = Patch::Apply(&labelled);
+            let (api, params) = (&api, &params);
+            async move { api.patch(&r.name, params, &patch).await }
+        })
+        .await?;
+        let applied = serde_json::to_value(applied).unwrap_or_default();
+        let outcome = match &before {
+            None => ObjectOutcome::Created,
+            Some(before) if self.options.dry_run => {
+                if comparable(before) == comparable(&applied) {
+                    ObjectOutcome::Unchanged
+                } else {
+                    ObjectOutcome::Configured
+                }
+            }
+            Some(before) => {
+                if resource_version(before).is_some()
+                    && resource_version(before) == resource_version(&applied)
+                {
+                    ObjectOutcome::Unchanged
+                } else {
+                    ObjectOutcome::Configured
+                }
+            }
+        };
+        Ok((outcome, Some(applied)))
+    }
+
+    /// Deletes members the plan no longer has, custom resources first and namespaces last.
+    async fn prune(
+        &mut self,
+        members: &BTreeMap<Key, Member>,
+        planned: &HashSet<Key>,
+    ) -> Result<Vec<PrunedObject>, ApplyError> {
+        let mut candidates: Vec<&Member> = members
+            .iter()
+            .filter(|(k, _)| !planned.contains(*k))
+            .map(|(_, m)| m)
+            .collect();
+        candidates.sort_by_key(|m| std::cmp::Reverse(kind_rank(&m.object_ref)));
+        let mut results = Vec::new();
+        for member in candidates {
+            let r = &member.object_ref;
+            // The list was filtered by label on the server; check again here, because a
+            // delete that is wrong cannot be undone.
+            if !applyset::is_member(&member.live, &self.id) {
+                let reason = format!("it does not carry {LABEL_PART_OF}={}", self.id);
+                self.progress.event(ApplyEvent::PruneSkipped {
+                    object: r.clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            if r.kind == "Namespace" && r.group().is_empty() {
+                let foreign = self.foreign_objects_in(&r.name, members, planned).await?;
+                if !foreign.is_empty() {
+                    let reason = format!(
+                        "namespace {} still holds objects homelab did not create ({}); move or delete them, then prune again",
+                        r.name,
+                        foreign.join(", ")
+                    );
+                    self.progress.event(ApplyEvent::PruneSkipped {
+                        object: r.clone(),
+                        reason: reason.clone(),
+                    });
+                    results.push(PrunedObject {
+                        object: r.clone(),
+                        deleted: false,
+                        kept_because: Some(reason),
+                    });
+                    continue;
+                }
+            }
+            let api: Api<DynamicObject> = match &r.namespace {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &member.resource),
+                None => Api::all_with(self.client.clone(), &member.resource),
+            };
+            let params = DeleteParams {
+                dry_run: self.options.dry_run,
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            };
+            with_retry_opt(
+                &self.options.retry,
+                self.progress,
+                "delete",
+                &r.to_string(),
+                || api.delete(&r.name, &params),
+            )
+            .await?;
+            self.progress
+                .event(ApplyEvent::Pruned { object: r.clone() });
+            results.push(PrunedObject {
+                object: r.clone(),
+                deleted: true,
+                kept_because: None,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Objects in `namespace` that are not ours and not made by a controller (no owner),
+    /// leaving out what Kubernetes puts in every namespace. At most five names.
+    async fn foreign_objects_in(
+        &mut self,
+        namespace: &str,
+        members: &BTreeMap<Key, Member>,
+        planned: &HashSet<Key>,
+    ) -> Result<Vec<String>, ApplyError> {
+        let client = self.client.clone();
+        let discovery = with_retry(
+            &self.options.retry,
+            self.progress,
+            "discover",
+            "all API groups",
+            || {
+                let client = client.clone();
+                async move { kube::Discovery::new(client).run().await }
+            },
+        )
+        .await?;
+        const AUTOMATIC: &[(&str, &str)] = &[
+            ("ServiceAccount", "default"),
+            ("ConfigMap", "kube-root-ca.crt"),
+        ];
+        const SKIP_KINDS: &[&str] = &["Event", "Endpoints", "EndpointSlice", "Lease", "Binding"];
+        let mut found = Vec::new();
+        for group in discovery.groups() {
+            for (resource, caps) in group.recommended_resources() {
+                if caps.scope != kube::discovery::Scope::Namespaced
+                    || !caps.supports_operation(kube::discovery::verbs::LIST)
+                    || SKIP_KINDS.contains(&resource.kind.as_str())
+                {
+                    continue;
+                }
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), namespace, &resource);
+                let list = with_retry_opt(
+                    &self.options.retry,
+                    self.progress,
+                    "list",
+                    &resource.kind,
+                    || {
+                        let api = &api;
+                        async move { api.list(&ListParams::default()).await }
+                    },
+                )
+                .await?;
+                for item in list.map(|l| l.items).unwrap_or_default() {
+                    let name = item.metadata.name.clone().unwrap_or_default();
+                    let key = Key {
+                        group: resource.group.clone(),
+                        kind: resource.kind.clone(),
+                        namespace: Some(namespace.to_string()),
+                        name: name.clone(),
+                    };
+                    let value = serde_json::to_value(&item).unwrap_or_default();
+                    let owned = item
+                        .metadata
+                        .owner_references
+                        .as_ref()
+                        .is_some_and(|o| !o.is_empty());
+                    if applyset::is_member(&value, &self.id)
+                        || members.contains_key(&key)
+                        || planned.contains(&key)
+                        || owned
+                        || AUTOMATIC.contains(&(resource.kind.as_str(), name.as_str()))
+                    {
+                        continue;
+                    }
+                    if found.len() < 5 {
+                        found.push(format!("{} {name}", resource.kind));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
