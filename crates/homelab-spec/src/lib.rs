@@ -1,1 +1,157 @@
-//! Spec types, parsing with source positions, validation, defaults and the JSON Schema of `homelab.yaml`; no network, no disk.
+//! Spec types, parsing with source positions, validation, defaults and the JSON Schema of
+//! `homelab.yaml`; pure: no network, no disk, no terminal.
+
+pub mod de;
+pub mod diag;
+pub mod lab;
+pub mod raw;
+pub mod templates;
+pub mod types;
+mod validate;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Severity, SourceFile, Span};
+pub use lab::Lab;
+pub use validate::{PLATFORM_HOSTS, RESERVED_PORTS};
+
+/// A spec that passed validation, with its warnings and the source they point into.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub lab: Lab,
+    pub warnings: Vec<Diagnostic>,
+    pub source: SourceFile,
+}
+
+/// A spec that did not pass: every error and warning found, and the source they point into.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} is not a valid lab spec: {}", file.name(), summary(diagnostics))]
+pub struct InvalidSpec {
+    pub file: SourceFile,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl InvalidSpec {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// The diagnostics rendered for a terminal: each with its location, source line and help.
+    pub fn render(&self) -> String {
+        self.file.render(&self.diagnostics)
+    }
+}
+
+/// "3 errors, 1 warning".
+pub fn summary(diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    match warnings {
+        0 => plural(errors, "error"),
+        _ => format!(
+            "{}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        ),
+    }
+}
+
+/// Parses and validates a spec read by the caller. `name` is how diagnostics name the file.
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<LoadedSpec, InvalidSpec> {
+    let text = match yaml::check_bytes(bytes) {
+        Ok(t) => t,
+        Err(d) => {
+            // Show what can be shown of a binary file without failing on it.
+            let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(yaml::MAX_SPEC_BYTES)])
+                .into_owned();
+            return Err(InvalidSpec {
+                file: SourceFile::new(name, lossy),
+                diagnostics: vec![*d],
+            });
+        }
+    };
+    load_str(name, text)
+}
+
+/// Parses and validates spec text.
+pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
+    let source = SourceFile::new(name, text);
+    let fail =
+        |diagnostics: Vec<Diagnostic>, file: SourceFile| Err(InvalidSpec { file, diagnostics });
+    if let Err(d) = yaml::check_bytes(text.as_bytes()) {
+        return fail(vec![*d], source);
+    }
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(diags) => return fail(diags, source),
+    };
+    if !matches!(root.value, yaml::Value::Map(_)) {
+        let d = Diagnostic::error("not-a-mapping", format!("the spec must be a YAML mapping of sections, but this file holds {}", root.describe()))
+            .at(root.span)
+            .help("start with `name: my-lab`, then `network:`, `cluster:`, `tls:` (run `homelab init` for a commented example)");
+        return fail(vec![d], source);
+    }
+    let (raw, mut diags) = de::from_node::<raw::RawLab>(&root);
+    if let Some(raw) = raw {
+        let (lab, more) = validate::validate(&raw, root.span);
+        // A value the reader already rejected stands in as a default; what validation says
+        // about that stand-in would only repeat the problem.
+        let rejected: std::collections::HashSet<Span> =
+            diags.iter().filter_map(|d| d.span).collect();
+        diags.extend(
+            more.into_iter()
+                .filter(|d| d.span.is_none_or(|s| !rejected.contains(&s))),
+        );
+        sort(&mut diags);
+        if let Some(lab) = lab.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
+            return Ok(LoadedSpec {
+                lab,
+                warnings: diags,
+                source,
+            });
+        }
+    }
+    sort(&mut diags);
+    if !diags.iter().any(Diagnostic::is_error) {
+        diags.push(
+            Diagnostic::error("spec-shape", "the spec could not be read")
+                .at(root.span)
+                .help("check the structure against `homelab schema`"),
+        );
+    }
+    fail(diags, source)
+}
+
+/// Diagnostics in file order, so a reader can fix them top to bottom; a key reported missing
+/// is not reported when a misspelt key in the same mapping was already flagged as meaning it.
+fn sort(diags: &mut Vec<Diagnostic>) {
+    let misspelt: Vec<(Span, String)> = diags
+        .iter()
+        .filter(|d| d.code == "unknown-key")
+        .filter_map(|d| Some((d.span?, d.suggestion.clone()?)))
+        .collect();
+    diags.retain(|d| {
+        let (Some(scope), Some(key)) = (d.scope, &d.suggestion) else {
+            return true;
+        };
+        d.code != "missing-key"
+            || !misspelt
+                .iter()
+                .any(|(at, meant)| meant == key && at.start >= scope.start && at.end <= scope.end)
+    });
+    diags.sort_by_key(|d| (d.span.map_or(0, |s| s.start), d.severity));
+}
+
+/// The JSON Schema of `homelab.yaml`, for editors (yaml-language-server) and `homelab schema`.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(raw::RawLab)).expect("a schema is JSON");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("$id".into(), serde_json::Value::String(SCHEMA_URL.into()));
+    }
+    schema
+}
+
+/// Where the published schema lives; `homelab init` writes it into the first line of the spec.
+pub const SCHEMA_URL: &str =
+    "https://raw.githubusercontent.com/homelab-rs/homelab/main/schema/homelab.schema.json";

@@ -1,1 +1,24 @@
-fn main() {}
+//! The `homelab` binary: parses the command line, runs one subcommand, prints the error chain
+//! once and maps it to an exit code (0 ok, 1 failure or unhealthy, 2 usage or invalid spec).
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+mod spec_file;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let out = output::Output::new(cli.global.output, cli.global.quiet, cli.global.verbose);
+    let code = match cmd::run(&cli, &out) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = exit::code_of(&err);
+            out.error(&err, code);
+            code
+        }
+    };
+    std::process::ExitCode::from(code)
+}

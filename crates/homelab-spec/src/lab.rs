@@ -1,0 +1,425 @@
+//! The validated lab: typed, defaults applied, every cross-field rule already checked; a `Lab`
+//! can only be made by validation, so code that receives one never re-checks it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+pub use crate::raw::{
+    AcmeEnvironment, AlertSeverity, DnsProvider, KubeconfigAddress, NodeRole, OsUpdateMode,
+};
+use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lab {
+    pub name: String,
+    pub network: Network,
+    pub cluster: Cluster,
+    pub storage: Option<Storage>,
+    pub tls: Tls,
+    pub alerting: Alerting,
+    pub services: Services,
+    pub apps: Vec<App>,
+}
+
+/// The name of a secret in `secrets.sops.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+impl SecretRef {
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub domain: String,
+    pub load_balancer_pool: Ipv4Range,
+    pub ingress_ip: Ipv4Addr,
+    pub dns_provider: DnsProvider,
+    pub remote_access: RemoteAccess,
+}
+
+impl Network {
+    /// The full host name of a service, e.g. `grafana.home.example.com`.
+    pub fn fqdn(&self, host: &str) -> String {
+        format!("{host}.{}", self.domain)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteAccess {
+    pub tailscale: Option<String>,
+    pub extra_sans: Vec<String>,
+    pub kubeconfig_address: KubeconfigAddress,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub k3s_version: K3sVersion,
+    pub nodes: Vec<Node>,
+    pub etcd_snapshots: EtcdSnapshots,
+    pub os_updates: OsUpdates,
+}
+
+impl Cluster {
+    pub fn servers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == NodeRole::Server)
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == NodeRole::Agent)
+    }
+
+    /// The server that initialises the cluster (`cluster-init`); the others join it.
+    pub fn first_server(&self) -> &Node {
+        self.servers()
+            .next()
+            .expect("validation guarantees at least one server")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub name: String,
+    pub role: NodeRole,
+    pub address: Ipv4Addr,
+    pub ssh: Ssh,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub gpu: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ssh {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity: Option<String>,
+    pub sudo_password: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: TaintEffect,
+}
+
+impl std::fmt::Display for Taint {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={v}:{:?}", self.key, self.effect),
+            None => write!(f, "{}:{:?}", self.key, self.effect),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSnapshots {
+    pub schedule: Cron,
+    pub retention: u32,
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OsUpdates {
+    pub automatic: OsUpdateMode,
+    /// `None`: never reboot automatically; otherwise the time of day (`HH:MM`).
+    pub reboot: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    pub nfs: Nfs,
+    pub storage_class: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nfs {
+    /// An IPv4 address or a host name.
+    pub server: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    pub acme_email: String,
+    pub environment: AcmeEnvironment,
+    pub challenge: Challenge,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Challenge {
+    Http01,
+    Dns01(Dns01),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "provider")]
+pub enum Dns01 {
+    Cloudflare {
+        api_token: SecretRef,
+    },
+    Digitalocean {
+        api_token: SecretRef,
+    },
+    #[serde(rename_all = "camelCase")]
+    Route53 {
+        access_key_id: String,
+        secret_access_key: SecretRef,
+        region: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alerting {
+    pub receivers: Vec<Receiver>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receiver {
+    pub name: String,
+    pub severities: BTreeSet<AlertSeverity>,
+    pub kind: ReceiverKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum ReceiverKind {
+    Ntfy {
+        url: String,
+        topic: String,
+        token: Option<SecretRef>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Pushover {
+        user_key: SecretRef,
+        token: SecretRef,
+    },
+    Webhook {
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Services {
+    pub monitoring: Option<Monitoring>,
+    pub logging: Option<Logging>,
+    pub postgres: Option<Postgres>,
+    pub ollama: Option<Ollama>,
+    pub n8n: Option<N8n>,
+    pub paperless: Option<Paperless>,
+    pub dev_proxy: Option<DevProxy>,
+    pub dev_containers: Vec<DevContainer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    pub retention: Duration,
+    pub storage: Quantity,
+    pub grafana_admin_password: SecretRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Logging {
+    pub retention: Duration,
+    pub storage: Quantity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Postgres {
+    pub version: u32,
+    pub storage: Quantity,
+    pub superuser_password: SecretRef,
+    pub databases: Vec<Database>,
+    pub backup: PostgresBackup,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    pub name: String,
+    pub owner: String,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresBackup {
+    pub schedule: Cron,
+    pub keep: u32,
+    pub storage: Quantity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ollama {
+    pub models: Vec<String>,
+    pub storage: Quantity,
+    pub gpu: bool,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct N8n {
+    pub database: String,
+    pub encryption_key: SecretRef,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paperless {
+    pub storage: Quantity,
+    pub secret_key: SecretRef,
+    pub ocr_language: String,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevProxy {
+    pub routes: Vec<Route>,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub path: String,
+    pub target_host: String,
+    pub target_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevContainer {
+    pub name: String,
+    pub ssh_port: u16,
+    pub authorized_keys: Vec<String>,
+    pub workspace: Quantity,
+    pub cpu: String,
+    pub memory: Quantity,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    pub name: String,
+    pub image: String,
+    pub port: u16,
+    /// `None` when the app has no web access.
+    pub host: Option<String>,
+    pub namespace: String,
+    pub env: BTreeMap<String, String>,
+    pub secret_env: BTreeMap<String, SecretRef>,
+    pub volumes: Vec<Volume>,
+    pub database: Option<String>,
+    pub backup: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    pub mount_path: String,
+    pub size: Quantity,
+}
+
+impl Lab {
+    /// Every secret the spec references, with where it is used (for `secrets` and docs).
+    pub fn secret_refs(&self) -> Vec<(SecretRef, String)> {
+        let mut out = Vec::new();
+        for n in &self.cluster.nodes {
+            if let Some(s) = &n.ssh.sudo_password {
+                out.push((s.clone(), format!("sudo on node {}", n.name)));
+            }
+        }
+        match &self.tls.challenge {
+            Challenge::Dns01(
+                Dns01::Cloudflare { api_token } | Dns01::Digitalocean { api_token },
+            ) => {
+                out.push((api_token.clone(), "cert-manager DNS-01 solver".into()));
+            }
+            Challenge::Dns01(Dns01::Route53 {
+                secret_access_key, ..
+            }) => out.push((
+                secret_access_key.clone(),
+                "cert-manager DNS-01 solver".into(),
+            )),
+            Challenge::Http01 => {}
+        }
+        for r in &self.alerting.receivers {
+            match &r.kind {
+                ReceiverKind::Ntfy { token: Some(t), .. } => {
+                    out.push((t.clone(), format!("alert receiver {}", r.name)));
+                }
+                ReceiverKind::Pushover { user_key, token } => {
+                    out.push((user_key.clone(), format!("alert receiver {}", r.name)));
+                    out.push((token.clone(), format!("alert receiver {}", r.name)));
+                }
+                _ => {}
+            }
+        }
+        let s = &self.services;
+        if let Some(m) = &s.monitoring {
+            out.push((m.grafana_admin_password.clone(), "grafana".into()));
+        }
+        if let Some(p) = &s.postgres {
+            out.push((p.superuser_password.clone(), "postgres".into()));
+            for d in &p.databases {
+                out.push((d.password.clone(), format!("postgres role {}", d.owner)));
+            }
+        }
+        if let Some(n) = &s.n8n {
+            out.push((n.encryption_key.clone(), "n8n".into()));
+        }
+        if let Some(p) = &s.paperless {
+            out.push((p.secret_key.clone(), "paperless".into()));
+        }
+        for a in &self.apps {
+            for (var, r) in &a.secret_env {
+                out.push((r.clone(), format!("app {} ({var})", a.name)));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,610 @@
+//! The spec as written: every field optional and positioned, so that parsing never stops early
+//! and validation can report each missing or wrong value at its place; no meaning is checked here.
+//!
+//! The doc comments on these types are the field documentation users see in their editor
+//! (they become the JSON Schema descriptions).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::de::Spanned;
+
+type S<T> = Option<Spanned<T>>;
+
+/// A K3s home lab: its nodes, network, storage, TLS, alerting and the services it runs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "homelab.yaml")]
+pub struct RawLab {
+    /// Name of the lab (DNS label: lowercase letters, digits, `-`). Used for the kubeconfig
+    /// context, the ApplySet and labels. Example: `home-lab`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// The LAN the lab lives on, its domain, load-balancer addresses and remote access.
+    #[schemars(required)]
+    pub network: S<RawNetwork>,
+    /// The K3s cluster: version, nodes, etcd snapshots, OS updates.
+    #[schemars(required)]
+    pub cluster: S<RawCluster>,
+    /// Persistent storage for stateful services (an NFS export, e.g. on a Synology NAS).
+    pub storage: S<RawStorage>,
+    /// HTTPS certificates from Let's Encrypt through cert-manager.
+    #[schemars(required)]
+    pub tls: S<RawTls>,
+    /// Where alerts go (phone push, webhooks) by severity.
+    pub alerting: S<RawAlerting>,
+    /// The platform services to run. A service runs when its key is present (set
+    /// `enabled: false` to keep its settings but not run it).
+    pub services: S<RawServices>,
+    /// Your own applications: each gets a Deployment, Service, HTTPS host name and storage.
+    #[serde(default)]
+    pub apps: Vec<Spanned<RawApp>>,
+}
+
+/// A reference to a value kept in the encrypted secrets file (`secrets.sops.yaml`), never the
+/// value itself. Set values with `homelab secrets set NAME`.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    /// Name of the secret in `secrets.sops.yaml` (lowercase letters, digits, `-`).
+    #[schemars(required)]
+    pub secret: S<String>,
+    /// Set when the reader already reported this reference as malformed (e.g. a value
+    /// written in its place), so validation does not report it twice.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub reported: bool,
+}
+
+pub(crate) const SECRET_REF: &str = "$homelab::SecretRef";
+pub(crate) const REPORTED_MARK: &str = "$reported";
+
+impl<'de> Deserialize<'de> for RawSecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a secret reference `{secret: NAME}`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawSecretRef, A::Error> {
+                let mut secret = None;
+                let mut reported = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "secret" => secret = map.next_value()?,
+                        REPORTED_MARK => {
+                            reported = true;
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawSecretRef { secret, reported })
+            }
+        }
+        d.deserialize_struct(SECRET_REF, &["secret"], V)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNetwork {
+    /// The LAN in CIDR notation. Example: `192.168.2.0/24`.
+    #[schemars(required)]
+    pub subnet: S<String>,
+    /// The router's address. Example: `192.168.2.1`.
+    #[schemars(required)]
+    pub gateway: S<String>,
+    /// The domain under which every service gets a host name (`grafana.<domain>`).
+    /// Example: `home.jetzinger.com`.
+    #[schemars(required)]
+    pub domain: S<String>,
+    /// Addresses MetalLB may hand to LoadBalancer services: `FIRST-LAST` or a CIDR, inside the
+    /// subnet, outside your DHCP range. Example: `192.168.2.100-192.168.2.120`.
+    #[schemars(required)]
+    pub load_balancer_pool: S<String>,
+    /// The address Traefik (the ingress) answers on; the wildcard DNS record points here.
+    /// Default: the first address of the pool.
+    pub ingress_ip: S<String>,
+    /// Who answers `*.<domain>` on your LAN, so the docs and checks can tell you what to set.
+    pub dns: S<RawDns>,
+    /// How you reach the lab from outside (Tailscale). Its names go into the API certificate.
+    pub remote_access: S<RawRemoteAccess>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDns {
+    /// `nextdns`, `cloudflare`, `pihole` or `manual`: where the wildcard rewrite
+    /// `*.<domain> -> ingressIp` is configured.
+    #[schemars(required)]
+    pub provider: S<DnsProvider>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProvider {
+    Nextdns,
+    Cloudflare,
+    Pihole,
+    Manual,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRemoteAccess {
+    /// The Tailscale name or IP of the first server (e.g. `k3s-master.tail1234.ts.net` or
+    /// `100.64.0.10`); added to the API server certificate.
+    pub tailscale: S<String>,
+    /// Further names or addresses the API server certificate must cover.
+    #[serde(default)]
+    pub extra_sans: Vec<Spanned<String>>,
+    /// Which address `homelab kubeconfig` writes: `tailscale` (default when set) or `lan`.
+    pub kubeconfig_address: S<KubeconfigAddress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeconfigAddress {
+    Tailscale,
+    Lan,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCluster {
+    /// The K3s release every node runs, e.g. `v1.34.2+k3s1` (see github.com/k3s-io/k3s/releases).
+    #[schemars(required)]
+    pub k3s_version: S<String>,
+    /// The machines of the cluster. At least one `server`; an odd number of servers keeps
+    /// etcd quorum.
+    #[serde(default)]
+    #[schemars(required)]
+    pub nodes: Vec<Spanned<RawNode>>,
+    /// Automatic etcd snapshots of the cluster state.
+    pub etcd_snapshots: S<RawEtcdSnapshots>,
+    /// Automatic operating-system updates on the nodes.
+    pub os_updates: S<RawOsUpdates>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNode {
+    /// Host name of the node (DNS label), e.g. `k3s-master`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// `server` (control plane + etcd) or `agent` (worker).
+    #[schemars(required)]
+    pub role: S<NodeRole>,
+    /// The node's static IPv4 address inside the subnet.
+    #[schemars(required)]
+    pub address: S<String>,
+    /// How to log in. Anything left out comes from your `~/.ssh/config` and agent.
+    pub ssh: S<RawSsh>,
+    /// Kubernetes labels for the node, e.g. `{gpu: nvidia}`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<String>>,
+    /// Taints as `key=value:Effect` (Effect: NoSchedule, PreferNoSchedule, NoExecute).
+    #[serde(default)]
+    pub taints: Vec<Spanned<String>>,
+    /// The node has an NVIDIA GPU (installs nothing by itself; lets GPU workloads target it).
+    pub gpu: S<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Server,
+    Agent,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSsh {
+    /// Login user (needs sudo). Default: from `~/.ssh/config`, else your local user name.
+    pub user: S<String>,
+    /// SSH port. Default: from `~/.ssh/config`, else 22.
+    pub port: S<u16>,
+    /// Private key file, e.g. `~/.ssh/id_ed25519`. Default: your SSH agent and config.
+    pub identity: S<String>,
+    /// A secret holding the sudo password, when sudo asks for one.
+    pub sudo_password: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawEtcdSnapshots {
+    /// Cron schedule (5 fields, UTC). Default: `0 */12 * * *` (00:00 and 12:00).
+    pub schedule: S<String>,
+    /// Snapshots to keep. Default: 14 (7 days at two a day).
+    pub retention: S<u32>,
+    /// Directory on the servers, ideally an NFS mount. Default: `/mnt/k3s-snapshots`.
+    pub dir: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOsUpdates {
+    /// Which updates install automatically: `security` (default), `all` or `none`.
+    pub automatic: S<OsUpdateMode>,
+    /// Automatic reboot when an update needs one: `never` (default) or a time `HH:MM`.
+    pub reboot: S<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OsUpdateMode {
+    Security,
+    All,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawStorage {
+    /// The NFS export that backs persistent volumes.
+    pub nfs: S<RawNfs>,
+    /// Name of the default StorageClass. Default: `nfs-client`.
+    pub storage_class: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNfs {
+    /// NFS server address, e.g. `192.168.2.2`.
+    #[schemars(required)]
+    pub server: S<String>,
+    /// Exported path, e.g. `/volume1/k8s-data`.
+    #[schemars(required)]
+    pub path: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTls {
+    /// Email Let's Encrypt sends expiry warnings to.
+    #[schemars(required)]
+    pub acme_email: S<String>,
+    /// `production` (trusted certificates, strict rate limits) or `staging` (untrusted, for
+    /// trying things out). Default: `production`. Both issuers are always created.
+    pub environment: S<AcmeEnvironment>,
+    /// How Let's Encrypt checks that you own the domain.
+    pub challenge: S<RawChallenge>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcmeEnvironment {
+    Production,
+    Staging,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawChallenge {
+    /// `dns01` (default; works for a lab that is not reachable from the internet) or
+    /// `http01` (needs the ingress reachable from the internet on port 80).
+    #[schemars(required)]
+    #[serde(rename = "type")]
+    pub kind: S<ChallengeKind>,
+    /// DNS-01 only: the DNS provider hosting the domain: `cloudflare`, `digitalocean` or `route53`.
+    pub provider: S<Dns01Provider>,
+    /// DNS-01 only: API token (cloudflare, digitalocean) or secret access key (route53).
+    pub api_token: S<RawSecretRef>,
+    /// route53 only: the access key ID.
+    pub access_key_id: S<String>,
+    /// route53 only: the AWS region, e.g. `eu-central-1`.
+    pub region: S<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeKind {
+    Dns01,
+    Http01,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dns01Provider {
+    Cloudflare,
+    Digitalocean,
+    Route53,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAlerting {
+    /// Where alerts are sent. Each receiver has exactly one of `ntfy`, `pushover`, `webhook`.
+    #[serde(default)]
+    pub receivers: Vec<Spanned<RawReceiver>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawReceiver {
+    /// A name for the receiver, e.g. `phone`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Which alert severities go to it: `critical` (P1), `warning` (P2), `info` (P3).
+    #[serde(default)]
+    #[schemars(required)]
+    pub severities: Vec<Spanned<AlertSeverity>>,
+    /// Push to an ntfy topic (ntfy.sh or your own server).
+    pub ntfy: S<RawNtfy>,
+    /// Push through Pushover.
+    pub pushover: S<RawPushover>,
+    /// POST Alertmanager's JSON to a URL.
+    pub webhook: S<RawWebhook>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    Critical,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNtfy {
+    /// The ntfy server. Default: `https://ntfy.sh`.
+    pub url: S<String>,
+    /// The topic to publish to (treat it like a password on the public server).
+    #[schemars(required)]
+    pub topic: S<String>,
+    /// Access token for a protected topic.
+    pub token: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPushover {
+    /// Your Pushover user key.
+    #[schemars(required)]
+    pub user_key: S<RawSecretRef>,
+    /// The Pushover application token.
+    #[schemars(required)]
+    pub token: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawWebhook {
+    /// The URL Alertmanager POSTs to (http or https).
+    #[schemars(required)]
+    pub url: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServices {
+    /// Prometheus, Grafana and Alertmanager (kube-prometheus-stack).
+    pub monitoring: S<RawMonitoring>,
+    /// Loki and Alloy: pod logs, searchable in Grafana.
+    pub logging: S<RawLogging>,
+    /// PostgreSQL for the lab's applications, with verified nightly backups.
+    pub postgres: S<RawPostgres>,
+    /// Ollama: local LLM inference.
+    pub ollama: S<RawOllama>,
+    /// n8n: workflow automation, on PostgreSQL.
+    pub n8n: S<RawN8n>,
+    /// Paperless-ngx with Redis: scanned documents, OCR and search.
+    pub paperless: S<RawPaperless>,
+    /// An nginx proxy from `dev.<domain>/<path>` to development servers on your LAN.
+    pub dev_proxy: S<RawDevProxy>,
+    /// Remote development containers reachable over SSH through the dev proxy.
+    #[serde(default)]
+    pub dev_containers: Vec<Spanned<RawDevContainer>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMonitoring {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// How long Prometheus keeps metrics, e.g. `15d`. Default: `15d`.
+    pub retention: S<String>,
+    /// Size of the Prometheus volume, e.g. `20Gi`. Default: `20Gi`.
+    pub storage: S<String>,
+    /// Grafana's admin password. Default: the secret `grafana-admin-password`.
+    pub grafana_admin_password: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawLogging {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// How long logs are kept, at least `7d` (NFR19). Default: `7d`.
+    pub retention: S<String>,
+    /// Size of the Loki volume. Default: `10Gi`.
+    pub storage: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// PostgreSQL major version (official `postgres` image). Default: 17.
+    pub version: S<u32>,
+    /// Size of the data volume. Default: `20Gi`.
+    pub storage: S<String>,
+    /// The superuser password. Default: the secret `postgres-superuser-password`.
+    pub superuser_password: S<RawSecretRef>,
+    /// Databases created on start, each with its owner role.
+    #[serde(default)]
+    pub databases: Vec<Spanned<RawDatabase>>,
+    /// Nightly dumps to the NFS export, verified after writing.
+    pub backup: S<RawPostgresBackup>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDatabase {
+    /// Database name (lowercase letters, digits, `_`).
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Owner role, created with a generated password. Default: the database name.
+    pub owner: S<String>,
+    /// The owner's password. Default: the secret `postgres-<owner>-password`.
+    pub password: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPostgresBackup {
+    /// Cron schedule (5 fields, UTC). Default: `0 2 * * *`.
+    pub schedule: S<String>,
+    /// Verified dumps kept per database. Default: 7.
+    pub keep: S<u32>,
+    /// Size of the backup volume. Default: `20Gi`.
+    pub storage: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOllama {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// Models pulled on start, e.g. `llama3.2:3b`.
+    #[serde(default)]
+    pub models: Vec<Spanned<String>>,
+    /// Size of the model volume. Default: `50Gi`.
+    pub storage: S<String>,
+    /// Run on a GPU node (`runtimeClassName: nvidia`). Default: false.
+    pub gpu: S<bool>,
+    /// Host name under the domain. Default: `ollama`.
+    pub host: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawN8n {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// The PostgreSQL database n8n uses (must be listed under `services.postgres.databases`).
+    /// Default: `n8n`.
+    pub database: S<String>,
+    /// Key n8n encrypts stored credentials with. Default: the secret `n8n-encryption-key`.
+    pub encryption_key: S<RawSecretRef>,
+    /// Host name under the domain. Default: `n8n`.
+    pub host: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPaperless {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// Size of the document (media) volume. Default: `50Gi`.
+    pub storage: S<String>,
+    /// Django secret key. Default: the secret `paperless-secret-key`.
+    pub secret_key: S<RawSecretRef>,
+    /// OCR languages (Tesseract codes joined by `+`). Default: `eng`.
+    pub ocr_language: S<String>,
+    /// Host name under the domain. Default: `paperless`.
+    pub host: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDevProxy {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// Path routes: `dev.<domain>/<path>` is proxied to `host:port` on your LAN.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    /// Host name under the domain. Default: `dev`.
+    pub host: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRoute {
+    /// URL path prefix starting with `/`, e.g. `/app1`.
+    #[schemars(required)]
+    pub path: S<String>,
+    /// Where requests go: `host:port`, e.g. `192.168.2.50:3000`.
+    #[schemars(required)]
+    pub target: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDevContainer {
+    /// Name of the container (DNS label), e.g. `tom`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Port on the ingress address that forwards to this container's SSH server.
+    #[schemars(required)]
+    pub ssh_port: S<u16>,
+    /// Public keys allowed to log in (`ssh-ed25519 AAAA... you@laptop`).
+    #[serde(default)]
+    pub authorized_keys: Vec<Spanned<String>>,
+    /// Size of the local workspace volume. Default: `20Gi`.
+    pub workspace: S<String>,
+    /// CPU limit, e.g. `4`. Default: `2`.
+    pub cpu: S<String>,
+    /// Memory limit, e.g. `8Gi`. Default: `4Gi`.
+    pub memory: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawApp {
+    /// Name of the app (DNS label), e.g. `mealie`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Container image with a pinned tag, e.g. `ghcr.io/mealie-recipes/mealie:v2.3.0`.
+    #[schemars(required)]
+    pub image: S<String>,
+    /// The port the container listens on.
+    #[schemars(required)]
+    pub port: S<u16>,
+    /// Host name under the domain (default: the app name); `none` for no web access.
+    pub host: S<String>,
+    /// Namespace. Default: `apps`.
+    pub namespace: S<String>,
+    /// Plain environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// Environment variables whose values come from secrets.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, Spanned<RawSecretRef>>,
+    /// Persistent volumes on the NFS storage.
+    #[serde(default)]
+    pub volumes: Vec<Spanned<RawVolume>>,
+    /// A PostgreSQL database the app uses (must be listed under `services.postgres.databases`);
+    /// its connection settings are passed as `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`,
+    /// `PGPASSWORD`.
+    pub database: S<String>,
+    /// Include the app's volumes in the documented backup (NFS snapshots). Default: true.
+    pub backup: S<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVolume {
+    /// Volume name (DNS label), e.g. `data`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Where it is mounted in the container, e.g. `/app/data`.
+    #[schemars(required)]
+    pub mount_path: S<String>,
+    /// Size, e.g. `5Gi`.
+    #[schemars(required)]
+    pub size: S<String>,
+}

@@ -1,0 +1,2090 @@
+//! Turns the spec as written (`RawLab`) into a `Lab`, applying defaults and checking every rule
+//! that spans fields, collecting all problems instead of stopping at the first; no I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use crate::de::Spanned;
+use crate::diag::{Diagnostic, Span};
+use crate::lab::*;
+use crate::raw::*;
+use crate::types::{
+    Cron, Duration, Invalid, Ipv4Net, Ipv4Range, K3sVersion, Quantity, check_dns_label,
+    check_domain, is_private, parse_ipv4,
+};
+
+/// Ports the dev-container SSH forwards may not take: SSH on the nodes, HTTP(S) and the API.
+pub const RESERVED_PORTS: &[u16] = &[22, 80, 443, 6443];
+
+/// Host names the platform itself serves under the domain.
+pub const PLATFORM_HOSTS: &[(&str, &str)] = &[("traefik", "the Traefik dashboard")];
+
+pub(crate) struct Checker {
+    pub diags: Vec<Diagnostic>,
+}
+
+type Opt<T> = Option<Spanned<T>>;
+
+impl Checker {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn invalid(&mut self, code: &'static str, span: Span, e: Invalid) {
+        self.error(Diagnostic::error(code, e.message).at(span).help(e.help));
+    }
+
+    /// A required value, or a "missing" diagnostic at the mapping that should hold it.
+    fn require<'a, T>(
+        &mut self,
+        v: &'a Opt<T>,
+        parent: Span,
+        key: &str,
+        what: &str,
+        help: &str,
+    ) -> Option<&'a Spanned<T>> {
+        if v.is_none() {
+            self.error(
+                Diagnostic::error("missing-key", format!("`{key}` is missing: {what}"))
+                    .at(Span::new(parent.start, parent.start))
+                    .scope(parent)
+                    .suggest(key)
+                    .label(format!("add `{key}` to this mapping"))
+                    .help(help.to_string()),
+            );
+        }
+        v.as_ref()
+    }
+
+    fn parse<T>(
+        &mut self,
+        v: &Spanned<String>,
+        code: &'static str,
+        f: impl Fn(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match f(&v.value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.invalid(code, v.span, e);
+                None
+            }
+        }
+    }
+
+    fn parse_or<T>(
+        &mut self,
+        v: &Opt<String>,
+        default: &str,
+        code: &'static str,
+        f: impl Fn(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match v {
+            Some(v) => self.parse(v, code, f),
+            None => f(default).ok(),
+        }
+    }
+
+    fn secret(&mut self, r: &Opt<RawSecretRef>, default: &str) -> SecretRef {
+        match r.as_ref().map(|r| (r, r.secret.as_ref())) {
+            Some((_, Some(name))) => {
+                self.secret_name(name);
+                SecretRef(name.value.clone())
+            }
+            Some((r, None)) => {
+                if !r.reported {
+                    self.error(
+                        Diagnostic::error(
+                            "missing-key",
+                            "`secret` is missing in this secret reference",
+                        )
+                        .at(r.span)
+                        .help(format!("write `{{secret: {default}}}`")),
+                    );
+                }
+                SecretRef(default.to_string())
+            }
+            None => SecretRef(default.to_string()),
+        }
+    }
+
+    fn required_secret(
+        &mut self,
+        r: &Opt<RawSecretRef>,
+        parent: Span,
+        key: &str,
+        example: &str,
+    ) -> Option<SecretRef> {
+        match r.as_ref().and_then(|r| r.secret.as_ref()) {
+            Some(name) => {
+                self.secret_name(name);
+                Some(SecretRef(name.value.clone()))
+            }
+            None if r.as_ref().is_some_and(|r| r.reported) => None,
+            None => {
+                self.error(
+                    Diagnostic::error("missing-key", format!("`{key}` is missing: it must reference a secret"))
+                        .at(Span::point(parent.start))
+                        .label(format!("add `{key}: {{secret: {example}}}`"))
+                        .help(format!(
+                            "store the value with `homelab secrets set {example}` and reference it as `{key}: {{secret: {example}}}`"
+                        )),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret_name(&mut self, name: &Spanned<String>) {
+        let ok = !name.value.is_empty()
+            && name.value.len() <= 253
+            && name.value.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == '_'
+            })
+            && name.value.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            self.error(
+                Diagnostic::error("secret-name", format!("`{}` is not a valid secret name", name.value))
+                    .at(name.span)
+                    .help("secret names use lowercase letters, digits, `-`, `_` and `.`, e.g. `grafana-admin-password`"),
+            );
+        }
+    }
+
+    fn label(&mut self, v: &Spanned<String>, what: &str) -> bool {
+        match check_dns_label(&v.value, what) {
+            Ok(()) => true,
+            Err(e) => {
+                self.invalid("invalid-name", v.span, e);
+                false
+            }
+        }
+    }
+
+    fn quantity(&mut self, v: &Opt<String>, default: &str) -> Quantity {
+        self.parse_or(v, default, "invalid-quantity", Quantity::parse)
+            .unwrap_or_else(|| Quantity::parse(default).expect("defaults are valid"))
+    }
+
+    fn duration(&mut self, v: &Opt<String>, default: &str) -> Duration {
+        self.parse_or(v, default, "invalid-duration", Duration::parse)
+            .unwrap_or_else(|| Duration::parse(default).expect("defaults are valid"))
+    }
+
+    fn cron(&mut self, v: &Opt<String>, default: &str) -> Cron {
+        self.parse_or(v, default, "invalid-cron", Cron::parse)
+            .unwrap_or_else(|| Cron::parse(default).expect("defaults are valid"))
+    }
+}
+
+fn enabled(v: &Opt<bool>) -> bool {
+    v.as_ref().is_none_or(|b| b.value)
+}
+
+/// Placeholder values that stand in when a required field is missing, so later checks can run.
+fn fallback_net() -> Ipv4Net {
+    Ipv4Net {
+        network: Ipv4Addr::UNSPECIFIED,
+        prefix: 0,
+    }
+}
+
+/// Validates a whole spec. Returns the lab when there are no errors; diagnostics hold
+/// warnings in both cases and every error otherwise.
+pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>) {
+    let mut c = Checker { diags: Vec::new() };
+
+    let name = c
+        .require(
+            &raw.name,
+            root,
+            "name",
+            "the lab needs a name",
+            "add `name: home-lab` at the top of the file",
+        )
+        .cloned();
+    if let Some(n) = &name {
+        c.label(n, "lab name");
+    }
+
+    let network = c
+        .require(&raw.network, root, "network", "the lab's network is required", "add a `network:` section with `subnet`, `gateway`, `domain` and `loadBalancerPool` (run `homelab init` for an example)")
+        .map(|n| network(&mut c, n));
+    let storage = storage(&mut c, raw);
+    let cluster = c
+        .require(&raw.cluster, root, "cluster", "the cluster's nodes are required", "add a `cluster:` section with `k3sVersion` and `nodes` (run `homelab init` for an example)")
+        .map(|cl| cluster(&mut c, cl, network.as_ref(), storage.as_ref()));
+    let tls = c
+        .require(
+            &raw.tls,
+            root,
+            "tls",
+            "HTTPS certificates need an ACME account",
+            "add `tls:` with `acmeEmail: you@example.com`",
+        )
+        .and_then(|t| tls(&mut c, t, network.as_ref()));
+    let alerting = raw
+        .alerting
+        .as_ref()
+        .map(|a| alerting(&mut c, a))
+        .unwrap_or_default();
+    let services = raw
+        .services
+        .as_ref()
+        .map(|s| services(&mut c, s))
+        .unwrap_or_default();
+    let apps: Vec<App> = raw.apps.iter().filter_map(|a| app(&mut c, a)).collect();
+
+    cross_checks(
+        &mut c,
+        raw,
+        network.as_ref(),
+        storage.as_ref(),
+        &services,
+        &apps,
+        &alerting,
+    );
+
+    let lab = match (name, network, cluster, tls) {
+        (Some(name), Some((network, _)), Some(cluster), Some(tls)) => Some(Lab {
+            name: name.value,
+            network,
+            cluster,
+            storage,
+            tls,
+            alerting,
+            services,
+            apps,
+        }),
+        _ => None,
+    };
+    let ok = !c.diags.iter().any(Diagnostic::is_error);
+    (lab.filter(|_| ok), c.diags)
+}
+
+/// The validated network and the spans of its addresses (for checks that point at them).
+struct NetSpans {
+    gateway: Option<Span>,
+    pool: Option<Span>,
+}
+
+fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
+    let subnet = c
+        .require(
+            &n.subnet,
+            n.span,
+            "subnet",
+            "the LAN's network",
+            "add e.g. `subnet: 192.168.2.0/24`",
+        )
+        .and_then(|s| c.parse(s, "invalid-subnet", Ipv4Net::parse));
+    let gateway = c
+        .require(
+            &n.gateway,
+            n.span,
+            "gateway",
+            "the router's address",
+            "add e.g. `gateway: 192.168.2.1`",
+        )
+        .and_then(|g| {
+            c.parse(g, "invalid-address", parse_ipv4)
+                .map(|a| (a, g.span))
+        });
+    let domain = c
+        .require(
+            &n.domain,
+            n.span,
+            "domain",
+            "services are served under it",
+            "add e.g. `domain: home.example.com`",
+        )
+        .and_then(|d| {
+            c.parse(d, "invalid-domain", |t| {
+                check_domain(t).map(|()| t.to_string())
+            })
+        });
+    let pool = c
+        .require(&n.load_balancer_pool, n.span, "loadBalancerPool", "MetalLB hands these addresses to LoadBalancer services", "add e.g. `loadBalancerPool: 192.168.2.100-192.168.2.120` (addresses outside your DHCP range)")
+        .and_then(|p| c.parse(p, "invalid-pool", Ipv4Range::parse).map(|r| (r, p.span)));
+
+    if let (Some(subnet), Some((gw, gspan))) = (subnet, gateway)
+        && !subnet.contains(gw)
+    {
+        c.error(
+            Diagnostic::error(
+                "gateway-outside-subnet",
+                format!("the gateway {gw} is outside the subnet {subnet}"),
+            )
+            .at(gspan)
+            .help(format!(
+                "the gateway is your router's address on {subnet}; check both values"
+            )),
+        );
+    }
+    if let Some((range, span)) = pool {
+        if range.start > range.end {
+            c.error(
+                Diagnostic::error(
+                    "pool-backwards",
+                    format!(
+                        "the pool starts at {} but ends before it, at {}",
+                        range.start, range.end
+                    ),
+                )
+                .at(span)
+                .help(format!(
+                    "write the lower address first: `{}-{}`",
+                    range.end, range.start
+                )),
+            );
+        }
+        if let Some(subnet) = subnet {
+            if !subnet.contains(range.start) || !subnet.contains(range.end) {
+                c.error(
+                    Diagnostic::error(
+                        "pool-outside-subnet",
+                        format!("the load-balancer pool {range} is not inside the subnet {subnet}"),
+                    )
+                    .at(span)
+                    .help(format!(
+                        "choose free addresses inside {subnet}, outside your DHCP range"
+                    )),
+                );
+            } else if range.contains(subnet.network) || range.contains(subnet.broadcast()) {
+                c.error(
+                    Diagnostic::error("pool-network-address", format!("the load-balancer pool {range} includes the network or broadcast address of {subnet}"))
+                        .at(span)
+                        .help("start the pool after the network address and end it before the broadcast address"),
+                );
+            }
+        }
+        if let Some((gw, _)) = gateway
+            && range.contains(gw)
+        {
+            c.error(
+                    Diagnostic::error("pool-contains-gateway", format!("the load-balancer pool {range} contains the gateway {gw}"))
+                        .at(span)
+                        .help("MetalLB would answer for your router's address; choose a range that leaves it out"),
+                );
+        }
+    }
+    let ingress_ip = match (&n.ingress_ip, pool) {
+        (Some(ip), pool) => c.parse(ip, "invalid-address", parse_ipv4).inspect(|&addr| {
+            if let Some((range, _)) = pool
+                && !range.contains(addr) {
+                    c.error(
+                        Diagnostic::error("ingress-outside-pool", format!("the ingress IP {addr} is not in the load-balancer pool {range}"))
+                            .at(ip.span)
+                            .help(format!("MetalLB can only give Traefik an address from the pool; use one in {range}, e.g. `{}`, or leave `ingressIp` out to use the first", range.start)),
+                    );
+                }
+        }),
+        (None, Some((range, _))) => Some(range.start),
+        (None, None) => None,
+    };
+    let dns_provider = n
+        .dns
+        .as_ref()
+        .and_then(|d| d.provider.as_ref().map(|p| p.value))
+        .unwrap_or(DnsProvider::Manual);
+    if let Some(d) = &n.dns {
+        c.require(
+            &d.provider,
+            d.span,
+            "provider",
+            "who answers the wildcard name",
+            "add `provider: nextdns` (or cloudflare, pihole, manual)",
+        );
+    }
+    let remote_access = match &n.remote_access {
+        Some(r) => {
+            let tailscale = r.tailscale.as_ref().map(|t| {
+                host_or_ip(c, t, "Tailscale name");
+                t.value.clone()
+            });
+            for san in &r.extra_sans {
+                host_or_ip(c, san, "certificate name");
+            }
+            let kubeconfig_address = match r.kubeconfig_address.as_ref().map(|k| (k.value, k.span))
+            {
+                Some((KubeconfigAddress::Tailscale, span)) if tailscale.is_none() => {
+                    c.error(
+                        Diagnostic::error("kubeconfig-address", "`kubeconfigAddress: tailscale` needs `tailscale` set")
+                            .at(span)
+                            .help("add `tailscale: <name or IP of the first server>` or use `kubeconfigAddress: lan`"),
+                    );
+                    KubeconfigAddress::Lan
+                }
+                Some((k, _)) => k,
+                None if tailscale.is_some() => KubeconfigAddress::Tailscale,
+                None => KubeconfigAddress::Lan,
+            };
+            RemoteAccess {
+                tailscale,
+                extra_sans: r.extra_sans.iter().map(|s| s.value.clone()).collect(),
+                kubeconfig_address,
+            }
+        }
+        None => RemoteAccess {
+            tailscale: None,
+            extra_sans: Vec::new(),
+            kubeconfig_address: KubeconfigAddress::Lan,
+        },
+    };
+    (
+        Network {
+            subnet: subnet.unwrap_or_else(fallback_net),
+            gateway: gateway.map_or(Ipv4Addr::UNSPECIFIED, |g| g.0),
+            domain: domain.unwrap_or_default(),
+            load_balancer_pool: pool.map_or(
+                Ipv4Range {
+                    start: Ipv4Addr::UNSPECIFIED,
+                    end: Ipv4Addr::UNSPECIFIED,
+                },
+                |p| p.0,
+            ),
+            ingress_ip: ingress_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            dns_provider,
+            remote_access,
+        },
+        NetSpans {
+            gateway: gateway.map(|g| g.1),
+            pool: pool.map(|p| p.1),
+        },
+    )
+}
+
+fn host_or_ip(c: &mut Checker, v: &Spanned<String>, what: &str) {
+    if v.value.parse::<Ipv4Addr>().is_ok() {
+        return;
+    }
+    let ok = !v.value.is_empty()
+        && v.value.len() <= 253
+        && v.value
+            .split('.')
+            .all(|l| check_dns_label(l, "label").is_ok());
+    if !ok {
+        c.error(
+            Diagnostic::error(
+                "invalid-host",
+                format!("`{}` is not a valid {what}", v.value),
+            )
+            .at(v.span)
+            .help("write a host name such as `k3s-master.tail1234.ts.net` or an IPv4 address"),
+        );
+    }
+}
+
+fn storage(c: &mut Checker, raw: &RawLab) -> Option<Storage> {
+    let s = raw.storage.as_ref()?;
+    let nfs = c.require(
+        &s.nfs,
+        s.span,
+        "nfs",
+        "the NFS export that backs volumes",
+        "add `nfs: {server: 192.168.2.2, path: /volume1/k8s-data}`",
+    )?;
+    let server = c.require(
+        &nfs.server,
+        nfs.span,
+        "server",
+        "the NFS server's address",
+        "add e.g. `server: 192.168.2.2`",
+    );
+    if let Some(server) = server {
+        host_or_ip(c, server, "NFS server");
+    }
+    let path = c.require(
+        &nfs.path,
+        nfs.span,
+        "path",
+        "the exported directory",
+        "add e.g. `path: /volume1/k8s-data`",
+    );
+    if let Some(p) = path
+        && !p.value.starts_with('/')
+    {
+        c.error(
+            Diagnostic::error(
+                "nfs-path",
+                format!("the NFS path `{}` is not absolute", p.value),
+            )
+            .at(p.span)
+            .help(format!(
+                "write the exported path from the server's root, e.g. `/{}`",
+                p.value.trim_start_matches("./")
+            )),
+        );
+    }
+    let storage_class = match &s.storage_class {
+        Some(sc) => {
+            c.label(sc, "storage class name");
+            sc.value.clone()
+        }
+        None => "nfs-client".into(),
+    };
+    Some(Storage {
+        nfs: Nfs {
+            server: server?.value.clone(),
+            path: path?.value.clone(),
+        },
+        storage_class,
+    })
+}
+
+fn cluster(
+    c: &mut Checker,
+    cl: &Spanned<RawCluster>,
+    network: Option<&(Network, NetSpans)>,
+    storage: Option<&Storage>,
+) -> Cluster {
+    let k3s_version = c
+        .require(
+            &cl.k3s_version,
+            cl.span,
+            "k3sVersion",
+            "every node runs this K3s release",
+            "add e.g. `k3sVersion: v1.34.2+k3s1`",
+        )
+        .and_then(|v| c.parse(v, "invalid-k3s-version", K3sVersion::parse));
+    if cl.nodes.is_empty() {
+        c.error(
+            Diagnostic::error("no-nodes", "the cluster has no nodes")
+                .at(Span::point(cl.span.start))
+                .label("add `nodes:` here")
+                .help("list at least one node with `name`, `role: server` and `address`"),
+        );
+    }
+    let mut nodes = Vec::new();
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut addresses: HashMap<Ipv4Addr, Span> = HashMap::new();
+    for n in &cl.nodes {
+        let name = c.require(
+            &n.name,
+            n.span,
+            "name",
+            "each node needs its host name",
+            "add e.g. `name: k3s-worker-01`",
+        );
+        let role = c.require(
+            &n.role,
+            n.span,
+            "role",
+            "is it a control-plane `server` or a worker `agent`?",
+            "add `role: server` or `role: agent`",
+        );
+        let address = c.require(
+            &n.address,
+            n.span,
+            "address",
+            "the node's static IPv4 address",
+            "add e.g. `address: 192.168.2.21`",
+        );
+        if let Some(name) = name
+            && c.label(name, "node name")
+        {
+            if let Some(first) = names.get(&name.value) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-node-name",
+                        format!("two nodes are named `{}`", name.value),
+                    )
+                    .at(name.span)
+                    .related(*first, "first used here")
+                    .help("node names become Kubernetes node names and must be unique"),
+                );
+            } else {
+                names.insert(name.value.clone(), name.span);
+            }
+        }
+        let addr = address.and_then(|a| {
+            c.parse(a, "invalid-address", parse_ipv4)
+                .map(|ip| (ip, a.span))
+        });
+        if let Some((ip, span)) = addr {
+            if let Some(first) = addresses.get(&ip) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-node-address",
+                        format!("two nodes have the address {ip}"),
+                    )
+                    .at(span)
+                    .related(*first, "first used here")
+                    .help("each node needs its own static address"),
+                );
+            } else {
+                addresses.insert(ip, span);
+            }
+            if let Some((net, spans)) = network {
+                check_node_address(c, ip, span, net, spans);
+            }
+            if let Some(s) = storage
+                && s.nfs.server == ip.to_string()
+            {
+                c.error(
+                        Diagnostic::error("node-is-nfs-server", format!("the node address {ip} is also the NFS server's address"))
+                            .at(span)
+                            .help("the NFS server must be a separate machine (e.g. the NAS); check both addresses"),
+                    );
+            }
+        }
+        let mut labels = BTreeMap::new();
+        for (k, v) in &n.labels {
+            check_label(c, k, v);
+            labels.insert(k.clone(), v.value.clone());
+        }
+        let taints = n.taints.iter().filter_map(|t| taint(c, t)).collect();
+        let ssh = n.ssh.as_ref().map(|s| ssh(c, s)).unwrap_or_default();
+        if let (Some(name), Some(role), Some((address, _))) = (name, role, addr) {
+            nodes.push(Node {
+                name: name.value.clone(),
+                role: role.value,
+                address,
+                ssh,
+                labels,
+                taints,
+                gpu: n.gpu.as_ref().is_some_and(|g| g.value),
+            });
+        }
+    }
+    let servers = cl
+        .nodes
+        .iter()
+        .filter(|n| n.role.as_ref().is_some_and(|r| r.value == NodeRole::Server))
+        .count();
+    let all_roles_known = cl.nodes.iter().all(|n| n.role.is_some());
+    if !cl.nodes.is_empty() && servers == 0 && all_roles_known {
+        c.error(
+            Diagnostic::error("no-server", "the cluster has no server node")
+                .at(cl.nodes[0].span)
+                .help("make at least one node `role: server`: it runs the control plane and etcd"),
+        );
+    }
+    if servers >= 2 && servers % 2 == 0 {
+        let second = cl
+            .nodes
+            .iter()
+            .filter(|n| n.role.as_ref().is_some_and(|r| r.value == NodeRole::Server))
+            .nth(servers - 1)
+            .map_or(cl.span, |n| n.span);
+        c.error(
+            Diagnostic::warning("even-servers", format!("{servers} servers: etcd keeps quorum only with a majority, so {servers} servers tolerate no more failures than {}", servers - 1))
+                .at(second)
+                .help(format!("use an odd number of servers ({} or {}), or make this node an agent", servers - 1, servers + 1)),
+        );
+    }
+    let etcd_snapshots = match &cl.etcd_snapshots {
+        Some(e) => {
+            let dir = match &e.dir {
+                Some(d) if !d.value.starts_with('/') => {
+                    c.error(
+                        Diagnostic::error(
+                            "invalid-path",
+                            format!(
+                                "the snapshot directory `{}` is not an absolute path",
+                                d.value
+                            ),
+                        )
+                        .at(d.span)
+                        .help("write a directory on the servers, e.g. `/mnt/k3s-snapshots`"),
+                    );
+                    d.value.clone()
+                }
+                Some(d) => d.value.clone(),
+                None => "/mnt/k3s-snapshots".into(),
+            };
+            let retention = e.retention.as_ref().map_or(14, |r| r.value);
+            if let Some(r) = &e.retention
+                && r.value == 0
+            {
+                c.error(
+                    Diagnostic::error(
+                        "zero-retention",
+                        "keeping 0 etcd snapshots disables restore",
+                    )
+                    .at(r.span)
+                    .help("keep at least a few, e.g. `retention: 14` (7 days at two a day)"),
+                );
+            }
+            EtcdSnapshots {
+                schedule: c.cron(&e.schedule, "0 */12 * * *"),
+                retention,
+                dir,
+            }
+        }
+        None => EtcdSnapshots {
+            schedule: Cron::parse("0 */12 * * *").expect("default"),
+            retention: 14,
+            dir: "/mnt/k3s-snapshots".into(),
+        },
+    };
+    let os_updates = match &cl.os_updates {
+        Some(o) => {
+            let reboot = match &o.reboot {
+                None => None,
+                Some(r) if r.value == "never" => None,
+                Some(r) => {
+                    let ok = r.value.split_once(':').is_some_and(|(h, m)| {
+                        h.len() == 2
+                            && m.len() == 2
+                            && h.parse::<u8>().is_ok_and(|h| h < 24)
+                            && m.parse::<u8>().is_ok_and(|m| m < 60)
+                    });
+                    if !ok {
+                        c.error(
+                            Diagnostic::error("invalid-reboot", format!("`{}` is neither `never` nor a time `HH:MM`", r.value))
+                                .at(r.span)
+                                .help("write `never` or a time of day such as `03:30` (quote it: `\"03:30\"`)"),
+                        );
+                    }
+                    Some(r.value.clone())
+                }
+            };
+            OsUpdates {
+                automatic: o
+                    .automatic
+                    .as_ref()
+                    .map_or(OsUpdateMode::Security, |a| a.value),
+                reboot,
+            }
+        }
+        None => OsUpdates {
+            automatic: OsUpdateMode::Security,
+            reboot: None,
+        },
+    };
+    Cluster {
+        k3s_version: k3s_version.unwrap_or(K3sVersion {
+            major: 0,
+            minor: 0,
+            patch: 0,
+            k3s: 0,
+        }),
+        nodes,
+        etcd_snapshots,
+        os_updates,
+    }
+}
+
+fn check_node_address(c: &mut Checker, ip: Ipv4Addr, span: Span, net: &Network, spans: &NetSpans) {
+    let subnet = net.subnet;
+    if subnet.prefix == 0 && subnet.network.is_unspecified() {
+        return;
+    }
+    if !subnet.contains(ip) {
+        c.error(
+            Diagnostic::error(
+                "node-outside-subnet",
+                format!("the node address {ip} is outside the subnet {subnet}"),
+            )
+            .at(span)
+            .help(format!(
+                "use the node's static address on {subnet}, or correct `network.subnet`"
+            )),
+        );
+    } else if ip == subnet.network || ip == subnet.broadcast() {
+        let which = if ip == subnet.network {
+            "network"
+        } else {
+            "broadcast"
+        };
+        c.error(
+            Diagnostic::error(
+                "node-reserved-address",
+                format!("{ip} is the {which} address of {subnet}, not a host address"),
+            )
+            .at(span)
+            .help("use the node's own static address"),
+        );
+    }
+    if ip == net.gateway {
+        let mut d = Diagnostic::error(
+            "node-is-gateway",
+            format!("the node address {ip} is the gateway's address"),
+        )
+        .at(span)
+        .help("the gateway is your router; give the node its own address");
+        if let Some(g) = spans.gateway {
+            d = d.related(g, "gateway set here");
+        }
+        c.error(d);
+    }
+    if net.load_balancer_pool.contains(ip) && !net.load_balancer_pool.start.is_unspecified() {
+        let mut d = Diagnostic::error(
+            "pool-contains-node",
+            format!(
+                "the load-balancer pool {} contains the node address {ip}",
+                net.load_balancer_pool
+            ),
+        )
+        .at(span)
+        .help(
+            "MetalLB would hand this node's address to a service; shrink the pool or move the node",
+        );
+        if let Some(p) = spans.pool {
+            d = d.related(p, "pool set here");
+        }
+        c.error(d);
+    }
+}
+
+fn check_label(c: &mut Checker, key: &str, v: &Spanned<String>) {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        && name.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+        && name.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+    let prefix_ok =
+        prefix.is_none_or(|p| p.split('.').all(|l| check_dns_label(l, "label").is_ok()));
+    if !name_ok || !prefix_ok {
+        c.error(
+            Diagnostic::error("invalid-label", format!("`{key}` is not a valid Kubernetes label key"))
+                .at(v.span)
+                .help("a label key is an optional DNS prefix and `/`, then up to 63 letters, digits, `-`, `_`, `.`"),
+        );
+    }
+    let val = &v.value;
+    let val_ok = val.len() <= 63
+        && val
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        && (val.is_empty()
+            || val.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+                && val.ends_with(|ch: char| ch.is_ascii_alphanumeric()));
+    if !val_ok {
+        c.error(
+            Diagnostic::error("invalid-label", format!("`{val}` is not a valid Kubernetes label value"))
+                .at(v.span)
+                .help("a label value has up to 63 letters, digits, `-`, `_`, `.` and starts and ends with a letter or digit"),
+        );
+    }
+}
+
+fn taint(c: &mut Checker, t: &Spanned<String>) -> Option<Taint> {
+    let help = "write `key=value:Effect` or `key:Effect`, with Effect one of NoSchedule, PreferNoSchedule, NoExecute";
+    let Some((kv, effect)) = t.value.rsplit_once(':') else {
+        c.error(
+            Diagnostic::error("invalid-taint", format!("`{}` is not a taint", t.value))
+                .at(t.span)
+                .help(help),
+        );
+        return None;
+    };
+    let effect = match effect {
+        "NoSchedule" => TaintEffect::NoSchedule,
+        "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
+        "NoExecute" => TaintEffect::NoExecute,
+        other => {
+            let mut d =
+                Diagnostic::error("invalid-taint", format!("`{other}` is not a taint effect"))
+                    .at(t.span);
+            d = match crate::de::did_you_mean(
+                other,
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(help),
+            };
+            c.error(d);
+            return None;
+        }
+    };
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (kv.to_string(), None),
+    };
+    if key.is_empty() {
+        c.error(
+            Diagnostic::error(
+                "invalid-taint",
+                format!("the taint `{}` has no key", t.value),
+            )
+            .at(t.span)
+            .help(help),
+        );
+        return None;
+    }
+    Some(Taint { key, value, effect })
+}
+
+fn ssh(c: &mut Checker, s: &Spanned<RawSsh>) -> Ssh {
+    if let Some(p) = &s.port
+        && p.value == 0
+    {
+        c.error(
+            Diagnostic::error("invalid-port", "port 0 is not a usable SSH port")
+                .at(p.span)
+                .help("use the port sshd listens on, usually 22"),
+        );
+    }
+    Ssh {
+        user: s.user.as_ref().map(|u| u.value.clone()),
+        port: s.port.as_ref().map(|p| p.value),
+        identity: s.identity.as_ref().map(|i| i.value.clone()),
+        sudo_password: s
+            .sudo_password
+            .as_ref()
+            .map(|_| c.secret(&s.sudo_password, "sudo-password")),
+    }
+}
+
+fn tls(c: &mut Checker, t: &Spanned<RawTls>, network: Option<&(Network, NetSpans)>) -> Option<Tls> {
+    let email = c.require(
+        &t.acme_email,
+        t.span,
+        "acmeEmail",
+        "Let's Encrypt needs a contact address",
+        "add e.g. `acmeEmail: you@example.com`",
+    );
+    if let Some(e) = email {
+        let ok = e.value.split_once('@').is_some_and(|(u, d)| {
+            !u.is_empty() && d.contains('.') && !d.starts_with('.') && !e.value.contains(' ')
+        });
+        if !ok {
+            c.error(
+                Diagnostic::error("invalid-email", format!("`{}` is not an email address", e.value))
+                    .at(e.span)
+                    .help("write the address Let's Encrypt should send expiry warnings to, e.g. `you@example.com`"),
+            );
+        }
+    }
+    let challenge = match &t.challenge {
+        None => {
+            c.error(
+                Diagnostic::error("missing-key", "`challenge` is missing: how should Let's Encrypt check the domain?")
+                    .at(Span::point(t.span.start))
+                    .label("add `challenge:` to this mapping")
+                    .help("a home lab is usually not reachable from the internet: use DNS-01, e.g. `challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cloudflare-api-token}}`"),
+            );
+            None
+        }
+        Some(ch) => challenge(c, ch, network),
+    };
+    Some(Tls {
+        acme_email: email?.value.clone(),
+        environment: t
+            .environment
+            .as_ref()
+            .map_or(AcmeEnvironment::Production, |e| e.value),
+        challenge: challenge?,
+    })
+}
+
+fn challenge(
+    c: &mut Checker,
+    ch: &Spanned<RawChallenge>,
+    network: Option<&(Network, NetSpans)>,
+) -> Option<Challenge> {
+    let kind = c.require(
+        &ch.kind,
+        ch.span,
+        "type",
+        "`dns01` or `http01`",
+        "add `type: dns01` (works without exposing the lab to the internet)",
+    )?;
+    match kind.value {
+        ChallengeKind::Http01 => {
+            for (present, key) in [
+                (ch.provider.is_some(), "provider"),
+                (ch.api_token.is_some(), "apiToken"),
+                (ch.access_key_id.is_some(), "accessKeyId"),
+                (ch.region.is_some(), "region"),
+            ] {
+                if present {
+                    c.error(
+                        Diagnostic::warning(
+                            "unused-key",
+                            format!("`{key}` is only used by the DNS-01 challenge"),
+                        )
+                        .at(ch.span)
+                        .help(format!("remove `{key}`, or set `type: dns01`")),
+                    );
+                }
+            }
+            if let Some((net, _)) = network
+                && is_private(net.ingress_ip)
+                && !net.ingress_ip.is_unspecified()
+            {
+                c.error(
+                        Diagnostic::error(
+                            "http01-private-ingress",
+                            format!(
+                                "the HTTP-01 challenge cannot work: the ingress IP {} is a private address, so Let's Encrypt's servers cannot reach it to check the domain",
+                                net.ingress_ip
+                            ),
+                        )
+                        .at(kind.span)
+                        .label("Let's Encrypt must fetch http://<host>/.well-known/acme-challenge/ from the internet")
+                        .help("use `type: dns01` with your DNS provider's API token (e.g. `provider: cloudflare`, `apiToken: {secret: cloudflare-api-token}`); it proves ownership through a DNS record instead"),
+                    );
+            }
+            Some(Challenge::Http01)
+        }
+        ChallengeKind::Dns01 => {
+            let provider = c.require(
+                &ch.provider,
+                ch.span,
+                "provider",
+                "the DNS provider hosting the domain",
+                "add `provider: cloudflare` (or digitalocean, route53)",
+            )?;
+            match provider.value {
+                Dns01Provider::Cloudflare => Some(Challenge::Dns01(Dns01::Cloudflare {
+                    api_token: c.required_secret(
+                        &ch.api_token,
+                        ch.span,
+                        "apiToken",
+                        "cloudflare-api-token",
+                    )?,
+                })),
+                Dns01Provider::Digitalocean => Some(Challenge::Dns01(Dns01::Digitalocean {
+                    api_token: c.required_secret(
+                        &ch.api_token,
+                        ch.span,
+                        "apiToken",
+                        "digitalocean-api-token",
+                    )?,
+                })),
+                Dns01Provider::Route53 => {
+                    let key_id = c.require(
+                        &ch.access_key_id,
+                        ch.span,
+                        "accessKeyId",
+                        "route53 needs the access key ID",
+                        "add `accessKeyId: AKIA...`",
+                    );
+                    let region = c.require(
+                        &ch.region,
+                        ch.span,
+                        "region",
+                        "route53 needs the AWS region",
+                        "add e.g. `region: eu-central-1`",
+                    );
+                    let secret = c.required_secret(
+                        &ch.api_token,
+                        ch.span,
+                        "apiToken",
+                        "route53-secret-access-key",
+                    );
+                    Some(Challenge::Dns01(Dns01::Route53 {
+                        access_key_id: key_id?.value.clone(),
+                        region: region?.value.clone(),
+                        secret_access_key: secret?,
+                    }))
+                }
+            }
+        }
+    }
+}
+
+fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut receivers = Vec::new();
+    for r in &a.receivers {
+        let name = c.require(
+            &r.name,
+            r.span,
+            "name",
+            "each receiver needs a name",
+            "add e.g. `name: phone`",
+        );
+        if let Some(n) = name
+            && c.label(n, "receiver name")
+            && let Some(first) = names.insert(n.value.clone(), n.span)
+        {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-receiver",
+                    format!("two receivers are named `{}`", n.value),
+                )
+                .at(n.span)
+                .related(first, "first used here")
+                .help("give each receiver its own name"),
+            );
+        }
+        if r.severities.is_empty() {
+            c.error(
+                Diagnostic::error(
+                    "no-severities",
+                    "this receiver receives no alerts: `severities` is empty or missing",
+                )
+                .at(Span::point(r.span.start))
+                .help("add e.g. `severities: [critical]` for phone push of P1 alerts"),
+            );
+        }
+        let kinds = [r.ntfy.is_some(), r.pushover.is_some(), r.webhook.is_some()]
+            .iter()
+            .filter(|k| **k)
+            .count();
+        if kinds != 1 {
+            c.error(
+                Diagnostic::error(
+                    "receiver-kind",
+                    if kinds == 0 {
+                        "this receiver has no destination".to_string()
+                    } else {
+                        "this receiver has more than one destination".to_string()
+                    },
+                )
+                .at(Span::point(r.span.start))
+                .help("give each receiver exactly one of `ntfy`, `pushover` or `webhook`; use two receivers for two destinations"),
+            );
+        }
+        let kind = if let Some(n) = &r.ntfy {
+            let url = match &n.url {
+                Some(u) => {
+                    check_url(c, u);
+                    u.value.trim_end_matches('/').to_string()
+                }
+                None => "https://ntfy.sh".into(),
+            };
+            let topic = c.require(
+                &n.topic,
+                n.span,
+                "topic",
+                "the ntfy topic to publish to",
+                "add e.g. `topic: homelab-alerts-7f3k`",
+            );
+            let token = n.token.as_ref().map(|_| c.secret(&n.token, "ntfy-token"));
+            topic.map(|t| ReceiverKind::Ntfy {
+                url,
+                topic: t.value.clone(),
+                token,
+            })
+        } else if let Some(p) = &r.pushover {
+            let user_key = c.required_secret(&p.user_key, p.span, "userKey", "pushover-user-key");
+            let token = c.required_secret(&p.token, p.span, "token", "pushover-token");
+            user_key
+                .zip(token)
+                .map(|(user_key, token)| ReceiverKind::Pushover { user_key, token })
+        } else if let Some(w) = &r.webhook {
+            c.require(
+                &w.url,
+                w.span,
+                "url",
+                "where to POST alerts",
+                "add e.g. `url: https://hooks.example.com/alerts`",
+            )
+            .map(|u| {
+                check_url(c, u);
+                ReceiverKind::Webhook {
+                    url: u.value.clone(),
+                }
+            })
+        } else {
+            None
+        };
+        if let (Some(name), Some(kind)) = (name, kind) {
+            receivers.push(Receiver {
+                name: name.value.clone(),
+                severities: r.severities.iter().map(|s| s.value).collect(),
+                kind,
+            });
+        }
+    }
+    Alerting { receivers }
+}
+
+fn check_url(c: &mut Checker, u: &Spanned<String>) {
+    let ok = (u.value.starts_with("https://") || u.value.starts_with("http://"))
+        && u.value
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' '));
+    if !ok {
+        c.error(
+            Diagnostic::error(
+                "invalid-url",
+                format!("`{}` is not an http(s) URL", u.value),
+            )
+            .at(u.span)
+            .help("write a full URL such as `https://ntfy.sh`"),
+        );
+    }
+}
+
+fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
+    let monitoring = s
+        .monitoring
+        .as_ref()
+        .filter(|m| enabled(&m.enabled))
+        .map(|m| Monitoring {
+            retention: c.duration(&m.retention, "15d"),
+            storage: c.quantity(&m.storage, "20Gi"),
+            grafana_admin_password: c.secret(&m.grafana_admin_password, "grafana-admin-password"),
+        });
+    let logging = s.logging.as_ref().filter(|l| enabled(&l.enabled)).map(|l| {
+        let retention = c.duration(&l.retention, "7d");
+        if let Some(r) = &l.retention
+            && retention.seconds() < 7 * 86_400 {
+                c.error(
+                    Diagnostic::warning("short-log-retention", format!("logs are kept {retention}, less than the 7 days the lab's requirements ask for (NFR19)"))
+                        .at(r.span)
+                        .help("use `retention: 7d` or more, unless you mean it"),
+                );
+            }
+        Logging {
+            retention,
+            storage: c.quantity(&l.storage, "10Gi"),
+        }
+    });
+    let postgres = s
+        .postgres
+        .as_ref()
+        .filter(|p| enabled(&p.enabled))
+        .map(|p| postgres(c, p));
+    let ollama = s.ollama.as_ref().filter(|o| enabled(&o.enabled)).map(|o| {
+        for m in &o.models {
+            if m.value.trim().is_empty() || m.value.contains(char::is_whitespace) {
+                c.error(
+                    Diagnostic::error(
+                        "invalid-model",
+                        format!("`{}` is not an Ollama model name", m.value),
+                    )
+                    .at(m.span)
+                    .help("write a model as listed on ollama.com/library, e.g. `llama3.2:3b`"),
+                );
+            }
+        }
+        Ollama {
+            models: o.models.iter().map(|m| m.value.clone()).collect(),
+            storage: c.quantity(&o.storage, "50Gi"),
+            gpu: o.gpu.as_ref().is_some_and(|g| g.value),
+            host: o
+                .host
+                .as_ref()
+                .map_or_else(|| "ollama".into(), |h| h.value.clone()),
+        }
+    });
+    let n8n = s.n8n.as_ref().filter(|n| enabled(&n.enabled)).map(|n| N8n {
+        database: n
+            .database
+            .as_ref()
+            .map_or_else(|| "n8n".into(), |d| d.value.clone()),
+        encryption_key: c.secret(&n.encryption_key, "n8n-encryption-key"),
+        host: n
+            .host
+            .as_ref()
+            .map_or_else(|| "n8n".into(), |h| h.value.clone()),
+    });
+    let paperless = s
+        .paperless
+        .as_ref()
+        .filter(|p| enabled(&p.enabled))
+        .map(|p| {
+            if let Some(l) = &p.ocr_language {
+                let ok = !l.value.is_empty()
+                    && l.value.split('+').all(|x| {
+                        x.len() >= 3 && x.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')
+                    });
+                if !ok {
+                    c.error(
+                        Diagnostic::error(
+                            "invalid-ocr-language",
+                            format!("`{}` is not a list of Tesseract language codes", l.value),
+                        )
+                        .at(l.span)
+                        .help("write three-letter codes joined by `+`, e.g. `deu+eng`"),
+                    );
+                }
+            }
+            Paperless {
+                storage: c.quantity(&p.storage, "50Gi"),
+                secret_key: c.secret(&p.secret_key, "paperless-secret-key"),
+                ocr_language: p
+                    .ocr_language
+                    .as_ref()
+                    .map_or_else(|| "eng".into(), |l| l.value.clone()),
+                host: p
+                    .host
+                    .as_ref()
+                    .map_or_else(|| "paperless".into(), |h| h.value.clone()),
+            }
+        });
+    let dev_proxy = s
+        .dev_proxy
+        .as_ref()
+        .filter(|d| enabled(&d.enabled))
+        .map(|d| dev_proxy(c, d));
+    let mut ports: HashMap<u16, Span> = HashMap::new();
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut dev_containers = Vec::new();
+    for dc in &s.dev_containers {
+        let name = c.require(
+            &dc.name,
+            dc.span,
+            "name",
+            "each dev container needs a name",
+            "add e.g. `name: tom`",
+        );
+        let port = c.require(
+            &dc.ssh_port,
+            dc.span,
+            "sshPort",
+            "the port SSH reaches this container on",
+            "add e.g. `sshPort: 2222`",
+        );
+        if let Some(n) = name
+            && c.label(n, "dev container name")
+            && let Some(first) = names.insert(n.value.clone(), n.span)
+        {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-dev-container",
+                    format!("two dev containers are named `{}`", n.value),
+                )
+                .at(n.span)
+                .related(first, "first used here")
+                .help("give each dev container its own name"),
+            );
+        }
+        if let Some(p) = port {
+            if RESERVED_PORTS.contains(&p.value) {
+                c.error(
+                    Diagnostic::error("reserved-ssh-port", format!("port {} is taken by the lab itself", p.value))
+                        .at(p.span)
+                        .help("ports 22 (SSH to the nodes), 80, 443 (HTTP/HTTPS) and 6443 (Kubernetes API) are taken; use e.g. 2222"),
+                );
+            } else if p.value < 1024 {
+                c.error(
+                    Diagnostic::error(
+                        "privileged-ssh-port",
+                        format!("port {} is below 1024", p.value),
+                    )
+                    .at(p.span)
+                    .help("use a port from 1024 up, e.g. 2222"),
+                );
+            } else if let Some(first) = ports.insert(p.value, p.span) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-ssh-port",
+                        format!("two dev containers use SSH port {}", p.value),
+                    )
+                    .at(p.span)
+                    .related(first, "first used here")
+                    .help("each dev container needs its own port, e.g. 2222, 2223, ..."),
+                );
+            }
+        }
+        if dc.authorized_keys.is_empty() {
+            c.error(
+                Diagnostic::warning(
+                    "no-authorized-keys",
+                    "nobody can log in to this dev container: `authorizedKeys` is empty",
+                )
+                .at(Span::point(dc.span.start))
+                .help("add your public key, e.g. the contents of `~/.ssh/id_ed25519.pub`"),
+            );
+        }
+        for k in &dc.authorized_keys {
+            let mut parts = k.value.split_whitespace();
+            let kind = parts.next().unwrap_or_default();
+            let ok =
+                (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+                    && parts.next().is_some_and(|b| b.len() > 16);
+            if !ok {
+                let concealed = k.value.contains("PRIVATE KEY");
+                let mut d = Diagnostic::error(
+                    "invalid-public-key",
+                    if concealed {
+                        "this is a private key; only public keys belong here".to_string()
+                    } else {
+                        "this is not an SSH public key".to_string()
+                    },
+                )
+                .at(k.span)
+                .help(
+                    "paste one line of a `.pub` file, e.g. `ssh-ed25519 AAAAC3Nza... you@laptop`",
+                );
+                if concealed {
+                    d = d.conceal(k.span);
+                }
+                c.error(d);
+            }
+        }
+        if let (Some(n), Some(p)) = (name, port) {
+            let cpu = dc
+                .cpu
+                .as_ref()
+                .map_or_else(|| "2".into(), |v| v.value.clone());
+            if let Some(v) = &dc.cpu {
+                let ok = v.value.parse::<f64>().is_ok_and(|f| f > 0.0)
+                    || v.value
+                        .strip_suffix('m')
+                        .is_some_and(|m| m.parse::<u32>().is_ok_and(|m| m > 0));
+                if !ok {
+                    c.error(
+                        Diagnostic::error(
+                            "invalid-cpu",
+                            format!("`{}` is not a CPU amount", v.value),
+                        )
+                        .at(v.span)
+                        .help("write cores (`2`, `0.5`) or millicores (`500m`)"),
+                    );
+                }
+            }
+            dev_containers.push(DevContainer {
+                name: n.value.clone(),
+                ssh_port: p.value,
+                authorized_keys: dc.authorized_keys.iter().map(|k| k.value.clone()).collect(),
+                workspace: c.quantity(&dc.workspace, "20Gi"),
+                cpu,
+                memory: c.quantity(&dc.memory, "4Gi"),
+            });
+        }
+    }
+    Services {
+        monitoring,
+        logging,
+        postgres,
+        ollama,
+        n8n,
+        paperless,
+        dev_proxy,
+        dev_containers,
+    }
+}
+
+fn postgres(c: &mut Checker, p: &Spanned<RawPostgres>) -> Postgres {
+    if let Some(v) = &p.version
+        && !(13..=18).contains(&v.value)
+    {
+        c.error(
+            Diagnostic::error(
+                "postgres-version",
+                format!("PostgreSQL {} is not a supported major version", v.value),
+            )
+            .at(v.span)
+            .help("use a supported major version from 13 to 18, e.g. `version: 17`"),
+        );
+    }
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut databases = Vec::new();
+    for d in &p.databases {
+        let Some(name) = c.require(
+            &d.name,
+            d.span,
+            "name",
+            "each database needs a name",
+            "add e.g. `name: n8n`",
+        ) else {
+            continue;
+        };
+        let ident_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_')
+                && s.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        };
+        if !ident_ok(&name.value) {
+            c.error(
+                Diagnostic::error("invalid-database-name", format!("`{}` is not a valid database name", name.value))
+                    .at(name.span)
+                    .help("use lowercase letters, digits and `_`, starting with a letter, e.g. `n8n` or `home_assistant`"),
+            );
+        } else if ["postgres", "template0", "template1"].contains(&name.value.as_str()) {
+            c.error(
+                Diagnostic::error(
+                    "reserved-database-name",
+                    format!("`{}` is a database PostgreSQL creates itself", name.value),
+                )
+                .at(name.span)
+                .help("choose a name for your application's database"),
+            );
+        }
+        if let Some(first) = names.insert(name.value.clone(), name.span) {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-database",
+                    format!("the database `{}` is listed twice", name.value),
+                )
+                .at(name.span)
+                .related(first, "first listed here")
+                .help("list each database once"),
+            );
+        }
+        let owner = d
+            .owner
+            .as_ref()
+            .map_or_else(|| name.value.clone(), |o| o.value.clone());
+        if let Some(o) = &d.owner
+            && (!ident_ok(&o.value) || o.value == "postgres")
+        {
+            c.error(
+                Diagnostic::error(
+                    "invalid-role-name",
+                    format!("`{}` is not a usable owner role name", o.value),
+                )
+                .at(o.span)
+                .help("use lowercase letters, digits and `_` (not `postgres`, the superuser)"),
+            );
+        }
+        let default_secret = format!("postgres-{}-password", owner.replace('_', "-"));
+        databases.push(Database {
+            name: name.value.clone(),
+            password: c.secret(&d.password, &default_secret),
+            owner,
+        });
+    }
+    let backup = match &p.backup {
+        Some(b) => {
+            if let Some(k) = &b.keep
+                && k.value == 0
+            {
+                c.error(
+                    Diagnostic::error("zero-keep", "keeping 0 backups means having no backup")
+                        .at(k.span)
+                        .help("keep at least one; the seeds ask for 7 (a week of nightly dumps)"),
+                );
+            }
+            PostgresBackup {
+                schedule: c.cron(&b.schedule, "0 2 * * *"),
+                keep: b.keep.as_ref().map_or(7, |k| k.value),
+                storage: c.quantity(&b.storage, "20Gi"),
+            }
+        }
+        None => PostgresBackup {
+            schedule: Cron::parse("0 2 * * *").expect("default"),
+            keep: 7,
+            storage: Quantity::parse("20Gi").expect("default"),
+        },
+    };
+    Postgres {
+        version: p.version.as_ref().map_or(17, |v| v.value),
+        storage: c.quantity(&p.storage, "20Gi"),
+        superuser_password: c.secret(&p.superuser_password, "postgres-superuser-password"),
+        databases,
+        backup,
+    }
+}
+
+fn dev_proxy(c: &mut Checker, d: &Spanned<RawDevProxy>) -> DevProxy {
+    let mut paths: HashMap<String, Span> = HashMap::new();
+    let mut routes = Vec::new();
+    for r in &d.routes {
+        let path = c.require(
+            &r.path,
+            r.span,
+            "path",
+            "the URL path to route",
+            "add e.g. `path: /app1`",
+        );
+        let target = c.require(
+            &r.target,
+            r.span,
+            "target",
+            "where to send requests",
+            "add e.g. `target: 192.168.2.50:3000`",
+        );
+        if let Some(p) = path {
+            let ok = p.value.starts_with('/')
+                && p.value.len() > 1
+                && p.value
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "/-_.~".contains(ch))
+                && !p.value.contains("//");
+            if !ok {
+                c.error(
+                    Diagnostic::error("invalid-route-path", format!("`{}` is not a route path", p.value))
+                        .at(p.span)
+                        .help("write a path starting with `/`, of letters, digits, `-`, `_`, `.`, e.g. `/app1`"),
+                );
+            }
+            let norm = p.value.trim_end_matches('/').to_string();
+            if let Some(first) = paths.insert(norm, p.span) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-route",
+                        format!("the path `{}` is routed twice", p.value),
+                    )
+                    .at(p.span)
+                    .related(first, "first routed here")
+                    .help("route each path once"),
+                );
+            }
+        }
+        let parsed = target.and_then(|t| {
+            let parsed = t.value.rsplit_once(':').and_then(|(h, port)| {
+                let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+                let host_ok = h.parse::<Ipv4Addr>().is_ok()
+                    || (!h.is_empty() && h.split('.').all(|l| check_dns_label(l, "label").is_ok()));
+                host_ok.then(|| (h.to_string(), port))
+            });
+            if parsed.is_none() {
+                c.error(
+                    Diagnostic::error(
+                        "invalid-route-target",
+                        format!("`{}` is not a `host:port` target", t.value),
+                    )
+                    .at(t.span)
+                    .help("write the dev server's address and port, e.g. `192.168.2.50:3000`"),
+                );
+            }
+            parsed
+        });
+        if let (Some(p), Some((host, port))) = (path, parsed) {
+            routes.push(Route {
+                path: p.value.trim_end_matches('/').to_string(),
+                target_host: host,
+                target_port: port,
+            });
+        }
+    }
+    DevProxy {
+        routes,
+        host: d
+            .host
+            .as_ref()
+            .map_or_else(|| "dev".into(), |h| h.value.clone()),
+    }
+}
+
+fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
+    let name = c.require(
+        &a.name,
+        a.span,
+        "name",
+        "each app needs a name",
+        "add e.g. `name: mealie`",
+    );
+    let image = c.require(
+        &a.image,
+        a.span,
+        "image",
+        "the container image to run",
+        "add e.g. `image: ghcr.io/mealie-recipes/mealie:v2.3.0`",
+    );
+    let port = c.require(
+        &a.port,
+        a.span,
+        "port",
+        "the port the container listens on",
+        "add e.g. `port: 9000`",
+    );
+    if let Some(n) = name {
+        c.label(n, "app name");
+    }
+    if let Some(i) = image {
+        let last = i.value.rsplit('/').next().unwrap_or_default();
+        if i.value.trim().is_empty() || i.value.contains(char::is_whitespace) {
+            c.error(
+                Diagnostic::error(
+                    "invalid-image",
+                    format!("`{}` is not a container image reference", i.value),
+                )
+                .at(i.span)
+                .help("write e.g. `ghcr.io/mealie-recipes/mealie:v2.3.0`"),
+            );
+        } else if !last.contains(':') && !i.value.contains('@') {
+            c.error(
+                Diagnostic::warning("unpinned-image", format!("the image `{}` has no tag, so it runs whatever `latest` is today", i.value))
+                    .at(i.span)
+                    .help(format!("pin a version, e.g. `{}:v1.2.3`, so that rebuilding the lab gives the same result", i.value)),
+            );
+        } else if last.ends_with(":latest") {
+            c.error(
+                Diagnostic::warning(
+                    "unpinned-image",
+                    "`latest` changes under you, so a rebuild may not give the same app",
+                )
+                .at(i.span)
+                .help("pin a version tag instead of `latest`"),
+            );
+        }
+    }
+    if let Some(p) = port
+        && p.value == 0
+    {
+        c.error(
+            Diagnostic::error(
+                "invalid-port",
+                "port 0 is not a port a container can listen on",
+            )
+            .at(p.span)
+            .help("write the port the app listens on, e.g. `8080`"),
+        );
+    }
+    let namespace = match &a.namespace {
+        Some(ns) => {
+            c.label(ns, "namespace");
+            if ["kube-system", "kube-public", "kube-node-lease", "default"]
+                .contains(&ns.value.as_str())
+            {
+                c.error(
+                    Diagnostic::error(
+                        "reserved-namespace",
+                        format!("apps may not run in the `{}` namespace", ns.value),
+                    )
+                    .at(ns.span)
+                    .help("leave `namespace` out (apps go to `apps`) or choose your own"),
+                );
+            }
+            ns.value.clone()
+        }
+        None => "apps".into(),
+    };
+    for (k, v) in &a.env {
+        check_env_name(c, k, v.span);
+    }
+    let mut secret_env = BTreeMap::new();
+    for (k, r) in &a.secret_env {
+        check_env_name(c, k, a.span);
+        if a.env.contains_key(k) {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-env",
+                    format!("`{k}` is set both in `env` and in `secretEnv`"),
+                )
+                .at(a.env[k].span)
+                .help("keep one of the two"),
+            );
+        }
+        let default = format!(
+            "{}-{}",
+            name.map_or("app", |n| n.value.as_str()),
+            k.to_ascii_lowercase().replace('_', "-")
+        );
+        secret_env.insert(k.clone(), c.secret(&Some(r.clone()), &default));
+    }
+    let mut vol_names: HashMap<String, Span> = HashMap::new();
+    let mut volumes = Vec::new();
+    for v in &a.volumes {
+        let vname = c.require(
+            &v.name,
+            v.span,
+            "name",
+            "each volume needs a name",
+            "add e.g. `name: data`",
+        );
+        let mount = c.require(
+            &v.mount_path,
+            v.span,
+            "mountPath",
+            "where the volume appears in the container",
+            "add e.g. `mountPath: /data`",
+        );
+        let size = c
+            .require(
+                &v.size,
+                v.span,
+                "size",
+                "how big the volume is",
+                "add e.g. `size: 5Gi`",
+            )
+            .and_then(|s| c.parse(s, "invalid-quantity", Quantity::parse));
+        if let Some(n) = vname
+            && c.label(n, "volume name")
+            && let Some(first) = vol_names.insert(n.value.clone(), n.span)
+        {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-volume",
+                    format!("two volumes of this app are named `{}`", n.value),
+                )
+                .at(n.span)
+                .related(first, "first used here")
+                .help("give each volume its own name"),
+            );
+        }
+        if let Some(m) = mount
+            && !m.value.starts_with('/')
+        {
+            c.error(
+                Diagnostic::error(
+                    "invalid-mount-path",
+                    format!("the mount path `{}` is not absolute", m.value),
+                )
+                .at(m.span)
+                .help(format!(
+                    "write a path inside the container, e.g. `/{}`",
+                    m.value
+                )),
+            );
+        }
+        if let (Some(n), Some(m), Some(size)) = (vname, mount, size) {
+            volumes.push(Volume {
+                name: n.value.clone(),
+                mount_path: m.value.clone(),
+                size,
+            });
+        }
+    }
+    let host = match &a.host {
+        Some(h) if h.value == "none" => None,
+        Some(h) => Some(h.value.clone()),
+        None => name.map(|n| n.value.clone()),
+    };
+    Some(App {
+        name: name?.value.clone(),
+        image: image?.value.clone(),
+        port: port?.value,
+        host,
+        namespace,
+        env: a
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        secret_env,
+        volumes,
+        database: a.database.as_ref().map(|d| d.value.clone()),
+        backup: a.backup.as_ref().is_none_or(|b| b.value),
+    })
+}
+
+fn check_env_name(c: &mut Checker, k: &str, span: Span) {
+    let ok = !k.is_empty()
+        && k.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    if !ok {
+        c.error(
+            Diagnostic::error(
+                "invalid-env-name",
+                format!("`{k}` is not an environment variable name"),
+            )
+            .at(span)
+            .help(
+                "use letters, digits and `_`, not starting with a digit, e.g. `TZ` or `BASE_URL`",
+            ),
+        );
+    }
+}
+
+/// Rules that span sections: host names, storage for stateful services, database owners,
+/// NFS against the pool, receivers for critical alerts.
+fn cross_checks(
+    c: &mut Checker,
+    raw: &RawLab,
+    network: Option<&(Network, NetSpans)>,
+    storage: Option<&Storage>,
+    services: &Services,
+    apps: &[App],
+    alerting: &Alerting,
+) {
+    let rs = raw.services.as_ref();
+    // Host names under the domain.
+    let mut hosts: Vec<(String, String, Span)> = Vec::new();
+    let services_span = rs.map_or(Span::default(), |s| s.span);
+    for (h, what) in PLATFORM_HOSTS {
+        hosts.push((h.to_string(), what.to_string(), Span::default()));
+    }
+    if let (Some(_), Some(m)) = (&services.monitoring, rs.and_then(|s| s.monitoring.as_ref())) {
+        for h in ["grafana", "prometheus", "alertmanager"] {
+            hosts.push((h.into(), format!("{h} (monitoring)"), m.span));
+        }
+    }
+    let host_span = |h: &Opt<String>, fallback: Span| h.as_ref().map_or(fallback, |h| h.span);
+    if let (Some(o), Some(r)) = (&services.ollama, rs.and_then(|s| s.ollama.as_ref())) {
+        hosts.push((o.host.clone(), "ollama".into(), host_span(&r.host, r.span)));
+    }
+    if let (Some(n), Some(r)) = (&services.n8n, rs.and_then(|s| s.n8n.as_ref())) {
+        hosts.push((n.host.clone(), "n8n".into(), host_span(&r.host, r.span)));
+    }
+    if let (Some(p), Some(r)) = (&services.paperless, rs.and_then(|s| s.paperless.as_ref())) {
+        hosts.push((
+            p.host.clone(),
+            "paperless".into(),
+            host_span(&r.host, r.span),
+        ));
+    }
+    if let (Some(d), Some(r)) = (&services.dev_proxy, rs.and_then(|s| s.dev_proxy.as_ref())) {
+        hosts.push((
+            d.host.clone(),
+            "the dev proxy".into(),
+            host_span(&r.host, r.span),
+        ));
+    }
+    let mut app_names: HashMap<&str, Span> = HashMap::new();
+    for (a, ra) in apps.iter().zip(
+        raw.apps
+            .iter()
+            .filter(|ra| ra.name.is_some() && ra.image.is_some() && ra.port.is_some()),
+    ) {
+        let name_span = ra.name.as_ref().map_or(ra.span, |n| n.span);
+        if let Some(first) = app_names.insert(&a.name, name_span) {
+            c.error(
+                Diagnostic::error("duplicate-app", format!("two apps are named `{}`", a.name))
+                    .at(name_span)
+                    .related(first, "first used here")
+                    .help("give each app its own name"),
+            );
+        }
+        if let Some(h) = &a.host {
+            hosts.push((
+                h.clone(),
+                format!("app {}", a.name),
+                host_span(&ra.host, name_span),
+            ));
+        }
+    }
+    let mut seen: HashMap<String, (String, Span)> = HashMap::new();
+    for (host, what, span) in hosts {
+        let span = if span == Span::default() {
+            services_span
+        } else {
+            span
+        };
+        if let Err(e) = check_dns_label(&host, "host name") {
+            c.error(
+                Diagnostic::error(
+                    "invalid-host-name",
+                    format!(
+                        "{}: the host name of {what} must be one DNS label under the domain",
+                        e.message
+                    ),
+                )
+                .at(span)
+                .help(e.help),
+            );
+            continue;
+        }
+        if let Some((first_what, first_span)) = seen.get(&host) {
+            let fqdn = network.map_or(host.clone(), |(n, _)| n.fqdn(&host));
+            let mut d = Diagnostic::error(
+                "duplicate-host",
+                format!("{what} and {first_what} both want the host name `{fqdn}`"),
+            )
+            .at(span);
+            if *first_span != Span::default() && *first_span != span {
+                d = d.related(*first_span, "first claimed here");
+            }
+            c.error(d.help(format!("give {what} another host name with `host: <name>`")));
+        } else {
+            seen.insert(host, (what, span));
+        }
+    }
+
+    // Stateful services need storage.
+    if storage.is_none() {
+        let mut stateful: Vec<(&str, Span)> = Vec::new();
+        if let Some(s) = rs {
+            let span_of = |o: Option<Span>| o.unwrap_or(s.span);
+            if services.monitoring.is_some() {
+                stateful.push(("monitoring", span_of(s.monitoring.as_ref().map(|x| x.span))));
+            }
+            if services.logging.is_some() {
+                stateful.push(("logging", span_of(s.logging.as_ref().map(|x| x.span))));
+            }
+            if services.postgres.is_some() {
+                stateful.push(("postgres", span_of(s.postgres.as_ref().map(|x| x.span))));
+            }
+            if services.ollama.is_some() {
+                stateful.push(("ollama", span_of(s.ollama.as_ref().map(|x| x.span))));
+            }
+            if services.paperless.is_some() {
+                stateful.push(("paperless", span_of(s.paperless.as_ref().map(|x| x.span))));
+            }
+        }
+        for (a, ra) in apps.iter().zip(&raw.apps) {
+            if !a.volumes.is_empty() {
+                stateful.push(("an app with volumes", ra.span));
+            }
+        }
+        for (what, span) in stateful {
+            c.error(
+                Diagnostic::error("stateful-without-storage", format!("{what} keeps data, but the spec configures no storage"))
+                    .at(Span::point(span.start))
+                    .help("add `storage: {nfs: {server: 192.168.2.2, path: /volume1/k8s-data}}`, or disable the service"),
+            );
+        }
+    }
+
+    // NFS server address against the pool and gateway.
+    if let (Some(s), Some((net, spans))) = (storage, network)
+        && let Ok(ip) = s.nfs.server.parse::<Ipv4Addr>()
+    {
+        let span = raw
+            .storage
+            .as_ref()
+            .and_then(|st| st.nfs.as_ref())
+            .and_then(|n| n.server.as_ref())
+            .map_or(Span::default(), |s| s.span);
+        if net.load_balancer_pool.contains(ip) {
+            let mut d = Diagnostic::error("pool-contains-nfs", format!("the load-balancer pool {} contains the NFS server {ip}", net.load_balancer_pool))
+                    .at(span)
+                    .help("MetalLB would answer for the NAS's address; shrink the pool or check the NFS address");
+            if let Some(p) = spans.pool {
+                d = d.related(p, "pool set here");
+            }
+            c.error(d);
+        }
+        if ip == net.gateway {
+            c.error(
+                Diagnostic::error(
+                    "nfs-is-gateway",
+                    format!("the NFS server {ip} is the gateway's address"),
+                )
+                .at(span)
+                .help("write the NAS's own address"),
+            );
+        }
+    }
+
+    // Databases that apps need.
+    let databases: BTreeSet<&str> = services
+        .postgres
+        .iter()
+        .flat_map(|p| p.databases.iter().map(|d| d.name.as_str()))
+        .collect();
+    let mut needs: Vec<(String, String, Span)> = Vec::new();
+    if let (Some(n), Some(rn)) = (&services.n8n, rs.and_then(|s| s.n8n.as_ref())) {
+        needs.push((
+            n.database.clone(),
+            "n8n".into(),
+            rn.database.as_ref().map_or(rn.span, |d| d.span),
+        ));
+    }
+    for (a, ra) in apps.iter().zip(&raw.apps) {
+        if let (Some(db), Some(span)) = (&a.database, ra.database.as_ref().map(|d| d.span)) {
+            needs.push((db.clone(), format!("app {}", a.name), span));
+        }
+    }
+    for (db, who, span) in needs {
+        if services.postgres.is_none() {
+            c.error(
+                Diagnostic::error(
+                    "postgres-disabled",
+                    format!(
+                        "{who} needs the PostgreSQL database `{db}`, but postgres is not enabled"
+                    ),
+                )
+                .at(span)
+                .help(format!(
+                    "add `services.postgres` with `databases: [{{name: {db}, owner: {db}}}]`"
+                )),
+            );
+        } else if !databases.contains(db.as_str()) {
+            let known: Vec<&str> = databases.iter().copied().collect();
+            let mut d = Diagnostic::error("unknown-database", format!("{who} needs the database `{db}`, which `services.postgres.databases` does not create")).at(span);
+            d = match crate::de::did_you_mean(&db, &known) {
+                Some(s) => d.help(format!("did you mean `{s}`? Otherwise add `{{name: {db}, owner: {db}}}` to `services.postgres.databases`")),
+                None => d.help(format!("add `{{name: {db}, owner: {db}}}` to `services.postgres.databases`")),
+            };
+            c.error(d);
+        }
+    }
+
+    // Critical alerts should reach a person.
+    if services.monitoring.is_some()
+        && !alerting
+            .receivers
+            .iter()
+            .any(|r| r.severities.contains(&AlertSeverity::Critical))
+    {
+        let span = raw
+            .alerting
+            .as_ref()
+            .map_or_else(|| rs.map_or(Span::default(), |s| s.span), |a| a.span);
+        c.error(
+            Diagnostic::warning("no-critical-receiver", "no receiver gets critical (P1) alerts, so nobody is told when the lab is down")
+                .at(Span::point(span.start))
+                .help("add a receiver with `severities: [critical]`, e.g. `{name: phone, ntfy: {topic: my-lab-alerts}, severities: [critical]}`"),
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The command line: global flags and one subcommand per job, as clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Build and run a production-grade K3s home lab from one declarative file.
+///
+/// Start with `homelab init` (writes a commented homelab.yaml), check it with
+/// `homelab validate`, see what it builds with `homelab plan`, and write the manifests with
+/// `homelab render --out lab/`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "homelab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "Exit codes: 0 ok, 1 failure or unhealthy, 2 usage error or invalid spec.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The lab spec to read (or write, for `init`).
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        env = "HOMELAB_FILE",
+        default_value = "homelab.yaml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+    /// Output format: `text` for people, `json` for scripts (one document on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub output: Format,
+    /// Print only results and errors, no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented homelab.yaml to start from.
+    ///
+    /// The default preset is the lab of the planning documents: three nodes (k3s-master,
+    /// k3s-worker-01, k3s-worker-02 on 192.168.2.0/24) and every service. `--preset minimal`
+    /// writes a one-node lab with only the platform (K3s, NFS storage, MetalLB, cert-manager,
+    /// Traefik). Refuses to overwrite an existing file unless `--force` is given.
+    Init(InitArgs),
+    /// Check the spec and report every problem at once.
+    ///
+    /// Each problem comes with its file:line:col, the source line and a `help:` line saying
+    /// what to do. Exits 0 when the spec is valid (warnings allowed) and 2 when it is not.
+    Validate,
+    /// Print the JSON Schema of homelab.yaml (for editors and CI).
+    ///
+    /// The first line `homelab init` writes points yaml-language-server at the published
+    /// copy, so editors complete and check keys as you type.
+    Schema,
+    /// Print a shell completion script.
+    ///
+    /// Example: `homelab completions bash > /etc/bash_completion.d/homelab`, or for zsh
+    /// `homelab completions zsh > "${fpath[1]}/_homelab"`.
+    Completions {
+        /// The shell to generate completions for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Which lab to start from.
+    #[arg(long, value_enum, default_value_t = Preset::Seed)]
+    pub preset: Preset,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The three-node lab of the planning documents with every service.
+    Seed,
+    /// One node and only the platform.
+    Minimal,
+}

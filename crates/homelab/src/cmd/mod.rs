@@ -1,0 +1,19 @@
+//! One module per subcommand, each a thin wrapper over a library call; this file dispatches.
+
+mod completions;
+mod init;
+mod schema;
+mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+
+/// Runs the chosen subcommand and returns the exit code it ends with.
+pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Init(args) => init::run(&cli.global, args, out),
+        Command::Validate => validate::run(&cli.global, out),
+        Command::Schema => schema::run(out),
+        Command::Completions { shell } => completions::run(*shell, out),
+    }
+}
