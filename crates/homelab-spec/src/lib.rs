@@ -3,6 +3,7 @@
 
 pub mod de;
 pub mod diag;
+pub mod emit;
 pub mod lab;
 pub mod raw;
 pub mod templates;

@@ -79,6 +79,30 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The node as JSON with scalars resolved by the YAML 1.2 core schema (for reading back
+    /// documents, e.g. in tests and for values embedded in manifests).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar_text().unwrap_or_default().to_string(), v.to_json()))
+                    .collect(),
+            ),
+            Value::Scalar { .. } => match self.resolve() {
+                Some(Resolved::Null) | None => J::Null,
+                Some(Resolved::Bool(b)) => J::Bool(b),
+                Some(Resolved::Int(i)) => J::from(i),
+                Some(Resolved::Float(f)) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+                Some(Resolved::Str(s)) => J::String(s.to_string()),
+            },
+        }
+    }
+}
+
 fn shorten(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
     if s.chars().count() > 40 {
