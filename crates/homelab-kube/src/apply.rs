@@ -140,6 +140,7 @@ impl Cluster {
             progress,
             resolver: Resolver::new(self.client().clone()),
             id: applyset::id_of(&plan.applyset),
+            created: HashSet::new(),
         };
         run.execute(&ordered).await
     }
@@ -152,6 +153,8 @@ pub(crate) struct Run<'a> {
     pub progress: &'a dyn Progress,
     pub resolver: Resolver,
     pub id: String,
+    /// Objects this run created before their unit (the parent's namespace).
+    pub created: HashSet<Key>,
 }
 
 /// The inventory a plan needs: its group-kinds and the namespaces other than the parent's.
@@ -318,6 +321,12 @@ impl<'a> Run<'a> {
             async move { api.patch(ns, params, &patch).await }
         })
         .await?;
+        self.created.insert(Key {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: ns,
+        });
         Ok(())
     }
 
@@ -646,6 +655,7 @@ impl<'a> Run<'a> {
         let applied = serde_json::to_value(applied).unwrap_or_default();
         let outcome = match &before {
             None => ObjectOutcome::Created,
+            Some(_) if self.created.contains(&key) => ObjectOutcome::Created,
             Some(before) if self.options.dry_run => {
                 if comparable(before) == comparable(&applied) {
                     ObjectOutcome::Unchanged

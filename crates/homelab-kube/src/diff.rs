@@ -121,6 +121,7 @@ impl Cluster {
             progress: &progress,
             resolver: Resolver::new(self.client().clone()),
             id: applyset::id_of(&plan.applyset),
+            created: HashSet::new(),
         };
         let params = PatchParams {
             dry_run: true,

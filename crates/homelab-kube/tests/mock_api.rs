@@ -594,13 +594,14 @@ async fn the_next_unit_waits_for_the_webhook_to_admit_a_dry_run_create() {
 fn flaky(codes: Vec<u16>) -> Responder {
     let mut codes = codes.into_iter();
     Box::new(move |req| {
-        if req.method == "PATCH" && req.path == "/api/v1/namespaces/web/configmaps/settings" {
-            if let Some(code) = codes.next() {
-                return Some((
-                    code,
-                    status(code, "Conflict", &format!("scripted failure {code}")),
-                ));
-            }
+        if req.method == "PATCH"
+            && req.path == "/api/v1/namespaces/web/configmaps/settings"
+            && let Some(code) = codes.next()
+        {
+            return Some((
+                code,
+                status(code, "Conflict", &format!("scripted failure {code}")),
+            ));
         }
         None
     })

@@ -1,0 +1,368 @@
+//! Test support for end-to-end runs: starts the Kubernetes API stand-in (kube_standin.py on
+//! kmock) on a free port with a kubeconfig pointing at it, or uses a real cluster from
+//! `HOMELAB_E2E_KUBECONFIG`; and builds a realistic multi-unit plan as plain JSON. It depends
+//! only on std, serde_json and tempfile so CLI tests can include it with `#[path]`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The Python of the test virtualenv (`HOMELAB_TEST_VENV`, else `<workspace>/.venv-test`).
+pub fn test_python() -> PathBuf {
+    let venv = std::env::var_os("HOMELAB_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv-test"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "the test virtualenv is missing ({}): run scripts/install-test-deps",
+        python.display()
+    );
+    let ok = Command::new(&python)
+        .args(["-c", "import kmock"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the PyPI package kmock is not installed in {}: run scripts/install-test-deps",
+        venv.display()
+    );
+    python
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crate is two levels below the workspace root")
+        .to_path_buf()
+}
+
+pub fn standin_script() -> PathBuf {
+    workspace_root().join("crates/homelab-kube/tests/support/kube_standin.py")
+}
+
+/// Options of a stand-in run.
+#[derive(Debug, Clone)]
+pub struct StandInOptions {
+    /// Play the controllers (workloads become ready, HelmCharts install, ...).
+    pub controllers: bool,
+    pub controller_delay: Duration,
+    pub crd_delay: Duration,
+    pub latency: Duration,
+    pub nodes: Vec<String>,
+}
+
+impl Default for StandInOptions {
+    fn default() -> Self {
+        StandInOptions {
+            controllers: true,
+            controller_delay: Duration::from_millis(50),
+            crd_delay: Duration::from_millis(100),
+            latency: Duration::ZERO,
+            nodes: vec!["server-1".into(), "agent-1".into()],
+        }
+    }
+}
+
+/// A running stand-in; stops when dropped.
+pub struct StandIn {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl StandIn {
+    pub fn start(options: &StandInOptions) -> StandIn {
+        let python = test_python();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(python)
+            .arg(standin_script())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--controller-delay")
+            .arg(options.controller_delay.as_secs_f64().to_string())
+            .arg("--crd-delay")
+            .arg(options.crd_delay.as_secs_f64().to_string())
+            .arg("--latency-ms")
+            .arg((options.latency.as_secs_f64() * 1000.0).to_string())
+            .arg("--nodes")
+            .arg(options.nodes.join(","))
+            .args(options.controllers.then_some("--controllers"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kube_standin.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read READY line");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the stand-in did not start (said {line:?})"));
+        let stdin = child.stdin.take();
+        StandIn {
+            child,
+            stdin,
+            port,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Calls the stand-in's admin API (`/_standin/...`) or the Kubernetes API with a JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        http_json(self.port, method, path, content_type, body)
+    }
+
+    /// Makes the next `count` requests matching `method` and `path_regex` fail with `status`.
+    pub fn inject_fault(&self, method: &str, path_regex: &str, status: u16, count: u32) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/faults",
+            "application/json",
+            Some(
+                &json!({"method": method, "path": path_regex, "status": status, "count": count,
+                         "message": format!("injected {status}")}),
+            ),
+        );
+        assert_eq!(code, 200);
+    }
+
+    pub fn clear_faults(&self) {
+        self.request("DELETE", "/_standin/faults", "application/json", None);
+    }
+
+    /// How many requests the stand-in served so far.
+    pub fn request_count(&self) -> u64 {
+        self.request("GET", "/_standin/requests", "application/json", None)
+            .1["count"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Merge-patches the status subresource, as a controller would.
+    pub fn patch_status(&self, path: &str, status: Value) {
+        let (code, body) = self.request(
+            "PATCH",
+            &format!("{path}/status?fieldManager=test-controller"),
+            "application/merge-patch+json",
+            Some(&json!({"status": status})),
+        );
+        assert_eq!(code, 200, "patch status of {path}: {body}");
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 JSON client for talking to the stand-in without a Kubernetes client.
+pub fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to stand-in");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json_body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (code, serde_json::from_str(json_body).unwrap_or(Value::Null))
+}
+
+/// Where the end-to-end scenario runs.
+pub enum Backend {
+    StandIn(StandIn),
+    /// A real cluster's kubeconfig (from `HOMELAB_E2E_KUBECONFIG`).
+    Real(PathBuf),
+}
+
+impl Backend {
+    pub fn kubeconfig(&self) -> PathBuf {
+        match self {
+            Backend::StandIn(s) => s.kubeconfig.clone(),
+            Backend::Real(p) => p.clone(),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self, Backend::Real(_))
+    }
+}
+
+/// The real cluster to test against, or `None` after printing that the tier is skipped.
+pub fn real_cluster(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("HOMELAB_E2E_KUBECONFIG") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            eprintln!("skipped {test}: real-cluster tier, set HOMELAB_E2E_KUBECONFIG to run it");
+            None
+        }
+    }
+}
+
+/// A realistic lab plan as JSON (the shape of `homelab_kube::ApplyPlan`): namespaces, a CRD
+/// and its custom resource, a HelmChart, a database StatefulSet with a Secret and a backup
+/// CronJob, and a web Deployment behind a LoadBalancer Service. `suffix` keeps parallel
+/// scenarios on one cluster apart.
+#[derive(Debug, Clone)]
+pub struct LabPlan {
+    pub suffix: String,
+    /// Value written into the web ConfigMap (change it to change the plan).
+    pub greeting: String,
+    pub web_replicas: u32,
+    pub db_password: String,
+    /// Units left out (e.g. to prune them).
+    pub without: Vec<String>,
+    pub image: String,
+}
+
+impl LabPlan {
+    pub fn new(suffix: &str) -> LabPlan {
+        LabPlan {
+            suffix: suffix.to_string(),
+            greeting: "hello".into(),
+            web_replicas: 1,
+            db_password: "first-secret-value".into(),
+            without: vec![],
+            image: "registry.k8s.io/pause:3.10".into(),
+        }
+    }
+
+    pub fn ns(&self, base: &str) -> String {
+        format!("{base}-{}", self.suffix)
+    }
+
+    pub fn applyset(&self) -> Value {
+        json!({"name": format!("lab-{}", self.suffix), "namespace": self.ns("homelab")})
+    }
+
+    fn labels(app: &str) -> Value {
+        json!({"app.kubernetes.io/name": app, "app.kubernetes.io/managed-by": "homelab"})
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (infra, data, apps, homelab) = (
+            self.ns("infra"),
+            self.ns("data"),
+            self.ns("apps"),
+            self.ns("homelab"),
+        );
+        let image = &self.image;
+        let mut units = vec![
+            json!({"name": "namespaces", "objects": [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": homelab, "labels": Self::labels("homelab")}},
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": infra, "labels": Self::labels("infra")}},
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": data, "labels": Self::labels("data")}},
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": apps, "labels": Self::labels("apps")}},
+            ]}),
+            json!({"name": "cert-manager", "depends_on": ["namespaces"], "objects": [
+                {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                 "metadata": {"name": "certificates.cert-manager.io"},
+                 "spec": {"group": "cert-manager.io", "scope": "Namespaced",
+                          "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate", "listKind": "CertificateList"},
+                          "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}},
+            ], "waits": [{"type": "crd_established", "name": "certificates.cert-manager.io"}]}),
+            json!({"name": "podinfo-chart", "depends_on": ["namespaces"], "objects": [
+                {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChart",
+                 "metadata": {"name": format!("podinfo-{}", self.suffix), "namespace": "kube-system", "labels": Self::labels("podinfo")},
+                 "spec": {"repo": "https://stefanprodan.github.io/podinfo", "chart": "podinfo", "version": "6.7.1",
+                          "targetNamespace": infra, "valuesContent": "replicaCount: 1\n"}},
+            ], "waits": [{"type": "helm_chart_installed", "namespace": "kube-system", "name": format!("podinfo-{}", self.suffix)}]}),
+            json!({"name": "postgres", "depends_on": ["namespaces"], "objects": [
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "postgres-credentials", "namespace": data},
+                 "type": "Opaque", "stringData": {"password": self.db_password}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres", "namespace": data, "labels": Self::labels("postgres")},
+                 "spec": {"selector": {"app.kubernetes.io/name": "postgres"}, "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432}]}},
+                {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "postgres", "namespace": data, "labels": Self::labels("postgres")},
+                 "spec": {"serviceName": "postgres", "replicas": 1,
+                          "selector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}},
+                          "template": {"metadata": {"labels": Self::labels("postgres")},
+                                       "spec": {"containers": [{"name": "postgres", "image": image,
+                                                                "env": [{"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "postgres-credentials", "key": "password"}}}]}]}}}},
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "postgres-backups", "namespace": data},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+                {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "postgres-backup", "namespace": data},
+                 "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
+                          "containers": [{"name": "backup", "image": image}]}}}}}},
+            ], "waits": [{"type": "available", "kind": "StatefulSet", "namespace": data, "name": "postgres"}]}),
+            json!({"name": "web", "depends_on": ["cert-manager", "postgres"], "objects": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings", "namespace": apps},
+                 "data": {"greeting": self.greeting}},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": apps, "labels": Self::labels("web")},
+                 "spec": {"replicas": self.web_replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": "web"}},
+                          "template": {"metadata": {"labels": Self::labels("web")},
+                                       "spec": {"containers": [{"name": "web", "image": image}]}}}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": apps, "labels": Self::labels("web")},
+                 "spec": {"type": "LoadBalancer", "selector": {"app.kubernetes.io/name": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+                {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "web-tls", "namespace": apps},
+                 "spec": {"secretName": "web-tls", "dnsNames": ["web.lab.example"], "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}},
+            ], "waits": [{"type": "available", "kind": "Deployment", "namespace": apps, "name": "web"}]}),
+        ];
+        units.retain(|u| !self.without.iter().any(|w| u["name"] == w.as_str()));
+        json!({"applyset": self.applyset(), "field_manager": "homelab", "units": units})
+    }
+
+    /// The status checks matching this plan (the shape of `homelab_kube::StatusChecks`).
+    pub fn status_checks(&self, nodes: &[&str]) -> Value {
+        json!({
+            "nodes": nodes,
+            "components": [
+                {"name": "podinfo", "namespace": self.ns("infra"),
+                 "helm_charts": [{"namespace": "kube-system", "name": format!("podinfo-{}", self.suffix)}]},
+                {"name": "postgres", "namespace": self.ns("data"),
+                 "workloads": [{"kind": "StatefulSet", "name": "postgres"}], "pvcs": ["postgres-backups"]},
+                {"name": "web", "namespace": self.ns("apps"),
+                 "workloads": [{"kind": "Deployment", "name": "web"}], "load_balancers": ["web"],
+                 "certificates": ["web-tls"]},
+            ],
+            "urls": [],
+            "backups": [{"namespace": self.ns("data"), "cronjob": "postgres-backup", "max_age": {"secs": 93600, "nanos": 0}}],
+        })
+    }
+}
