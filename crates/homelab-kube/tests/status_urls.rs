@@ -160,16 +160,18 @@ async fn url_checks_verify_tls_version_certificate_host_and_status() {
         ..Default::default()
     };
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut options = StatusOptions::default();
-    options.tls = TlsCheckOptions {
-        ca_pem: Some(std::fs::read(dir.path().join("ca.pem")).unwrap()),
-        resolve: [
-            ("web.lab.example".to_string(), local(tls13.port)),
-            ("other.lab.example".to_string(), local(tls13.port)),
-            ("closed.lab.example".to_string(), local(closed)),
-        ]
-        .into_iter()
-        .collect(),
+    let options = StatusOptions {
+        tls: TlsCheckOptions {
+            ca_pem: Some(std::fs::read(dir.path().join("ca.pem")).unwrap()),
+            resolve: [
+                ("web.lab.example".to_string(), local(tls13.port)),
+                ("other.lab.example".to_string(), local(tls13.port)),
+                ("closed.lab.example".to_string(), local(closed)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     // The override maps a name to one address, so the TLS 1.2 server is reached by port.
