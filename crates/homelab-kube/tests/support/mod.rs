@@ -366,3 +366,258 @@ impl LabPlan {
         })
     }
 }
+
+/// A plan and status checks the size of the seed lab (`shared/seeds`): 14 components in 8
+/// namespaces with Helm charts, workloads, Services, PVCs, certificates and backup CronJobs.
+/// Used by the benchmark; the objects are realistic in shape, not in every field.
+pub fn seed_sized_lab() -> (Value, Value) {
+    struct C {
+        name: &'static str,
+        ns: &'static str,
+        chart: bool,
+        workload: Option<&'static str>,
+        pvc: bool,
+        lb: bool,
+        url: bool,
+        backup: bool,
+    }
+    let components = [
+        C {
+            name: "metallb",
+            ns: "infra",
+            chart: true,
+            workload: None,
+            pvc: false,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "cert-manager",
+            ns: "infra",
+            chart: true,
+            workload: None,
+            pvc: false,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "nfs-provisioner",
+            ns: "infra",
+            chart: true,
+            workload: None,
+            pvc: false,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "traefik",
+            ns: "kube-system",
+            chart: false,
+            workload: Some("Deployment"),
+            pvc: false,
+            lb: true,
+            url: true,
+            backup: false,
+        },
+        C {
+            name: "prometheus",
+            ns: "monitoring",
+            chart: true,
+            workload: Some("StatefulSet"),
+            pvc: true,
+            lb: false,
+            url: true,
+            backup: false,
+        },
+        C {
+            name: "grafana",
+            ns: "monitoring",
+            chart: false,
+            workload: Some("Deployment"),
+            pvc: true,
+            lb: false,
+            url: true,
+            backup: false,
+        },
+        C {
+            name: "loki",
+            ns: "monitoring",
+            chart: true,
+            workload: Some("StatefulSet"),
+            pvc: true,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "alloy",
+            ns: "monitoring",
+            chart: true,
+            workload: Some("DaemonSet"),
+            pvc: false,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "postgres",
+            ns: "data",
+            chart: false,
+            workload: Some("StatefulSet"),
+            pvc: true,
+            lb: false,
+            url: false,
+            backup: true,
+        },
+        C {
+            name: "n8n",
+            ns: "apps",
+            chart: true,
+            workload: Some("Deployment"),
+            pvc: true,
+            lb: false,
+            url: true,
+            backup: false,
+        },
+        C {
+            name: "ollama",
+            ns: "ml",
+            chart: true,
+            workload: Some("Deployment"),
+            pvc: true,
+            lb: false,
+            url: true,
+            backup: false,
+        },
+        C {
+            name: "paperless",
+            ns: "docs",
+            chart: false,
+            workload: Some("Deployment"),
+            pvc: true,
+            lb: false,
+            url: true,
+            backup: true,
+        },
+        C {
+            name: "redis",
+            ns: "docs",
+            chart: false,
+            workload: Some("Deployment"),
+            pvc: false,
+            lb: false,
+            url: false,
+            backup: false,
+        },
+        C {
+            name: "dev-proxy",
+            ns: "dev",
+            chart: false,
+            workload: Some("Deployment"),
+            pvc: false,
+            lb: true,
+            url: true,
+            backup: false,
+        },
+    ];
+    let namespaces = [
+        "homelab",
+        "infra",
+        "monitoring",
+        "data",
+        "apps",
+        "ml",
+        "docs",
+        "dev",
+    ];
+    let mut units = vec![
+        json!({"name": "namespaces", "objects": namespaces.iter().map(|n| json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"app.kubernetes.io/part-of": "homelab"}}})).collect::<Vec<_>>()}),
+    ];
+    units.push(json!({"name": "cert-manager-crds", "depends_on": ["namespaces"], "objects": [{
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "certificates.cert-manager.io"},
+        "spec": {"group": "cert-manager.io", "scope": "Namespaced", "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate"},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}]}));
+    let mut status_components = Vec::new();
+    let mut urls = Vec::new();
+    let mut backups = Vec::new();
+    for c in &components {
+        let labels =
+            json!({"app.kubernetes.io/name": c.name, "app.kubernetes.io/managed-by": "homelab"});
+        let mut objects = vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("{}-config", c.name), "namespace": c.ns, "labels": labels},
+                   "data": {"setting": "value", "component": c.name}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{}-credentials", c.name), "namespace": c.ns, "labels": labels},
+                   "type": "Opaque", "stringData": {"password": format!("{}-bench-password", c.name)}}),
+        ];
+        let mut waits = vec![];
+        let mut check = json!({"name": c.name, "namespace": c.ns, "helm_charts": [], "workloads": [], "pvcs": [], "load_balancers": [], "certificates": []});
+        if c.chart {
+            objects.push(json!({"apiVersion": "helm.cattle.io/v1", "kind": "HelmChart", "metadata": {"name": c.name, "namespace": "kube-system", "labels": labels},
+                "spec": {"repo": "https://charts.example.invalid", "chart": c.name, "version": "1.0.0", "targetNamespace": c.ns,
+                         "valuesContent": format!("fullnameOverride: {}\n", c.name)}}));
+            waits.push(
+                json!({"type": "helm_chart_installed", "namespace": "kube-system", "name": c.name}),
+            );
+            check["helm_charts"] = json!([{"namespace": "kube-system", "name": c.name}]);
+        }
+        if let Some(kind) = c.workload {
+            let template = json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": c.name, "image": "registry.k8s.io/pause:3.10"}]}});
+            let mut spec = json!({"selector": {"matchLabels": {"app.kubernetes.io/name": c.name}}, "template": template});
+            if kind != "DaemonSet" {
+                spec["replicas"] = json!(1);
+            }
+            if kind == "StatefulSet" {
+                spec["serviceName"] = json!(c.name);
+            }
+            objects.push(json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": c.name, "namespace": c.ns, "labels": labels}, "spec": spec}));
+            objects.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": c.name, "namespace": c.ns, "labels": labels},
+                "spec": {"type": if c.lb {"LoadBalancer"} else {"ClusterIP"}, "selector": {"app.kubernetes.io/name": c.name},
+                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+            waits.push(
+                json!({"type": "available", "kind": kind, "namespace": c.ns, "name": c.name}),
+            );
+            check["workloads"] = json!([{"kind": kind, "name": c.name}]);
+            if c.lb {
+                check["load_balancers"] = json!([c.name]);
+            }
+        }
+        if c.pvc {
+            objects.push(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": format!("{}-data", c.name), "namespace": c.ns},
+                "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "nfs-client", "resources": {"requests": {"storage": "5Gi"}}}}));
+            check["pvcs"] = json!([format!("{}-data", c.name)]);
+        }
+        if c.url {
+            let host = format!("{}.lab.example", c.name);
+            objects.push(json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": format!("{}-tls", c.name), "namespace": c.ns},
+                "spec": {"secretName": format!("{}-tls", c.name), "dnsNames": [host], "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt-production"}}}));
+            objects.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": c.name, "namespace": c.ns, "labels": labels},
+                "spec": {"tls": [{"hosts": [host], "secretName": format!("{}-tls", c.name)}],
+                         "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": c.name, "port": {"number": 80}}}}]}}]}}));
+            check["certificates"] = json!([format!("{}-tls", c.name)]);
+            urls.push(json!({"url": format!("https://{host}/"), "host": host}));
+        }
+        if c.backup {
+            objects.push(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": format!("{}-backup", c.name), "namespace": c.ns},
+                "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
+                         "containers": [{"name": "backup", "image": "registry.k8s.io/pause:3.10"}]}}}}}}));
+            backups.push(json!({"namespace": c.ns, "cronjob": format!("{}-backup", c.name), "max_age": {"secs": 93600, "nanos": 0}}));
+        }
+        let depends = if c.url {
+            json!(["namespaces", "cert-manager-crds"])
+        } else {
+            json!(["namespaces"])
+        };
+        units.push(
+            json!({"name": c.name, "depends_on": depends, "objects": objects, "waits": waits}),
+        );
+        status_components.push(check);
+    }
+    let plan = json!({"applyset": {"name": "lab", "namespace": "homelab"}, "field_manager": "homelab", "units": units});
+    let checks = json!({"nodes": ["server-1", "agent-1", "agent-2"], "components": status_components, "urls": urls, "backups": backups});
+    (plan, checks)
+}
