@@ -7,7 +7,6 @@
 //! cluster_bench backups KUBECONFIG CHECKS      marks every backup CronJob as just succeeded
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::path::PathBuf;
