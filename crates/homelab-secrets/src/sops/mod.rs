@@ -1,0 +1,534 @@
+//! The SOPS YAML format with age recipients: decrypting (data key via age, every value, MAC
+//! check) and encrypting (fresh IVs, new `lastmodified` and MAC) whole documents. Pure: text
+//! in, text out; it never writes a file and never returns plaintext except as a `SecretString`
+//! or a tree the caller asked for.
+
+mod cipher;
+mod metadata;
+
+use std::io::{Read, Write};
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use secrecy::SecretString;
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+pub use metadata::{
+    AgeEntry, DEFAULT_UNENCRYPTED_SUFFIX, EncryptionRule, Metadata, SOPS_FORMAT_VERSION,
+};
+
+use crate::error::SopsError;
+use crate::identity::{Identities, Recipient};
+use crate::timefmt::{now_rfc3339, parse_rfc3339};
+use crate::yaml::{self, Mapping, Value};
+pub(crate) use cipher::DataKey;
+use cipher::{CipherFailure, decrypt_scalar, encrypt_scalar, mac_bytes};
+use metadata::CompiledRule;
+
+/// The metadata key sops adds to every document.
+pub const METADATA_KEY: &str = "sops";
+
+/// sops hashes this first when `mac_only_encrypted` is set, so such MACs differ from full ones.
+const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+];
+
+/// The indentation sops's YAML store writes with.
+const SOPS_INDENT: usize = 4;
+
+/// How to encrypt a new file.
+#[derive(Debug, Clone)]
+pub struct EncryptOptions {
+    /// Who can decrypt (at least one).
+    pub recipients: Vec<Recipient>,
+    /// Which values are encrypted.
+    pub rule: EncryptionRule,
+    /// Whether the MAC covers only encrypted values.
+    pub mac_only_encrypted: bool,
+}
+
+impl EncryptOptions {
+    /// Encrypt every value (sops's default rule) for these recipients.
+    pub fn new(recipients: Vec<Recipient>) -> Self {
+        Self {
+            recipients,
+            rule: EncryptionRule::default(),
+            mac_only_encrypted: false,
+        }
+    }
+
+    /// Use `encrypted_regex`.
+    pub fn with_encrypted_regex(mut self, regex: impl Into<String>) -> Self {
+        self.rule = EncryptionRule::EncryptedRegex(regex.into());
+        self
+    }
+}
+
+/// A decrypted SOPS file: its plaintext documents (without the `sops` key), its metadata and
+/// its data key. Zeroes the plaintext on drop; `Debug` shows structure only.
+pub struct SopsDocument {
+    documents: Vec<Value>,
+    metadata: Metadata,
+    data_key: DataKey,
+}
+
+impl std::fmt::Debug for SopsDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SopsDocument")
+            .field("documents", &self.documents)
+            .field("recipients", &self.recipients())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SopsDocument {
+    fn drop(&mut self) {
+        self.documents.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl SopsDocument {
+    /// A new document set with a fresh data key encrypted to `options.recipients`.
+    pub fn new(documents: Vec<Value>, options: &EncryptOptions) -> Result<Self, SopsError> {
+        check_documents(&documents)?;
+        if options.recipients.is_empty() {
+            return Err(SopsError::NoRecipients);
+        }
+        options.rule.compile()?;
+        let data_key = DataKey::generate();
+        let age = encrypt_data_key(&data_key, &options.recipients)?;
+        Ok(Self {
+            documents,
+            metadata: Metadata {
+                age,
+                lastmodified: String::new(),
+                mac: String::new(),
+                rule: options.rule.clone(),
+                mac_only_encrypted: options.mac_only_encrypted,
+                version: SOPS_FORMAT_VERSION.to_owned(),
+                other: Vec::new(),
+            },
+            data_key,
+        })
+    }
+
+    /// The plaintext documents.
+    pub fn documents(&self) -> &[Value] {
+        &self.documents
+    }
+
+    /// The plaintext documents, to change before [`SopsDocument::encrypt`].
+    pub fn documents_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.documents
+    }
+
+    /// The metadata as read (or as last written).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The age recipients of the data key.
+    pub fn recipients(&self) -> Vec<String> {
+        self.metadata
+            .age
+            .iter()
+            .map(|e| e.recipient.clone())
+            .collect()
+    }
+
+    /// The plaintext as YAML, as `sops -d` prints it.
+    pub fn to_plain_yaml(&self) -> SecretString {
+        SecretString::from(yaml::emit_documents(&self.documents, SOPS_INDENT))
+    }
+
+    /// Encrypts the documents with the same data key and recipients, fresh IVs, a new
+    /// `lastmodified` and MAC (what `sops edit` does on save).
+    pub fn encrypt(&mut self) -> Result<String, SopsError> {
+        check_documents(&self.documents)?;
+        let rule = self.metadata.rule.compile()?;
+        let mut walker = Walker::new(&rule, self.metadata.mac_only_encrypted, &self.data_key);
+        let mut encrypted = Vec::with_capacity(self.documents.len());
+        for doc in &self.documents {
+            let mut path = Vec::new();
+            encrypted.push(walker.encrypt(as_mapping_value(doc), &mut path)?);
+        }
+        let mac = walker.finish();
+        let lastmodified = now_rfc3339();
+        let mac_enc =
+            encrypt_scalar(&Value::Str(mac), &self.data_key, &lastmodified).map_err(|reason| {
+                SopsError::Unencryptable {
+                    path: "sops:mac".to_owned(),
+                    reason,
+                }
+            })?;
+        self.metadata.lastmodified = lastmodified;
+        self.metadata.mac = mac_enc;
+        self.metadata.version = SOPS_FORMAT_VERSION.to_owned();
+        Ok(emit_encrypted(encrypted, &self.metadata))
+    }
+
+    /// Zeroes and drops the plaintext documents (the data key and metadata stay).
+    pub(crate) fn clear_documents(&mut self) {
+        self.documents.iter_mut().for_each(Zeroize::zeroize);
+        self.documents.clear();
+    }
+
+    /// Replaces the age recipients, encrypting the same data key to each. Values, MAC and
+    /// `lastmodified` are not touched.
+    pub(crate) fn set_recipients(&mut self, recipients: &[Recipient]) -> Result<(), SopsError> {
+        if recipients.is_empty() {
+            return Err(SopsError::NoRecipients);
+        }
+        self.metadata.age = encrypt_data_key(&self.data_key, recipients)?;
+        Ok(())
+    }
+}
+
+/// Encrypts plaintext YAML documents (all of them, as `sops -e` does).
+pub fn encrypt_text(plain_yaml: &str, options: &EncryptOptions) -> Result<String, SopsError> {
+    let documents = yaml::parse_documents(plain_yaml).map_err(SopsError::Yaml)?;
+    if documents
+        .first()
+        .and_then(Value::as_map)
+        .is_some_and(|m| m.contains_key(METADATA_KEY))
+    {
+        return Err(SopsError::AlreadyEncrypted);
+    }
+    SopsDocument::new(documents, options)?.encrypt()
+}
+
+/// Decrypts SOPS-encrypted YAML: the data key with one of `identities`, every value, then
+/// checks the MAC. Any failure is an error; no partial plaintext is returned.
+pub fn decrypt_text(text: &str, identities: &Identities) -> Result<SopsDocument, SopsError> {
+    let (documents, metadata) = split_metadata(text)?;
+    let data_key = decrypt_data_key(&metadata, identities)?;
+    let rule = metadata.rule.compile()?;
+    let mut walker = Walker::new(&rule, metadata.mac_only_encrypted, &data_key);
+    let mut plain = Vec::with_capacity(documents.len());
+    for doc in &documents {
+        let mut path = Vec::new();
+        plain.push(walker.decrypt(doc, &mut path)?);
+    }
+    let computed = walker.finish();
+    verify_mac(&metadata, &data_key, &computed)?;
+    Ok(SopsDocument {
+        documents: plain,
+        metadata,
+        data_key,
+    })
+}
+
+/// Changes the age recipients of an encrypted file: verifies it fully, then re-encrypts only
+/// the data key. Every value, the MAC and `lastmodified` stay byte-for-byte as they were.
+pub(crate) fn rekey_text(
+    text: &str,
+    identities: &Identities,
+    recipients: &[Recipient],
+) -> Result<String, SopsError> {
+    let mut verified = decrypt_text(text, identities)?;
+    verified.set_recipients(recipients)?;
+    let (encrypted_docs, _) = split_metadata(text)?;
+    Ok(emit_encrypted(encrypted_docs, &verified.metadata))
+}
+
+/// Whether YAML text carries a `sops:` block (without decrypting anything).
+pub fn is_encrypted(text: &str) -> bool {
+    split_metadata(text).is_ok()
+}
+
+/// Reads the encrypted documents (without `sops` keys) and the metadata of the first one.
+pub(crate) fn split_metadata(text: &str) -> Result<(Vec<Value>, Metadata), SopsError> {
+    let mut documents = yaml::parse_documents(text).map_err(SopsError::Yaml)?;
+    check_documents(&documents)?;
+    let meta_value = match documents.first_mut().and_then(Value::as_map_mut) {
+        Some(m) => m.remove(METADATA_KEY),
+        None => None,
+    };
+    let meta_map = match meta_value {
+        Some(Value::Map(m)) => m,
+        Some(other) => {
+            return Err(SopsError::InvalidMetadata {
+                field: "sops",
+                reason: format!("expected a mapping, found a {}", other.type_name()),
+            });
+        }
+        None => return Err(SopsError::MissingMetadata),
+    };
+    let metadata = Metadata::from_mapping(&meta_map)?;
+    for doc in documents.iter_mut().skip(1) {
+        if let Some(m) = doc.as_map_mut() {
+            m.remove(METADATA_KEY);
+        }
+    }
+    let documents = documents
+        .into_iter()
+        .map(|d| match d {
+            Value::Null => Value::Map(Mapping::new()),
+            other => other,
+        })
+        .collect();
+    Ok((documents, metadata))
+}
+
+fn check_documents(documents: &[Value]) -> Result<(), SopsError> {
+    for (i, doc) in documents.iter().enumerate() {
+        match doc {
+            Value::Map(_) | Value::Null => {}
+            other => {
+                return Err(SopsError::NotAMapping {
+                    index: i + 1,
+                    found: other.type_name(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn as_mapping_value(doc: &Value) -> &Value {
+    static EMPTY: Value = Value::Null;
+    match doc {
+        Value::Null => &EMPTY,
+        other => other,
+    }
+}
+
+fn emit_encrypted(documents: Vec<Value>, metadata: &Metadata) -> String {
+    let meta = Value::Map(metadata.to_mapping());
+    let docs: Vec<Value> = documents
+        .into_iter()
+        .map(|doc| {
+            let mut m = match doc {
+                Value::Map(m) => m,
+                _ => Mapping::new(),
+            };
+            m.insert(METADATA_KEY, meta.clone());
+            Value::Map(m)
+        })
+        .collect();
+    yaml::emit_documents(&docs, SOPS_INDENT)
+}
+
+fn path_text(path: &[String]) -> String {
+    path.join(":")
+}
+
+/// sops's associated data for a value: the key path joined with `:`, plus a trailing `:`.
+fn additional_data(path: &[String]) -> String {
+    let mut aad = path.join(":");
+    aad.push(':');
+    aad
+}
+
+struct Walker<'a> {
+    rule: &'a CompiledRule,
+    mac_only_encrypted: bool,
+    key: &'a DataKey,
+    hasher: Sha512,
+}
+
+impl<'a> Walker<'a> {
+    fn new(rule: &'a CompiledRule, mac_only_encrypted: bool, key: &'a DataKey) -> Self {
+        let mut hasher = Sha512::new();
+        if mac_only_encrypted {
+            hasher.update(MAC_ONLY_ENCRYPTED_INIT);
+        }
+        Self {
+            rule,
+            mac_only_encrypted,
+            key,
+            hasher,
+        }
+    }
+
+    fn hash(&mut self, encrypted: bool, plain: &Value) {
+        if !self.mac_only_encrypted || encrypted {
+            self.hasher.update(&mac_bytes(plain)[..]);
+        }
+    }
+
+    fn finish(self) -> String {
+        let digest = self.hasher.finalize();
+        digest.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    fn encrypt(&mut self, v: &Value, path: &mut Vec<String>) -> Result<Value, SopsError> {
+        match v {
+            Value::Map(m) => {
+                let mut out = Mapping::new();
+                for (k, child) in m.iter() {
+                    path.push(k.to_owned());
+                    let enc = self.encrypt(child, path)?;
+                    path.pop();
+                    out.insert(k, enc);
+                }
+                Ok(Value::Map(out))
+            }
+            Value::Seq(items) => Ok(Value::Seq(
+                items
+                    .iter()
+                    .map(|item| self.encrypt(item, path))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Value::Null => Ok(Value::Null),
+            leaf => {
+                let encrypted = self.rule.should_encrypt(path);
+                self.hash(encrypted, leaf);
+                if !encrypted {
+                    return Ok(leaf.clone());
+                }
+                encrypt_scalar(leaf, self.key, &additional_data(path))
+                    .map(Value::Str)
+                    .map_err(|reason| SopsError::Unencryptable {
+                        path: path_text(path),
+                        reason,
+                    })
+            }
+        }
+    }
+
+    fn decrypt(&mut self, v: &Value, path: &mut Vec<String>) -> Result<Value, SopsError> {
+        match v {
+            Value::Map(m) => {
+                let mut out = Mapping::new();
+                for (k, child) in m.iter() {
+                    path.push(k.to_owned());
+                    let plain = self.decrypt(child, path)?;
+                    path.pop();
+                    out.insert(k, plain);
+                }
+                Ok(Value::Map(out))
+            }
+            Value::Seq(items) => Ok(Value::Seq(
+                items
+                    .iter()
+                    .map(|item| self.decrypt(item, path))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Value::Null => Ok(Value::Null),
+            leaf => {
+                let encrypted = self.rule.should_encrypt(path);
+                let plain = if encrypted {
+                    match leaf {
+                        Value::Str(s) if s.is_empty() => Value::Str(String::new()),
+                        Value::Str(s) => decrypt_scalar(s, self.key, &additional_data(path))
+                            .map_err(|failure| match failure {
+                                CipherFailure::Authentication => SopsError::ValueAuthentication {
+                                    path: path_text(path),
+                                },
+                                CipherFailure::Malformed(reason) => SopsError::MalformedValue {
+                                    path: path_text(path),
+                                    reason,
+                                },
+                            })?,
+                        other => {
+                            return Err(SopsError::NotEncrypted {
+                                path: path_text(path),
+                                found: other.type_name(),
+                            });
+                        }
+                    }
+                } else {
+                    leaf.clone()
+                };
+                self.hash(encrypted, &plain);
+                Ok(plain)
+            }
+        }
+    }
+}
+
+fn verify_mac(metadata: &Metadata, key: &DataKey, computed: &str) -> Result<(), SopsError> {
+    let lastmodified =
+        parse_rfc3339(&metadata.lastmodified).ok_or_else(|| SopsError::InvalidMetadata {
+            field: "lastmodified",
+            reason: format!("`{}` is not an RFC 3339 timestamp", metadata.lastmodified),
+        })?;
+    let stored = match decrypt_scalar(&metadata.mac, key, &lastmodified.to_rfc3339()) {
+        Ok(Value::Str(s)) => s,
+        Ok(_) => {
+            return Err(SopsError::InvalidMetadata {
+                field: "mac",
+                reason: "the MAC is not a string".to_owned(),
+            });
+        }
+        Err(CipherFailure::Authentication) => return Err(SopsError::MacAuthentication),
+        Err(CipherFailure::Malformed(reason)) => {
+            return Err(SopsError::InvalidMetadata {
+                field: "mac",
+                reason,
+            });
+        }
+    };
+    if stored != computed {
+        return Err(SopsError::MacMismatch);
+    }
+    Ok(())
+}
+
+fn encrypt_data_key(key: &DataKey, recipients: &[Recipient]) -> Result<Vec<AgeEntry>, SopsError> {
+    recipients
+        .iter()
+        .map(|r| {
+            let fail = |e: &dyn std::fmt::Display| SopsError::AgeEncrypt(e.to_string());
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(r.as_age() as &dyn age::Recipient))
+                    .map_err(|e| fail(&e))?;
+            let mut out = Vec::new();
+            let armored =
+                ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| fail(&e))?;
+            let mut writer = encryptor.wrap_output(armored).map_err(|e| fail(&e))?;
+            writer.write_all(key.bytes()).map_err(|e| fail(&e))?;
+            writer
+                .finish()
+                .and_then(|armored| armored.finish())
+                .map_err(|e| fail(&e))?;
+            let mut enc = String::from_utf8(out).map_err(|e| fail(&e))?;
+            if !enc.ends_with('\n') {
+                enc.push('\n');
+            }
+            Ok(AgeEntry {
+                recipient: r.to_string(),
+                enc,
+            })
+        })
+        .collect()
+}
+
+fn decrypt_data_key(metadata: &Metadata, identities: &Identities) -> Result<DataKey, SopsError> {
+    if metadata.age.is_empty() {
+        return Err(SopsError::NoAgeRecipients);
+    }
+    // Entries addressed to one of our keys first; a damaged one of those is worth reporting.
+    let mut entries: Vec<&AgeEntry> = metadata.age.iter().collect();
+    entries.sort_by_key(|e| identities.source_of(&e.recipient).is_none());
+    let mut damaged = None;
+    for entry in entries {
+        let ours = identities.source_of(&entry.recipient).is_some();
+        match try_age_decrypt(&entry.enc, identities) {
+            Ok(key) => return Ok(key),
+            Err(age::DecryptError::NoMatchingKeys) if !ours => {}
+            Err(e) => {
+                if damaged.is_none() {
+                    damaged = Some(SopsError::DataKey {
+                        recipient: entry.recipient.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Err(damaged.unwrap_or_else(|| SopsError::NoMatchingIdentity {
+        recipients: metadata.age.iter().map(|e| e.recipient.clone()).collect(),
+        identities: identities.describe(),
+    }))
+}
+
+fn try_age_decrypt(enc: &str, identities: &Identities) -> Result<DataKey, age::DecryptError> {
+    let decryptor = age::Decryptor::new(ArmoredReader::new(enc.trim_start().as_bytes()))?;
+    let mut reader = decryptor.decrypt(identities.age_identities())?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader.read_to_end(&mut plain)?;
+    DataKey::from_slice(&plain).ok_or(age::DecryptError::DecryptionFailed)
+}
