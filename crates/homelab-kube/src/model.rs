@@ -196,3 +196,43 @@ impl fmt::Display for ObjectRef {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn debug_output_names_objects_but_never_shows_their_content() {
+        let unit = ApplyUnit {
+            name: "postgres".into(),
+            depends_on: vec![],
+            objects: vec![json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "data"},
+                "stringData": {"password": "hunter2-very-secret"}})],
+            waits: vec![],
+        };
+        let plan = ApplyPlan {
+            applyset: ApplySetRef {
+                name: "lab".into(),
+                namespace: "homelab".into(),
+            },
+            field_manager: "homelab".into(),
+            units: vec![unit],
+        };
+        let text = format!("{plan:?} {plan:#?}");
+        assert!(text.contains("Secret data/db"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn waits_deserialize_from_tagged_json() {
+        let w: WaitFor = serde_json::from_value(json!({"type": "available", "kind": "StatefulSet", "namespace": "data", "name": "postgres"})).unwrap();
+        assert_eq!(w.to_string(), "StatefulSet data/postgres to be available");
+        let w: WaitFor = serde_json::from_value(json!({"type": "webhook", "service": {"namespace": "infra", "name": "cert-manager-webhook"}})).unwrap();
+        assert_eq!(
+            w.to_string(),
+            "webhook behind Service infra/cert-manager-webhook to answer"
+        );
+    }
+}
