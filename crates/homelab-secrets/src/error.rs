@@ -24,6 +24,9 @@ pub enum SopsError {
         /// What was found instead.
         found: &'static str,
     },
+    /// There is no YAML document to encrypt.
+    #[error("there is nothing to encrypt: the input has no YAML document")]
+    EmptyInput,
     /// No `sops:` block.
     #[error(
         "no `sops:` metadata block: the file is not SOPS-encrypted (encrypt it with `homelab secrets encrypt`)"

@@ -139,26 +139,94 @@ impl ScanReport {
     }
 }
 
+/// The file listing paths the scan skips (test fixtures, documented example keys), one glob
+/// per line, relative to the repository root (or the scanned directory outside git).
+pub const IGNORE_FILE: &str = ".homelab-scan-ignore";
+
 /// What to scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOptions {
     /// Also scan every commit reachable from any ref.
     pub history: bool,
+    /// Path globs to skip, in addition to those in [`IGNORE_FILE`]: `*` within a path
+    /// segment, `**` across segments, a trailing `/` for a directory, and a pattern without
+    /// `/` matches a file name anywhere.
+    pub ignore: Vec<String>,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { history: true }
+        Self {
+            history: true,
+            ignore: Vec::new(),
+        }
     }
+}
+
+/// Compiled ignore globs.
+struct IgnoreList {
+    patterns: Vec<Regex>,
+}
+
+impl IgnoreList {
+    fn new(globs: &[String]) -> Self {
+        let patterns = globs
+            .iter()
+            .map(|g| g.trim())
+            .filter(|g| !g.is_empty() && !g.starts_with('#'))
+            .filter_map(|g| Regex::new(&glob_to_regex(g)).ok())
+            .collect();
+        Self { patterns }
+    }
+
+    fn ignores(&self, relative: &str) -> bool {
+        self.patterns.iter().any(|p| p.is_match(relative))
+    }
+}
+
+fn glob_to_regex(glob: &str) -> String {
+    let glob = glob.trim_start_matches("./");
+    let (glob, directory) = match glob.strip_suffix('/') {
+        Some(g) => (g, true),
+        None => (glob, false),
+    };
+    let anchored = glob.contains('/');
+    let glob = glob.trim_start_matches('/');
+    let mut re = String::from("^");
+    if !anchored {
+        re.push_str("(?:.*/)?");
+    }
+    let chars: Vec<char> = glob.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                if chars.get(i + 2) == Some(&'/') {
+                    re.push_str("(?:.*/)?");
+                    i += 3;
+                } else {
+                    re.push_str(".*");
+                    i += 2;
+                }
+                continue;
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    re.push_str(if directory { "/.*$" } else { "(?:/.*)?$" });
+    re
 }
 
 /// Scans the working tree under `path` and the git history of its repository.
 pub fn scan(path: &Path, known: &KnownSecrets) -> Result<ScanReport> {
-    scan_with(path, known, ScanOptions::default())
+    scan_with(path, known, &ScanOptions::default())
 }
 
 /// [`scan`] with options.
-pub fn scan_with(path: &Path, known: &KnownSecrets, options: ScanOptions) -> Result<ScanReport> {
+pub fn scan_with(path: &Path, known: &KnownSecrets, options: &ScanOptions) -> Result<ScanReport> {
     let detector = Detector::new(known);
     let meta = fs::metadata(path).map_err(|source| Error::Read {
         path: path.to_owned(),
@@ -173,6 +241,23 @@ pub fn scan_with(path: &Path, known: &KnownSecrets, options: ScanOptions) -> Res
             .to_owned()
     };
     let repository = git_toplevel(&dir)?;
+    let root = repository.clone().unwrap_or_else(|| dir.clone());
+    let mut globs = options.ignore.clone();
+    let ignore_file = root.join(IGNORE_FILE);
+    if ignore_file.is_file() {
+        let text = fs::read_to_string(&ignore_file).map_err(|source| Error::Read {
+            path: ignore_file.clone(),
+            source,
+        })?;
+        globs.extend(text.lines().map(str::to_owned));
+    }
+    let ignore = IgnoreList::new(&globs);
+    // Working-tree paths are shown relative to `dir` but matched relative to `root`.
+    let dir_in_root = fs::canonicalize(&dir)
+        .ok()
+        .zip(fs::canonicalize(&root).ok())
+        .and_then(|(d, r)| d.strip_prefix(&r).ok().map(Path::to_path_buf))
+        .unwrap_or_default();
     let files: Vec<PathBuf> = if meta.is_file() {
         vec![PathBuf::from(path.file_name().unwrap_or_default())]
     } else if repository.is_some() {
@@ -185,6 +270,9 @@ pub fn scan_with(path: &Path, known: &KnownSecrets, options: ScanOptions) -> Res
         ..ScanReport::default()
     };
     for rel in files {
+        if ignore.ignores(&dir_in_root.join(&rel).to_string_lossy()) {
+            continue;
+        }
         let full = dir.join(&rel);
         let Some(text) = read_text_file(&full)? else {
             continue;
@@ -205,7 +293,7 @@ pub fn scan_with(path: &Path, known: &KnownSecrets, options: ScanOptions) -> Res
         }
     }
     if let (Some(repo), true) = (&repository, options.history) {
-        scan_history(repo, &detector, &mut report)?;
+        scan_history(repo, &detector, &ignore, &mut report)?;
     }
     Ok(report)
 }
@@ -495,7 +583,12 @@ fn git_ls_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads `git log -p --all` once, checking every added line with its commit, file and line.
-fn scan_history(repo: &Path, detector: &Detector, report: &mut ScanReport) -> Result<()> {
+fn scan_history(
+    repo: &Path,
+    detector: &Detector,
+    ignore: &IgnoreList,
+    report: &mut ScanReport,
+) -> Result<()> {
     let mut child = git(repo)
         .args([
             "log",
@@ -543,7 +636,7 @@ fn scan_history(repo: &Path, detector: &Detector, report: &mut ScanReport) -> Re
         }
         if !in_hunk {
             if let Some(target) = line.strip_prefix("+++ ") {
-                file = parse_diff_path(target);
+                file = parse_diff_path(target).filter(|p| !ignore.ignores(p));
                 kind = file.as_deref().map_or(FileKind::Other, FileKind::of);
             } else if line.starts_with("@@") {
                 in_hunk = true;
@@ -711,6 +804,23 @@ secretName: grafana-admin-credentials
             .is_empty()
         );
         assert!(scan_text("c.yaml", "password: changeme", &k).is_empty());
+    }
+
+    #[test]
+    fn ignore_globs() {
+        let list = IgnoreList::new(&[
+            "tests/testdata/".to_owned(),
+            "*.key.txt".to_owned(),
+            "docs/**/example.yaml".to_owned(),
+            "# a comment".to_owned(),
+        ]);
+        assert!(list.ignores("tests/testdata/sops/a.yaml"));
+        assert!(!list.ignores("src/tests/testdata/a.yaml"));
+        assert!(list.ignores("crates/x/example.key.txt"));
+        assert!(list.ignores("docs/example.yaml"));
+        assert!(list.ignores("docs/a/b/example.yaml"));
+        assert!(!list.ignores("docs/a/b/other.yaml"));
+        assert!(!list.ignores("example.key.txt.bak"));
     }
 
     #[test]

@@ -171,7 +171,15 @@ fn working_tree_leaks_are_found_with_file_and_line_including_untracked_files() {
     fs::write(r.join(".gitignore"), "ignored/\n").unwrap();
     fs::create_dir_all(r.join("ignored")).unwrap();
     fs::write(r.join("ignored/local.env"), format!("P={DB_PASSWORD}\n")).unwrap();
-    let report = scan_with(r, &known(), ScanOptions { history: false }).unwrap();
+    let report = scan_with(
+        r,
+        &known(),
+        &ScanOptions {
+            history: false,
+            ..ScanOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
     let f = &report.findings[0];
     assert_eq!(
@@ -295,4 +303,52 @@ fn an_empty_repository_has_no_history_to_scan() {
     assert!(report.is_clean());
     assert_eq!(report.commits_scanned, 0);
     assert_eq!(report.files_scanned, 1);
+}
+
+#[test]
+fn paths_in_the_ignore_file_are_skipped_in_the_tree_and_in_history() {
+    let repo = new_repo();
+    let r = repo.path();
+    let fixture = commit_file(
+        r,
+        "tests/fixtures/key.txt",
+        &format!("{AGE_KEY}\n"),
+        "fixture",
+    );
+    commit_file(r, "real/leak.txt", &format!("{AGE_KEY}\n"), "leak");
+    let before = scan(r, &known()).unwrap();
+    assert_eq!(before.findings.len(), 4, "{:#?}", before.findings);
+    assert!(
+        before
+            .findings
+            .iter()
+            .any(|f| matches!(&f.location, Location::History { commit, .. } if *commit == fixture))
+    );
+    fs::write(
+        r.join(homelab_secrets::scan::IGNORE_FILE),
+        "# fixtures hold test keys\ntests/fixtures/\n",
+    )
+    .unwrap();
+    let after = scan(r, &known()).unwrap();
+    assert_eq!(after.findings.len(), 2, "{:#?}", after.findings);
+    assert!(
+        after
+            .findings
+            .iter()
+            .all(|f| f.to_string().contains("real/leak.txt"))
+    );
+    // Scanning a subdirectory still applies root-relative patterns.
+    let sub = scan(&r.join("tests"), &known()).unwrap();
+    assert!(
+        sub.findings
+            .iter()
+            .all(|f| matches!(f.location, Location::History { .. })),
+        "{:#?}",
+        sub.findings
+    );
+    let extra = ScanOptions {
+        history: true,
+        ignore: vec!["leak.txt".into()],
+    };
+    assert!(scan_with(r, &known(), &extra).unwrap().is_clean());
 }

@@ -323,8 +323,24 @@ fn missing_sops_block_and_non_yaml_are_clear_errors() {
 }
 
 #[test]
-fn encrypting_an_encrypted_file_is_refused() {
+fn encrypting_an_encrypted_or_empty_file_is_refused() {
     let opts = EncryptOptions::new(vector_identities("example.key.txt").recipients());
+    assert_eq!(encrypt_text("", &opts).unwrap_err(), SopsError::EmptyInput);
+    assert_eq!(
+        encrypt_text("# only a comment\n", &opts).unwrap_err(),
+        SopsError::EmptyInput
+    );
+    assert_eq!(
+        encrypt_text("- a\n", &opts).unwrap_err(),
+        SopsError::NotAMapping {
+            index: 1,
+            found: "list"
+        }
+    );
+    assert_eq!(
+        encrypt_text("a: b\n", &EncryptOptions::new(vec![])).unwrap_err(),
+        SopsError::NoRecipients
+    );
     assert_eq!(
         encrypt_text(&read_testdata("example.enc.yaml"), &opts).unwrap_err(),
         SopsError::AlreadyEncrypted

@@ -145,6 +145,9 @@ impl SopsDocument {
     /// Encrypts the documents with the same data key and recipients, fresh IVs, a new
     /// `lastmodified` and MAC (what `sops edit` does on save).
     pub fn encrypt(&mut self) -> Result<String, SopsError> {
+        if self.documents.is_empty() {
+            return Err(SopsError::EmptyInput);
+        }
         check_documents(&self.documents)?;
         let rule = self.metadata.rule.compile()?;
         let mut walker = Walker::new(&rule, self.metadata.mac_only_encrypted, &self.data_key);
