@@ -1,0 +1,319 @@
+//! The component catalog: one module per component, each turning the Lab into its part of the
+//! Plan; this module orders them and collects what spans components (secrets, node plans).
+
+mod apps;
+mod cert_manager;
+mod dev_containers;
+mod dev_proxy;
+mod k3s;
+mod local_path;
+mod logging;
+mod metallb;
+mod monitoring;
+mod n8n;
+mod nfs;
+mod ollama;
+mod paperless;
+mod postgres;
+mod traefik;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use homelab_spec::Lab;
+use homelab_spec::lab::AcmeEnvironment;
+
+use crate::{Component, Plan, SecretGenerator, SecretNeed};
+
+/// What every component reads besides the Lab.
+pub(crate) struct Ctx<'a> {
+    pub lab: &'a Lab,
+    /// The ClusterIssuer Ingresses use.
+    pub issuer: &'static str,
+    /// The StorageClass for persistent data.
+    pub storage_class: String,
+    /// Secrets the components ask for, collected into the plan.
+    secrets: std::cell::RefCell<BTreeMap<String, SecretNeed>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(lab: &'a Lab) -> Self {
+        Ctx {
+            lab,
+            issuer: crate::meta::cluster_issuer(lab.tls.environment == AcmeEnvironment::Production),
+            storage_class: lab
+                .storage
+                .as_ref()
+                .map_or_else(|| "local-path".to_string(), |s| s.storage_class.clone()),
+            secrets: Default::default(),
+        }
+    }
+
+    /// Records that `component` needs the secret `name`, made by `generator`.
+    pub fn need_secret(
+        &self,
+        name: &str,
+        generator: SecretGenerator,
+        component: &str,
+        description: &str,
+    ) {
+        let mut secrets = self.secrets.borrow_mut();
+        let entry = secrets
+            .entry(name.to_string())
+            .or_insert_with(|| SecretNeed {
+                name: name.to_string(),
+                generator,
+                used_by: BTreeSet::new(),
+                description: description.to_string(),
+            });
+        entry.used_by.insert(component.to_string());
+    }
+
+    pub fn fqdn(&self, host: &str) -> String {
+        self.lab.network.fqdn(host)
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.lab.network.domain
+    }
+}
+
+/// Computes the plan for a validated lab. Pure: the same lab always gives the same plan.
+pub fn plan(lab: &Lab) -> Plan {
+    let ctx = Ctx::new(lab);
+    let s = &lab.services;
+    let mut components: Vec<Component> = vec![k3s::component(&ctx), local_path::component(&ctx)];
+    if lab.storage.is_some() {
+        components.push(nfs::component(&ctx));
+    }
+    components.push(metallb::component(&ctx));
+    components.push(cert_manager::component(&ctx));
+    components.push(traefik::component(&ctx));
+    if s.monitoring.is_some() {
+        components.push(monitoring::component(&ctx));
+    }
+    if s.logging.is_some() {
+        components.push(logging::component(&ctx));
+    }
+    if s.postgres.is_some() {
+        components.push(postgres::component(&ctx));
+    }
+    if s.ollama.is_some() {
+        components.push(ollama::component(&ctx));
+    }
+    if s.n8n.is_some() {
+        components.push(n8n::component(&ctx));
+    }
+    if s.paperless.is_some() {
+        components.push(paperless::component(&ctx));
+    }
+    if s.dev_proxy.is_some() || !s.dev_containers.is_empty() {
+        components.push(dev_proxy::component(&ctx));
+    }
+    if !s.dev_containers.is_empty() {
+        components.push(dev_containers::component(&ctx));
+    }
+    for app in &lab.apps {
+        components.push(apps::component(&ctx, app));
+    }
+    let present: BTreeSet<String> = components.iter().map(|c| c.name.clone()).collect();
+    for c in &mut components {
+        c.depends_on.retain(|d| present.contains(d));
+        c.depends_on.sort();
+        c.depends_on.dedup();
+    }
+    let mut components = order(components);
+    dedupe_shared_objects(&mut components);
+    let nodes = k3s::node_plans(&ctx);
+    let mut runbooks = if s.monitoring.is_some() {
+        monitoring::runbooks(&ctx)
+    } else {
+        Vec::new()
+    };
+    runbooks.extend(data_runbooks(&ctx, &components));
+    runbooks.sort_by(|a, b| a.name.cmp(&b.name));
+    let secrets = ctx.secrets.into_inner().into_values().collect();
+    Plan {
+        lab_name: lab.name.clone(),
+        domain: lab.network.domain.clone(),
+        components,
+        nodes,
+        secrets,
+        runbooks,
+    }
+}
+
+/// Namespaces are declared by every component that uses them; the first one in apply order
+/// keeps it, so each object exists once in the plan (and in each `kustomization.yaml`).
+fn dedupe_shared_objects(components: &mut [Component]) {
+    let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for c in components.iter_mut() {
+        c.objects.retain(|o| {
+            let key = (
+                o.kind().to_string(),
+                o.namespace().unwrap_or_default().to_string(),
+                o.name().to_string(),
+            );
+            seen.insert(key)
+        });
+    }
+}
+
+/// The data-safety runbooks (postgres, cluster, NFS), rendered with the lab's names.
+fn data_runbooks(ctx: &Ctx, components: &[Component]) -> Vec<crate::Runbook> {
+    use homelab_backup::runbooks as rb;
+    let lab = ctx.lab;
+    let ssh_user = lab
+        .cluster
+        .first_server()
+        .ssh
+        .user
+        .clone()
+        .unwrap_or_else(|| "<your ssh user>".into());
+    let node_ref = |n: &homelab_spec::lab::Node| rb::NodeRef {
+        name: n.name.clone(),
+        address: n.address.to_string(),
+    };
+    let cluster = rb::ClusterRunbookParams {
+        servers: lab.cluster.servers().map(node_ref).collect(),
+        agents: lab.cluster.agents().map(node_ref).collect(),
+        ssh_user,
+        snapshot_dir: lab.cluster.etcd_snapshots.dir.clone(),
+        snapshot_nfs_source: None,
+        snapshot_schedule: lab.cluster.etcd_snapshots.schedule.to_string(),
+        snapshot_retention: lab.cluster.etcd_snapshots.retention,
+        k3s_config_path: "/etc/rancher/k3s/config.yaml".into(),
+        data_dir: "/var/lib/rancher/k3s".into(),
+        api_server: format!("https://{}:6443", lab.cluster.first_server().address),
+    };
+    let mut out = vec![
+        runbook(
+            "cluster-backup",
+            "Runbook: cluster backup (etcd snapshots)",
+            rb::cluster_backup(&cluster),
+        ),
+        runbook(
+            "cluster-restore",
+            "Runbook: cluster restore (etcd snapshots)",
+            rb::cluster_restore(&cluster),
+        ),
+    ];
+    if let Some(storage) = &lab.storage {
+        let mut volumes = Vec::new();
+        for c in components {
+            for check in &c.health {
+                if let crate::HealthCheck::Pvc { namespace, name } = check {
+                    let workload = c
+                        .health
+                        .iter()
+                        .find_map(|h| match h {
+                            crate::HealthCheck::Workload { kind, name, .. } => {
+                                Some(format!("{}/{name}", kind.to_ascii_lowercase()))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    volumes.push(rb::NfsVolume {
+                        namespace: namespace.clone(),
+                        pvc: name.clone(),
+                        workload,
+                    });
+                }
+            }
+        }
+        let nfs = rb::NfsRunbookParams {
+            nas: "the NAS".into(),
+            server: storage.nfs.server.clone(),
+            export_path: storage.nfs.path.clone(),
+            storage_class: storage.storage_class.clone(),
+            provisioner_namespace: nfs::NS.into(),
+            provisioner_deployment: "nfs-provisioner-nfs-subdir-external-provisioner".into(),
+            snapshot_schedule: "hourly (configure it in the NAS)".into(),
+            snapshot_retention: "as configured in the NAS".into(),
+            volumes,
+            rto_minutes: 30,
+        };
+        out.push(runbook(
+            "nfs-restore",
+            "Runbook: restore NFS volumes from NAS snapshots",
+            rb::nfs_restore(&nfs),
+        ));
+    }
+    if let Some(pg) = &lab.services.postgres {
+        let params = rb::PostgresRunbookParams {
+            namespace: postgres::NS.into(),
+            statefulset: "postgres".into(),
+            pod: "postgres-0".into(),
+            container: "postgres".into(),
+            service: "postgres".into(),
+            port: 5432,
+            cluster_domain: "cluster.local".into(),
+            data_pvc: "data-postgres-0".into(),
+            backup_pvc: postgres::BACKUP_PVC.into(),
+            backup_cronjob: postgres::BACKUP_CRONJOB.into(),
+            schedule: pg.backup.schedule.to_string(),
+            scripts_configmap: "postgres-backup-scripts".into(),
+            script_dir: "/opt/homelab".into(),
+            image: crate::versions::postgres(pg.version).image(),
+            superuser: "postgres".into(),
+            superuser_secret: "postgres-superuser".into(),
+            superuser_secret_key: "password".into(),
+            databases: pg
+                .databases
+                .iter()
+                .map(|d| rb::DatabaseAccess {
+                    name: d.name.clone(),
+                    owner: d.owner.clone(),
+                    secret: "postgres-roles".into(),
+                    secret_key: d.owner.clone(),
+                })
+                .collect(),
+            backup: homelab_backup::postgres::PostgresBackupParams::new(
+                postgres::BACKUP_DIR,
+                pg.backup.keep,
+            ),
+            alert_max_age_hours: 26,
+        };
+        out.push(runbook(
+            "postgres-backup",
+            "Runbook: PostgreSQL backup",
+            rb::postgres_backup(&params),
+        ));
+        out.push(runbook(
+            "postgres-restore",
+            "Runbook: PostgreSQL restore",
+            rb::postgres_restore(&params),
+        ));
+        out.push(runbook(
+            "postgres-connectivity",
+            "Runbook: PostgreSQL connectivity",
+            rb::postgres_connectivity(&params),
+        ));
+    }
+    out
+}
+
+fn runbook(name: &str, title: &str, content: String) -> crate::Runbook {
+    crate::Runbook {
+        name: name.into(),
+        title: title.into(),
+        content,
+    }
+}
+
+/// Topological order that keeps the catalog's order among independent components, so the
+/// plan reads like the seeds' implementation sequence.
+fn order(components: Vec<Component>) -> Vec<Component> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut pending = components;
+    let mut out = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let next = pending
+            .iter()
+            .position(|c| c.depends_on.iter().all(|d| done.contains(d)))
+            .expect("the catalog's dependencies have no cycles");
+        let c = pending.remove(next);
+        done.insert(c.name.clone());
+        out.push(c);
+    }
+    out
+}

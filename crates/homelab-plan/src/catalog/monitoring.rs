@@ -1,0 +1,655 @@
+//! kube-prometheus-stack: Prometheus, Grafana, Alertmanager with the lab's receivers and
+//! routes, K3s control-plane scraping, and the P1/P2/P3 alert rules with their runbooks.
+
+use std::collections::BTreeMap;
+
+use homelab_spec::lab::{AlertSeverity, ReceiverKind};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::meta::{labels, labels_map, metadata, namespace};
+use crate::{
+    ChartRef, Component, Endpoint, HealthCheck, HelmRelease, Layer, Runbook, SecretObject,
+    SecretSource, versions,
+};
+
+pub(crate) const NS: &str = "monitoring";
+const RELEASE: &str = "kube-prometheus-stack";
+const RECEIVER_SECRET: &str = "alertmanager-receivers";
+const SECRETS_DIR: &str = "/etc/alertmanager/secrets";
+
+/// One alert rule of the lab, with the runbook that tells what to do when it fires.
+pub(crate) struct Alert {
+    pub name: &'static str,
+    pub priority: &'static str,
+    pub expr: String,
+    pub for_: &'static str,
+    pub summary: String,
+    pub description: String,
+    pub runbook: &'static str,
+}
+
+impl Alert {
+    fn severity(&self) -> &'static str {
+        match self.priority {
+            "P1" => "critical",
+            "P2" => "warning",
+            _ => "info",
+        }
+    }
+}
+
+pub(super) fn component(ctx: &Ctx) -> Component {
+    let lab = ctx.lab;
+    let mon = lab
+        .services
+        .monitoring
+        .as_ref()
+        .expect("planned only when enabled");
+    let mut c = Component::new("prometheus", Layer::Monitoring, Some(NS));
+    c.depends_on.extend([
+        "traefik".to_string(),
+        "cert-manager".to_string(),
+        "nfs".to_string(),
+    ]);
+    c.add("namespace.yaml", namespace(NS, Some("privileged")));
+
+    let grafana = ctx.fqdn("grafana");
+    let prometheus = ctx.fqdn("prometheus");
+    let alertmanager = ctx.fqdn("alertmanager");
+    let servers: Vec<String> = lab
+        .cluster
+        .servers()
+        .map(|n| n.address.to_string())
+        .collect();
+    let all_nodes: Vec<String> = lab
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.address.to_string())
+        .collect();
+    let (am_config, receiver_secrets) = alertmanager_config(ctx);
+    let ingress = |host: &str, secret: &str, auth: bool| {
+        let mut annotations = json!({
+            "cert-manager.io/cluster-issuer": ctx.issuer,
+            "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+            "traefik.ingress.kubernetes.io/router.tls": "true",
+        });
+        if auth {
+            // Prometheus and Alertmanager have no login of their own.
+            annotations["traefik.ingress.kubernetes.io/router.middlewares"] =
+                json!("kube-system-traefik-dashboard-auth@kubernetescrd");
+        }
+        json!({
+            "enabled": true,
+            "ingressClassName": "traefik",
+            "annotations": annotations,
+            "hosts": [host],
+            "paths": ["/"],
+            "tls": [{"secretName": secret, "hosts": [host]}],
+        })
+    };
+    let mut grafana_values = json!({
+        "admin": {"existingSecret": "grafana-admin", "userKey": "admin-user", "passwordKey": "admin-password"},
+        "ingress": ingress(&grafana, "grafana-tls", false),
+        "persistence": {"enabled": true, "storageClassName": ctx.storage_class, "size": "5Gi"},
+        "sidecar": {"dashboards": {"enabled": true, "searchNamespace": "ALL"}, "datasources": {"enabled": true}},
+        "grafana.ini": {"server": {"root_url": format!("https://{grafana}")}, "analytics": {"check_for_updates": false, "reporting_enabled": false}},
+    });
+    if lab.services.logging.is_some() {
+        grafana_values["additionalDataSources"] = json!([{
+            "name": "Loki",
+            "type": "loki",
+            "uid": "loki",
+            "url": "http://loki.monitoring.svc.cluster.local:3100",
+            "access": "proxy",
+        }]);
+    }
+    let mut am_spec = json!({
+        "storage": {"volumeClaimTemplate": {"spec": {
+            "storageClassName": ctx.storage_class,
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        }}},
+    });
+    if !receiver_secrets.is_empty() {
+        am_spec["secrets"] = json!([RECEIVER_SECRET]);
+    }
+    let control_plane = |port: u16, https: bool| {
+        let mut v = json!({
+            "enabled": true,
+            "endpoints": servers,
+            "service": {"enabled": true, "port": port, "targetPort": port},
+        });
+        if https {
+            v["serviceMonitor"] = json!({"https": true, "insecureSkipVerify": true});
+        }
+        v
+    };
+    let values = json!({
+        "crds": {"enabled": true},
+        "defaultRules": {"create": true, "rules": {"kubeProxy": true}},
+        "grafana": grafana_values,
+        "prometheus": {
+            "ingress": ingress(&prometheus, "prometheus-tls", true),
+            "prometheusSpec": {
+                "retention": mon.retention.to_string(),
+                // Keep a margin below the volume so Prometheus compacts before the disk is full.
+                "retentionSize": retention_size(mon.storage.bytes()),
+                "ruleSelectorNilUsesHelmValues": false,
+                "serviceMonitorSelectorNilUsesHelmValues": false,
+                "podMonitorSelectorNilUsesHelmValues": false,
+                "storageSpec": {"volumeClaimTemplate": {"spec": {
+                    "storageClassName": ctx.storage_class,
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": mon.storage.to_string()}},
+                }}},
+            },
+        },
+        "alertmanager": {
+            "ingress": ingress(&alertmanager, "alertmanager-tls", true),
+            "config": am_config,
+            "alertmanagerSpec": am_spec,
+        },
+        // K3s runs the control plane in one process; these endpoints are opened by the
+        // bind-address and metrics settings in the K3s configuration.
+        "kubeEtcd": control_plane(2381, false),
+        "kubeControllerManager": control_plane(10257, true),
+        "kubeScheduler": control_plane(10259, true),
+        "kubeProxy": {"enabled": true, "endpoints": all_nodes, "service": {"enabled": true, "port": 10249, "targetPort": 10249}},
+    });
+    let pin = versions::KUBE_PROMETHEUS_STACK;
+    c.releases.push(HelmRelease {
+        name: RELEASE.into(),
+        namespace: NS.into(),
+        chart: ChartRef {
+            name: pin.dep_name.into(),
+            repo: pin.registry_url.into(),
+            version: pin.version.into(),
+        },
+        create_namespace: false,
+        values,
+    });
+    c.secret_objects.push(SecretObject {
+        name: "grafana-admin".into(),
+        namespace: NS.into(),
+        data: BTreeMap::from([
+            (
+                "admin-user".to_string(),
+                SecretSource::Literal("admin".into()),
+            ),
+            (
+                "admin-password".to_string(),
+                SecretSource::Secret(mon.grafana_admin_password.name().into()),
+            ),
+        ]),
+        labels: labels_map("grafana", "grafana", "monitoring"),
+    });
+    ctx.need_secret(
+        mon.grafana_admin_password.name(),
+        crate::SecretGenerator::Password { length: 24 },
+        "prometheus",
+        "Grafana's `admin` password",
+    );
+    if !receiver_secrets.is_empty() {
+        c.secret_objects.push(SecretObject {
+            name: RECEIVER_SECRET.into(),
+            namespace: NS.into(),
+            data: receiver_secrets,
+            labels: labels_map("alertmanager", "alertmanager", "monitoring"),
+        });
+    }
+
+    let alerts = alerts(ctx);
+    c.add("custom-rules.yaml", prometheus_rule(&alerts));
+    for monitor in pod_monitors(ctx) {
+        c.add("monitors.yaml", monitor);
+    }
+    c.endpoints.push(Endpoint {
+        name: "grafana".into(),
+        url: format!("https://{grafana}"),
+        host: grafana.clone(),
+        description: "Grafana dashboards (user `admin`)".into(),
+    });
+    c.endpoints.push(Endpoint {
+        name: "prometheus".into(),
+        url: format!("https://{prometheus}"),
+        host: prometheus.clone(),
+        description: "Prometheus queries and targets (dashboard login)".into(),
+    });
+    c.endpoints.push(Endpoint {
+        name: "alertmanager".into(),
+        url: format!("https://{alertmanager}"),
+        host: alertmanager.clone(),
+        description: "Alertmanager: active alerts and silences (dashboard login)".into(),
+    });
+    c.health.push(HealthCheck::HelmChart {
+        namespace: "kube-system".into(),
+        name: RELEASE.into(),
+    });
+    c.health.push(HealthCheck::Crd {
+        name: "prometheusrules.monitoring.coreos.com".into(),
+    });
+    c.health.push(HealthCheck::Workload {
+        kind: "StatefulSet".into(),
+        namespace: NS.into(),
+        name: format!("prometheus-{RELEASE}-prometheus"),
+    });
+    c.health.push(HealthCheck::Workload {
+        kind: "StatefulSet".into(),
+        namespace: NS.into(),
+        name: format!("alertmanager-{RELEASE}-alertmanager"),
+    });
+    c.health.push(HealthCheck::Workload {
+        kind: "Deployment".into(),
+        namespace: NS.into(),
+        name: format!("{RELEASE}-grafana"),
+    });
+    c.health.push(HealthCheck::Workload {
+        kind: "DaemonSet".into(),
+        namespace: NS.into(),
+        name: format!("{RELEASE}-prometheus-node-exporter"),
+    });
+    for (host, secret) in [
+        (&grafana, "grafana-tls"),
+        (&prometheus, "prometheus-tls"),
+        (&alertmanager, "alertmanager-tls"),
+    ] {
+        c.health.push(HealthCheck::Certificate {
+            namespace: NS.into(),
+            name: secret.into(),
+        });
+        c.health.push(HealthCheck::Url {
+            url: format!("https://{host}"),
+            host: host.clone(),
+        });
+    }
+    let receivers: Vec<String> = lab
+        .alerting
+        .receivers
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.name,
+                r.severities
+                    .iter()
+                    .map(|s| format!("{s:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    c.docs = crate::ComponentDocs {
+        title: "Monitoring: Prometheus, Grafana, Alertmanager".into(),
+        what: format!(
+            "kube-prometheus-stack: Prometheus keeps {} of metrics from every node (node-exporter), every Kubernetes object (kube-state-metrics) and the K3s control plane; Grafana shows them; Alertmanager sends P1 alerts to {}.",
+            mon.retention,
+            if receivers.is_empty() { "no receiver yet".to_string() } else { receivers.join(", ") }
+        ),
+        why: "The standard monitoring stack for Kubernetes with dashboards and alert rules maintained upstream; the lab adds its own P1/P2/P3 rules, each with a runbook.".into(),
+        access: vec![
+            format!("Grafana: https://{grafana} (user `admin`, password: `homelab secrets get {}`)", mon.grafana_admin_password),
+            format!("Prometheus: https://{prometheus}"),
+            format!("Alertmanager: https://{alertmanager}"),
+        ],
+        data: format!("Prometheus' TSDB on a {} NFS volume, Grafana's settings on a 5Gi volume, Alertmanager's silences on a 1Gi volume.", mon.storage),
+        backup: "Metrics are not backed up (they are rebuilt by scraping); dashboards and rules are in this repository; the volumes are covered by the NAS snapshots.".into(),
+        requirements: ["FR24", "FR25", "FR26", "FR27", "FR28", "FR29", "FR30", "NFR5", "NFR14", "NFR18", "NFR22"].iter().map(|s| s.to_string()).collect(),
+    };
+    c
+}
+
+fn retention_size(bytes: u128) -> String {
+    let gib = (bytes * 85 / 100) >> 30;
+    if gib >= 1 {
+        format!("{gib}GB")
+    } else {
+        format!("{}MB", (bytes * 85 / 100) >> 20)
+    }
+}
+
+/// Alertmanager's configuration and the receiver secrets it reads from files.
+fn alertmanager_config(ctx: &Ctx) -> (Value, BTreeMap<String, SecretSource>) {
+    let mut secrets = BTreeMap::new();
+    let mut receivers = vec![json!({"name": "null"})];
+    let mut routes =
+        vec![json!({"matchers": ["alertname=~\"Watchdog|InfoInhibitor\""], "receiver": "null"})];
+    let file = |key: &str| format!("{SECRETS_DIR}/{RECEIVER_SECRET}/{key}");
+    for r in &ctx.lab.alerting.receivers {
+        let receiver = match &r.kind {
+            ReceiverKind::Ntfy { url, topic, token } => {
+                let mut cfg = json!({
+                    // ntfy formats Alertmanager's JSON itself with its built-in template.
+                    "url": format!("{url}/{topic}?template=alertmanager"),
+                    "send_resolved": true,
+                });
+                if let Some(t) = token {
+                    let key = format!("{}-ntfy-token", r.name);
+                    secrets.insert(key.clone(), SecretSource::Secret(t.name().into()));
+                    ctx.need_secret(
+                        t.name(),
+                        crate::SecretGenerator::UserProvided,
+                        "prometheus",
+                        "ntfy access token for the alert topic",
+                    );
+                    cfg["http_config"] = json!({"authorization": {"type": "Bearer", "credentials_file": file(&key)}});
+                }
+                json!({"name": r.name, "webhook_configs": [cfg]})
+            }
+            ReceiverKind::Pushover { user_key, token } => {
+                let uk = format!("{}-pushover-user-key", r.name);
+                let tk = format!("{}-pushover-token", r.name);
+                secrets.insert(uk.clone(), SecretSource::Secret(user_key.name().into()));
+                secrets.insert(tk.clone(), SecretSource::Secret(token.name().into()));
+                ctx.need_secret(
+                    user_key.name(),
+                    crate::SecretGenerator::UserProvided,
+                    "prometheus",
+                    "Pushover user key",
+                );
+                ctx.need_secret(
+                    token.name(),
+                    crate::SecretGenerator::UserProvided,
+                    "prometheus",
+                    "Pushover application token",
+                );
+                json!({"name": r.name, "pushover_configs": [{
+                    "user_key_file": file(&uk),
+                    "token_file": file(&tk),
+                    "send_resolved": true,
+                    "priority": "{{ if eq .CommonLabels.severity \"critical\" }}2{{ else }}0{{ end }}",
+                }]})
+            }
+            ReceiverKind::Webhook { url } => {
+                json!({"name": r.name, "webhook_configs": [{"url": url, "send_resolved": true}]})
+            }
+        };
+        receivers.push(receiver);
+        let severities: Vec<&str> = r
+            .severities
+            .iter()
+            .map(|s| match s {
+                AlertSeverity::Critical => "critical",
+                AlertSeverity::Warning => "warning",
+                AlertSeverity::Info => "info",
+            })
+            .collect();
+        routes.push(json!({
+            "matchers": [format!("severity=~\"{}\"", severities.join("|"))],
+            "receiver": r.name,
+            // Let a second receiver get the same alert (e.g. phone and webhook).
+            "continue": true,
+        }));
+    }
+    let config = json!({
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": "null",
+            "group_by": ["alertname", "namespace"],
+            // P1 must reach the phone within a minute (NFR5).
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": routes,
+        },
+        "inhibit_rules": [{
+            "source_matchers": ["severity=\"critical\""],
+            "target_matchers": ["severity=~\"warning|info\""],
+            "equal": ["alertname", "namespace"],
+        }],
+        "receivers": receivers,
+    });
+    (config, secrets)
+}
+
+pub(crate) fn alerts(ctx: &Ctx) -> Vec<Alert> {
+    let lab = ctx.lab;
+    let mut out = vec![
+        Alert {
+            name: "NodeDown",
+            priority: "P1",
+            expr: "kube_node_status_condition{condition=\"Ready\",status=\"true\"} == 0".into(),
+            for_: "2m",
+            summary: "Node {{ $labels.node }} is not Ready".into(),
+            description: "Kubernetes has not heard from node {{ $labels.node }} for 2 minutes; its pods will be rescheduled after the eviction timeout.".into(),
+            runbook: "node-down",
+        },
+        Alert {
+            name: "TargetDown",
+            priority: "P1",
+            expr: "100 * (count by (job, namespace, service) (up == 0) / count by (job, namespace, service) (up)) > 10".into(),
+            for_: "10m",
+            summary: "{{ $value | humanize }}% of {{ $labels.job }} targets in {{ $labels.namespace }} are down".into(),
+            description: "Prometheus cannot scrape {{ $labels.job }}/{{ $labels.service }}; the component may be down or unreachable.".into(),
+            runbook: "target-down",
+        },
+        Alert {
+            name: "PersistentVolumeClaimNotBound",
+            priority: "P1",
+            expr: "kube_persistentvolumeclaim_status_phase{phase!=\"Bound\"} == 1".into(),
+            for_: "15m",
+            summary: "PVC {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is {{ $labels.phase }}".into(),
+            description: "The claim has not been bound for 15 minutes: the NFS provisioner or the NAS may be down.".into(),
+            runbook: "pvc-not-bound",
+        },
+        Alert {
+            name: "PodCrashLooping",
+            priority: "P2",
+            expr: "max_over_time(kube_pod_container_status_waiting_reason{reason=\"CrashLoopBackOff\"}[5m]) >= 1".into(),
+            for_: "15m",
+            summary: "Pod {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) is crash-looping".into(),
+            description: "The container keeps restarting; check its logs and events.".into(),
+            runbook: "pod-crash-looping",
+        },
+        Alert {
+            name: "NodeMemoryPressure",
+            priority: "P2",
+            expr: "kube_node_status_condition{condition=\"MemoryPressure\",status=\"true\"} == 1 or (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) > 0.9".into(),
+            for_: "10m",
+            summary: "Node {{ $labels.node }}{{ $labels.instance }} is low on memory".into(),
+            description: "Less than 10% of memory is available or the kubelet reports memory pressure; pods may be evicted.".into(),
+            runbook: "memory-pressure",
+        },
+        Alert {
+            name: "CertificateExpiringSoon",
+            priority: "P3",
+            expr: "certmanager_certificate_expiration_timestamp_seconds - time() < 14 * 24 * 3600".into(),
+            for_: "1h",
+            summary: "Certificate {{ $labels.namespace }}/{{ $labels.name }} expires in less than 14 days".into(),
+            description: "cert-manager renews 30 days before expiry, so a certificate this close to expiry failed to renew.".into(),
+            runbook: "certificate-expiring",
+        },
+        Alert {
+            name: "DiskSpaceLow",
+            priority: "P3",
+            expr: "node_filesystem_avail_bytes{fstype!~\"tmpfs|overlay|squashfs\"} / node_filesystem_size_bytes{fstype!~\"tmpfs|overlay|squashfs\"} < 0.15".into(),
+            for_: "30m",
+            summary: "{{ $labels.mountpoint }} on {{ $labels.instance }} has less than 15% free".into(),
+            description: "Free space is running out; etcd, images and logs need room.".into(),
+            runbook: "disk-space",
+        },
+    ];
+    if lab.storage.is_some() {
+        out.insert(3, Alert {
+            name: "NfsProvisionerDown",
+            priority: "P1",
+            expr: "kube_deployment_status_replicas_available{namespace=\"infra\",deployment=~\".*nfs-subdir-external-provisioner\"} < 1".into(),
+            for_: "5m",
+            summary: "The NFS provisioner is down".into(),
+            description: "New volumes cannot be created and the NFS export may be unreachable.".into(),
+            runbook: "nfs-provisioner-down",
+        });
+    }
+    if lab.services.postgres.is_some() {
+        out.insert(3, Alert {
+            name: "PostgresDown",
+            priority: "P1",
+            expr: "kube_statefulset_status_replicas_ready{namespace=\"data\",statefulset=\"postgres\"} < 1 or pg_up{namespace=\"data\"} == 0".into(),
+            for_: "2m",
+            summary: "PostgreSQL in data is down".into(),
+            description: "postgres-0 is not ready or its exporter cannot connect; n8n and apps using PostgreSQL fail.".into(),
+            runbook: "postgres-connectivity",
+        });
+        let backup = homelab_backup::alerts::backup_freshness_alert("data", "postgres-backup", 26);
+        out.insert(
+            4,
+            Alert {
+                name: "PostgresBackupMissing",
+                priority: "P1",
+                expr: backup.expr,
+                for_: if backup.for_duration == "10m" {
+                    "10m"
+                } else {
+                    "15m"
+                },
+                summary: backup.summary,
+                description: backup.description,
+                runbook: "postgres-backup",
+            },
+        );
+    }
+    out
+}
+
+fn prometheus_rule(alerts: &[Alert]) -> Value {
+    let mut groups = Vec::new();
+    for (priority, group) in [
+        ("P1", "homelab.p1-critical"),
+        ("P2", "homelab.p2-warning"),
+        ("P3", "homelab.p3-info"),
+    ] {
+        let rules: Vec<Value> = alerts
+            .iter()
+            .filter(|a| a.priority == priority)
+            .map(|a| {
+                json!({
+                    "alert": a.name,
+                    "expr": a.expr,
+                    "for": a.for_,
+                    "labels": {"severity": a.severity(), "priority": a.priority},
+                    "annotations": {
+                        "summary": a.summary,
+                        "description": a.description,
+                        "runbook_url": runbook_url(a.runbook),
+                    },
+                })
+            })
+            .collect();
+        if !rules.is_empty() {
+            groups.push(json!({"name": group, "rules": rules}));
+        }
+    }
+    let mut l = labels("prometheus", "homelab-alerts", "alerting");
+    l["release"] = json!(RELEASE);
+    json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata("homelab-alerts", Some(NS), l),
+        "spec": {"groups": groups},
+    })
+}
+
+/// Runbooks live in the lab's repository; the link is relative to its root (ADR-0003).
+pub(crate) fn runbook_url(name: &str) -> String {
+    format!("docs/runbooks/{name}.md")
+}
+
+fn pod_monitors(ctx: &Ctx) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut pm = |name: &str, ns: &str, selector: Value, port: &str| {
+        out.push(json!({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": metadata(name, Some(NS), labels(name, name, "monitoring")),
+            "spec": {
+                "namespaceSelector": {"matchNames": [ns]},
+                "selector": {"matchLabels": selector},
+                "podMetricsEndpoints": [{"port": port}],
+            },
+        }));
+    };
+    pm(
+        "traefik",
+        "kube-system",
+        json!({"app.kubernetes.io/name": "traefik"}),
+        "metrics",
+    );
+    pm(
+        "cert-manager",
+        "infra",
+        json!({"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}),
+        "http-metrics",
+    );
+    pm(
+        "metallb",
+        "infra",
+        json!({"app.kubernetes.io/name": "metallb"}),
+        "monitoring",
+    );
+    if ctx.lab.services.postgres.is_some() {
+        pm(
+            "postgres",
+            "data",
+            json!({"app.kubernetes.io/name": "postgres"}),
+            "metrics",
+        );
+    }
+    out
+}
+
+/// Runbooks for the alerts that no other component documents.
+pub(crate) fn runbooks(ctx: &Ctx) -> Vec<Runbook> {
+    let domain = ctx.domain();
+    let grafana = ctx.fqdn("grafana");
+    let mut out = Vec::new();
+    let mut rb = |name: &str, title: &str, body: String| {
+        out.push(Runbook {
+            name: name.into(),
+            title: title.into(),
+            content: format!("# {title}\n\n{body}"),
+        });
+    };
+    let nodes: Vec<String> = ctx
+        .lab
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| format!("`{}` ({})", n.name, n.address))
+        .collect();
+    rb(
+        "node-down",
+        "Runbook: NodeDown (P1)",
+        format!(
+            "A node has not been Ready for 2 minutes. Nodes: {}.\n\n## Check\n\n1. `kubectl get nodes -o wide` and `kubectl describe node <name>` (Conditions, Events).\n2. Can you reach it? `ssh <user>@<address>`; on the host: `systemctl status k3s` (servers) or `systemctl status k3s-agent` (agents), `journalctl -u k3s -n 200`.\n3. Disk full or memory exhausted? `df -h`, `free -m`.\n\n## Fix\n\n- Host down: power it on (Proxmox UI) and wait for Ready; pods come back by themselves.\n- K3s not running: `sudo systemctl restart k3s` (or `k3s-agent`).\n- Broken beyond repair: `homelab nodes remove <name>`, rebuild the VM, `homelab nodes apply`.\n\n## Verify\n\n`homelab status` shows the node Ready and every component healthy.\n",
+            nodes.join(", ")
+        ),
+    );
+    rb(
+        "target-down",
+        "Runbook: TargetDown (P1)",
+        format!(
+            "Prometheus cannot scrape more than 10% of a job's targets for 10 minutes.\n\n## Check\n\n1. https://{}/targets lists the failing targets and the scrape error.\n2. `kubectl get pods -n <namespace>`: is the component running?\n3. Control-plane targets (etcd, scheduler, controller-manager) need the K3s metrics settings in infrastructure/k3s/nodes/*.yaml: `homelab nodes apply` restores them.\n\n## Fix\n\nRestart or repair the component the target belongs to; see its README in this repository.\n",
+            ctx.fqdn("prometheus")
+        ),
+    );
+    rb("pvc-not-bound", "Runbook: PersistentVolumeClaimNotBound (P1)", "A claim has been Pending for 15 minutes.\n\n## Check\n\n1. `kubectl describe pvc -n <namespace> <claim>`: the Events say why.\n2. `kubectl logs -n infra deploy/nfs-provisioner-nfs-subdir-external-provisioner`.\n3. Is the NAS reachable from a node? `showmount -e <nfs server>` on a node.\n\n## Fix\n\nBring the NAS or the provisioner back (see nfs-provisioner-down); the claim binds by itself.\n".into());
+    rb("nfs-provisioner-down", "Runbook: NfsProvisionerDown (P1)", "The NFS provisioner has no available replica for 5 minutes: new volumes cannot be created, and existing NFS mounts may hang.\n\n## Check\n\n1. `kubectl -n infra get pods -l app=nfs-subdir-external-provisioner` and `kubectl -n infra describe pod <pod>`.\n2. A mount error in the events means the NAS export is unreachable: check the NAS (DSM), its NFS permissions for the node addresses, and the network.\n\n## Fix\n\n- NAS down or in a firmware update: wait for it; pods resume when NFS returns (NFR4).\n- Export permissions changed: allow the node subnet again in the NAS's NFS rules.\n- Provisioner crash: `kubectl -n infra rollout restart deploy/nfs-provisioner-nfs-subdir-external-provisioner`.\n\nData recovery from NAS snapshots: docs/runbooks/nfs-restore.md.\n".into());
+    rb(
+        "pod-crash-looping",
+        "Runbook: PodCrashLooping (P2)",
+        format!(
+            "A container has been restarting for 15 minutes.\n\n## Check\n\n1. `kubectl -n <namespace> describe pod <pod>`: last state, exit code, events (OOMKilled means raise the memory limit).\n2. `kubectl -n <namespace> logs <pod> -c <container> --previous`.\n3. Logs across restarts: Grafana Explore with Loki at https://{grafana}.\n\n## Fix\n\nCorrect the configuration in homelab.yaml or the secret it reads (`homelab secrets list`), then `homelab apply`.\n"
+        ),
+    );
+    rb("memory-pressure", "Runbook: NodeMemoryPressure (P2)", "A node has less than 10% memory available or reports MemoryPressure.\n\n## Check\n\n1. `kubectl top nodes` and `kubectl top pods -A --sort-by=memory`.\n2. Grafana dashboard \"Node Exporter / Nodes\".\n\n## Fix\n\nLower the heavy workload's limits, move it with a node label, or give the VM more memory in Proxmox (then `homelab nodes apply`).\n".into());
+    rb(
+        "certificate-expiring",
+        "Runbook: CertificateExpiringSoon (P3)",
+        format!(
+            "A certificate expires in less than 14 days, so its renewal (due at 30 days) failed.\n\n## Check\n\n1. `kubectl get certificates -A` and `kubectl describe certificate -n <namespace> <name>`.\n2. `kubectl get challenges -A`: a pending DNS-01 challenge usually means the DNS provider token is wrong or expired.\n3. `kubectl -n infra logs deploy/cert-manager`.\n\n## Fix\n\nRenew the DNS token (`homelab secrets set <name>`, `homelab apply`) and delete the failed CertificateRequest to retry. Hosts under {domain} must resolve publicly for HTTP-01 only.\n"
+        ),
+    );
+    rb("disk-space", "Runbook: DiskSpaceLow (P3)", "A filesystem on a node has less than 15% free.\n\n## Check\n\n`df -h` on the node; `sudo du -xh --max-depth=2 /var/lib/rancher | sort -h | tail`.\n\n## Fix\n\n- Unused images: `sudo k3s crictl rmi --prune`.\n- Old etcd snapshots: `homelab etcd snapshot prune`.\n- Logs: `sudo journalctl --vacuum-time=7d`.\n- Otherwise grow the VM disk in Proxmox.\n".into());
+    out
+}

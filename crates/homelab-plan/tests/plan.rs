@@ -1,0 +1,198 @@
+//! The plan of the seed lab and of the minimal preset: order, dependencies, contents.
+
+use homelab_plan::{HealthCheck, Plan, plan};
+
+fn seed() -> Plan {
+    let loaded = homelab_spec::load_str("homelab.yaml", homelab_spec::templates::SEED)
+        .expect("seed is valid");
+    plan(&loaded.lab)
+}
+
+fn minimal() -> Plan {
+    let loaded = homelab_spec::load_str("homelab.yaml", homelab_spec::templates::MINIMAL)
+        .expect("minimal is valid");
+    plan(&loaded.lab)
+}
+
+#[test]
+fn seed_components_in_dependency_order() {
+    let p = seed();
+    let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "k3s",
+            "local-path",
+            "nfs",
+            "metallb",
+            "cert-manager",
+            "traefik",
+            "prometheus",
+            "loki",
+            "postgres",
+            "ollama",
+            "n8n",
+            "paperless",
+            "nginx",
+            "dev-containers"
+        ]
+    );
+    for (i, c) in p.components.iter().enumerate() {
+        for d in &c.depends_on {
+            let at = names
+                .iter()
+                .position(|n| n == d)
+                .unwrap_or_else(|| panic!("{} depends on missing {d}", c.name));
+            assert!(at < i, "{} comes before its dependency {d}", c.name);
+        }
+    }
+}
+
+#[test]
+fn minimal_is_only_the_platform() {
+    let p = minimal();
+    let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "k3s",
+            "local-path",
+            "nfs",
+            "metallb",
+            "cert-manager",
+            "traefik"
+        ]
+    );
+}
+
+#[test]
+fn every_object_exists_once_and_is_labelled() {
+    let p = seed();
+    let mut seen = std::collections::BTreeSet::new();
+    for (c, o) in p.objects() {
+        assert!(
+            seen.insert(o.id()),
+            "{} appears twice (second in {})",
+            o.id(),
+            c.name
+        );
+        let labels = &o.manifest["metadata"]["labels"];
+        for key in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/part-of",
+            "app.kubernetes.io/managed-by",
+        ] {
+            assert!(labels[key].is_string(), "{} lacks label {key}", o.id());
+        }
+    }
+}
+
+#[test]
+fn every_web_service_has_an_https_host_under_the_domain() {
+    let p = seed();
+    let hosts: Vec<&str> = p.urls().map(|e| e.host.as_str()).collect();
+    for h in [
+        "traefik",
+        "grafana",
+        "prometheus",
+        "alertmanager",
+        "ollama",
+        "n8n",
+        "paperless",
+        "dev",
+    ] {
+        assert!(
+            hosts.contains(&format!("{h}.home.jetzinger.com").as_str()),
+            "{h} missing from {hosts:?}"
+        );
+    }
+    for e in p.urls() {
+        assert!(e.url.starts_with("https://"), "{}", e.url);
+    }
+}
+
+#[test]
+fn secrets_are_referenced_by_name_only() {
+    let p = seed();
+    let names: Vec<&str> = p.secrets.iter().map(|s| s.name.as_str()).collect();
+    for n in [
+        "k3s-token",
+        "grafana-admin-password",
+        "postgres-superuser-password",
+        "postgres-n8n-password",
+        "n8n-encryption-key",
+        "paperless-secret-key",
+        "traefik-dashboard-htpasswd",
+        "cloudflare-api-token",
+        "devcontainer-tom-git-credentials",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    // No Secret kind among the applied objects: they are built from the secrets file.
+    assert!(p.objects().all(|(_, o)| o.kind() != "Secret"));
+}
+
+#[test]
+fn backups_and_health_cover_postgres() {
+    let p = seed();
+    let pg = p.component("postgres").unwrap();
+    assert_eq!(pg.backups[0].cronjob, "postgres-backup");
+    assert!(pg.health.contains(&HealthCheck::Backup {
+        namespace: "data".into(),
+        cronjob: "postgres-backup".into(),
+        max_age_hours: 26
+    }));
+    let runbooks: Vec<&str> = p.runbooks.iter().map(|r| r.name.as_str()).collect();
+    for r in [
+        "postgres-backup",
+        "postgres-restore",
+        "postgres-connectivity",
+        "cluster-backup",
+        "cluster-restore",
+        "nfs-restore",
+        "node-down",
+    ] {
+        assert!(runbooks.contains(&r), "{r} missing from {runbooks:?}");
+    }
+}
+
+#[test]
+fn k3s_configs_carry_the_settings_the_platform_needs() {
+    let p = seed();
+    let master = p.nodes.iter().find(|n| n.name == "k3s-master").unwrap();
+    assert!(master.init);
+    for needle in [
+        "cluster-init: true",
+        "- servicelb",
+        "secrets-encryption: true",
+        "etcd-snapshot-retention: 14",
+        "etcd-snapshot-dir: /mnt/k3s-snapshots",
+        "bind-address=0.0.0.0",
+        "token-file: /etc/rancher/k3s/token",
+        "- k3s-master",
+    ] {
+        assert!(
+            master.k3s_config.contains(needle),
+            "{needle} missing:\n{}",
+            master.k3s_config
+        );
+    }
+    let worker = p.nodes.iter().find(|n| n.name == "k3s-worker-01").unwrap();
+    assert!(
+        worker
+            .k3s_config
+            .contains("server: https://192.168.2.20:6443"),
+        "{}",
+        worker.k3s_config
+    );
+    assert!(!worker.k3s_config.contains("cluster-init"));
+}
+
+#[test]
+fn same_lab_same_plan() {
+    let a = serde_json::to_string(&seed()).unwrap();
+    let b = serde_json::to_string(&seed()).unwrap();
+    assert_eq!(a, b);
+}
