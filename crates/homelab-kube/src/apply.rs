@@ -38,6 +38,8 @@ pub struct ApplyOptions {
     /// Pause between two looks at a waited-on object.
     pub poll_interval: Duration,
     pub retry: RetryPolicy,
+    /// Units applied at the same time (each waits only for its own dependencies).
+    pub concurrency: usize,
     /// Written to the ApplySet parent as `applyset.kubernetes.io/tooling: homelab/<version>`.
     pub tooling_version: String,
 }
@@ -50,6 +52,7 @@ impl Default for ApplyOptions {
             wait_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
             retry: RetryPolicy::default(),
+            concurrency: 4,
             tooling_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -138,7 +141,7 @@ impl Cluster {
             plan,
             options,
             progress,
-            resolver: Resolver::new(self.client().clone()),
+            resolver: tokio::sync::Mutex::new(Resolver::new(self.client().clone())),
             id: applyset::id_of(&plan.applyset),
             created: HashSet::new(),
         };
@@ -151,7 +154,7 @@ pub(crate) struct Run<'a> {
     pub plan: &'a ApplyPlan,
     pub options: &'a ApplyOptions,
     pub progress: &'a dyn Progress,
-    pub resolver: Resolver,
+    pub resolver: tokio::sync::Mutex<Resolver>,
     pub id: String,
     /// Objects this run created before their unit (the parent's namespace).
     pub created: HashSet<Key>,
@@ -232,19 +235,7 @@ impl<'a> Run<'a> {
         };
         let members = self.list_members(list_kinds).await?;
 
-        let mut units = Vec::with_capacity(ordered.len());
-        for unit in ordered {
-            match self.apply_unit(unit, &members).await {
-                Ok(report) => units.push(report),
-                Err(err) => {
-                    self.progress.event(ApplyEvent::UnitFailed {
-                        unit: unit.unit.name.clone(),
-                        error: err.to_string(),
-                    });
-                    return Err(err);
-                }
-            }
-        }
+        let units = self.apply_units(ordered, &members).await?;
 
         let mut pruned = Vec::new();
         if self.options.prune {
@@ -391,6 +382,8 @@ impl<'a> Run<'a> {
             }
         };
         self.resolver
+            .lock()
+            .await
             .resolve(
                 &api_version,
                 &kind,
@@ -442,13 +435,15 @@ impl<'a> Run<'a> {
     /// Resolves an object's kind, waiting for it to be served when a CRD in the plan defines
     /// it (the CRD may have just been applied or be installed by a chart).
     pub(crate) async fn resolve_object(
-        &mut self,
+        &self,
         unit: &str,
         r: &ObjectRef,
     ) -> Result<Option<Resolved>, ApplyError> {
         let retry = self.options.retry.clone();
         if let Some(found) = self
             .resolver
+            .lock()
+            .await
             .resolve(&r.api_version, &r.kind, true, &retry, self.progress)
             .await?
         {
@@ -467,6 +462,8 @@ impl<'a> Run<'a> {
             tokio::time::sleep(self.options.poll_interval).await;
             if let Some(found) = self
                 .resolver
+                .lock()
+                .await
                 .resolve(&r.api_version, &r.kind, true, &retry, self.progress)
                 .await?
             {
@@ -502,7 +499,7 @@ impl<'a> Run<'a> {
     }
 
     async fn apply_unit(
-        &mut self,
+        &self,
         unit: &OrderedUnit<'a>,
         members: &BTreeMap<Key, Member>,
     ) -> Result<UnitReport, ApplyError> {
@@ -579,8 +576,65 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Applies units as their dependencies finish, at most `options.concurrency` at a time,
+    /// starting ready units in plan order. After a failure no new unit starts; the ones
+    /// running finish, then the first error is returned.
+    async fn apply_units(
+        &self,
+        ordered: &[OrderedUnit<'a>],
+        members: &BTreeMap<Key, Member>,
+    ) -> Result<Vec<UnitReport>, ApplyError> {
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let limit = self.options.concurrency.max(1);
+        let mut reports: Vec<Option<UnitReport>> = vec![None; ordered.len()];
+        let mut started = vec![false; ordered.len()];
+        let mut finished: HashSet<&str> = HashSet::new();
+        let mut running = FuturesUnordered::new();
+        let mut first_error: Option<ApplyError> = None;
+        loop {
+            if first_error.is_none() {
+                for (i, unit) in ordered.iter().enumerate() {
+                    if running.len() >= limit {
+                        break;
+                    }
+                    if started[i]
+                        || !unit
+                            .unit
+                            .depends_on
+                            .iter()
+                            .all(|d| finished.contains(d.as_str()))
+                    {
+                        continue;
+                    }
+                    started[i] = true;
+                    running.push(async move { (i, self.apply_unit(unit, members).await) });
+                }
+            }
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            match result {
+                Ok(report) => {
+                    finished.insert(ordered[i].unit.name.as_str());
+                    reports[i] = Some(report);
+                }
+                Err(err) => {
+                    self.progress.event(ApplyEvent::UnitFailed {
+                        unit: ordered[i].unit.name.clone(),
+                        error: err.to_string(),
+                    });
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        Ok(reports.into_iter().flatten().collect())
+    }
+
     async fn run_wait(
-        &mut self,
+        &self,
         unit: &str,
         wait: &WaitFor,
         since: Option<Timestamp>,
@@ -597,7 +651,7 @@ impl<'a> Run<'a> {
             retry: &self.options.retry,
             progress: self.progress,
         };
-        wait_for(&ctx, &mut self.resolver, unit, wait, since).await?;
+        wait_for(&ctx, &self.resolver, unit, wait, since).await?;
         self.progress.event(ApplyEvent::WaitDone {
             unit: unit.to_string(),
             what: wait.to_string(),
@@ -607,7 +661,7 @@ impl<'a> Run<'a> {
 
     /// Server-side applies one object and says what it changed.
     async fn apply_object(
-        &mut self,
+        &self,
         unit: &str,
         r: &ObjectRef,
         manifest: &Value,

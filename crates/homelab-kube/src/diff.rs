@@ -119,7 +119,7 @@ impl Cluster {
             plan,
             options: &apply_options,
             progress: &progress,
-            resolver: Resolver::new(self.client().clone()),
+            resolver: tokio::sync::Mutex::new(Resolver::new(self.client().clone())),
             id: applyset::id_of(&plan.applyset),
             created: HashSet::new(),
         };

@@ -259,7 +259,7 @@ pub(crate) struct WaitContext<'a> {
 /// the HelmChart (server clock): an install Job older than that is from a previous change.
 pub(crate) async fn wait_for(
     ctx: &WaitContext<'_>,
-    resolver: &mut Resolver,
+    resolver: &tokio::sync::Mutex<Resolver>,
     unit: &str,
     what: &WaitFor,
     since: Option<Timestamp>,
@@ -299,7 +299,7 @@ pub(crate) async fn wait_for(
 
 async fn probe_once(
     ctx: &WaitContext<'_>,
-    resolver: &mut Resolver,
+    resolver: &tokio::sync::Mutex<Resolver>,
     what: &WaitFor,
     since: Option<Timestamp>,
 ) -> Result<Probe, kube::Error> {
@@ -394,11 +394,13 @@ async fn probe_once(
 /// rejected only because the object already exists).
 async fn dry_run_create(
     ctx: &WaitContext<'_>,
-    resolver: &mut Resolver,
+    resolver: &tokio::sync::Mutex<Resolver>,
     probe: &Value,
 ) -> Result<Probe, kube::Error> {
     let r = crate::model::ObjectRef::from_manifest(probe);
     let resolved = match resolver
+        .lock()
+        .await
         .resolve(&r.api_version, &r.kind, true, ctx.retry, ctx.progress)
         .await
     {

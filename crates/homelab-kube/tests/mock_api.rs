@@ -949,3 +949,67 @@ async fn diff_uses_dry_run_apply_and_hides_secret_values() {
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].param("dryRun").as_deref(), Some("All"));
 }
+
+/// Unit `a` waits for a Deployment that only becomes available once unit `b` (independent
+/// of `a`) has been applied: that finishes only when independent units run side by side.
+fn side_by_side() -> (ApplyPlan, Responder) {
+    let seen_b = Arc::new(Mutex::new(false));
+    let deployment = |name: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "homelab"},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": "nginx"}]}}}})
+    };
+    let p = plan(vec![
+        unit(
+            "a",
+            &[],
+            vec![deployment("a")],
+            vec![WaitFor::Available {
+                kind: WorkloadKind::Deployment,
+                namespace: "homelab".into(),
+                name: "a".into(),
+            }],
+        ),
+        unit("b", &[], vec![deployment("b")], vec![]),
+    ]);
+    let responder: Responder = Box::new(move |req| {
+        if req.method == "PATCH" && req.path.ends_with("/deployments/b") {
+            *seen_b.lock().unwrap() = true;
+            return None;
+        }
+        if req.method == "GET"
+            && req.path == "/apis/apps/v1/namespaces/homelab/deployments/a"
+            && *seen_b.lock().unwrap()
+        {
+            return Some((
+                200,
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "generation": 1},
+                "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}),
+            ));
+        }
+        None
+    });
+    (p, responder)
+}
+
+#[tokio::test]
+async fn independent_units_are_applied_side_by_side() {
+    let (p, responder) = side_by_side();
+    let (cluster, server) = mock(responder);
+    let report = cluster.apply(&p, &fast(), &|_| {}).await.unwrap();
+    drop(cluster);
+    server.await.unwrap();
+    let names: Vec<&str> = report.units.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "reports keep plan order");
+
+    // One at a time, `a` waits for something only `b` brings, and gives up.
+    let (p, responder) = side_by_side();
+    let (cluster, server) = mock(responder);
+    let sequential = ApplyOptions {
+        concurrency: 1,
+        ..fast()
+    };
+    let err = cluster.apply(&p, &sequential, &|_| {}).await.unwrap_err();
+    drop(cluster);
+    server.await.unwrap();
+    assert!(matches!(err, ApplyError::WaitTimeout { .. }), "{err}");
+}
