@@ -45,3 +45,26 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
         .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
+
+/// Reads the spec for a command that needs a valid one: prints its warnings, or its
+/// diagnostics and fails with exit code 2 when it is invalid.
+pub fn load_valid(path: &Path, out: &crate::output::Output) -> anyhow::Result<LoadedSpec> {
+    match read(path)? {
+        Ok(loaded) => {
+            out.diagnostics(&loaded.source.render(&loaded.warnings));
+            Ok(loaded)
+        }
+        Err(invalid) => {
+            out.diagnostics(&invalid.render());
+            let summary = homelab_spec::summary(&invalid.diagnostics);
+            Err(crate::exit::Exit {
+                code: crate::exit::USAGE,
+                message: format!(
+                    "{} is not valid ({summary}); fix it first (`homelab validate` shows every problem)",
+                    path.display()
+                ),
+            }
+            .into())
+        }
+    }
+}
