@@ -484,6 +484,21 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Whether the plan holds the Namespace this object lives in.
+    pub(crate) fn plan_creates_namespace_of(&self, r: &ObjectRef) -> bool {
+        let Some(ns) = &r.namespace else {
+            return false;
+        };
+        self.plan
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .any(|o| {
+                let o = ObjectRef::from_manifest(o);
+                o.api_version == "v1" && o.kind == "Namespace" && &o.name == ns
+            })
+    }
+
     /// Whether the plan holds a CustomResourceDefinition for this object's group and kind.
     pub(crate) fn plan_defines_crd_for(&self, r: &ObjectRef) -> bool {
         self.plan
@@ -705,8 +720,17 @@ impl<'a> Run<'a> {
             let (api, params) = (&api, &params);
             async move { api.patch(&r.name, params, &patch).await }
         })
-        .await?;
-        let applied = serde_json::to_value(applied).unwrap_or_default();
+        .await;
+        let applied = match applied {
+            Ok(a) => serde_json::to_value(a).unwrap_or_default(),
+            Err(ApplyError::Api {
+                code: Some(404), ..
+            }) if self.options.dry_run && before.is_none() && self.plan_creates_namespace_of(r) => {
+                // Its namespace is created by this same run, so the server cannot check it yet.
+                return Ok((ObjectOutcome::Created, None));
+            }
+            Err(e) => return Err(e),
+        };
         let outcome = match &before {
             None => ObjectOutcome::Created,
             Some(_) if self.created.contains(&key) => ObjectOutcome::Created,

@@ -174,8 +174,15 @@ impl Cluster {
                         let (api, params) = (&api, &params);
                         async move { api.patch(&r.name, params, &patch).await }
                     })
-                    .await?;
-                let planned = serde_json::to_value(planned).unwrap_or_default();
+                    .await;
+                let planned = match planned {
+                    Ok(p) => serde_json::to_value(p).unwrap_or_default(),
+                    // Its namespace is created by the same apply: show the manifest as new.
+                    Err(ApplyError::Api {
+                        code: Some(404), ..
+                    }) if live.is_none() && run.plan_creates_namespace_of(r) => labelled.clone(),
+                    Err(e) => return Err(e),
+                };
                 let (change, diff) = object_diff(r, live.as_ref(), Some(&planned));
                 objects.push(ObjectDiff {
                     unit: Some(unit.unit.name.clone()),

@@ -743,3 +743,57 @@ async fn a_missing_kubeconfig_or_unreachable_api_stops_before_anything_is_writte
     .unwrap_err();
     assert!(matches!(err, ConnectError::ReadKubeconfig { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn standin_dry_run_and_diff_on_an_empty_cluster_write_nothing() {
+    let standin = StandIn::start(&StandInOptions::default());
+    let backend = Backend::StandIn(standin);
+    let cluster = connect(&backend).await;
+    let lab = LabPlan::new("dry");
+    let dry = ApplyOptions {
+        dry_run: true,
+        prune: true,
+        ..options(&backend)
+    };
+    let (events, sink) = recorder();
+    let report = cluster
+        .apply(&plan(&lab), &dry, &sink)
+        .await
+        .expect("dry run");
+    assert!(report.dry_run && report.changed());
+    assert!(
+        outcomes(&report)
+            .iter()
+            .all(|(_, o)| *o == ObjectOutcome::Created),
+        "{:?}",
+        outcomes(&report)
+    );
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, ApplyEvent::WaitSkipped { .. }))
+    );
+    let diff = cluster
+        .diff(&plan(&lab), &DiffOptions::default())
+        .await
+        .expect("diff");
+    assert!(
+        diff.objects
+            .iter()
+            .all(|o| o.change == ObjectChange::Create)
+    );
+    assert!(!diff.unified().contains("first-secret-value"));
+    for path in [
+        format!("/api/v1/namespaces/{}", lab.ns("apps")),
+        format!(
+            "/api/v1/namespaces/{}/secrets/applyset-lab-dry",
+            lab.ns("homelab")
+        ),
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/certificates.cert-manager.io"
+            .to_string(),
+    ] {
+        assert!(!exists(&cluster, &path).await, "{path} was written");
+    }
+}
