@@ -1,0 +1,609 @@
+//! The input of every node operation: the lab's hosts, how to reach them and which k3s they
+//! get. Pure data and its validation; this module does no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::k3s_config;
+use crate::version::K3sVersion;
+
+/// Where the k3s installer gets from online, unless the inventory says otherwise.
+pub const DEFAULT_INSTALLER_URL: &str = "https://get.k3s.io";
+
+/// Everything the node engine needs to know about a lab, independent of the spec format.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The lab's name: the kubeconfig cluster, user and context are named after it.
+    pub lab_name: String,
+    /// The pinned k3s release, e.g. `v1.31.2+k3s1`.
+    pub k3s_version: String,
+    /// Where the installer, binary and images come from.
+    pub install: InstallSource,
+    /// Host name or IP that joining nodes and the kubeconfig use for the API server
+    /// (port 6443). `None` means the first server's address.
+    pub api_endpoint: Option<String>,
+    /// The hosts, in spec order. The first host with role `Server` is the first server:
+    /// it initialises the cluster (`cluster-init`), runs cluster-side commands and keeps
+    /// the history.
+    pub hosts: Vec<Host>,
+    /// The cluster join token. Written to a mode-0600 token file on each host, never into
+    /// `config.yaml`, an argument list or a log.
+    pub token: SecretString,
+    /// Password for `sudo` when the SSH user is not root and sudo asks for one.
+    pub sudo_password: Option<SecretString>,
+    /// SSH client settings shared by all hosts.
+    pub ssh: SshOptions,
+    /// How many hosts are worked on at the same time.
+    pub parallelism: usize,
+    /// How long each kind of step may take.
+    pub timeouts: Timeouts,
+    /// Thresholds the validation phase enforces.
+    pub limits: Limits,
+    /// What the prepare phase sets up on each host.
+    pub prepare: PrepareOptions,
+}
+
+/// Where k3s comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallSource {
+    /// Each host downloads the installer from `installer_url` and the pinned release from
+    /// GitHub (through `INSTALL_K3S_VERSION`).
+    Online {
+        /// The installer script's address (`https://get.k3s.io` unless mirrored).
+        installer_url: String,
+    },
+    /// Hosts have no internet access: the installer (`install.sh`), the binary (`k3s`,
+    /// `k3s-arm64` or `k3s-armhf`) and the images archive (`k3s-airgap-images-<arch>.tar[.zst|.gz]`)
+    /// are uploaded from this local directory.
+    Airgap {
+        /// Local directory holding the k3s release files.
+        dir: PathBuf,
+    },
+}
+
+impl Default for InstallSource {
+    fn default() -> Self {
+        InstallSource::Online {
+            installer_url: DEFAULT_INSTALLER_URL.to_string(),
+        }
+    }
+}
+
+/// One machine of the lab.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The Kubernetes node name (DNS-1123: lowercase letters, digits, `-` and `.`).
+    pub name: String,
+    /// Server (control plane + embedded etcd) or agent.
+    pub role: Role,
+    /// IP or DNS name of the host on the lab network; used for SSH unless
+    /// `ssh.destination` says otherwise, and for the API endpoint of the first server.
+    pub address: String,
+    /// How to log in.
+    pub ssh: SshTarget,
+    /// Node labels this tool manages (others on the node are left alone).
+    pub labels: BTreeMap<String, String>,
+    /// Node taints this tool manages.
+    pub taints: Vec<Taint>,
+    /// The host has an NVIDIA GPU that pods use through the `nvidia` runtime class.
+    pub gpu: bool,
+    /// The k3s configuration for this host, rendered elsewhere. The node engine adds the
+    /// keys it owns (`node-name`, `token-file`, `cluster-init`/`server`) and writes the
+    /// result to `/etc/rancher/k3s/config.yaml`.
+    pub k3s_config: String,
+}
+
+/// A node's role in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Runs the control plane and an embedded etcd member.
+    Server,
+    /// Runs workloads only.
+    Agent,
+}
+
+impl Role {
+    /// The k3s subcommand for this role.
+    pub fn k3s_command(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Agent => "agent",
+        }
+    }
+
+    /// The systemd unit the installer creates for this role.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Role::Server => "k3s",
+            Role::Agent => "k3s-agent",
+        }
+    }
+
+    /// The uninstall script the installer leaves for this role.
+    pub fn uninstall_script(self) -> &'static str {
+        match self {
+            Role::Server => "/usr/local/bin/k3s-uninstall.sh",
+            Role::Agent => "/usr/local/bin/k3s-agent-uninstall.sh",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.k3s_command())
+    }
+}
+
+/// How to reach a host over SSH. Anything left `None` comes from the user's SSH
+/// configuration (`~/.ssh/config` or `SshOptions::config_file`), as with plain `ssh`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshTarget {
+    /// Login user; `None` lets the SSH configuration decide.
+    pub user: Option<String>,
+    /// SSH port; `None` lets the SSH configuration decide (22 by default).
+    pub port: Option<u16>,
+    /// Private key to use (and only that key); `None` uses the agent and configured keys.
+    pub identity_file: Option<PathBuf>,
+    /// What to give `ssh` as destination instead of the address, e.g. a `Host` alias from
+    /// the SSH configuration that sets `ProxyJump`.
+    pub destination: Option<String>,
+}
+
+/// SSH client settings for all hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshOptions {
+    /// An SSH configuration file used instead of `~/.ssh/config` (`ssh -F`).
+    pub config_file: Option<PathBuf>,
+    /// Where the multiplexing control sockets live; the system temporary directory by default.
+    pub control_dir: Option<PathBuf>,
+}
+
+/// A node taint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Taint {
+    /// Taint key, e.g. `nvidia.com/gpu`.
+    pub key: String,
+    /// Optional value.
+    pub value: Option<String>,
+    /// What the taint does to pods that do not tolerate it.
+    pub effect: TaintEffect,
+}
+
+impl fmt::Display for Taint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={}:{}", self.key, v, self.effect),
+            None => write!(f, "{}:{}", self.key, self.effect),
+        }
+    }
+}
+
+/// Kubernetes taint effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaintEffect {
+    /// New pods are not scheduled without a toleration.
+    NoSchedule,
+    /// The scheduler avoids the node when it can.
+    PreferNoSchedule,
+    /// Running pods without a toleration are evicted.
+    NoExecute,
+}
+
+impl TaintEffect {
+    /// The effect as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NoSchedule" => Some(TaintEffect::NoSchedule),
+            "PreferNoSchedule" => Some(TaintEffect::PreferNoSchedule),
+            "NoExecute" => Some(TaintEffect::NoExecute),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TaintEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long each kind of step may take before it is reported as failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the SSH connection.
+    pub connect: Duration,
+    /// An ordinary remote command.
+    pub command: Duration,
+    /// Running the installer (download included).
+    pub install: Duration,
+    /// A node becoming Ready after install, upgrade or restart.
+    pub ready: Duration,
+    /// Draining a node (PodDisruptionBudgets may hold pods back).
+    pub drain: Duration,
+    /// k3s removing a server's etcd member after it was asked to.
+    pub etcd_member_removal: Duration,
+    /// Pause between two checks while waiting.
+    pub poll_interval: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            command: Duration::from_secs(120),
+            install: Duration::from_secs(600),
+            ready: Duration::from_secs(300),
+            drain: Duration::from_secs(300),
+            etcd_member_removal: Duration::from_secs(180),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Thresholds the validation phase enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest tolerated difference between a host's clock and this machine's. etcd
+    /// members complain above one second of drift between each other.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clock_skew: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the prepare phase sets up on each host (Debian/Ubuntu hosts, through apt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Install `nfs-common`, which NFS-backed volumes need on every node.
+    pub nfs_common: bool,
+    /// Install `unattended-upgrades` and enable daily security updates without
+    /// automatic reboots.
+    pub unattended_upgrades: bool,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        PrepareOptions {
+            nfs_common: true,
+            unattended_upgrades: true,
+        }
+    }
+}
+
+impl Inventory {
+    /// An inventory with default install source, SSH options, parallelism, timeouts,
+    /// limits and prepare options.
+    pub fn new(
+        lab_name: impl Into<String>,
+        k3s_version: impl Into<String>,
+        token: SecretString,
+        hosts: Vec<Host>,
+    ) -> Self {
+        Inventory {
+            lab_name: lab_name.into(),
+            k3s_version: k3s_version.into(),
+            install: InstallSource::default(),
+            api_endpoint: None,
+            hosts,
+            token,
+            sudo_password: None,
+            ssh: SshOptions::default(),
+            parallelism: 10,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            prepare: PrepareOptions::default(),
+        }
+    }
+
+    /// The first host with role `Server`, if any.
+    pub fn first_server(&self) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.role == Role::Server)
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The address joining nodes and kubeconfigs use for the API server.
+    pub fn api_address(&self) -> Option<&str> {
+        self.api_endpoint
+            .as_deref()
+            .or_else(|| self.first_server().map(|h| h.address.as_str()))
+    }
+
+    /// The URL joining nodes put in `server:`.
+    pub fn api_url(&self) -> Option<String> {
+        self.api_address().map(api_url_for)
+    }
+
+    /// The pinned version, parsed.
+    pub(crate) fn pinned_version(&self) -> Result<K3sVersion, String> {
+        self.k3s_version.parse()
+    }
+
+    /// Every problem with the inventory itself, before any host is contacted. Empty when
+    /// the inventory can be worked with.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.lab_name.trim().is_empty()
+            || self
+                .lab_name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            problems.push(format!(
+                "lab name {:?} cannot name a kubeconfig context: use letters, digits, '-' or '.' without spaces",
+                self.lab_name
+            ));
+        }
+        if let Err(e) = self.pinned_version() {
+            problems.push(format!("k3s version: {e}"));
+        }
+        match &self.install {
+            InstallSource::Online { installer_url } => {
+                if !(installer_url.starts_with("https://") || installer_url.starts_with("http://"))
+                {
+                    problems.push(format!("installer URL {installer_url:?} must start with https:// (or http:// for a local mirror)"));
+                }
+            }
+            InstallSource::Airgap { dir } => {
+                if dir.as_os_str().is_empty() {
+                    problems.push("airgap install needs the directory that holds install.sh, the k3s binary and the images archive".into());
+                }
+            }
+        }
+        if self.parallelism == 0 {
+            problems.push("parallelism must be at least 1".into());
+        }
+        if self.hosts.is_empty() {
+            problems.push("the lab has no hosts: add at least one server".into());
+        } else if self.first_server().is_none() {
+            problems.push("the lab has no server: give at least one host role server (the first one initialises the cluster)".into());
+        }
+        if let Some(endpoint) = &self.api_endpoint
+            && (endpoint.trim().is_empty()
+                || endpoint.contains('/')
+                || endpoint.contains(char::is_whitespace))
+        {
+            problems.push(format!("API endpoint {endpoint:?} must be a host name or IP address, without scheme or path"));
+        }
+        let mut names = BTreeSet::new();
+        let mut addresses = BTreeSet::new();
+        for host in &self.hosts {
+            let at = format!("host {:?}", host.name);
+            if !is_dns_subdomain(&host.name) {
+                problems.push(format!(
+                    "{at}: the name must be a valid Kubernetes node name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)"
+                ));
+            }
+            if !names.insert(host.name.as_str()) {
+                problems.push(format!(
+                    "{at}: the name is used by two hosts; node names must be unique"
+                ));
+            }
+            if host.address.trim().is_empty() || host.address.contains(char::is_whitespace) {
+                problems.push(format!(
+                    "{at}: address {:?} is not a host name or IP address",
+                    host.address
+                ));
+            } else if !addresses.insert(host.address.as_str()) {
+                problems.push(format!(
+                    "{at}: address {} is used by two hosts",
+                    host.address
+                ));
+            }
+            if let Some(user) = &host.ssh.user
+                && (user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@'))
+            {
+                problems.push(format!("{at}: SSH user {user:?} is not a valid login name"));
+            }
+            if host.ssh.port == Some(0) {
+                problems.push(format!("{at}: SSH port 0 is not a port"));
+            }
+            for (key, value) in &host.labels {
+                if let Err(e) = check_qualified_name(key) {
+                    problems.push(format!("{at}: label key {key:?}: {e}"));
+                }
+                if let Err(e) = check_label_value(value) {
+                    problems.push(format!("{at}: label {key:?} value {value:?}: {e}"));
+                }
+            }
+            let mut taint_keys = BTreeSet::new();
+            for taint in &host.taints {
+                if let Err(e) = check_qualified_name(&taint.key) {
+                    problems.push(format!("{at}: taint key {:?}: {e}", taint.key));
+                }
+                if let Some(v) = &taint.value
+                    && let Err(e) = check_label_value(v)
+                {
+                    problems.push(format!("{at}: taint {:?} value {v:?}: {e}", taint.key));
+                }
+                if !taint_keys.insert((taint.key.as_str(), taint.effect)) {
+                    problems.push(format!(
+                        "{at}: taint {}:{} is listed twice",
+                        taint.key, taint.effect
+                    ));
+                }
+            }
+            if let Err(e) = k3s_config::check_rendered(&host.k3s_config) {
+                problems.push(format!("{at}: k3s config: {e}"));
+            }
+        }
+        problems
+    }
+}
+
+/// `https://<address>:6443`, with brackets around IPv6 addresses.
+pub(crate) fn api_url_for(address: &str) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("https://[{address}]:6443")
+    } else {
+        format!("https://{address}:6443")
+    }
+}
+
+/// DNS-1123 subdomain, the rule for Kubernetes node names.
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn is_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A label or taint key: optional DNS-subdomain prefix, `/`, name.
+pub(crate) fn check_qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix
+        && !is_dns_subdomain(p)
+    {
+        return Err(format!(
+            "prefix {p:?} must be a DNS subdomain such as example.com"
+        ));
+    }
+    if !is_label_name(name) {
+        return Err("the name part must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into());
+    }
+    Ok(())
+}
+
+pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(())
+    } else {
+        Err("must be empty or 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn host(name: &str, role: Role, address: &str) -> Host {
+        Host {
+            name: name.into(),
+            role,
+            address: address.into(),
+            ssh: SshTarget::default(),
+            labels: BTreeMap::new(),
+            taints: vec![],
+            gpu: false,
+            k3s_config: String::new(),
+        }
+    }
+
+    fn inv(hosts: Vec<Host>) -> Inventory {
+        Inventory::new("lab", "v1.31.2+k3s1", SecretString::from("t0ken"), hosts)
+    }
+
+    #[test]
+    fn a_plain_lab_has_no_problems() {
+        let i = inv(vec![
+            host("s1", Role::Server, "10.0.0.1"),
+            host("a1", Role::Agent, "10.0.0.2"),
+        ]);
+        assert_eq!(i.problems(), Vec::<String>::new());
+        assert_eq!(i.first_server().unwrap().name, "s1");
+        assert_eq!(i.api_url().unwrap(), "https://10.0.0.1:6443");
+    }
+
+    #[test]
+    fn every_bad_input_is_named() {
+        let mut bad = host("Bad_Name", Role::Agent, "10.0.0.1");
+        bad.labels.insert("-x".into(), "ok".into());
+        bad.labels.insert("zone".into(), "not ok!".into());
+        bad.taints.push(Taint {
+            key: "gpu".into(),
+            value: None,
+            effect: TaintEffect::NoSchedule,
+        });
+        bad.taints.push(Taint {
+            key: "gpu".into(),
+            value: Some("x".into()),
+            effect: TaintEffect::NoSchedule,
+        });
+        bad.k3s_config = "token: hunter2\n".into();
+        let dup = host("dup", Role::Agent, "10.0.0.1");
+        let mut i = inv(vec![bad, dup.clone(), dup]);
+        i.k3s_version = "latest".into();
+        i.parallelism = 0;
+        i.lab_name = "my lab".into();
+        let problems = i.problems().join("\n");
+        for needle in [
+            "lab name \"my lab\"",
+            "k3s version: \"latest\"",
+            "parallelism",
+            "no server",
+            "host \"Bad_Name\": the name must be a valid Kubernetes node name",
+            "label key \"-x\"",
+            "label \"zone\" value \"not ok!\"",
+            "taint gpu:NoSchedule is listed twice",
+            "sets `token:`",
+            "host \"dup\": the name is used by two hosts",
+            "address 10.0.0.1 is used by two hosts",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in:\n{problems}"
+            );
+        }
+        assert!(
+            !problems.contains("hunter2"),
+            "a secret leaked into a message: {problems}"
+        );
+    }
+
+    #[test]
+    fn ipv6_api_urls_are_bracketed() {
+        assert_eq!(api_url_for("fd00::1"), "https://[fd00::1]:6443");
+        assert_eq!(
+            api_url_for("lab.example.ts.net"),
+            "https://lab.example.ts.net:6443"
+        );
+    }
+
+    #[test]
+    fn qualified_names_follow_kubernetes_rules() {
+        assert!(check_qualified_name("node.kubernetes.io/gpu").is_ok());
+        assert!(check_qualified_name("gpu").is_ok());
+        assert!(check_qualified_name("Example.com/gpu").is_err());
+        assert!(check_qualified_name("a/b/c").is_err());
+        assert!(check_qualified_name(&"x".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,513 @@
+//! `apply` against real sshd test hosts (own network and mount namespaces) with the k3s
+//! stand-ins: converge, no-op re-run, add a node, dry run, airgap, reconfigure, labels.
+
+mod common;
+
+use common::{Recorder, call_index, changed, is_unchanged};
+use homelab_nodes::testkit::{TEST_TOKEN, TestLab};
+use homelab_nodes::{
+    ApplyOptions, EventKind, HISTORY_PATH, HostErrorKind, HostOutcome, InstallSource, NodesError,
+    Role, Taint, TaintEffect, apply, history,
+};
+
+const V: &str = "v1.31.2+k3s1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_converge_then_a_rerun_changes_nothing() {
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    let inv = lab.inventory(V);
+    let rec = Recorder::default();
+    let report = apply(&inv, &ApplyOptions::default(), &rec)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    assert!(
+        changed(&report, "s1")
+            .iter()
+            .any(|c| c.contains("installed k3s v1.31.2+k3s1 as first server (cluster-init)"))
+    );
+    assert!(
+        changed(&report, "s2")
+            .iter()
+            .any(|c| c.contains("as server joining https://"))
+    );
+    assert!(
+        changed(&report, "a1")
+            .iter()
+            .any(|c| c.contains("as agent joining https://"))
+    );
+
+    let s1_ip = &lab.host("s1").ip;
+    let first = lab.file("s1", "/etc/rancher/k3s/config.yaml").unwrap();
+    assert!(
+        first.contains("cluster-init: true\n")
+            && first.contains("node-name: \"s1\"\n")
+            && !first.contains("server:"),
+        "{first}"
+    );
+    assert!(
+        first.contains("disable:\n  - servicelb\n"),
+        "the rendered config is kept: {first}"
+    );
+    let agent = lab.file("a1", "/etc/rancher/k3s/config.yaml").unwrap();
+    assert!(
+        agent.contains(&format!("server: \"https://{s1_ip}:6443\"")),
+        "{agent}"
+    );
+    assert!(agent.contains("token-file: \"/etc/rancher/k3s/cluster-token\""));
+    for h in ["s1", "s2", "a1"] {
+        assert_eq!(
+            lab.file(h, "/etc/rancher/k3s/cluster-token").as_deref(),
+            Some(TEST_TOKEN)
+        );
+        assert_eq!(lab.mode(h, "/etc/rancher/k3s/cluster-token"), Some(0o600));
+        assert!(
+            !lab.file(h, "/etc/rancher/k3s/config.yaml")
+                .unwrap()
+                .contains(TEST_TOKEN)
+        );
+        assert!(
+            lab.file(h, "/usr/local/bin/k3s")
+                .unwrap()
+                .contains("VERSION='v1.31.2+k3s1'")
+        );
+        let apt = lab
+            .file(h, "/etc/apt/apt.conf.d/52homelab-unattended-upgrades")
+            .unwrap();
+        assert!(apt.contains("Unattended-Upgrade::Automatic-Reboot \"false\";"));
+    }
+    assert!(lab.file("s1", "/etc/systemd/system/k3s.service").is_some());
+    assert!(
+        lab.file("a1", "/etc/systemd/system/k3s-agent.service")
+            .is_some()
+    );
+    let env = lab
+        .file("a1", "/etc/systemd/system/k3s-agent.service.env")
+        .unwrap();
+    assert!(
+        !env.contains(TEST_TOKEN),
+        "the token must not reach the unit's environment: {env}"
+    );
+    // Real apt reads the written configuration: reboots off, security origins only.
+    let dump = lab.exec("s1", "apt-config dump Unattended-Upgrade");
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("Unattended-Upgrade::Automatic-Reboot \"false\";"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("-security") && !dump.contains("label=Debian\";"),
+        "{dump}"
+    );
+
+    let calls = lab.calls();
+    let installs: Vec<&String> = calls
+        .iter()
+        .filter(|(_, c)| c.starts_with("install.sh"))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(installs.len(), 3, "{calls:#?}");
+    assert!(
+        installs
+            .iter()
+            .all(|c| c.contains("INSTALL_K3S_VERSION=v1.31.2+k3s1") && c.ends_with("K3S_TOKEN="))
+    );
+    assert!(
+        call_index(&calls, "s1", "install.sh server")
+            < call_index(&calls, "s2", "install.sh server")
+    );
+    assert!(
+        call_index(&calls, "s2", "install.sh server")
+            < call_index(&calls, "a1", "install.sh agent")
+    );
+    let state = lab.state();
+    for h in ["s1", "s2", "a1"] {
+        assert_eq!(state["nodes"][h]["ready"], true, "{state}");
+    }
+    let hist = history(&inv, &Recorder::default()).await.unwrap();
+    assert_eq!(
+        hist.iter()
+            .map(|e| (e.action.as_str(), e.node.as_str()))
+            .collect::<Vec<_>>(),
+        [("install", "s1"), ("install", "s2"), ("install", "a1")]
+    );
+    assert!(lab.file("s1", HISTORY_PATH).is_some());
+
+    // The second run changes nothing, says so per host, and runs no installer or mutation.
+    lab.clear_calls();
+    let before = lab.tree();
+    let rec2 = Recorder::default();
+    let again = apply(&inv, &ApplyOptions::default(), &rec2).await.unwrap();
+    assert!(again.all_unchanged(), "{again}");
+    assert_eq!(lab.tree(), before);
+    let calls = lab.calls();
+    assert!(
+        calls.iter().all(|(_, c)| c.starts_with("kubectl get")),
+        "a no-op run only reads: {calls:#?}"
+    );
+    for h in ["s1", "s2", "a1"] {
+        assert!(
+            rec2.kinds("Labels and taints", h)
+                .iter()
+                .any(|k| matches!(k, EventKind::Unchanged { .. }))
+        );
+    }
+    let text = rec.text() + &rec2.text();
+    assert!(!text.contains(TEST_TOKEN), "the token leaked into events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_node_touches_only_the_new_one_even_through_a_jump_host() {
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("a1", Role::Agent),
+        ("a2", Role::Agent),
+    ]);
+    let before = lab.inventory_of(V, &["s1", "a1"]);
+    apply(&before, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    lab.clear_calls();
+
+    let mut after = lab.inventory(V);
+    // a2 is reached through s1 (ProxyJump in the SSH config), as a host behind a bastion would be.
+    after.hosts[2].ssh.destination = Some("via-jump-a2".into());
+    let report = apply(&after, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    assert!(
+        is_unchanged(&report, "s1") && is_unchanged(&report, "a1"),
+        "{report}"
+    );
+    assert!(
+        changed(&report, "a2")
+            .iter()
+            .any(|c| c.contains("installed k3s"))
+    );
+    let calls = lab.calls();
+    assert!(
+        calls.iter().all(|(n, c)| n == "a2"
+            || c.starts_with("kubectl get")
+            || c.contains("homelab-rs.github.io")),
+        "{calls:#?}"
+    );
+    assert_eq!(lab.state()["nodes"]["a2"]["ready"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reports_per_host_and_changes_nothing() {
+    let lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    let mut inv = lab.inventory(V);
+    let empty = lab.tree();
+    let rec = Recorder::default();
+    let report = apply(&inv, &ApplyOptions { dry_run: true }, &rec)
+        .await
+        .unwrap();
+    assert_eq!(lab.tree(), empty, "a dry run wrote on a host");
+    assert!(
+        lab.calls().is_empty(),
+        "a dry run ran k3s: {:#?}",
+        lab.calls()
+    );
+    for (h, expect) in [
+        ("s1", "would install k3s v1.31.2+k3s1 as first server"),
+        ("a1", "would install k3s v1.31.2+k3s1 as agent"),
+    ] {
+        match &report.host(h).unwrap().outcome {
+            HostOutcome::WouldChange { changes } => {
+                assert!(changes.iter().any(|c| c.contains(expect)), "{changes:?}")
+            }
+            other => panic!("{h}: {other:?}"),
+        }
+    }
+    assert!(rec.kinds("Prepare hosts", "s1").iter().any(|k| matches!(k, EventKind::WouldChange { message } if message.contains("52homelab-unattended-upgrades"))));
+
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    inv.hosts[1].labels.insert("tier".into(), "batch".into());
+    inv.hosts[1].k3s_config.push_str("node-ip: 10.9.9.9\n");
+    lab.clear_calls();
+    let converged = lab.tree();
+    let report = apply(&inv, &ApplyOptions { dry_run: true }, &Recorder::default())
+        .await
+        .unwrap();
+    assert_eq!(lab.tree(), converged);
+    assert!(
+        lab.calls()
+            .iter()
+            .all(|(_, c)| c.starts_with("kubectl get")),
+        "{:#?}",
+        lab.calls()
+    );
+    assert_eq!(report.host("s1").unwrap().outcome, HostOutcome::Unchanged);
+    let HostOutcome::WouldChange { changes } = &report.host("a1").unwrap().outcome else {
+        panic!("{report}")
+    };
+    let all = changes.join("\n");
+    assert!(
+        all.contains(
+            "would reconfigure and restart k3s: config.yaml differs (+ node-ip: 10.9.9.9)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("would set labels tier=batch"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airgap_uploads_the_release_files_once() {
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("a1", Role::Agent),
+        ("x1", Role::Server),
+    ]);
+    let mut inv = lab.inventory_of(V, &["s1", "a1"]);
+    inv.install = InstallSource::Airgap {
+        dir: lab.airgap_dir(V),
+    };
+    let report = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    assert!(
+        changed(&report, "a1")
+            .iter()
+            .any(|c| c.contains("installed k3s v1.31.2+k3s1 as agent"))
+    );
+    for h in ["s1", "a1"] {
+        let images = lab
+            .file(
+                h,
+                "/var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst",
+            )
+            .unwrap();
+        assert!(images.starts_with("stand-in images archive"));
+        assert_eq!(lab.mode(h, "/usr/local/bin/k3s"), Some(0o755));
+    }
+    let calls = lab.calls();
+    assert!(
+        calls
+            .iter()
+            .filter(|(_, c)| c.starts_with("install.sh"))
+            .all(|(_, c)| c.contains("INSTALL_K3S_SKIP_DOWNLOAD=true")),
+        "{calls:#?}"
+    );
+    lab.clear_calls();
+    let again = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    assert!(again.all_unchanged(), "{again}");
+
+    // A binary of another version in the airgap directory is caught after the upload.
+    let mut wrong = lab.inventory_of(V, &["x1"]);
+    wrong.k3s_version = "v1.31.3+k3s1".into();
+    wrong.install = InstallSource::Airgap {
+        dir: lab.airgap_dir(V),
+    };
+    let err = apply(&wrong, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap().to_string();
+    assert!(
+        report.contains(
+            "the k3s binary in the airgap directory is v1.31.2+k3s1, but v1.31.3+k3s1 is pinned"
+        ),
+        "{report}"
+    );
+    assert!(
+        lab.file("x1", "/etc/systemd/system/k3s.service").is_none(),
+        "the installer did not run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_restart_only_that_host_and_labels_taints_converge() {
+    let lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    let mut inv = lab.inventory(V);
+    inv.hosts[1].labels.insert("tier".into(), "apps".into());
+    inv.hosts[1].labels.insert("old".into(), "x".into());
+    inv.hosts[1].taints.push(Taint {
+        key: "gpu".into(),
+        value: Some("rtx3060".into()),
+        effect: TaintEffect::NoSchedule,
+    });
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    let node = &lab.state()["nodes"]["a1"];
+    assert_eq!(node["labels"]["tier"], "apps");
+    assert_eq!(node["taints"][0]["value"], "rtx3060");
+
+    // Someone else labels the node; the spec drops `old`, changes the taint value and the config.
+    let out = lab.exec("s1", "k3s kubectl label node a1 --overwrite team=data");
+    assert!(out.status.success());
+    inv.hosts[1].labels.remove("old");
+    inv.hosts[1].taints[0].value = Some("a100".into());
+    inv.hosts[1]
+        .k3s_config
+        .push_str("kubelet-arg:\n  - max-pods=50\n");
+    lab.clear_calls();
+    let report = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    assert!(is_unchanged(&report, "s1"), "{report}");
+    let changes = changed(&report, "a1").join("\n");
+    assert!(
+        changes.contains("reconfigured and restarted k3s (config.yaml differs"),
+        "{changes}"
+    );
+    assert!(changes.contains("remove labels old"), "{changes}");
+    let calls = lab.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|(n, c)| n == "s1" && c.starts_with("install.sh")),
+        "{calls:#?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|(n, c)| n == "a1" && c.starts_with("install.sh agent")),
+        "{calls:#?}"
+    );
+    let node = &lab.state()["nodes"]["a1"];
+    assert_eq!(node["labels"]["team"], "data", "labels set by others stay");
+    assert!(node["labels"].get("old").is_none());
+    assert_eq!(node["taints"].as_array().unwrap().len(), 1);
+    assert_eq!(node["taints"][0]["value"], "a100");
+    assert!(
+        lab.file("a1", "/etc/rancher/k3s/config.yaml")
+            .unwrap()
+            .contains("  - max-pods=50\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_host_and_refused_sudo_fail_alone_while_the_others_converge() {
+    let mut lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("a1", Role::Agent),
+        ("a2", Role::Agent),
+        ("a3", Role::Agent),
+    ]);
+    lab.add_user("a2", "carol", None, None);
+    lab.add_user("a3", "bob", None, Some("ALL=(ALL) NOPASSWD: ALL"));
+    lab.stop_sshd("a1");
+    let mut inv = lab.inventory(V);
+    inv.hosts[2].ssh.user = Some("carol".into());
+    inv.hosts[3].ssh.user = Some("bob".into());
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let NodesError::Incomplete {
+        report, summary, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(
+        summary.contains("a1") && summary.contains("a2"),
+        "{summary}"
+    );
+    match &report.host("a1").unwrap().outcome {
+        HostOutcome::Failed { phase, error, .. } => {
+            assert_eq!(phase, "Connect");
+            assert_eq!(error.kind, HostErrorKind::Unreachable);
+            assert!(
+                error.message.contains("Connection refused"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &report.host("a2").unwrap().outcome {
+        HostOutcome::Failed { error, .. } => {
+            assert_eq!(error.kind, HostErrorKind::SudoRefused);
+            assert!(
+                error
+                    .message
+                    .contains("sudo on this host needs a password for user carol"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        changed(report, "s1")
+            .iter()
+            .any(|c| c.contains("installed"))
+    );
+    assert!(
+        changed(report, "a3")
+            .iter()
+            .any(|c| c.contains("installed")),
+        "passwordless sudo works: {report}"
+    );
+    assert_eq!(lab.state()["nodes"]["a3"]["ready"], true);
+    assert!(
+        lab.file("a2", "/etc/rancher/k3s/config.yaml").is_none(),
+        "nothing was written on the refused host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_that_cannot_run_k3s_are_refused_and_left_alone() {
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    lab.occupy_port("s2", 6443);
+    let mut inv = lab.inventory(V);
+
+    // A bad inventory is refused before any host is contacted.
+    let before = lab.tree();
+    inv.hosts[0].name = "S1_bad".into();
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NodesError::InvalidInventory { .. })
+            && err.to_string().contains("host \"S1_bad\""),
+        "{err}"
+    );
+    assert_eq!(lab.tree(), before);
+    assert!(lab.calls().is_empty());
+
+    inv.hosts[0].name = "s1".into();
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    let HostOutcome::Failed { phase, error, .. } = &report.host("s2").unwrap().outcome else {
+        panic!("{report}")
+    };
+    assert_eq!(phase, "Validate");
+    assert_eq!(error.kind, HostErrorKind::Refused);
+    assert!(
+        error.message.contains("port 6443 already in use"),
+        "{}",
+        error.message
+    );
+    assert!(
+        changed(report, "s1")
+            .iter()
+            .any(|c| c.contains("installed"))
+    );
+    assert!(
+        changed(report, "a1")
+            .iter()
+            .any(|c| c.contains("installed"))
+    );
+    assert!(lab.file("s2", "/etc/rancher/k3s/config.yaml").is_none());
+    assert!(
+        lab.file("s2", "/etc/apt/apt.conf.d/52homelab-unattended-upgrades")
+            .is_none(),
+        "a refused host is not prepared either"
+    );
+}
