@@ -529,6 +529,18 @@ fn entries_from(path: &Path, documents: &[Value]) -> Result<Vec<Entry>> {
         .collect()
 }
 
+/// A value typed at a prompt or piped to stdin: one trailing line break (`\n` or `\r\n`) is
+/// removed, as `echo VALUE | homelab secrets set NAME` adds one; everything else is kept.
+pub fn secret_from_input(mut text: String) -> SecretString {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    SecretString::from(text)
+}
+
 /// Reads the secret names and whether each is set, without decrypting (names and empty
 /// placeholders are plaintext in a SOPS file). Integrity is not verified: use
 /// [`SecretsStore::open`] when that matters.

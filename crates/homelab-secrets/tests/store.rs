@@ -263,6 +263,24 @@ fn get_set_remove_and_their_errors() {
 }
 
 #[test]
+fn input_values_lose_one_trailing_line_break_only() {
+    use homelab_secrets::store::secret_from_input;
+    assert_eq!(secret_from_input("abc\n".into()).expose_secret(), "abc");
+    assert_eq!(secret_from_input("abc\r\n".into()).expose_secret(), "abc");
+    assert_eq!(secret_from_input("abc\n\n".into()).expose_secret(), "abc\n");
+    assert_eq!(secret_from_input(" a b ".into()).expose_secret(), " a b ");
+    let mut store = {
+        let lab = Lab::new();
+        lab.init();
+        lab.open()
+    };
+    let err = store
+        .set("git-token", secret_from_input("\n".into()))
+        .unwrap_err();
+    assert!(matches!(err, Error::EmptyValue { .. }), "{err}");
+}
+
+#[test]
 fn opening_without_a_store_or_with_the_wrong_key_fails_clearly() {
     let lab = Lab::new();
     let err = SecretsStore::open(&lab.store_path(), &Identities::empty()).unwrap_err();
