@@ -63,6 +63,33 @@ pub enum Command {
     /// Each problem comes with its file:line:col, the source line and a `help:` line saying
     /// what to do. Exits 0 when the spec is valid (warnings allowed) and 2 when it is not.
     Validate,
+    /// Show what the lab is made of, without touching anything.
+    ///
+    /// Lists the components in apply order with what each depends on, their Kubernetes objects
+    /// and Helm releases (chart, version, repository), the URLs the lab serves, what happens
+    /// on each node, and every secret the lab needs (names only, never values).
+    /// `--output json` gives the same as one JSON document.
+    ///
+    /// Example: `homelab plan`, or `homelab plan --output json | jq '.components[].name'`.
+    Plan,
+    /// Write the lab as files: a GitOps tree you can commit and apply without this tool.
+    ///
+    /// The tree follows the planning documents: `infrastructure/`, `monitoring/`,
+    /// `applications/` with a directory per component (manifests, `values-homelab.yaml` per
+    /// chart, a README, a `kustomization.yaml`), and `docs/` with decisions, runbooks and an
+    /// architecture diagram. The same spec always gives the same bytes.
+    ///
+    /// Flavor `k3s` (default) installs charts with K3s' HelmChart objects and writes no
+    /// Secret: `homelab apply` creates them from secrets.sops.yaml. Flavor `flux` writes
+    /// HelmRelease/HelmRepository and Flux Kustomizations, and the Secrets SOPS-encrypted
+    /// (it needs the secrets file and your age key).
+    ///
+    /// Rendering again replaces what the last render wrote (listed in `.homelab-rendered`),
+    /// deletes what it no longer writes, and leaves other files alone. A non-empty directory
+    /// that was not rendered into is refused unless `--force`.
+    ///
+    /// Example: `homelab render --out lab/`, then `kubectl kustomize lab/infrastructure`.
+    Render(RenderArgs),
     /// Print the JSON Schema of homelab.yaml (for editors and CI).
     ///
     /// The first line `homelab init` writes points yaml-language-server at the published
@@ -95,4 +122,30 @@ pub enum Preset {
     Seed,
     /// One node and only the platform.
     Minimal,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Directory to write the tree to (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How charts and Secrets are delivered: `k3s` (HelmChart objects) or `flux`.
+    #[arg(long, value_enum, default_value_t = Flavor::K3s)]
+    pub flavor: Flavor,
+    /// Write into a non-empty directory without `.homelab-rendered`, and over files the
+    /// render did not write before. Other files are still never deleted.
+    #[arg(long)]
+    pub force: bool,
+    /// The encrypted secrets file the flux flavor reads [default: secrets.sops.yaml next to
+    /// the spec].
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// K3s HelmChart objects; Secrets created by `homelab apply`.
+    K3s,
+    /// Flux HelmRelease + Kustomization; Secrets SOPS-encrypted in the tree.
+    Flux,
 }

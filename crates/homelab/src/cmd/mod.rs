@@ -2,6 +2,8 @@
 
 mod completions;
 mod init;
+mod plan;
+mod render;
 mod schema;
 mod validate;
 
@@ -13,6 +15,8 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Init(args) => init::run(&cli.global, args, out),
         Command::Validate => validate::run(&cli.global, out),
+        Command::Plan => plan::run(&cli.global, out),
+        Command::Render(args) => render::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
     }

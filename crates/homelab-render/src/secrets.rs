@@ -1,0 +1,123 @@
+//! Kubernetes Secrets of the plan: the plaintext manifest the flux flavor encrypts, and the
+//! `kubectl` commands that create a Secret without this tool. Pure; values stay in
+//! `SecretString`s and never reach a rendered text.
+
+use homelab_plan::{SecretObject, SecretSource};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use zeroize::Zeroize;
+
+use crate::{RenderError, SecretValues};
+
+/// The file a Secret is written to in the flux flavor. Not `secrets.sops.yaml`, which the
+/// lab's `.sops.yaml` reserves for the secrets store (every value encrypted).
+pub(crate) fn sops_file_name(secret: &SecretObject) -> String {
+    format!("secret-{}.sops.yaml", secret.name)
+}
+
+/// `Secret/<namespace>/<name>`.
+pub(crate) fn object_id(secret: &SecretObject) -> String {
+    format!("Secret/{}/{}", secret.namespace, secret.name)
+}
+
+/// The Secret as a plaintext manifest with its values filled in, kept secret.
+pub(crate) fn manifest(
+    secret: &SecretObject,
+    values: &dyn SecretValues,
+) -> Result<SecretString, RenderError> {
+    let fail = |key: &str, name: &str, reason: String| RenderError::SecretValue {
+        object: object_id(secret),
+        key: key.to_string(),
+        secret: name.to_string(),
+        reason,
+    };
+    let mut data = Map::new();
+    for (key, source) in &secret.data {
+        let value = match source {
+            SecretSource::Literal(v) => v.clone(),
+            SecretSource::Secret(name) => values
+                .secret(name)
+                .map_err(|r| fail(key, name, r))?
+                .expose_secret()
+                .to_string(),
+            SecretSource::Template(template) => {
+                let mut text = template.clone();
+                for name in source.secret_names() {
+                    let v = values.secret(&name).map_err(|r| fail(key, &name, r))?;
+                    text = text.replace(&format!("${{secret:{name}}}"), v.expose_secret());
+                }
+                text
+            }
+        };
+        data.insert(key.clone(), Value::String(value));
+    }
+    let labels: Map<String, Value> = secret
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut manifest = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret.name, "namespace": secret.namespace, "labels": labels},
+        "type": "Opaque",
+        "stringData": data,
+    });
+    let text = homelab_spec::emit::to_yaml(&manifest);
+    scrub(&mut manifest);
+    Ok(SecretString::from(text))
+}
+
+/// Overwrites the values' memory before the manifest is dropped.
+fn scrub(manifest: &mut Value) {
+    if let Some(Value::Object(data)) = manifest.get_mut("stringData") {
+        for (_, v) in data.iter_mut() {
+            if let Value::String(s) = v {
+                s.zeroize();
+            }
+        }
+    }
+}
+
+/// The shell expression that reads secret `name` from the lab's encrypted secrets file.
+fn from_store(name: &str) -> String {
+    format!("$(sops -d --extract '[\"{name}\"]' secrets.sops.yaml)")
+}
+
+/// Shell commands that create (or update) the Secret with `kubectl` and the `sops` CLI, run
+/// from the directory holding homelab.yaml and secrets.sops.yaml.
+pub(crate) fn kubectl_commands(secret: &SecretObject) -> String {
+    let mut cmd = format!(
+        "kubectl -n {} create secret generic {} \\\n",
+        secret.namespace, secret.name
+    );
+    for (key, source) in &secret.data {
+        let value = match source {
+            SecretSource::Literal(v) => format!("'{}'", v.replace('\'', "'\\''")),
+            SecretSource::Secret(name) => format!("\"{}\"", from_store(name)),
+            SecretSource::Template(t) => {
+                let mut text = t.replace('"', "\\\"");
+                for name in source.secret_names() {
+                    text = text.replace(&format!("${{secret:{name}}}"), &from_store(&name));
+                }
+                format!("\"{text}\"")
+            }
+        };
+        cmd.push_str(&format!("  --from-literal={key}={value} \\\n"));
+    }
+    cmd.push_str("  --dry-run=client -o yaml | kubectl apply -f -\n");
+    let labels: Vec<String> = secret
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !labels.is_empty() {
+        cmd.push_str(&format!(
+            "kubectl -n {} label secret {} --overwrite {}\n",
+            secret.namespace,
+            secret.name,
+            labels.join(" ")
+        ));
+    }
+    cmd
+}

@@ -1,0 +1,399 @@
+//! Puts a rendered tree on disk, the crate's only I/O. Every file goes through a temporary
+//! file and a rename; `.homelab-rendered` lists what was written, so the next render replaces
+//! exactly those files, deletes the ones it no longer writes and leaves every other file
+//! alone. It never follows a symlink out of the output directory and never deletes outside it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use homelab_secrets::{Identities, Recipient, SopsError};
+use secrecy::ExposeSecret;
+
+use crate::{Content, Flavor, Tree};
+
+/// The list of files the last render wrote, at the root of the output directory.
+pub const MANIFEST_FILE: &str = ".homelab-rendered";
+
+/// Entries of a directory that do not make it "not empty" for a first render.
+const IGNORED_WHEN_EMPTY: &[&str] = &[".git"];
+
+/// The keys the flux flavor's Secrets are encrypted with.
+#[derive(Clone, Copy)]
+pub struct SopsKeys<'a> {
+    /// Who can decrypt (the lab's recipients, including the cluster's key for Flux).
+    pub recipients: &'a [Recipient],
+    /// Identities that can open the previous render's files: an unchanged Secret keeps its
+    /// file byte for byte instead of being encrypted again with a new data key.
+    pub identities: &'a Identities,
+}
+
+/// How to write.
+#[derive(Clone, Copy)]
+pub struct WriteOptions<'a> {
+    pub flavor: Flavor,
+    /// Write into a non-empty directory that has no manifest, and over files the tool did
+    /// not write. Files the tool does not write are still never deleted.
+    pub force: bool,
+    /// Needed when the tree holds encrypted Secrets.
+    pub sops: Option<SopsKeys<'a>>,
+}
+
+/// What a write did, with paths relative to the output directory.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Files created or changed.
+    pub written: Vec<String>,
+    /// Files whose content and mode were already right (left untouched).
+    pub unchanged: Vec<String>,
+    /// Files of the previous render that this one no longer writes, deleted.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{} is not a directory; pass a directory (new or empty) to --out", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error(
+        "{} is not empty and has no {MANIFEST_FILE}, so `homelab render` did not write it (it holds {}); render into a new or empty directory, or pass --force to write into it anyway (files the render does not produce are left alone)",
+        path.display(), examples.join(", ")
+    )]
+    NotOurs {
+        path: PathBuf,
+        examples: Vec<String>,
+    },
+    #[error(
+        "{} holds files that `homelab render` did not write but would now overwrite: {}; move them away, or pass --force to overwrite them",
+        path.display(), files.join(", ")
+    )]
+    WouldOverwrite { path: PathBuf, files: Vec<String> },
+    #[error(
+        "{} line {line} lists `{entry}`, which is not a path inside the output directory; nothing was written or deleted (fix or remove that line)",
+        path.display()
+    )]
+    BadManifest {
+        path: PathBuf,
+        line: usize,
+        entry: String,
+    },
+    #[error("refusing to write {}: {reason}; nothing was deleted", path.display())]
+    Unsafe { path: PathBuf, reason: String },
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot encrypt {object} into {}: {source}; nothing was written", path.display())]
+    Encrypt {
+        object: String,
+        path: PathBuf,
+        #[source]
+        source: SopsError,
+    },
+    #[error(
+        "{object} is written SOPS-encrypted, but no age recipients were given; nothing was written"
+    )]
+    NoRecipients { object: String },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
+    move |source| WriteError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Whether `p` is a plain relative path below the output directory.
+fn is_safe_relative(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && !p.contains('\\')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Reads the previous render's file list.
+fn read_manifest(out: &Path) -> Result<Option<BTreeSet<String>>, WriteError> {
+    let path = out.join(MANIFEST_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let mut entries = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.trim_end();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        if !is_safe_relative(entry) || entry == MANIFEST_FILE {
+            return Err(WriteError::BadManifest {
+                path,
+                line: i + 1,
+                entry: entry.to_string(),
+            });
+        }
+        entries.insert(entry.to_string());
+    }
+    Ok(Some(entries))
+}
+
+fn manifest_text(flavor: Flavor, paths: &[&str]) -> String {
+    let mut out = format!(
+        "# Files written by `homelab render --flavor {flavor}`. The next render replaces them and\n# deletes the ones it no longer writes; every other file in this directory is left alone.\n"
+    );
+    for p in paths {
+        out.push_str(p);
+        out.push('\n');
+    }
+    out
+}
+
+/// Checks that every existing ancestor of `rel` below `out` is a real directory (not a
+/// symlink that could lead outside), caching what was checked.
+fn check_ancestors(out: &Path, rel: &str, checked: &mut HashSet<String>) -> Result<(), WriteError> {
+    let mut prefix = String::new();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if checked.contains(&prefix) {
+            continue;
+        }
+        let path = out.join(&prefix);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(WriteError::Unsafe {
+                    path,
+                    reason: "it is a symbolic link, which could lead outside the output directory"
+                        .into(),
+                });
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(WriteError::Unsafe {
+                    path,
+                    reason: "a directory is needed here, but a file is in the way".into(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect", &path)(e)),
+        }
+        checked.insert(prefix.clone());
+    }
+    Ok(())
+}
+
+/// The current content of a regular file (not following a symlink), when there is one.
+fn existing_file(path: &Path) -> Result<Option<(Vec<u8>, u32)>, WriteError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => {
+            let bytes = fs::read(path).map_err(io_err("read", path))?;
+            Ok(Some((bytes, m.permissions().mode() & 0o7777)))
+        }
+        Ok(m) if m.is_dir() => Err(WriteError::Unsafe {
+            path: path.to_owned(),
+            reason: "a directory is in the way of a file".into(),
+        }),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("inspect", path)(e)),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    let dir = path.parent().expect("a file below the output directory");
+    fs::create_dir_all(dir).map_err(io_err("create the directory", dir))?;
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let tmp = dir.join(format!(".{name}.homelab-tmp"));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err("set the mode of", &tmp))?;
+        f.write_all(bytes).map_err(io_err("write", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io_err("replace", path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes the tree into `out` (created when missing) and returns what changed.
+pub fn write_tree(
+    tree: &Tree,
+    out: &Path,
+    options: &WriteOptions<'_>,
+) -> Result<WriteReport, WriteError> {
+    match fs::metadata(out) {
+        Ok(m) if !m.is_dir() => {
+            return Err(WriteError::NotADirectory {
+                path: out.to_owned(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspect", out)(e)),
+    }
+    for path in tree.paths() {
+        if !is_safe_relative(path) || path == MANIFEST_FILE {
+            return Err(WriteError::Unsafe {
+                path: out.join(path),
+                reason: "the path is not a plain relative path".into(),
+            });
+        }
+    }
+    let previous = read_manifest(out)?;
+    let ours: BTreeSet<String> = previous.clone().unwrap_or_default();
+    if previous.is_none() && !options.force && out.is_dir() {
+        let mut examples: Vec<String> = fs::read_dir(out)
+            .map_err(io_err("list", out))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !IGNORED_WHEN_EMPTY.contains(&n.as_str()))
+            .collect();
+        if !examples.is_empty() {
+            examples.sort();
+            examples.truncate(5);
+            return Err(WriteError::NotOurs {
+                path: out.to_owned(),
+                examples,
+            });
+        }
+    }
+
+    // Everything is decided and encrypted before the first byte is written.
+    let mut checked = HashSet::new();
+    let mut planned: Vec<(&str, Vec<u8>, u32, bool)> = Vec::with_capacity(tree.len());
+    let mut foreign = Vec::new();
+    for (rel, file) in tree.iter() {
+        check_ancestors(out, rel, &mut checked)?;
+        let path = out.join(rel);
+        let current = existing_file(&path)?;
+        let bytes = match &file.content {
+            Content::Text(t) => t.as_bytes().to_vec(),
+            Content::Sops(secret) => {
+                let keys = options.sops.ok_or_else(|| WriteError::NoRecipients {
+                    object: secret.object.clone(),
+                })?;
+                if keys.recipients.is_empty() {
+                    return Err(WriteError::NoRecipients {
+                        object: secret.object.clone(),
+                    });
+                }
+                let previous_text = current
+                    .as_ref()
+                    .filter(|_| ours.contains(rel))
+                    .and_then(|(b, _)| std::str::from_utf8(b).ok());
+                homelab_secrets::encrypt_kubernetes_secret_stable(
+                    secret.plaintext.expose_secret(),
+                    keys.recipients,
+                    previous_text,
+                    keys.identities,
+                )
+                .map_err(|source| WriteError::Encrypt {
+                    object: secret.object.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+                .into_bytes()
+            }
+        };
+        let exists = fs::symlink_metadata(&path).is_ok();
+        let same = current
+            .as_ref()
+            .is_some_and(|(b, m)| *b == bytes && *m == file.mode);
+        if exists && !ours.contains(rel) && current.as_ref().is_none_or(|(b, _)| *b != bytes) {
+            foreign.push(rel.to_string());
+        }
+        planned.push((rel, bytes, file.mode, same));
+    }
+    if !foreign.is_empty() && !options.force {
+        foreign.truncate(10);
+        return Err(WriteError::WouldOverwrite {
+            path: out.to_owned(),
+            files: foreign,
+        });
+    }
+
+    let mut report = WriteReport::default();
+    fs::create_dir_all(out).map_err(io_err("create the directory", out))?;
+    for (rel, bytes, mode, same) in &planned {
+        if *same {
+            report.unchanged.push(rel.to_string());
+            continue;
+        }
+        write_atomic(&out.join(rel), bytes, *mode)?;
+        report.written.push(rel.to_string());
+    }
+
+    let new: BTreeSet<&str> = tree.paths().collect();
+    for rel in ours.iter().filter(|p| !new.contains(p.as_str())) {
+        if remove_stale(out, rel, &mut checked)? {
+            report.removed.push(rel.clone());
+        }
+    }
+    let paths: Vec<&str> = tree.paths().collect();
+    write_atomic(
+        &out.join(MANIFEST_FILE),
+        manifest_text(options.flavor, &paths).as_bytes(),
+        0o644,
+    )?;
+    Ok(report)
+}
+
+/// Deletes a file of the previous render, then the directories that became empty, up to
+/// (not including) `out`. Returns whether a file was deleted.
+fn remove_stale(out: &Path, rel: &str, checked: &mut HashSet<String>) -> Result<bool, WriteError> {
+    check_ancestors(out, rel, checked)?;
+    let path = out.join(rel);
+    match fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => return Ok(false),
+        Ok(_) => fs::remove_file(&path).map_err(io_err("delete", &path))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err("inspect", &path)(e)),
+    }
+    let mut dir = Path::new(rel).parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        // Fails (and stops) at the first directory that still holds something.
+        if fs::remove_dir(out.join(d)).is_err() {
+            break;
+        }
+        checked.remove(&d.to_string_lossy().into_owned());
+        dir = d.parent();
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_safe() {
+        for ok in ["a", "a/b.yaml", ".hidden/x"] {
+            assert!(is_safe_relative(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/",
+            "a\\b",
+        ] {
+            assert!(!is_safe_relative(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `homelab plan`: shows what the lab is made of (components in apply order, objects, Helm
+//! releases, URLs, node actions, secrets needed) without touching anything.
+
+use std::fmt::Write as _;
+
+use homelab_plan::{Plan, SecretGenerator};
+use serde_json::{Value, json};
+
+use crate::cli::Global;
+use crate::exit;
+use crate::output::Output;
+use crate::spec_file;
+
+pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
+    let loaded = spec_file::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    out.result(|| text(&plan), &data(&plan));
+    Ok(exit::OK)
+}
+
+fn generator(g: &SecretGenerator) -> String {
+    match g {
+        SecretGenerator::Password { length } => format!("generated password ({length} chars)"),
+        SecretGenerator::Hex { bytes } => format!("generated key ({bytes} bytes, hex)"),
+        SecretGenerator::Htpasswd {
+            user,
+            password_secret,
+        } => format!("htpasswd line for `{user}` from {password_secret}"),
+        SecretGenerator::UserProvided => "you provide it".to_string(),
+    }
+}
+
+fn text(plan: &Plan) -> String {
+    let (components, objects, releases) = homelab_plan::summary_counts(plan);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Lab `{}` ({}): {components} components, {objects} objects, {releases} Helm releases\n",
+        plan.lab_name, plan.domain
+    );
+    let _ = writeln!(o, "Components, in apply order:");
+    for (i, c) in plan.components.iter().enumerate() {
+        let ns = c
+            .namespace
+            .as_deref()
+            .map_or("no namespace".to_string(), |n| format!("namespace {n}"));
+        let _ = writeln!(o, "{:>3}. {} ({}, {ns})", i + 1, c.name, c.dir());
+        if !c.depends_on.is_empty() {
+            let _ = writeln!(o, "       after: {}", c.depends_on.join(", "));
+        }
+        for r in &c.releases {
+            let _ = writeln!(
+                o,
+                "       helm: {} <- chart {} {} from {} (into {})",
+                r.name, r.chart.name, r.chart.version, r.chart.repo, r.namespace
+            );
+        }
+        for ob in &c.objects {
+            let _ = writeln!(o, "       {} {}  [{}]", ob.kind(), ob.name(), ob.file);
+        }
+        for s in &c.secret_objects {
+            let _ = writeln!(
+                o,
+                "       Secret {} (created at apply time; keys: {})",
+                s.name,
+                s.data.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        for f in &c.files {
+            let _ = writeln!(o, "       file {}", f.path);
+        }
+    }
+    let urls: Vec<_> = plan.urls().collect();
+    if !urls.is_empty() {
+        let _ = writeln!(o, "\nURLs:");
+        for e in urls {
+            let _ = writeln!(o, "  {}  {}", e.url, e.description);
+        }
+    }
+    let _ = writeln!(o, "\nNodes:");
+    for n in &plan.nodes {
+        let _ = writeln!(
+            o,
+            "  {} ({:?}{}, {}):",
+            n.name,
+            n.role,
+            if n.init { ", cluster-init" } else { "" },
+            n.address
+        );
+        for a in &n.actions {
+            let _ = writeln!(o, "    - {a}");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nSecrets the lab needs (values live in secrets.sops.yaml; `homelab secrets init` creates them):"
+    );
+    for s in &plan.secrets {
+        let _ = writeln!(
+            o,
+            "  {}: {}; used by {}. {}",
+            s.name,
+            generator(&s.generator),
+            s.used_by.iter().cloned().collect::<Vec<_>>().join(", "),
+            s.description
+        );
+    }
+    o
+}
+
+fn data(plan: &Plan) -> Value {
+    let components: Vec<Value> = plan
+        .components
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "layer": c.layer,
+                "directory": c.dir(),
+                "namespace": c.namespace,
+                "dependsOn": c.depends_on,
+                "releases": c.releases.iter().map(|r| json!({
+                    "name": r.name,
+                    "namespace": r.namespace,
+                    "chart": r.chart.name,
+                    "version": r.chart.version,
+                    "repository": r.chart.repo,
+                })).collect::<Vec<_>>(),
+                "objects": c.objects.iter().map(|o| json!({
+                    "apiVersion": o.api_version(),
+                    "kind": o.kind(),
+                    "namespace": o.namespace(),
+                    "name": o.name(),
+                    "file": o.file,
+                })).collect::<Vec<_>>(),
+                "secrets": c.secret_objects.iter().map(|s| json!({
+                    "name": s.name,
+                    "namespace": s.namespace,
+                    "keys": s.data.keys().collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "files": c.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                "endpoints": c.endpoints,
+                "backups": c.backups,
+            })
+        })
+        .collect();
+    json!({
+        "lab": plan.lab_name,
+        "domain": plan.domain,
+        "components": components,
+        "urls": plan.urls().collect::<Vec<_>>(),
+        "nodes": plan.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "role": n.role,
+            "address": n.address,
+            "init": n.init,
+            "actions": n.actions,
+        })).collect::<Vec<_>>(),
+        "secrets": plan.secrets.iter().map(|s| json!({
+            "name": s.name,
+            "generator": s.generator,
+            "usedBy": s.used_by,
+            "description": s.description,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,139 @@
+//! `homelab render`: writes the plan as a GitOps tree (flavor k3s or flux) into `--out`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use homelab_render::{Flavor, SecretValues, SopsKeys, WriteError, WriteOptions};
+use homelab_secrets::sops_config::{FLUX_SECRETS_PATH_REGEX, SOPS_CONFIG_FILE, SopsConfig};
+use homelab_secrets::{Identities, IdentityEnv, Recipient, SECRETS_FILE, SecretsStore};
+use serde_json::json;
+
+use crate::cli::{self, Global, RenderArgs};
+use crate::exit;
+use crate::output::Output;
+use crate::spec_file;
+
+pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u8> {
+    let loaded = spec_file::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    let flavor = match args.flavor {
+        cli::Flavor::K3s => Flavor::K3s,
+        cli::Flavor::Flux => Flavor::Flux,
+    };
+    let lab_root = global
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let flux = match flavor {
+        Flavor::K3s => None,
+        Flavor::Flux => Some(open_secrets(&lab_root, args.secrets.as_deref())?),
+    };
+    let values = flux.as_ref().map(|f| &f.store as &dyn SecretValues);
+    let tree = homelab_render::render(&plan, flavor, values)?;
+    let options = WriteOptions {
+        flavor,
+        force: args.force,
+        sops: flux.as_ref().map(|f| SopsKeys {
+            recipients: &f.recipients,
+            identities: &f.identities,
+        }),
+    };
+    let report = match homelab_render::write_tree(&tree, &args.out, &options) {
+        Ok(r) => r,
+        Err(
+            e @ (WriteError::NotADirectory { .. }
+            | WriteError::NotOurs { .. }
+            | WriteError::WouldOverwrite { .. }
+            | WriteError::BadManifest { .. }),
+        ) => return Err(exit::usage(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    for f in &report.written {
+        out.detail(format!("wrote {f}"));
+    }
+    for f in &report.removed {
+        out.detail(format!("removed {f} (no longer rendered)"));
+    }
+    let dir = args.out.display().to_string();
+    out.result(
+        || {
+            let mut t = format!(
+                "Rendered lab `{}` (flavor {flavor}) into {dir}: {} files, {} written, {} unchanged",
+                plan.lab_name,
+                tree.len(),
+                report.written.len(),
+                report.unchanged.len()
+            );
+            if !report.removed.is_empty() {
+                t.push_str(&format!(
+                    ", {} removed (no longer rendered)",
+                    report.removed.len()
+                ));
+            }
+            t.push_str(&format!(
+                ".\nNext: read {dir}/README.md, or check a layer with `kubectl kustomize {dir}/infrastructure`."
+            ));
+            t
+        },
+        &json!({
+            "lab": plan.lab_name,
+            "flavor": flavor.name(),
+            "out": dir,
+            "files": tree.len(),
+            "written": report.written,
+            "unchanged": report.unchanged.len(),
+            "removed": report.removed,
+        }),
+    );
+    Ok(exit::OK)
+}
+
+/// What the flux flavor needs: the opened secrets store and the keys to encrypt with.
+struct FluxSecrets {
+    store: SecretsStore,
+    identities: Identities,
+    recipients: Vec<Recipient>,
+}
+
+fn open_secrets(lab_root: &Path, explicit: Option<&Path>) -> anyhow::Result<FluxSecrets> {
+    let path: PathBuf = explicit.map_or_else(|| lab_root.join(SECRETS_FILE), Path::to_path_buf);
+    if !path.exists() {
+        return Err(exit::usage(format!(
+            "`render --flavor flux` writes the lab's Secrets SOPS-encrypted and reads their values from {}, which does not exist; create it with `homelab secrets init` (or pass --secrets FILE), or use `--flavor k3s`, whose Secrets `homelab apply` creates",
+            path.display()
+        )));
+    }
+    let identities = Identities::from_env(&IdentityEnv::from_process_env())
+        .context("the flux flavor needs your age identity to read the secrets file")?;
+    let store = SecretsStore::open(&path, &identities)?;
+    let recipients = flux_recipients(lab_root, &store)?;
+    Ok(FluxSecrets {
+        store,
+        identities,
+        recipients,
+    })
+}
+
+/// The recipients of `.sops.yaml`'s rule for Flux Secrets when the lab has one, else those
+/// of the secrets file.
+fn flux_recipients(lab_root: &Path, store: &SecretsStore) -> anyhow::Result<Vec<Recipient>> {
+    let config_path = lab_root.join(SOPS_CONFIG_FILE);
+    if config_path.exists() {
+        let config = SopsConfig::load(&config_path)?;
+        if let Some(rule) = config
+            .creation_rules
+            .iter()
+            .find(|r| r.path_regex.as_deref() == Some(FLUX_SECRETS_PATH_REGEX))
+            .filter(|r| !r.age.is_empty())
+        {
+            return Ok(rule.encrypt_options()?.recipients);
+        }
+    }
+    store
+        .recipients()
+        .iter()
+        .map(|r| r.parse().map_err(anyhow::Error::from))
+        .collect()
+}
