@@ -69,13 +69,22 @@ const PLAYBOOK: &str = r#"- name: The fact checks homelab nodes apply makes on a
 fn stats(times: &[Duration]) -> (f64, f64, f64, f64) {
     let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    let median = if ms.len() % 2 == 1 { ms[ms.len() / 2] } else { (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0 };
+    let median = if ms.len() % 2 == 1 {
+        ms[ms.len() / 2]
+    } else {
+        (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
+    };
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     (median, mean, ms[0], ms[ms.len() - 1])
 }
 
 fn sh(cmd: &str) -> String {
-    Command::new("sh").arg("-c").arg(cmd).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -88,23 +97,40 @@ fn main() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--ansible-playbook" => playbook_bin = args.next().map(PathBuf::from),
             "--out" => out = args.next().map(PathBuf::from),
-            other => panic!("unknown argument {other}; usage: bench_nodes --ansible-playbook PATH [--runs N] [--out FILE]"),
+            other => panic!(
+                "unknown argument {other}; usage: bench_nodes --ansible-playbook PATH [--runs N] [--out FILE]"
+            ),
         }
     }
-    let playbook_bin = playbook_bin.expect("--ansible-playbook PATH is required (scripts/bench-nodes sets it up)");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let playbook_bin =
+        playbook_bin.expect("--ansible-playbook PATH is required (scripts/bench-nodes sets it up)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
-    let lab = TestLab::start(&[("s1", Role::Server), ("s2", Role::Server), ("a1", Role::Agent)]);
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
     let mut inv = lab.inventory(VERSION);
     inv.timeouts = Timeouts::default();
-    let first = rt.block_on(apply(&inv, &ApplyOptions::default(), &NoEvents)).unwrap_or_else(|e| panic!("initial converge failed: {e}"));
+    let first = rt
+        .block_on(apply(&inv, &ApplyOptions::default(), &NoEvents))
+        .unwrap_or_else(|e| panic!("initial converge failed: {e}"));
     assert!(!first.all_unchanged());
 
     let run_ours = || {
         let t = Instant::now();
-        let report = rt.block_on(apply(&inv, &ApplyOptions::default(), &NoEvents)).unwrap_or_else(|e| panic!("{e}"));
+        let report = rt
+            .block_on(apply(&inv, &ApplyOptions::default(), &NoEvents))
+            .unwrap_or_else(|e| panic!("{e}"));
         let took = t.elapsed();
-        assert!(report.all_unchanged(), "the re-converge was not a no-op:\n{report}");
+        assert!(
+            report.all_unchanged(),
+            "the re-converge was not a no-op:\n{report}"
+        );
         took
     };
     run_ours();
@@ -112,8 +138,13 @@ fn main() {
 
     let dir = lab.dir.join("ansible");
     std::fs::create_dir_all(&dir).expect("ansible dir");
-    let inventory: String =
-        std::iter::once("[lab]\n".to_string()).chain(lab.hosts.iter().map(|h| format!("{} ansible_host={}\n", h.name, h.ip))).collect();
+    let inventory: String = std::iter::once("[lab]\n".to_string())
+        .chain(
+            lab.hosts
+                .iter()
+                .map(|h| format!("{} ansible_host={}\n", h.name, h.ip)),
+        )
+        .collect();
     std::fs::write(dir.join("inventory.ini"), inventory).expect("inventory");
     std::fs::write(dir.join("playbook.yml"), PLAYBOOK).expect("playbook");
     std::fs::write(
@@ -138,8 +169,15 @@ fn main() {
             .expect("ansible-playbook runs");
         let took = t.elapsed();
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success() && text.contains("failed=0"), "ansible-playbook failed:\n{text}\n{}", String::from_utf8_lossy(&o.stderr));
-        assert!(!text.contains("changed=1"), "the playbook changed something:\n{text}");
+        assert!(
+            o.status.success() && text.contains("failed=0"),
+            "ansible-playbook failed:\n{text}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            !text.contains("changed=1"),
+            "the playbook changed something:\n{text}"
+        );
         took
     };
     run_ansible();

@@ -483,12 +483,23 @@ async fn hosts_that_cannot_run_k3s_are_refused_and_left_alone() {
     // a1 lacks nfs-common: the dry run says it would be installed.
     let out = lab.exec("a1", "dpkg --purge --force-depends nfs-common >/dev/null 2>&1; dpkg-query -W -f='${Status}' nfs-common");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("install ok installed"));
-    let dry = apply(&inv, &ApplyOptions { dry_run: true }, &Recorder::default()).await.unwrap_err();
-    let HostOutcome::WouldChange { changes } = &dry.report().unwrap().host("a1").unwrap().outcome else { panic!("{dry}") };
-    assert!(changes.iter().any(|c| c.starts_with("would install nfs-common; write /etc/apt/apt.conf.d/20auto-upgrades")), "{changes:?}");
+    let dry = apply(&inv, &ApplyOptions { dry_run: true }, &Recorder::default())
+        .await
+        .unwrap_err();
+    let HostOutcome::WouldChange { changes } = &dry.report().unwrap().host("a1").unwrap().outcome
+    else {
+        panic!("{dry}")
+    };
+    assert!(
+        changes.iter().any(|c| c
+            .starts_with("would install nfs-common; write /etc/apt/apt.conf.d/20auto-upgrades")),
+        "{changes:?}"
+    );
     // The test hosts cannot reach a package mirror, so the real run leaves NFS out.
     inv.prepare.nfs_common = false;
-    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default()).await.unwrap_err();
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
     let report = err.report().unwrap();
     let HostOutcome::Failed { phase, error, .. } = &report.host("s2").unwrap().outcome else {
         panic!("{report}")
