@@ -45,17 +45,19 @@ pub(crate) async fn drain(
         _ => Vec::new(),
     };
     let pdb = out.stderr.contains("disruption budget");
+    let kubectl_said = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("nothing")
+        .trim()
+        .to_string();
     let why = if stuck.is_empty() {
-        format!(
-            "kubectl said: {}",
-            out.stderr
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("nothing")
-        )
+        format!("kubectl said: {kubectl_said}")
     } else {
         format!(
-            "these pods would not leave: {}{}",
+            "these pods would not leave: {}{} (kubectl said: {kubectl_said})",
             stuck.join(", "),
             if pdb {
                 " (a PodDisruptionBudget allows no eviction now)"

@@ -590,6 +590,17 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_hides_the_token_and_sudo_password() {
+        let mut i = inv(vec![host("s1", Role::Server, "10.0.0.1")]);
+        i.sudo_password = Some(SecretString::from("sudo-pass-123"));
+        let text = format!("{i:?}");
+        assert!(
+            !text.contains("t0ken") && !text.contains("sudo-pass-123"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn ipv6_api_urls_are_bracketed() {
         assert_eq!(api_url_for("fd00::1"), "https://[fd00::1]:6443");
         assert_eq!(

@@ -32,10 +32,9 @@ mod version;
 mod yaml;
 
 pub use apply::{ApplyOptions, apply};
-pub use cluster::{MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION, NodeView};
+pub use cluster::{MANAGED_LABELS_ANNOTATION, MANAGED_TAINTS_ANNOTATION};
 pub use error::{HostError, HostErrorKind, NodesError};
 pub use event::{Confirm, Event, EventKind, EventSink, HostOutcome, HostReport, NoEvents, Report};
-pub use facts::Facts;
 pub use history::{HISTORY_PATH, HistoryEntry, history};
 pub use inventory::{
     DEFAULT_INSTALLER_URL, Host, InstallSource, Inventory, Limits, PrepareOptions, Role,

@@ -217,7 +217,8 @@ async fn host_key_message(inv: &Inventory, host: &Host, changed: bool, master_lo
         Some((kind, fp)) => format!("it presents the {kind} key {fp}"),
         None => "its key fingerprint could not be read".to_string(),
     };
-    let check = "compare it with the host's own key (on the host's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)";
+    let check =
+        "check it on the host's console with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`";
     let mut accept = vec!["ssh".to_string()];
     accept.extend(opts.iter().cloned());
     accept.extend([

@@ -168,11 +168,12 @@ async fn a_failed_step_stops_the_rollout_and_says_how_to_roll_back() {
         ("s2", Role::Server),
         ("a1", Role::Agent),
     ]);
-    let inv = lab.inventory(OLD);
+    let mut inv = lab.inventory(OLD);
     apply(&inv, &ApplyOptions::default(), &Recorder::default())
         .await
         .unwrap();
     lab.set_fail_ready("s2", true);
+    inv.timeouts.ready = std::time::Duration::from_secs(4);
     lab.clear_calls();
 
     let err = upgrade(

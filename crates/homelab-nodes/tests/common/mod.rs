@@ -9,9 +9,12 @@ use homelab_nodes::{Event, EventKind, EventSink, HostOutcome, Report};
 #[derive(Default)]
 pub struct Recorder(Mutex<Vec<Event>>);
 
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 impl EventSink for Recorder {
     fn event(&self, e: &Event) {
-        eprintln!("{e}");
+        let start = START.get_or_init(std::time::Instant::now);
+        eprintln!("{:>7}ms {e}", start.elapsed().as_millis());
         self.0.lock().unwrap().push(e.clone());
     }
 }
