@@ -52,7 +52,7 @@ impl Default for ApplyOptions {
             wait_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
             retry: RetryPolicy::default(),
-            concurrency: 4,
+            concurrency: 8,
             tooling_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -399,19 +399,37 @@ impl<'a> Run<'a> {
         &mut self,
         group_kinds: &BTreeSet<String>,
     ) -> Result<BTreeMap<Key, Member>, ApplyError> {
-        let mut members = BTreeMap::new();
-        let selector = format!("{LABEL_PART_OF}={}", self.id);
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        // Resolve first (cached discovery), then list every kind at once.
+        let mut kinds = Vec::new();
         for gk in group_kinds {
-            let Some(resolved) = self.resource_for_group_kind(gk).await? else {
-                continue;
-            };
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resolved.resource);
-            let params = ListParams::default().labels(&selector);
-            let list = with_retry_opt(&self.options.retry, self.progress, "list", gk, || {
-                api.list(&params)
+            if let Some(resolved) = self.resource_for_group_kind(gk).await? {
+                kinds.push((gk.as_str(), resolved));
+            }
+        }
+        let selector = format!("{LABEL_PART_OF}={}", self.id);
+        let this = &*self;
+        let lists: Vec<_> = stream::iter(kinds)
+            .map(|(gk, resolved)| {
+                let selector = selector.clone();
+                async move {
+                    let api: Api<DynamicObject> =
+                        Api::all_with(this.client.clone(), &resolved.resource);
+                    let params = ListParams::default().labels(&selector);
+                    let list =
+                        with_retry_opt(&this.options.retry, this.progress, "list", gk, || {
+                            api.list(&params)
+                        })
+                        .await?;
+                    Ok::<_, ApplyError>((resolved, list.map(|l| l.items).unwrap_or_default()))
+                }
             })
+            .buffered(8)
+            .try_collect()
             .await?;
-            for item in list.map(|l| l.items).unwrap_or_default() {
+        let mut members = BTreeMap::new();
+        for (resolved, items) in lists {
+            for item in items {
                 let live = serde_json::to_value(&item).unwrap_or_default();
                 let object_ref = ObjectRef {
                     api_version: resolved.resource.api_version.clone(),
@@ -525,34 +543,55 @@ impl<'a> Run<'a> {
         });
         let mut reports = Vec::with_capacity(unit.objects.len());
         let mut changed_at: HashMap<Key, Timestamp> = HashMap::new();
-        for (r, manifest) in &unit.objects {
-            let (outcome, applied) = self.apply_object(&name, r, manifest, members).await?;
-            if outcome != ObjectOutcome::Unchanged
-                && let Some(applied) = &applied
-                && let Some(t) = managed_time(applied, &self.plan.field_manager)
-            {
-                changed_at.insert(Key::of(r), t);
-            }
-            self.progress.event(ApplyEvent::ObjectApplied {
-                unit: name.clone(),
-                object: r.clone(),
-                outcome,
-            });
-            reports.push(ObjectReport {
-                object: r.clone(),
-                outcome,
-            });
-            // CRDs gate every custom resource after them.
-            if r.kind == "CustomResourceDefinition"
-                && r.group() == "apiextensions.k8s.io"
-                && !self.options.dry_run
-            {
-                let established = applied.as_ref().map(crd_state) == Some(Probe::Ready);
-                if !established {
-                    let wait = WaitFor::CrdEstablished {
-                        name: r.name.clone(),
-                    };
-                    self.run_wait(&name, &wait, None).await?;
+        // Objects of the same kind rank do not depend on each other: apply them together.
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let mut rest: &[(ObjectRef, &Value)] = &unit.objects;
+        while let Some((first, _)) = rest.first() {
+            let rank = kind_rank(first);
+            let len = rest
+                .iter()
+                .take_while(|(r, _)| kind_rank(r) == rank)
+                .count();
+            let (group, tail) = rest.split_at(len);
+            rest = tail;
+            let name_ref = &name;
+            let results: Vec<_> = stream::iter(group)
+                .map(|(r, manifest)| async move {
+                    self.apply_object(name_ref, r, manifest, members)
+                        .await
+                        .map(|(outcome, applied)| (r, outcome, applied))
+                })
+                .buffered(8)
+                .try_collect()
+                .await?;
+            for (r, outcome, applied) in results {
+                if outcome != ObjectOutcome::Unchanged
+                    && let Some(applied) = &applied
+                    && let Some(t) = managed_time(applied, &self.plan.field_manager)
+                {
+                    changed_at.insert(Key::of(r), t);
+                }
+                self.progress.event(ApplyEvent::ObjectApplied {
+                    unit: name.clone(),
+                    object: r.clone(),
+                    outcome,
+                });
+                reports.push(ObjectReport {
+                    object: r.clone(),
+                    outcome,
+                });
+                // CRDs gate every custom resource after them.
+                if r.kind == "CustomResourceDefinition"
+                    && r.group() == "apiextensions.k8s.io"
+                    && !self.options.dry_run
+                {
+                    let established = applied.as_ref().map(crd_state) == Some(Probe::Ready);
+                    if !established {
+                        let wait = WaitFor::CrdEstablished {
+                            name: r.name.clone(),
+                        };
+                        self.run_wait(&name, &wait, None).await?;
+                    }
                 }
             }
         }
