@@ -1,6 +1,7 @@
 //! `homelab nodes apply`: converges every host of the inventory (connect, facts, validate,
 //! prepare, install or reconfigure the first server, join servers one at a time, join
 //! agents, wait for Ready, labels and taints). Re-running on a converged lab changes nothing.
+//! It never changes the k3s version of an installed node: that is `upgrade`'s job.
 
 use std::sync::Mutex;
 

@@ -1,5 +1,6 @@
 //! Cordon, drain (respecting PodDisruptionBudgets, with a timeout that names the pods that
 //! would not leave) and uncordon a node, through `k3s kubectl` on the control server.
+//! Never forces pods off: no `--force`, no `--disable-eviction`.
 
 use crate::cluster::{self, KUBECTL};
 use crate::error::{HostError, HostErrorKind};

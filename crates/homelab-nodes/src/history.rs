@@ -1,5 +1,6 @@
 //! The lab's history of k3s version changes (installs, upgrades, restores): JSON lines in a
 //! file on the first server, appended by operations and read by `homelab nodes history`.
+//! Append only: past entries are never rewritten.
 
 use serde::{Deserialize, Serialize};
 

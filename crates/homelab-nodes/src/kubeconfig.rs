@@ -1,6 +1,7 @@
 //! `homelab kubeconfig`: fetches the admin kubeconfig from the first server, points it at
 //! the chosen address and names it after the lab, writes it with mode 0600 and merges it
-//! into an existing kubeconfig without touching other entries (atomic replace).
+//! into an existing kubeconfig without touching other entries (atomic replace). Writes
+//! nothing when the existing file cannot be understood.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

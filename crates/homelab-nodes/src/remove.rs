@@ -1,5 +1,6 @@
 //! `homelab nodes remove NAME`: cordon, drain, take a server out of etcd (refusing when that
-//! would lose quorum or remove the last member), delete the node, uninstall k3s.
+//! would lose quorum or remove the last member), delete the node, uninstall k3s. Nothing is
+//! changed before those checks pass.
 
 use std::time::{Duration, Instant};
 

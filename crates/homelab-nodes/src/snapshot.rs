@@ -1,6 +1,7 @@
 //! `homelab etcd snapshot save|list|prune|restore`: on-demand etcd snapshots through
 //! `k3s etcd-snapshot` on the first server, and restore (cluster reset on the first server,
-//! then the other servers rejoin) behind a confirmation the caller gives.
+//! then the other servers rejoin) behind a confirmation the caller gives. A restore changes
+//! nothing before the caller has confirmed it.
 
 use futures::future::BoxFuture;
 

@@ -1,7 +1,7 @@
 //! `homelab nodes upgrade [--to VERSION]`: an etcd snapshot first, then servers one at a
 //! time, then agents one at a time (keep the previous binary, drain, upgrade, wait for Ready
 //! and the API, uncordon), each recorded in the history. The first failure stops the
-//! rollout with instructions to roll back.
+//! rollout with instructions to roll back. Never two nodes at once, never a downgrade.
 
 use std::sync::Mutex;
 
