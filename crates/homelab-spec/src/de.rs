@@ -18,16 +18,18 @@ use crate::yaml::{Node, Resolved, Value};
 
 /// Whether a key name suggests its value is a secret, so diagnostics must not repeat it.
 pub fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
+    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
     [
-        "password",
-        "passwd",
+        "pass",
+        "pasw",
+        "pwd",
         "secret",
         "token",
         "apikey",
-        "api_key",
         "privatekey",
         "credential",
+        "encryptionkey",
+        "userkey",
     ]
     .iter()
     .any(|w| k.contains(w))
@@ -199,6 +201,10 @@ struct NodeDe<'a> {
 
 impl<'a> NodeDe<'a> {
     fn mismatch(&self, expected: &str) {
+        self.mismatch_with_help(expected, &format!("write {expected} here"));
+    }
+
+    fn mismatch_with_help(&self, expected: &str, help: &str) {
         let secretish = self.path.last_key().is_some_and(looks_secret);
         let found = if secretish && self.node.scalar_text().is_some() {
             "a value (not repeated here: the key suggests a secret)".to_string()
@@ -213,7 +219,7 @@ impl<'a> NodeDe<'a> {
             ),
         )
         .at(self.node.span)
-        .help(format!("write {expected} here"));
+        .help(help);
         if secretish {
             d = d.conceal(self.node.span);
         }
@@ -402,7 +408,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             _ => {
                 // An absent value (`key:`) stands for an empty list.
                 if self.node.resolve() != Some(Resolved::Null) {
-                    self.mismatch("a list");
+                    self.mismatch_with_help(
+                        "a list",
+                        "write a list here: one `- item` per line below the key, or `[a, b]` on one line",
+                    );
                 }
                 visitor.visit_seq(Seq {
                     items: [].iter(),
@@ -464,6 +473,8 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         }
         if name == SECRET_REF && self.node.scalar_text().is_some() {
             if self.node.resolve() != Some(Resolved::Null) {
+                let key = self.path.last_key().unwrap_or("value");
+                let secret = kebab(key);
                 self.ctx.push(
                     Diagnostic::error(
                         "secret-inline",
@@ -475,10 +486,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                     .at(self.node.span)
                     .conceal(self.node.span)
                     .label("secret value (hidden)")
-                    .help(
-                        "store the value with `homelab secrets set NAME` (it is encrypted in secrets.sops.yaml), \
-                         write `{secret: NAME}` here, and remove the value from this file and its git history",
-                    ),
+                    .help(format!(
+                        "store the value with `homelab secrets set {secret}` (it is kept encrypted in secrets.sops.yaml), \
+                         write `{key}: {{secret: {secret}}}` here, and remove the value from this file and from its git history"
+                    )),
                 );
             }
             return visitor.visit_map(ReportedMark { done: false });
@@ -544,7 +555,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                         Resolved::Str(s) => Some(s),
                         _ => None,
                     })
-                    .and_then(|s| did_you_mean(s, variants))
+                    .and_then(|s| did_you_mean(s, variants).or_else(|| synonym(s, variants)))
                 {
                     Some(s) => d.suggest(s).help(format!("did you mean `{s}`?")),
                     None => d.help(format!("use one of {choices}")),
@@ -778,6 +789,58 @@ impl<'de> VariantAccess<'de> for UnitVariant {
     ) -> Result<V::Value, DeError> {
         Err(de::Error::custom("only plain choices are supported here"))
     }
+}
+
+/// Words people use for a choice that the spec spells differently.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("master", "server"),
+    ("control-plane", "server"),
+    ("controlplane", "server"),
+    ("worker", "agent"),
+    ("node", "agent"),
+    ("prod", "production"),
+    ("live", "production"),
+    ("stage", "staging"),
+    ("test", "staging"),
+    ("http", "http01"),
+    ("dns", "dns01"),
+    ("aws", "route53"),
+    ("do", "digitalocean"),
+    ("pi-hole", "pihole"),
+    ("crit", "critical"),
+    ("p1", "critical"),
+    ("warn", "warning"),
+    ("p2", "warning"),
+    ("p3", "info"),
+    ("off", "none"),
+    ("disabled", "none"),
+];
+
+/// The choice a common other word for it means, e.g. `master` for `server`.
+pub fn synonym<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
+    let given = given.to_ascii_lowercase();
+    SYNONYMS
+        .iter()
+        .find(|(word, _)| *word == given)
+        .and_then(|(_, meant)| known.iter().copied().find(|k| k == meant))
+}
+
+/// `superuserPassword` -> `superuser-password`, `DB_PASSWORD` -> `db-password`: a secret
+/// name derived from the key it is for.
+fn kebab(key: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('-');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        match c {
+            '_' | ' ' | '.' => out.push('-'),
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out
 }
 
 /// The closest known name to a misspelt one, if it is close enough to be a likely typo.

@@ -124,6 +124,8 @@ pub struct SourceFile {
     name: String,
     text: String,
     line_starts: Vec<usize>,
+    /// Parts of the text that may be secrets; every snippet shows them as `*****`.
+    concealed: Vec<Span>,
 }
 
 /// A 1-based line and column (the column counts characters, as editors do).
@@ -142,6 +144,55 @@ impl SourceFile {
             name: name.into(),
             text,
             line_starts,
+            concealed: Vec::new(),
+        }
+    }
+
+    /// Hides these parts of the text in every snippet rendered from now on, whichever
+    /// diagnostic shows their line.
+    pub fn conceal(&mut self, spans: impl IntoIterator<Item = Span>) {
+        self.concealed.extend(spans);
+        self.concealed.sort();
+        self.concealed.dedup();
+    }
+
+    /// The parts of the text that snippets hide.
+    pub fn concealed(&self) -> &[Span] {
+        &self.concealed
+    }
+
+    /// Removes the concealed parts of the text from a diagnostic's own words too (a message
+    /// may quote a value that turns out to sit under a secret-looking key).
+    pub fn scrub(&self, d: &mut Diagnostic) {
+        let mut secrets: Vec<&str> = self
+            .concealed
+            .iter()
+            .filter_map(|s| self.text.get(s.start..s.end))
+            .flat_map(str::lines)
+            .map(|t| t.trim().trim_matches(['"', '\'']))
+            .filter(|t| t.chars().count() >= 4)
+            .collect();
+        if secrets.is_empty() {
+            return;
+        }
+        // Longest first, so that a secret containing another is replaced whole.
+        secrets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        let clean = |text: &mut String| {
+            for secret in &secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, CONCEALED);
+                }
+            }
+        };
+        clean(&mut d.message);
+        for text in [&mut d.label, &mut d.help, &mut d.suggestion]
+            .into_iter()
+            .flatten()
+        {
+            clean(text);
+        }
+        for (_, text) in &mut d.related {
+            clean(text);
         }
     }
 
@@ -198,11 +249,11 @@ impl SourceFile {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let _ = writeln!(out, "{kind}[{}]: {}", d.code, d.message);
+        let _ = writeln!(out, "{kind}[{}]: {}", d.code, one_line(&d.message));
         let Some(span) = d.span else {
             let _ = writeln!(out, "  --> {}", self.name);
             if let Some(help) = &d.help {
-                let _ = writeln!(out, "  = help: {help}");
+                let _ = writeln!(out, "  = help: {}", one_line(help));
             }
             return;
         };
@@ -229,7 +280,7 @@ impl SourceFile {
             self.snippet(*rspan, Some(text), d.conceal, gutter, out);
         }
         if let Some(help) = &d.help {
-            let _ = writeln!(out, "{pad} = help: {help}");
+            let _ = writeln!(out, "{pad} = help: {}", one_line(help));
         }
     }
 
@@ -243,39 +294,39 @@ impl SourceFile {
     ) {
         let start = self.position(span.start);
         let line_start = self.line_starts[start.line - 1];
-        let end = self.position(span.end);
         let line = self.line_text(start.line);
-        let line_chars = line.chars().count();
-        let from = start.column - 1;
-        let to = if end.line == start.line {
-            (end.column - 1).max(from + 1)
+        let from = self.clamp(span.start).max(line_start) - line_start;
+        let to = (self.clamp(span.end).max(line_start) - line_start).min(line.len());
+        let hidden = |at: usize| {
+            let hit = |s: &Span| at >= s.start && at < s.end.max(s.start + 1);
+            conceal.as_ref().is_some_and(hit) || self.concealed.iter().any(hit)
+        };
+        // A huge line (a minified or binary file) is cut to the bytes around the marker
+        // before it is measured.
+        let (cut_start, cut_end) = if line.len() > 16 * MAX_SNIPPET_CHARS {
+            (
+                floor_boundary(line, from.saturating_sub(4 * MAX_SNIPPET_CHARS)),
+                floor_boundary(line, (from + 16 * MAX_SNIPPET_CHARS).min(line.len())),
+            )
         } else {
-            line_chars.max(from + 1)
+            (0, line.len())
         };
-        let shown: String = match conceal {
-            Some(hide) => line
-                .char_indices()
-                .map(|(i, c)| {
-                    let at = line_start + i;
-                    if at >= hide.start && at < hide.end.max(hide.start + 1) {
-                        '*'
-                    } else {
-                        c
-                    }
-                })
-                .collect(),
-            None => line.to_string(),
-        };
-        let shown = shown.replace('\t', " ");
-        let _ = writeln!(out, "{:>gutter$} | {}", start.line, shown);
+        let shown = DisplayLine::new(&line[cut_start..cut_end], line_start + cut_start, &hidden);
+        let (text, mark_from, mark_to) = shown.window(
+            from - cut_start,
+            to.clamp(from, cut_end) - cut_start,
+            cut_start > 0,
+            cut_end < line.len(),
+        );
+        let _ = writeln!(out, "{:>gutter$} | {}", start.line, text);
         let marker = format!(
             "{}{}",
-            " ".repeat(from),
-            "^".repeat(to.saturating_sub(from).max(1))
+            " ".repeat(mark_from),
+            "^".repeat(mark_to.saturating_sub(mark_from).max(1))
         );
         match label {
             Some(l) => {
-                let _ = writeln!(out, "{} | {marker} {l}", " ".repeat(gutter));
+                let _ = writeln!(out, "{} | {marker} {}", " ".repeat(gutter), one_line(l));
             }
             None => {
                 let _ = writeln!(out, "{} | {marker}", " ".repeat(gutter));
@@ -326,6 +377,121 @@ pub struct DiagnosticJson {
     pub suggestion: Option<String>,
 }
 
+/// How wide a snippet line may be before it is cut around the marked part.
+const MAX_SNIPPET_CHARS: usize = 100;
+
+/// What a concealed part of a line looks like: the same for every secret, so not even its
+/// length shows.
+const CONCEALED: &str = "*****";
+
+/// A source line as a snippet shows it: secrets concealed, tabs and control characters made
+/// visible, with the display column of every byte offset so that markers line up.
+struct DisplayLine {
+    text: Vec<char>,
+    /// Display column of each byte offset of the line (and of its end).
+    column: Vec<usize>,
+}
+
+impl DisplayLine {
+    fn new(line: &str, line_start: usize, hidden: &dyn Fn(usize) -> bool) -> Self {
+        let mut text = Vec::new();
+        let mut column = vec![0; line.len() + 1];
+        let mut in_hidden = false;
+        for (i, c) in line.char_indices() {
+            let col = text.len();
+            for slot in &mut column[i..i + c.len_utf8()] {
+                *slot = col;
+            }
+            if hidden(line_start + i) {
+                if !in_hidden {
+                    text.extend(CONCEALED.chars());
+                    in_hidden = true;
+                } else {
+                    // Every byte of one concealed run maps to its start.
+                    for slot in &mut column[i..i + c.len_utf8()] {
+                        *slot = col - CONCEALED.len();
+                    }
+                }
+                continue;
+            }
+            in_hidden = false;
+            text.push(visible(c));
+        }
+        column[line.len()] = text.len();
+        DisplayLine { text, column }
+    }
+
+    /// The text to print and the marker's display columns, cut to a window around the
+    /// marked part when the line is too long to read.
+    fn window(
+        &self,
+        from: usize,
+        to: usize,
+        cut_left: bool,
+        cut_right: bool,
+    ) -> (String, usize, usize) {
+        let a = self.column[from];
+        let mut b = self.column[to];
+        if b == a && to > from {
+            b = a + CONCEALED.len();
+        }
+        let b = b.clamp(a, self.text.len());
+        if self.text.len() <= MAX_SNIPPET_CHARS && !cut_left && !cut_right {
+            return (self.text.iter().collect(), a, b);
+        }
+        let begin = a.saturating_sub(30);
+        let end = (begin + MAX_SNIPPET_CHARS).min(self.text.len());
+        let ellipsis_left = begin > 0 || cut_left;
+        let mut shown = String::new();
+        if ellipsis_left {
+            shown.push('…');
+        }
+        shown.extend(&self.text[begin..end]);
+        if end < self.text.len() || cut_right {
+            shown.push('…');
+        }
+        let shift = usize::from(ellipsis_left);
+        let a_shown = a - begin + shift;
+        let b_shown = b.min(end).max(a) - begin + shift;
+        (shown, a_shown, b_shown)
+    }
+}
+
+fn floor_boundary(s: &str, mut at: usize) -> usize {
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// A text that may quote the user's values, kept on one line so the layout holds.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| match c {
+                '\n' => "\\n".to_string(),
+                c if c.is_control() => visible(c).to_string(),
+                c => c.to_string(),
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// Tabs and control characters as the Unicode symbols for them, so a snippet shows what is
+/// really in the file (a terminal would otherwise interpret them).
+fn visible(c: char) -> char {
+    match c {
+        '\t' => '\u{2409}',
+        c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+        '\u{7f}' => '\u{2421}',
+        c if c.is_control() => '\u{fffd}',
+        c => c,
+    }
+}
+
 fn digits(n: usize) -> usize {
     n.to_string().len()
 }
@@ -366,6 +532,43 @@ mod tests {
             .conceal(Span::new(10, 17));
         let out = src.render(&[d]);
         assert!(!out.contains("hunter2"), "{out}");
-        assert!(out.contains("password: *******"), "{out}");
+        assert!(out.contains("password: *****\n"), "{out}");
+        assert!(out.contains("  |           ^^^^^\n"), "{out}");
+    }
+
+    #[test]
+    fn concealed_parts_stay_hidden_in_every_diagnostic_on_their_line() {
+        let mut src = SourceFile::new("lab.yaml", "tls: {type: http01, apiToken: hunter2}\n");
+        let secret = src.text().find("hunter2").unwrap();
+        src.conceal([Span::new(secret, secret + 7)]);
+        let d = Diagnostic::warning("unused-key", "unused").at(Span::new(5, 38));
+        let out = src.render(&[d]);
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("apiToken: *****}"), "{out}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_marker() {
+        let line = format!("key: {}TARGET{}\n", "a".repeat(500), "b".repeat(500));
+        let src = SourceFile::new("lab.yaml", line.clone());
+        let at = line.find("TARGET").unwrap();
+        let out = src.render(&[Diagnostic::error("x", "x").at(Span::new(at, at + 6))]);
+        let shown = out.lines().nth(3).unwrap();
+        assert!(shown.chars().count() < 120, "{out}");
+        assert!(
+            shown.contains("…aaa") && shown.contains("TARGETbbb") && shown.ends_with('…'),
+            "{out}"
+        );
+        let marker = out.lines().nth(4).unwrap();
+        let col = |s: &str, pat: &str| s[..s.find(pat).unwrap()].chars().count();
+        assert_eq!(col(marker, "^^^^^^"), col(shown, "TARGET"), "{out}");
+    }
+
+    #[test]
+    fn control_characters_and_tabs_are_shown_as_symbols() {
+        let src = SourceFile::new("lab.yaml", "a:\tb\u{0}c\n");
+        let out = src.render(&[Diagnostic::error("x", "x").at(Span::new(4, 5))]);
+        assert!(out.contains("1 | a:\u{2409}b\u{2400}c\n"), "{out}");
+        assert!(out.contains("  |     ^\n"), "{out}");
     }
 }

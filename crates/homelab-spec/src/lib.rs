@@ -1,6 +1,7 @@
 //! Spec types, parsing with source positions, validation, defaults and the JSON Schema of
 //! `homelab.yaml`; pure: no network, no disk, no terminal.
 
+mod conceal;
 pub mod de;
 pub mod diag;
 pub mod emit;
@@ -66,8 +67,8 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<LoadedSpec, InvalidSpec> {
             let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(yaml::MAX_SPEC_BYTES)])
                 .into_owned();
             return Err(InvalidSpec {
-                file: SourceFile::new(name, lossy),
-                diagnostics: vec![*d],
+                file,
+                diagnostics: vec![d],
             });
         }
     };
@@ -76,9 +77,14 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<LoadedSpec, InvalidSpec> {
 
 /// Parses and validates spec text.
 pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
-    let source = SourceFile::new(name, text);
-    let fail =
-        |diagnostics: Vec<Diagnostic>, file: SourceFile| Err(InvalidSpec { file, diagnostics });
+    let mut source = SourceFile::new(name, text);
+    source.conceal(conceal::in_lines(text));
+    let fail = |mut diagnostics: Vec<Diagnostic>, file: SourceFile| {
+        for d in &mut diagnostics {
+            file.scrub(d);
+        }
+        Err(InvalidSpec { file, diagnostics })
+    };
     if let Err(d) = yaml::check_bytes(text.as_bytes()) {
         return fail(vec![*d], source);
     }
@@ -96,15 +102,25 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
     if let Some(raw) = raw {
         let (lab, more) = validate::validate(&raw, root.span);
         // A value the reader already rejected stands in as a default; what validation says
-        // about that stand-in would only repeat the problem.
-        let rejected: std::collections::HashSet<Span> =
-            diags.iter().filter_map(|d| d.span).collect();
-        diags.extend(
-            more.into_iter()
-                .filter(|d| d.span.is_none_or(|s| !rejected.contains(&s))),
-        );
+        // about that stand-in (or about a mapping that stands in for a rejected value) would
+        // only repeat the problem.
+        let rejected: Vec<(Span, bool)> = diags
+            .iter()
+            .filter_map(|d| Some((d.span?, d.code != "unknown-key")))
+            .collect();
+        diags.extend(more.into_iter().filter(|d| {
+            d.span.is_none_or(|s| {
+                !rejected.iter().any(|&(r, whole)| {
+                    r == s || (whole && s.start >= r.start && s.end <= r.end && r.end > r.start)
+                })
+            })
+        }));
         sort(&mut diags);
         if let Some(lab) = lab.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
+            let mut file = SourceFile::new(name, lossy);
+            file.conceal(conceal::in_lines(file.text()));
+            let mut d = *d;
+            file.scrub(&mut d);
             return Ok(LoadedSpec {
                 lab,
                 warnings: diags,
@@ -117,7 +133,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
         diags.push(
             Diagnostic::error("spec-shape", "the spec could not be read")
                 .at(root.span)
-                .help("check the structure against `homelab schema`"),
+                .help("check the structure against `homelab schema`, or compare with `homelab init -f example.yaml`"),
         );
     }
     fail(diags, source)
@@ -126,6 +142,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
 /// Diagnostics in file order, so a reader can fix them top to bottom; a key reported missing
 /// is not reported when a misspelt key in the same mapping was already flagged as meaning it.
 fn sort(diags: &mut Vec<Diagnostic>) {
+    source.conceal(conceal::in_tree(&root));
     let misspelt: Vec<(Span, String)> = diags
         .iter()
         .filter(|d| d.code == "unknown-key")
@@ -145,6 +162,9 @@ fn sort(diags: &mut Vec<Diagnostic>) {
 
 /// The JSON Schema of `homelab.yaml`, for editors (yaml-language-server) and `homelab schema`.
 pub fn json_schema() -> serde_json::Value {
+            for d in &mut diags {
+                source.scrub(d);
+            }
     let mut schema =
         serde_json::to_value(schemars::schema_for!(raw::RawLab)).expect("a schema is JSON");
     if let Some(obj) = schema.as_object_mut() {

@@ -166,9 +166,8 @@ pub struct RawCluster {
     pub k3s_version: S<String>,
     /// The machines of the cluster. At least one `server`; an odd number of servers keeps
     /// etcd quorum.
-    #[serde(default)]
     #[schemars(required)]
-    pub nodes: Vec<Spanned<RawNode>>,
+    pub nodes: S<Vec<Spanned<RawNode>>>,
     /// Automatic etcd snapshots of the cluster state.
     pub etcd_snapshots: S<RawEtcdSnapshots>,
     /// Automatic operating-system updates on the nodes.

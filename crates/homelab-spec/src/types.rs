@@ -223,6 +223,14 @@ impl Duration {
         if rest.is_empty() {
             return Err(Invalid::new("the duration is empty", help));
         }
+        if let Some(fix) = spelled_out_duration(t) {
+            return Err(Invalid::new(
+                format!(
+                    "`{text}` is not a duration: units are one letter, written right after the number"
+                ),
+                format!("write `{fix}`"),
+            ));
+        }
         while !rest.is_empty() {
             let split = rest
                 .find(|c: char| !c.is_ascii_digit())
@@ -275,6 +283,27 @@ impl Duration {
     pub fn as_hours(&self) -> String {
         format!("{}h", self.seconds.div_ceil(3_600))
     }
+}
+
+/// `15 days` -> `15d`, `12 hours` -> `12h`: the short form of a duration written out in words.
+fn spelled_out_duration(text: &str) -> Option<String> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = text.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let unit = unit.trim().to_ascii_lowercase();
+    let short = match unit.trim_end_matches('s') {
+        "sec" | "second" => "s",
+        "min" | "minute" => "m",
+        "hour" | "hr" => "h",
+        "day" => "d",
+        "week" | "wk" => "w",
+        "year" | "yr" => "y",
+        _ if unit.len() == 1 && text[split..].starts_with(' ') => unit.as_str(),
+        _ => return None,
+    };
+    Some(format!("{num}{short}"))
 }
 
 impl fmt::Display for Duration {
@@ -409,38 +438,49 @@ pub struct K3sVersion {
 impl K3sVersion {
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let help = "write a K3s release as published on github.com/k3s-io/k3s/releases, e.g. `v1.34.2+k3s1`";
-        let bad = || Invalid::new(format!("`{text}` is not a K3s version"), help);
         let t = text.trim();
-        let rest = t.strip_prefix('v').ok_or_else(|| {
-            Invalid::new(
+        let (has_v, rest) = match t.strip_prefix('v') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let (semver, suffix) = match rest.split_once('+') {
+            Some((semver, suffix)) => (semver, Some(suffix)),
+            None => (rest, None),
+        };
+        let numbers: Option<Vec<u32>> = semver.split('.').map(|p| p.parse().ok()).collect();
+        let numbers = numbers.filter(|n| n.len() == 3);
+        let k3s = suffix.map(|s| s.strip_prefix("k3s").and_then(|n| n.parse::<u32>().ok()));
+        match (numbers, k3s) {
+            (Some(n), Some(Some(k3s))) if has_v => Ok(K3sVersion {
+                major: n[0],
+                minor: n[1],
+                patch: n[2],
+                k3s,
+            }),
+            (Some(_), Some(Some(_))) => Err(Invalid::new(
                 format!("`{text}` is not a K3s version: it must start with `v`"),
-                format!(
-                    "write `v{t}`{}",
-                    if t.contains('+') {
-                        ""
-                    } else {
-                        " with the `+k3sN` suffix, e.g. `+k3s1`"
-                    }
-                ),
-            )
-        })?;
-        let (semver, k3s) = rest.split_once("+k3s").ok_or_else(|| {
-            Invalid::new(
+                format!("write `v{t}`"),
+            )),
+            (Some(n), None) => Err(Invalid::new(
                 format!("`{text}` lacks the `+k3sN` suffix of a K3s release"),
-                format!("write e.g. `{t}+k3s1`"),
-            )
-        })?;
-        let parts: Vec<&str> = semver.split('.').collect();
-        if parts.len() != 3 {
-            return Err(bad());
+                format!(
+                    "write e.g. `v{}.{}.{}+k3s1` (check the release page for the right N)",
+                    n[0], n[1], n[2]
+                ),
+            )),
+            (Some(_), Some(None)) => Err(Invalid::new(
+                format!("`{text}` has a suffix that is not `+k3sN`"),
+                help,
+            )),
+            (None, _) if ["stable", "latest", "testing"].contains(&t) => Err(Invalid::new(
+                format!("`{text}` is a release channel, not a pinned K3s release"),
+                "pin the release the channel points to today, e.g. `v1.34.2+k3s1`, so that every node (and every rebuild) runs the same version",
+            )),
+            (None, _) => Err(Invalid::new(
+                format!("`{text}` is not a K3s version: it needs major.minor.patch and `+k3sN`"),
+                help,
+            )),
         }
-        let num = |s: &str| s.parse::<u32>().map_err(|_| bad());
-        Ok(K3sVersion {
-            major: num(parts[0])?,
-            minor: num(parts[1])?,
-            patch: num(parts[2])?,
-            k3s: num(k3s)?,
-        })
     }
 
     /// The release channel name K3s uses, e.g. `v1.34`.
@@ -576,6 +616,9 @@ mod tests {
             "add a unit, e.g. `7d` for days"
         );
         assert!(Duration::parse("7x").is_err());
+        assert_eq!(Duration::parse("15 days").unwrap_err().help, "write `15d`");
+        assert_eq!(Duration::parse("2 weeks").unwrap_err().help, "write `2w`");
+        assert_eq!(Duration::parse("12 h").unwrap_err().help, "write `12h`");
     }
 
     #[test]
@@ -617,8 +660,21 @@ mod tests {
         );
         assert_eq!(
             K3sVersion::parse("v1.34.2").unwrap_err().help,
-            "write e.g. `v1.34.2+k3s1`"
+            "write e.g. `v1.34.2+k3s1` (check the release page for the right N)"
         );
+        assert!(
+            K3sVersion::parse("v1.34")
+                .unwrap_err()
+                .message
+                .contains("major.minor.patch")
+        );
+        assert!(
+            K3sVersion::parse("stable")
+                .unwrap_err()
+                .message
+                .contains("release channel")
+        );
+        assert!(K3sVersion::parse("v1.34.2+rke2r1").is_err());
         assert!(K3sVersion::parse("v1.34+k3s1").is_err());
         assert!(v < K3sVersion::parse("v1.34.3+k3s1").unwrap());
     }

@@ -98,7 +98,10 @@ impl Checker {
                             "`secret` is missing in this secret reference",
                         )
                         .at(r.span)
-                        .help(format!("write `{{secret: {default}}}`")),
+                        .label("a secret reference needs `secret: NAME`")
+                        .help(format!(
+                            "write `{{secret: {default}}}` and store the value with `homelab secrets set {default}`"
+                        )),
                     );
                 }
                 SecretRef(default.to_string())
@@ -115,6 +118,7 @@ impl Checker {
         example: &str,
     ) -> Option<SecretRef> {
         match r.as_ref().and_then(|r| r.secret.as_ref()) {
+        what: &str,
             Some(name) => {
                 self.secret_name(name);
                 Some(SecretRef(name.value.clone()))
@@ -122,7 +126,22 @@ impl Checker {
             None if r.as_ref().is_some_and(|r| r.reported) => None,
             None => {
                 self.error(
-                    Diagnostic::error("missing-key", format!("`{key}` is missing: it must reference a secret"))
+            None if r.is_some() => {
+                let r = r.as_ref().expect("checked");
+                self.error(
+                    Diagnostic::error(
+                        "missing-key",
+                        format!("`{key}` has no `secret` name"),
+                    )
+                    .at(r.span)
+                    .label("a secret reference needs `secret: NAME`")
+                    .help(format!(
+                        "write `{key}: {{secret: {example}}}` and store the value with `homelab secrets set {example}`"
+                    )),
+                );
+                None
+            }
+                    Diagnostic::error("missing-key", format!("`{key}` is missing: {what}"))
                         .at(Span::point(parent.start))
                         .label(format!("add `{key}: {{secret: {example}}}`"))
                         .help(format!(
@@ -351,20 +370,39 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
                 );
             } else if range.contains(subnet.network) || range.contains(subnet.broadcast()) {
                 c.error(
-                    Diagnostic::error("pool-network-address", format!("the load-balancer pool {range} includes the network or broadcast address of {subnet}"))
+                    Diagnostic::error("pool-network-address", format!("the load-balancer pool {range} includes {addr}, the {which} address of {subnet}, which no device can use"))
                         .at(span)
-                        .help("start the pool after the network address and end it before the broadcast address"),
+                        .help(fix),
                 );
             }
+                let (addr, which, fix) = if range.contains(subnet.network) {
+                    let next = Ipv4Addr::from(u32::from(subnet.network).saturating_add(1));
+                    (
+                        subnet.network,
+                        "network",
+                        format!("start the pool at {next} or later"),
+                    )
+                } else {
+                    let before = Ipv4Addr::from(u32::from(subnet.broadcast()).saturating_sub(1));
+                    (
+                        subnet.broadcast(),
+                        "broadcast",
+                        format!("end the pool at {before} or earlier"),
+                    )
+                };
         }
-        if let Some((gw, _)) = gateway
+        if let Some((gw, gspan)) = gateway
             && range.contains(gw)
         {
             c.error(
-                    Diagnostic::error("pool-contains-gateway", format!("the load-balancer pool {range} contains the gateway {gw}"))
-                        .at(span)
-                        .help("MetalLB would answer for your router's address; choose a range that leaves it out"),
-                );
+                Diagnostic::error(
+                    "pool-contains-gateway",
+                    format!("the load-balancer pool {range} contains the gateway {gw}"),
+                )
+                .at(span)
+                .related(gspan, "gateway set here")
+                .help("MetalLB would answer for your router's address; choose a range that leaves it out"),
+            );
         }
     }
     let ingress_ip = match (&n.ingress_ip, pool) {
@@ -546,18 +584,30 @@ fn cluster(
             "add e.g. `k3sVersion: v1.34.2+k3s1`",
         )
         .and_then(|v| c.parse(v, "invalid-k3s-version", K3sVersion::parse));
-    if cl.nodes.is_empty() {
-        c.error(
-            Diagnostic::error("no-nodes", "the cluster has no nodes")
-                .at(Span::point(cl.span.start))
-                .label("add `nodes:` here")
-                .help("list at least one node with `name`, `role: server` and `address`"),
-        );
+    let node_list: &[Spanned<RawNode>] = cl.nodes.as_ref().map_or(&[], |n| &n.value);
+    match &cl.nodes {
+        None => {
+            c.error(
+                Diagnostic::error("no-nodes", "`nodes` is missing: the cluster has no nodes")
+                    .at(Span::point(cl.span.start))
+                    .label("add `nodes:` to this mapping")
+                    .help("list at least one node with `name`, `role: server` and `address`, e.g. `nodes: [{name: k3s-master, role: server, address: 192.168.2.20}]`"),
+            );
+        }
+        Some(list) if list.value.is_empty() => {
+            c.error(
+                Diagnostic::error("no-nodes", "the cluster has no nodes")
+                    .at(list.span)
+                    .label("an empty list")
+                    .help("list at least one node with `name`, `role: server` and `address`, e.g. `- {name: k3s-master, role: server, address: 192.168.2.20}`"),
+            );
+        }
+        Some(_) => {}
     }
     let mut nodes = Vec::new();
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut addresses: HashMap<Ipv4Addr, Span> = HashMap::new();
-    for n in &cl.nodes {
+    for n in node_list {
         let name = c.require(
             &n.name,
             n.span,
@@ -646,31 +696,35 @@ fn cluster(
             });
         }
     }
-    let servers = cl
-        .nodes
+    let server_roles: Vec<Span> = node_list
         .iter()
-        .filter(|n| n.role.as_ref().is_some_and(|r| r.value == NodeRole::Server))
-        .count();
-    let all_roles_known = cl.nodes.iter().all(|n| n.role.is_some());
-    if !cl.nodes.is_empty() && servers == 0 && all_roles_known {
+        .filter_map(|n| n.role.as_ref())
+        .filter(|r| r.value == NodeRole::Server)
+        .map(|r| r.span)
+        .collect();
+    let servers = server_roles.len();
+    let all_roles_known = node_list.iter().all(|n| n.role.is_some());
+    if let Some(first) = node_list.first()
+        && servers == 0
+        && all_roles_known
+    {
+        let span = first.role.as_ref().map_or(first.span, |r| r.span);
         c.error(
-            Diagnostic::error("no-server", "the cluster has no server node")
-                .at(cl.nodes[0].span)
-                .help("make at least one node `role: server`: it runs the control plane and etcd"),
+            Diagnostic::error("no-server", "the cluster has no server node: every node is an agent")
+                .at(span)
+                .label("make this node `role: server`")
+                .help("at least one node must be `role: server`: it runs the control plane and etcd, and the agents join it"),
         );
     }
-    if servers >= 2 && servers % 2 == 0 {
-        let second = cl
-            .nodes
-            .iter()
-            .filter(|n| n.role.as_ref().is_some_and(|r| r.value == NodeRole::Server))
-            .nth(servers - 1)
-            .map_or(cl.span, |n| n.span);
-        c.error(
-            Diagnostic::warning("even-servers", format!("{servers} servers: etcd keeps quorum only with a majority, so {servers} servers tolerate no more failures than {}", servers - 1))
-                .at(second)
-                .help(format!("use an odd number of servers ({} or {}), or make this node an agent", servers - 1, servers + 1)),
-        );
+    if servers >= 2 && servers.is_multiple_of(2) {
+        let mut d = Diagnostic::warning("even-servers", format!("{servers} servers: etcd keeps quorum only with a majority, so {servers} servers tolerate no more failures than {}", servers - 1))
+            .at(server_roles[servers - 1])
+            .label(format!("server number {servers}"))
+            .help(format!("use an odd number of servers ({} or {}), or make this node an agent", servers - 1, servers + 1));
+        for (i, span) in server_roles[..servers - 1].iter().enumerate() {
+            d = d.related(*span, format!("server number {}", i + 1));
+        }
+        c.error(d);
     }
     let etcd_snapshots = match &cl.etcd_snapshots {
         Some(e) => {
@@ -793,7 +847,11 @@ fn check_node_address(c: &mut Checker, ip: Ipv4Addr, span: Span, net: &Network, 
                 format!("{ip} is the {which} address of {subnet}, not a host address"),
             )
             .at(span)
-            .help("use the node's own static address"),
+            .help(format!(
+                "the first and last addresses of a subnet are reserved; use the node's own static address, from {} to {}",
+                Ipv4Addr::from(u32::from(subnet.network).saturating_add(1)),
+                Ipv4Addr::from(u32::from(subnet.broadcast()).saturating_sub(1)),
+            )),
         );
     }
     if ip == net.gateway {
@@ -887,7 +945,7 @@ fn taint(c: &mut Checker, t: &Spanned<String>) -> Option<Taint> {
                 other,
                 &["NoSchedule", "PreferNoSchedule", "NoExecute"],
             ) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
+                Some(s) => d.help(format!("did you mean `{s}`? Write `{kv}:{s}`")),
                 None => d.help(help),
             };
             c.error(d);
@@ -989,19 +1047,20 @@ fn challenge(
     )?;
     match kind.value {
         ChallengeKind::Http01 => {
-            for (present, key) in [
-                (ch.provider.is_some(), "provider"),
-                (ch.api_token.is_some(), "apiToken"),
-                (ch.access_key_id.is_some(), "accessKeyId"),
-                (ch.region.is_some(), "region"),
+            for (at, key) in [
+                (ch.provider.as_ref().map(|v| v.span), "provider"),
+                (ch.api_token.as_ref().map(|v| v.span), "apiToken"),
+                (ch.access_key_id.as_ref().map(|v| v.span), "accessKeyId"),
+                (ch.region.as_ref().map(|v| v.span), "region"),
             ] {
-                if present {
+                if let Some(at) = at {
                     c.error(
                         Diagnostic::warning(
                             "unused-key",
-                            format!("`{key}` is only used by the DNS-01 challenge"),
+                            format!("`{key}` is only used by the DNS-01 challenge, and this challenge is `http01`"),
                         )
-                        .at(ch.span)
+                        .at(at)
+                        .label("ignored")
                         .help(format!("remove `{key}`, or set `type: dns01`")),
                     );
                 }
@@ -1046,6 +1105,7 @@ fn challenge(
                     api_token: c.required_secret(
                         &ch.api_token,
                         ch.span,
+                        "DNS-01 with cloudflare needs an API token that may edit the zone's DNS records",
                         "apiToken",
                         "digitalocean-api-token",
                     )?,
@@ -1054,6 +1114,7 @@ fn challenge(
                     let key_id = c.require(
                         &ch.access_key_id,
                         ch.span,
+                        "DNS-01 with digitalocean needs an API token with write access",
                         "accessKeyId",
                         "route53 needs the access key ID",
                         "add `accessKeyId: AKIA...`",
@@ -1076,6 +1137,7 @@ fn challenge(
                         region: region?.value.clone(),
                         secret_access_key: secret?,
                     }))
+                        "DNS-01 with route53 needs the secret access key of the access key ID",
                 }
             }
         }
@@ -1138,6 +1200,7 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
         let kind = if let Some(n) = &r.ntfy {
             let url = match &n.url {
                 Some(u) => {
+                .label(if kinds == 0 { "add `ntfy:`, `pushover:` or `webhook:`" } else { "keep one destination" })
                     check_url(c, u);
                     u.value.trim_end_matches('/').to_string()
                 }
@@ -1157,8 +1220,20 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
                 token,
             })
         } else if let Some(p) = &r.pushover {
-            let user_key = c.required_secret(&p.user_key, p.span, "userKey", "pushover-user-key");
-            let token = c.required_secret(&p.token, p.span, "token", "pushover-token");
+            let user_key = c.required_secret(
+                &p.user_key,
+                p.span,
+                "userKey",
+                "pushover-user-key",
+                "Pushover needs your user key",
+            );
+            let token = c.required_secret(
+                &p.token,
+                p.span,
+                "token",
+                "pushover-token",
+                "Pushover needs the token of your Pushover application",
+            );
             user_key
                 .zip(token)
                 .map(|(user_key, token)| ReceiverKind::Pushover { user_key, token })
@@ -1384,6 +1459,7 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
         for k in &dc.authorized_keys {
             let mut parts = k.value.split_whitespace();
             let kind = parts.next().unwrap_or_default();
+                .label("add `authorizedKeys:` to this dev container")
             let ok =
                 (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
                     && parts.next().is_some_and(|b| b.len() > 16);
@@ -1402,7 +1478,10 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
                     "paste one line of a `.pub` file, e.g. `ssh-ed25519 AAAAC3Nza... you@laptop`",
                 );
                 if concealed {
-                    d = d.conceal(k.span);
+                    d = d.conceal(k.span).help(
+                        "remove the private key from this file and from its git history, and treat it as exposed: \
+                         make a new key pair (`ssh-keygen -t ed25519`) and put the `.pub` line here",
+                    );
                 }
                 c.error(d);
             }
@@ -1737,6 +1816,19 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
         check_env_name(c, k, a.span);
         if a.env.contains_key(k) {
             c.error(
+        if crate::de::looks_secret(k) {
+            c.error(
+                Diagnostic::warning(
+                    "secret-in-env",
+                    format!("`{k}` looks like a secret, but `env` values are written in the spec in plain text"),
+                )
+                .at(v.span)
+                .label("plain text, committed to git")
+                .help(format!(
+                    "move it to `secretEnv: {{{k}: {{secret: NAME}}}}` and store the value with `homelab secrets set NAME`; if it is not a secret, ignore this warning"
+                )),
+            );
+        }
                 Diagnostic::error(
                     "duplicate-env",
                     format!("`{k}` is set both in `env` and in `secretEnv`"),
@@ -1912,7 +2004,7 @@ fn cross_checks(
                 Diagnostic::error("duplicate-app", format!("two apps are named `{}`", a.name))
                     .at(name_span)
                     .related(first, "first used here")
-                    .help("give each app its own name"),
+                    .help("give each app its own name (it names the Deployment, the Service and, by default, the host name)"),
             );
         }
         if let Some(h) = &a.host {
@@ -1920,6 +2012,10 @@ fn cross_checks(
                 h.clone(),
                 format!("app {}", a.name),
                 host_span(&ra.host, name_span),
+            if ra.host.is_none() {
+                // Its default host name repeats the name just reported.
+                continue;
+            }
             ));
         }
     }
@@ -1988,9 +2084,10 @@ fn cross_checks(
         }
         for (what, span) in stateful {
             c.error(
-                Diagnostic::error("stateful-without-storage", format!("{what} keeps data, but the spec configures no storage"))
+                Diagnostic::error("stateful-without-storage", format!("{what} keeps data on a volume, but the spec has no `storage` section"))
                     .at(Span::point(span.start))
-                    .help("add `storage: {nfs: {server: 192.168.2.2, path: /volume1/k8s-data}}`, or disable the service"),
+                    .label(format!("{what} is enabled here"))
+                    .help("add `storage: {nfs: {server: 192.168.2.2, path: /volume1/k8s-data}}` with your NAS's address and export, or disable the service with `enabled: false`"),
             );
         }
     }
@@ -2088,3 +2185,4 @@ fn cross_checks(
         );
     }
 }
+                .label(if raw.alerting.is_some() { "none of these receivers lists `critical`" } else { "monitoring runs, but there is no `alerting` section" })

@@ -12,8 +12,10 @@ use crate::diag::{Diagnostic, Span};
 /// The largest spec we read. A lab spec is a few kilobytes; even 5,000 custom apps stay far below.
 pub const MAX_SPEC_BYTES: usize = 4 * 1024 * 1024;
 
-/// How many nodes alias expansion may produce, against "billion laughs" documents.
-const MAX_NODES: usize = 2_000_000;
+/// How many values alias expansion may add, against "billion laughs" documents. A spec that
+/// shares a few settings through anchors adds hundreds; this leaves room for thousands of
+/// apps sharing settings and stays fast to refuse.
+const MAX_ALIAS_NODES: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -96,7 +98,9 @@ impl Node {
                 Some(Resolved::Null) | None => J::Null,
                 Some(Resolved::Bool(b)) => J::Bool(b),
                 Some(Resolved::Int(i)) => J::from(i),
-                Some(Resolved::Float(f)) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+                Some(Resolved::Float(f)) => {
+                    serde_json::Number::from_f64(f).map_or(J::Null, J::Number)
+                }
                 Some(Resolved::Str(s)) => J::String(s.to_string()),
             },
         }
@@ -195,62 +199,102 @@ pub fn check_bytes(bytes: &[u8]) -> Result<&str, Box<Diagnostic>> {
             Diagnostic::error(
                 "file-too-large",
                 format!(
-                    "the file is {:.1} MB; a lab spec is a few kilobytes and at most {} MB",
-                    bytes.len() as f64 / 1_000_000.0,
+                    "the file is larger than {} MB; a lab spec is a few kilobytes (even thousands of apps stay under 2 MB)",
                     MAX_SPEC_BYTES / (1024 * 1024)
                 ),
             )
             .at(Span::point(0))
-            .help("check that this is the right file (`homelab init` writes a commented example)"),
+            .help("check that `-f` names the spec and not a log, an archive or a generated file (`homelab init` writes a commented example)"),
         ));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
             let at = e.valid_up_to();
-            return Err(Box::new(Diagnostic::error(
-                "not-utf8",
-                format!(
-                    "the file is not UTF-8 text (byte 0x{:02x} at offset {at}); is it a binary file?",
-                    bytes[at]
-                ),
-            )
-            .at(Span::point(at))
-            .help("a spec is a YAML text file; save it as UTF-8")));
+            let d = if looks_binary(bytes) {
+                Diagnostic::error(
+                    "not-utf8",
+                    format!(
+                        "this looks like a binary file, not a YAML spec (byte 0x{:02x} at offset {at} is not text)",
+                        bytes[at]
+                    ),
+                )
+                .help("check that `-f` names the spec; a spec is a YAML text file")
+            } else {
+                Diagnostic::error(
+                    "not-utf8",
+                    format!(
+                        "the file is not UTF-8: byte 0x{:02x} at offset {at} is not valid UTF-8",
+                        bytes[at]
+                    ),
+                )
+                .label("not UTF-8")
+                .help("save the file as UTF-8 (it may have been written as Latin-1 or Windows-1252); a spec is a YAML text file")
+            };
+            return Err(Box::new(d.at(Span::point(at))));
         }
     };
     if let Some((i, c)) = text
         .char_indices()
         .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
-        return Err(Box::new(Diagnostic::error(
-            "control-character",
+        let binary = looks_binary(bytes);
+        let message = if binary {
             format!(
-                "the file contains the control character U+{:04X}; is it a binary file?",
+                "this looks like a binary file, not a YAML spec (it contains the control character U+{:04X})",
                 c as u32
-            ),
-        )
-        .at(Span::new(i, i + c.len_utf8()))
-        .help(
-            "a spec is plain YAML text; remove the character or check that this is the right file",
-        )));
+            )
+        } else {
+            format!(
+                "the file contains the control character U+{:04X}, which YAML does not allow",
+                c as u32
+            )
+        };
+        let help = if binary {
+            "check that `-f` names the spec; a spec is a YAML text file"
+        } else {
+            "remove the character (it is shown as a symbol above); it may have come from copying text out of another program"
+        };
+        return Err(Box::new(
+            Diagnostic::error("control-character", message)
+                .at(Span::new(i, i + c.len_utf8()))
+                .label("control character")
+                .help(help),
+        ));
     }
     Ok(text)
+}
+
+/// Whether bytes look like a binary file rather than text with a stray character or in the
+/// wrong encoding: many control bytes near the start.
+fn looks_binary(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(1024)];
+    let odd = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        .count();
+    odd >= 8 || odd * 20 > head.len()
 }
 
 /// Parses one YAML document. On failure returns every problem it could find.
 pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
     let offsets = Offsets::new(text);
     let text_body = text.trim_start_matches('\u{feff}');
-    if text_body.trim().is_empty()
-        || text_body
-            .lines()
-            .all(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
-    {
+    if text_body.trim().is_empty() {
         return Err(vec![
-            Diagnostic::error("empty-file", "the file has no content")
+            Diagnostic::error("empty-file", "the file is empty")
                 .at(Span::point(0))
                 .help("run `homelab init` to write a commented spec for the example lab, then edit it"),
+        ]);
+    }
+    if text_body
+        .lines()
+        .all(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+    {
+        return Err(vec![
+            Diagnostic::error("empty-file", "the file holds only comments, no settings")
+                .at(Span::point(0))
+                .help("run `homelab init -f <new file>` to write a commented spec for the example lab, then edit it"),
         ]);
     }
     let mut builder = Builder {
@@ -258,7 +302,7 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         anchors: Vec::new(),
         root: None,
         documents: 0,
-        nodes: 0,
+        alias_nodes: 0,
         diags: Vec::new(),
     };
     for event in Parser::new_from_str(text) {
@@ -275,7 +319,8 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
             }
             Err(e) => {
                 let at = offsets.byte(e.marker().index());
-                builder.diags.push(scan_error(text, at, e.info()));
+                let open = builder.innermost_flow(text);
+                builder.diags.push(scan_error(text, at, e.info(), open));
                 return Err(builder.diags);
             }
         }
@@ -284,36 +329,150 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         return Err(builder.diags);
     }
     builder.root.ok_or_else(|| {
-        vec![Diagnostic::error("empty-file", "the file has no YAML document").at(Span::point(0))]
+        vec![
+            Diagnostic::error("empty-file", "the file holds no YAML document")
+                .at(Span::point(0))
+                .help("run `homelab init -f <new file>` to write a commented spec, then edit it"),
+        ]
     })
 }
 
-fn scan_error(text: &str, at: usize, info: &str) -> Diagnostic {
-    let line_start = text[..at.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+fn scan_error(text: &str, at: usize, info: &str, open: Option<Span>) -> Diagnostic {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = &text[line_start..];
     let line = &line[..line.find('\n').unwrap_or(line.len())];
-    if info.contains("tab")
-        || line.starts_with('\t')
-        || line.trim_start_matches(' ').starts_with('\t')
-    {
-        let tab = line_start + line.find('\t').unwrap_or(0);
-        return Diagnostic::error("tab-indentation", "a tab character is used for indentation")
-            .at(Span::new(tab, tab + 1))
-            .label("tab")
-            .help("YAML indentation must use spaces; replace the tab with spaces (2 per level in this file)");
+    let indent = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+    let tab = match indent.find('\t') {
+        Some(i) => Some(line_start + i),
+        None if info.contains("tab") => text[at..]
+            .find('\t')
+            .map(|i| at + i)
+            .or_else(|| text[line_start..at].rfind('\t').map(|i| line_start + i)),
+        None => None,
+    };
+    if let Some(tab) = tab {
+        let tab_line_start = text[..tab].rfind('\n').map_or(0, |i| i + 1);
+        let span = Span::new(tab, tab + 1);
+        if text[tab_line_start..tab]
+            .trim_start_matches([' ', '\t'])
+            .is_empty()
+        {
+            return Diagnostic::error("tab-indentation", "a tab character is used for indentation")
+                .at(span)
+                .label("tab (shown as ␉)")
+                .help("YAML indentation must use spaces: replace the tab with spaces, lined up with the keys above it");
+        }
+        return Diagnostic::error(
+            "tab-character",
+            "a tab character where YAML does not allow one",
+        )
+        .at(span)
+        .label("tab (shown as ␉)")
+        .help("replace the tab with spaces, or quote the value if the tab belongs in it");
     }
-    let help = if info.contains("mapping values are not allowed") {
-        "a `:` followed by a space starts a key; quote the value if it contains `: `, or check the indentation of this line"
-    } else if info.contains("flow") {
-        "a `[` or `{` is not closed; close it or quote the value"
-    } else if info.contains("did not find expected key") || info.contains("block") {
-        "check the indentation: keys of one mapping start in the same column"
+    let point = Span::new(at, at + text[at..].chars().next().map_or(0, char::len_utf8));
+    if info.contains("recursion limit") {
+        return Diagnostic::error(
+            "yaml-too-deep",
+            "lists and mappings are nested too deeply here (more than a few hundred levels)",
+        )
+        .at(point)
+        .help("a lab spec nests only a few levels; check for brackets that are opened but never closed");
+    }
+    if info.contains("flow") {
+        let d = Diagnostic::error("yaml-syntax", format!("invalid YAML: {info}"))
+            .at(point)
+            .help("a `[` or `{` is not closed where YAML expects it: close it, or quote the value if the bracket belongs in it");
+        return match open {
+            Some(open) => d
+                .label("expected `,` or a closing bracket before this")
+                .related(open, "opened here"),
+            None => d,
+        };
+    }
+    if info.contains("mapping values are not allowed") {
+        if let Some(d) = deeper_than_above(text, line_start, line, point) {
+            return d;
+        }
+        return Diagnostic::error("yaml-syntax", format!("invalid YAML: {info}"))
+            .at(point)
+            .label("unexpected `:`")
+            .help("a `: ` starts a new key, which is not allowed here: quote the value if it contains `: `, or check the indentation of this line");
+    }
+    if info.contains("trailing content after") {
+        return Diagnostic::error(
+            "yaml-syntax",
+            "invalid YAML: more text follows the closing quote of a value",
+        )
+        .at(point)
+        .label("text after the closing quote")
+        .help("quote the whole value; inside single quotes write a quote twice (`'it''s'`), or use double quotes (`\"it's\"`)");
+    }
+    if info.contains("document start") || info.contains("document end") {
+        return Diagnostic::error("yaml-syntax", "invalid YAML: more text follows a complete document")
+            .at(point)
+            .label("YAML expected nothing more here")
+            .help("YAML read a complete value before this line and does not expect more; is this a YAML file? A spec is a mapping such as `name: home-lab` (run `homelab init` for an example)");
+    }
+    let help = if info.contains("quoted scalar") {
+        "a quoted value is not closed: add the closing quote"
+    } else if info.contains("'-' indicator") {
+        "check the indentation: the items of one list start with `-` in the same column"
+    } else if info.contains("did not find expected key")
+        || info.contains("block")
+        || info.contains("indentation")
+    {
+        "check the indentation: the keys of one mapping start in the same column"
+    } else if info.contains("anchor") || info.contains("alias") {
+        "define an anchor (`&name`) once, before any alias (`*name`) that uses it"
     } else {
         "fix the YAML syntax at this place; quoting the value often helps"
     };
     Diagnostic::error("yaml-syntax", format!("invalid YAML: {info}"))
-        .at(Span::new(at, (at + 1).min(text.len())))
+        .at(point)
         .help(help)
+}
+
+/// Recognises the most common indentation slip: a key indented deeper than the `key: value`
+/// line above it, which YAML reads as a continuation of that value.
+fn deeper_than_above(text: &str, line_start: usize, line: &str, point: Span) -> Option<Diagnostic> {
+    let indent_of = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let above = text[..line_start]
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let (key_above, value_above) = above
+        .trim_start()
+        .trim_start_matches("- ")
+        .split_once(':')?;
+    let value_above = value_above.trim();
+    let (key, _) = line.trim_start().split_once(':')?;
+    if indent_of(line) <= indent_of(above)
+        || value_above.is_empty()
+        || value_above.starts_with(['|', '>', '#'])
+    {
+        return None;
+    }
+    let start = line_start + indent_of(line);
+    Some(
+        Diagnostic::error(
+            "yaml-indentation",
+            format!(
+                "`{}` is indented deeper than `{}` above it, so YAML reads it as part of that value",
+                key.trim(),
+                key_above.trim()
+            ),
+        )
+        .at(Span::new(start, start + key.len().max(1)))
+        .related(point, "here the `:` is then unexpected")
+        .help(format!(
+            "indent `{}` with {} spaces like `{}` if both belong to the same mapping",
+            key.trim(),
+            indent_of(above) + if above.trim_start().starts_with("- ") { 2 } else { 0 },
+            key_above.trim()
+        )),
+    )
 }
 
 enum Frame {
@@ -335,11 +494,24 @@ struct Builder {
     anchors: Vec<(usize, Node)>,
     root: Option<Node>,
     documents: usize,
-    nodes: usize,
+    /// Values added by expanding aliases so far.
+    alias_nodes: usize,
     diags: Vec<Diagnostic>,
 }
 
 impl Builder {
+    /// Where the innermost `[` or `{` that is still open begins, for "not closed" errors.
+    fn innermost_flow(&self, text: &str) -> Option<Span> {
+        self.stack.iter().rev().find_map(|frame| {
+            let start = match frame {
+                Frame::Seq { start, .. } | Frame::Map { start, .. } => *start,
+            };
+            text[start.start.min(text.len())..]
+                .starts_with(['[', '{'])
+                .then(|| Span::new(start.start, start.start + 1))
+        })
+    }
+
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Box<Diagnostic>> {
         match event {
             Event::DocumentStart(_) => {
@@ -368,7 +540,7 @@ impl Builder {
                                 ),
                             )
                             .at(span)
-                            .help("remove the tag; the spec uses plain YAML values"),
+                            .help("remove the tag: the spec uses plain YAML values, and a secret is referenced as `{secret: NAME}` and stored with `homelab secrets set NAME`"),
                         ));
                     }
                 }
@@ -433,20 +605,22 @@ impl Builder {
                             .help("define the anchor (`&name`) before using it (`*name`)"),
                     ));
                 };
-                let mut node = target.clone();
-                self.nodes += count_nodes(&node);
-                if self.nodes > MAX_NODES {
+                self.alias_nodes += count_nodes(target);
+                if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(Box::new(
                         Diagnostic::error(
                             "yaml-too-many-nodes",
-                            "aliases expand this document to more than two million values",
+                            "aliases expand this document to more than 100,000 values",
                         )
                         .at(span)
+                        .label("expanding this alias passes the limit")
                         .help(
-                            "use fewer nested aliases; a lab spec needs only a few hundred values",
+                            "write the values out or use fewer nested aliases; a lab spec needs a few hundred values \
+                             (a document like this one, a \"billion laughs\", is how YAML readers are attacked)",
                         ),
                     ));
                 }
+                let mut node = target.clone();
                 node.span = span;
                 self.finish(node, 0)?;
             }
@@ -456,7 +630,6 @@ impl Builder {
     }
 
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Box<Diagnostic>> {
-        self.nodes += 1;
         if anchor != 0 {
             self.anchors.push((anchor, node.clone()));
         }

@@ -21,13 +21,14 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
                 || {
                     let warnings = match loaded.warnings.len() {
                         0 => String::new(),
-                        n => format!(" with {n} warning{}", if n == 1 { "" } else { "s" }),
+                        n => format!(" with {}", count(n, "warning")),
                     };
                     format!(
-                        "{name} is valid{warnings}: lab `{}`, {} nodes, {services} services, {} apps",
+                        "{name} is valid{warnings}: lab `{}`, {}, {}, {}",
                         lab.name,
-                        lab.cluster.nodes.len(),
-                        lab.apps.len()
+                        count(lab.cluster.nodes.len(), "node"),
+                        count(services, "service"),
+                        count(lab.apps.len(), "app"),
                     )
                 },
                 &json!({
@@ -36,6 +37,12 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
                     "errors": 0,
                     "warnings": loaded.warnings.len(),
                     "diagnostics": loaded.source.to_json(&loaded.warnings),
+                    "lab": {
+                        "name": lab.name,
+                        "nodes": lab.cluster.nodes.len(),
+                        "services": services,
+                        "apps": lab.apps.len(),
+                    },
                 }),
             );
             Ok(exit::OK)
@@ -61,6 +68,11 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
             Ok(exit::USAGE)
         }
     }
+}
+
+/// "1 node", "3 nodes".
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn count_services(lab: &homelab_spec::Lab) -> usize {
