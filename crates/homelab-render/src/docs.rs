@@ -217,6 +217,9 @@ pub(crate) fn component_readme(
                     "No secret value is in this repository. `homelab apply` creates these Secrets from the encrypted secrets file (`secrets.sops.yaml` next to `homelab.yaml`). Without this tool, run from that directory (needs `kubectl` and the `sops` CLI with your age key):\n"
                 );
                 let _ = writeln!(o, "```sh");
+                if let Some(ns) = c.secret_objects.first().map(|s| s.namespace.as_str()) {
+                    o.push_str(&namespace_command(ns));
+                }
                 for s in &c.secret_objects {
                     o.push_str(&kubectl_commands(s));
                 }
@@ -311,6 +314,11 @@ pub(crate) fn component_readme(
         );
     }
     o
+}
+
+/// Creates a namespace if missing, so its Secrets can exist before the component is applied.
+fn namespace_command(ns: &str) -> String {
+    format!("kubectl create namespace {ns} --dry-run=client -o yaml | kubectl apply -f -\n")
 }
 
 /// `kubectl` steps that apply one component directory and wait until it is ready.
@@ -515,6 +523,17 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
                 o,
                 "No secret value is in this tree. They live encrypted (SOPS, age) in `secrets.sops.yaml` next to `homelab.yaml`; `homelab apply` creates the Kubernetes Secrets from it, and `homelab secrets get NAME` shows one. The Secrets the lab needs, and how to create them without the tool (run where `secrets.sops.yaml` is, with the `sops` CLI and your age key):\n\n```sh"
             );
+            let mut namespaces: Vec<&str> = Vec::new();
+            for c in &plan.components {
+                for s in &c.secret_objects {
+                    if !namespaces.contains(&s.namespace.as_str()) {
+                        namespaces.push(&s.namespace);
+                    }
+                }
+            }
+            for ns in namespaces {
+                o.push_str(&namespace_command(ns));
+            }
             for c in &plan.components {
                 for s in &c.secret_objects {
                     o.push_str(&kubectl_commands(s));
@@ -804,8 +823,8 @@ fn architecture_diagram(plan: &Plan) -> String {
     for n in &plan.nodes {
         let _ = writeln!(
             o,
-            "    n_{}[\"{}<br/>{:?} {}\"]",
-            node_id(&n.name),
+            "    node_{}[\"{}<br/>{:?} {}\"]",
+            node_id(&n.name).trim_start_matches("c_"),
             n.name,
             n.role,
             n.address

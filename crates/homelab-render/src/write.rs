@@ -78,7 +78,7 @@ pub enum WriteError {
         line: usize,
         entry: String,
     },
-    #[error("refusing to write {}: {reason}; nothing was deleted", path.display())]
+    #[error("refusing to use {}: {reason}; nothing was written or deleted", path.display())]
     Unsafe { path: PathBuf, reason: String },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
@@ -325,6 +325,13 @@ pub fn write_tree(
         });
     }
 
+    // Stale files are checked now too, so an unsafe one stops the render before any write.
+    let new: BTreeSet<&str> = tree.paths().collect();
+    let stale: Vec<&String> = ours.iter().filter(|p| !new.contains(p.as_str())).collect();
+    for rel in &stale {
+        check_ancestors(out, rel, &mut checked)?;
+    }
+
     let mut report = WriteReport::default();
     fs::create_dir_all(out).map_err(io_err("create the directory", out))?;
     for (rel, bytes, mode, same) in &planned {
@@ -336,8 +343,7 @@ pub fn write_tree(
         report.written.push(rel.to_string());
     }
 
-    let new: BTreeSet<&str> = tree.paths().collect();
-    for rel in ours.iter().filter(|p| !new.contains(p.as_str())) {
+    for rel in stale {
         if remove_stale(out, rel, &mut checked)? {
             report.removed.push(rel.clone());
         }

@@ -1,0 +1,528 @@
+//! Test harness: a real PostgreSQL server from Debian's packages per test, and the rendered
+//! backup scripts written to a temporary directory and run with bash against it.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use homelab_backup::postgres::{PostgresBackupParams, scripts};
+use tempfile::TempDir;
+
+const INSTALL_HINT: &str =
+    "run scripts/install-test-deps (Debian packages postgresql and postgresql-client)";
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("run id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Directory of the newest installed PostgreSQL server binaries.
+fn pg_bin_dir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<u32> = fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): {INSTALL_HINT}", root.display()))
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|v: &u32| root.join(v.to_string()).join("bin/initdb").exists())
+        .collect();
+    versions.sort_unstable();
+    let v = versions
+        .last()
+        .unwrap_or_else(|| panic!("no initdb under {}: {INSTALL_HINT}", root.display()));
+    root.join(v.to_string()).join("bin")
+}
+
+fn id_of(flag: &str, user: &str) -> u32 {
+    let out = Command::new("id")
+        .args([flag, user])
+        .output()
+        .expect("run id");
+    assert!(
+        out.status.success(),
+        "the system user {user} is missing: {INSTALL_HINT}"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Runs `cmd` as the postgres system user when we are root (initdb refuses root).
+fn as_server_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A PostgreSQL server in a temporary directory, reachable only on its Unix socket.
+pub struct PgServer {
+    pub dir: TempDir,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    data: PathBuf,
+    bin: PathBuf,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let bin = pg_bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("homelab-pg-")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            let (uid, gid) = (id_of("-u", "postgres"), id_of("-g", "postgres"));
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let socket_dir = dir.path().to_path_buf();
+        // A port nothing listens on: the server listens on no TCP address at all, only on its
+        // socket in our private directory, so the number only names the socket file.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let out = as_server_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run initdb ({e}): {INSTALL_HINT}"));
+        check(&out, "initdb");
+        let opts = format!(
+            "-c listen_addresses='' -k {} -p {port} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB",
+            socket_dir.display()
+        );
+        let out = as_server_user(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("server.log"))
+            .args(["-o", &opts, "-w", "-t", "60", "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        check(&out, "pg_ctl start");
+        PgServer {
+            dir,
+            socket_dir,
+            port,
+            data,
+            bin,
+        }
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGHOST", self.socket_dir.display().to_string()),
+            ("PGPORT", self.port.to_string()),
+            ("PGUSER", "postgres".to_string()),
+            ("PGPASSWORD", String::new()),
+        ]
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// A client command with the connection environment set.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin(program));
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c.env("PGCLIENTENCODING", "UTF8");
+        c
+    }
+
+    /// Runs SQL in `db` and returns psql's unaligned, tuples-only output.
+    pub fn try_sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let mut child = self
+            .client("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(conninfo(db))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        self.try_sql(db, sql)
+            .unwrap_or_else(|e| panic!("SQL in {db} failed: {e}\n{sql}"))
+    }
+
+    pub fn databases(&self) -> Vec<String> {
+        self.sql(
+            "postgres",
+            "SELECT datname FROM pg_database ORDER BY datname COLLATE \"C\";",
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
+    /// Every row of every user table of `db`, as text, tables and rows sorted: two databases
+    /// with equal snapshots hold the same data.
+    pub fn snapshot(&self, db: &str) -> String {
+        let tables = self.sql(
+            db,
+            "SELECT name FROM (SELECT format('%I.%I', n.nspname, c.relname) AS name \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%') x ORDER BY name COLLATE \"C\";",
+        );
+        let mut out = String::new();
+        for t in tables.lines() {
+            let rows = self.sql(
+                db,
+                &format!(
+                    "SET extra_float_digits = 3; SET TimeZone = 'UTC'; \
+                     SELECT coalesce(string_agg(x.r, E'\\n' ORDER BY x.r COLLATE \"C\"), '') \
+                     FROM (SELECT t::text AS r FROM ONLY {t} t) x;"
+                ),
+            );
+            out.push_str(&format!("== {t}\n{rows}"));
+        }
+        out
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = as_server_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// libpq connection string for database `db`.
+pub fn conninfo(db: &str) -> String {
+    format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// What a script printed and how it ended.
+#[derive(Debug)]
+pub struct ScriptRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ScriptRun {
+    pub fn assert_code(&self, code: i32) -> &ScriptRun {
+        assert_eq!(
+            self.code, code,
+            "exit status {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// The only programs the scripts may run: what the official `postgres` image has (Debian's
+/// bash, coreutils, findutils, grep, and the PostgreSQL client tools). The scripts run with a
+/// PATH holding nothing else, so a dependency on anything more fails the tests.
+const IMAGE_TOOLS: &[&str] = &[
+    "bash",
+    "cat",
+    "dirname",
+    "find",
+    "grep",
+    "mkdir",
+    "mkfifo",
+    "mktemp",
+    "mv",
+    "rm",
+    "sha256sum",
+    "sleep",
+    "stat",
+    "sync",
+];
+const PG_CLIENT_TOOLS: &[&str] = &["psql", "pg_dump", "pg_dumpall", "pg_restore"];
+
+fn image_path(dir: &Path, pg_bin: &Path) -> PathBuf {
+    let bin = dir.join("image-bin");
+    fs::create_dir_all(&bin).unwrap();
+    for tool in IMAGE_TOOLS {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is not installed"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    for tool in PG_CLIENT_TOOLS {
+        std::os::unix::fs::symlink(pg_bin.join(tool), bin.join(tool)).unwrap();
+    }
+    bin
+}
+
+/// A server, the rendered scripts in a directory, and a backup directory.
+pub struct Lab {
+    pub pg: PgServer,
+    pub params: PostgresBackupParams,
+    pub scripts_dir: TempDir,
+    pub work: TempDir,
+}
+
+impl Lab {
+    /// A server and scripts rendered with `PostgresBackupParams::new(<tmp>/backups, keep)`
+    /// changed by `adjust`.
+    pub fn new(keep: u32, adjust: impl FnOnce(&mut PostgresBackupParams)) -> Lab {
+        let work = tempfile::Builder::new()
+            .prefix("homelab-backup-")
+            .tempdir()
+            .unwrap();
+        let backup_dir = work.path().join("backups");
+        Lab::with_backup_dir(work, &backup_dir, keep, adjust)
+    }
+
+    pub fn with_backup_dir(
+        work: TempDir,
+        backup_dir: &Path,
+        keep: u32,
+        adjust: impl FnOnce(&mut PostgresBackupParams),
+    ) -> Lab {
+        let pg = PgServer::start();
+        let mut params = PostgresBackupParams::new(backup_dir.display().to_string(), keep);
+        adjust(&mut params);
+        let scripts_dir = tempfile::Builder::new()
+            .prefix("homelab-scripts-")
+            .tempdir()
+            .unwrap();
+        for s in scripts(&params).expect("the test parameters are valid") {
+            let path = scripts_dir.path().join(s.file_name);
+            fs::write(&path, &s.content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(s.mode)).unwrap();
+        }
+        Lab {
+            pg,
+            params,
+            scripts_dir,
+            work,
+        }
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        PathBuf::from(&self.params.backup_dir)
+    }
+
+    pub fn run(&self, script: &str, args: &[&str]) -> ScriptRun {
+        let tmp = self.work.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let bin = self.work.path().join("image-bin");
+        if !bin.exists() {
+            image_path(self.work.path(), &self.pg.bin);
+        }
+        let mut cmd = Command::new("bash");
+        cmd.arg(self.scripts_dir.path().join(script))
+            .args(args)
+            .env_clear()
+            .env("PATH", &bin)
+            .env("TMPDIR", &tmp)
+            .env("HOSTNAME", "test-host")
+            .stdin(Stdio::null());
+        for (k, v) in self.pg.env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run bash");
+        ScriptRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The dump files of database `db`, oldest first.
+    pub fn dumps(&self, db: &str) -> Vec<PathBuf> {
+        let dir = self
+            .backup_dir()
+            .join("db")
+            .join(homelab_backup::postgres::encode_database_name(db));
+        list_with_suffix(&dir, ".dump")
+    }
+
+    pub fn globals(&self) -> Vec<PathBuf> {
+        list_with_suffix(&self.backup_dir().join("globals"), ".sql")
+    }
+
+    /// Every file under the backup directory with its content hash, sorted.
+    pub fn tree(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        walk(&self.backup_dir(), &self.backup_dir(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn list_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(suffix) && !n.starts_with('.'))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            let bytes = fs::read(&p).unwrap_or_default();
+            out.push((
+                p.strip_prefix(root).unwrap().display().to_string(),
+                format!("{}:{:x}", bytes.len(), fnv(&bytes)),
+            ));
+        }
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A small tmpfs mounted for the test's lifetime (a volume that fills up or turns read-only).
+pub struct Tmpfs {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(bytes: u64) -> Tmpfs {
+        assert!(
+            is_root(),
+            "this test mounts a small tmpfs to fill it up: run the tests as root (CI does)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("homelab-tmpfs-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        check(&out, "mount -t tmpfs");
+        Tmpfs {
+            path: dir.path().to_path_buf(),
+            _dir: dir,
+        }
+    }
+
+    pub fn remount_read_only(&self) {
+        let out = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        check(&out, "mount -o remount,ro");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Replaces `dump` by a dump of database `from_db` taken now and rewrites the manifest's size
+/// and SHA-256 to match, leaving its recorded table checksums alone: a dump that passes every
+/// integrity check but does not hold what was recorded at dump time.
+pub fn substitute_dump(lab: &Lab, dump: &Path, from_db: &str) {
+    let out = lab
+        .pg
+        .client("pg_dump")
+        .args(["-Fc", "-d"])
+        .arg(conninfo(from_db))
+        .arg("-f")
+        .arg(dump)
+        .output()
+        .unwrap();
+    check(&out, "pg_dump for the substitute");
+    let bytes = fs::read(dump).unwrap();
+    let sha = Command::new("sha256sum").arg(dump).output().unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let manifest = dump.with_extension("manifest");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let rewritten: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("bytes\t") {
+                format!("bytes\t{}", bytes.len())
+            } else if l.starts_with("sha256\t") {
+                format!("sha256\t{sha}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    fs::write(&manifest, rewritten.join("\n") + "\n").unwrap();
+}
