@@ -28,7 +28,7 @@ fn options(backend: &Backend) -> ApplyOptions {
         wait_timeout: if backend.is_real() {
             Duration::from_secs(300)
         } else {
-            Duration::from_secs(20)
+            Duration::from_secs(60)
         },
         poll_interval: Duration::from_millis(if backend.is_real() { 1000 } else { 20 }),
         retry: RetryPolicy {
