@@ -195,7 +195,18 @@ fn restore_swaps_in_and_keeps_the_old_database_until_it_succeeded() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab.pg.sql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shop' AND query LIKE '%pg_sleep%';",
+    ) != "1\n"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the application session did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let run = lab.run("restore.sh", &["--db", "shop", "--latest"]);
     run.assert_code(0);

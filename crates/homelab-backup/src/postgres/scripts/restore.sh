@@ -289,6 +289,7 @@ if ((DROP_OLD)); then
   hb_log "warning: the previous database is kept as $OLD"
 fi
 hb_log "database $DB restored and swapped in; the previous database is kept as $OLD"
-hb_log "when satisfied, drop it: psql -d $HB_MAINTENANCE_DB -c 'DROP DATABASE \"$OLD\"'"
+printf -v drop_hint 'dropdb -- %q' "$OLD"
+hb_log "when satisfied, drop it: $drop_hint"
 summary restored "" "$DB" "$OLD" "$DUMP"
 exit 0
