@@ -47,13 +47,13 @@ pub fn nfs_restore(p: &NfsRunbookParams) -> String {
     );
     let _ = writeln!(
         o,
-        "Every volume of the storage class {} is a directory on the {} share {} (server {}), \
+        "Every volume of the storage class {} is a directory of the share {} on {} (server {}), \
          and the NAS snapshots that share: {}, keeping {}. A snapshot is read-only and \
          survives deletions in the share, so files deleted or overwritten by mistake can be \
          copied back. Target: a volume is recovered within {} minutes.\n",
         code(&p.storage_class),
-        p.nas,
         code(export),
+        p.nas,
         code(&p.server),
         p.snapshot_schedule,
         p.snapshot_retention,
