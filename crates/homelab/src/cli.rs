@@ -90,6 +90,12 @@ pub enum Command {
     ///
     /// Example: `homelab render --out lab/`, then `kubectl kustomize lab/infrastructure`.
     Render(RenderArgs),
+    /// Manage the lab's secrets: encrypted in git (SOPS with age), generated, rotated.
+    ///
+    /// Values live in secrets.sops.yaml next to the spec, encrypted to your age key; the
+    /// `sops` CLI reads and writes the same file. Start with `homelab secrets init`, see what
+    /// is set with `homelab secrets list`, and check for leaks with `homelab secrets scan`.
+    Secrets(crate::cmd::secrets::SecretsArgs),
     /// Print the JSON Schema of homelab.yaml (for editors and CI).
     ///
     /// The first line `homelab init` writes points yaml-language-server at the published

@@ -5,6 +5,7 @@ mod init;
 mod plan;
 mod render;
 mod schema;
+pub(crate) mod secrets;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -17,6 +18,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Validate => validate::run(&cli.global, out),
         Command::Plan => plan::run(&cli.global, out),
         Command::Render(args) => render::run(&cli.global, args, out),
+        Command::Secrets(args) => secrets::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
     }

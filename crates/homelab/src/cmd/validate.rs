@@ -1,4 +1,5 @@
-//! `homelab validate`: reads the spec and reports every problem with its place and a fix.
+//! `homelab validate`: reads the spec and reports every problem with its place and a fix,
+//! including secrets the spec uses that secrets.sops.yaml lacks (read without the key).
 
 use serde_json::json;
 
@@ -7,11 +8,17 @@ use crate::exit;
 use crate::output::Output;
 use crate::spec_file;
 
+use super::secrets::check as secrets;
+
 pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
     let name = global.file.display().to_string();
     match spec_file::read(&global.file)? {
         Ok(loaded) => {
             out.diagnostics(&loaded.source.render(&loaded.warnings));
+            let secrets = secrets::check(&global.file, &loaded, out)?;
+            if !secrets.missing.is_empty() {
+                return Ok(missing_secrets(&name, &loaded, &secrets, out));
+            }
             let lab = &loaded.lab;
             let services = count_services(lab);
             for n in &lab.cluster.nodes {
@@ -43,6 +50,7 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
                         "services": services,
                         "apps": lab.apps.len(),
                     },
+                    "secrets": secrets.to_json(),
                 }),
             );
             Ok(exit::OK)
@@ -68,6 +76,37 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
             Ok(exit::USAGE)
         }
     }
+}
+
+/// The spec is valid, but references secrets the secrets file lacks: every such reference as
+/// an error at its place, exit 2.
+fn missing_secrets(
+    name: &str,
+    loaded: &homelab_spec::LoadedSpec,
+    secrets: &secrets::Check,
+    out: &Output,
+) -> u8 {
+    out.diagnostics(&loaded.source.render(&secrets.missing));
+    let mut all = loaded.warnings.clone();
+    all.extend(secrets.missing.iter().cloned());
+    out.result(
+        || {
+            format!(
+                "{name} is not valid: {} (it uses secrets that {} lacks)",
+                homelab_spec::summary(&secrets.missing),
+                secrets.file.display()
+            )
+        },
+        &json!({
+            "file": name,
+            "valid": false,
+            "errors": secrets.missing.len(),
+            "warnings": loaded.warnings.len(),
+            "diagnostics": loaded.source.to_json(&all),
+            "secrets": secrets.to_json(),
+        }),
+    );
+    exit::USAGE
 }
 
 /// "1 node", "3 nodes".

@@ -1,0 +1,313 @@
+//! `homelab secrets ...`: the clap definitions of the subcommands and what they share (where
+//! the store is, the lab's secret requirements, identities, and turning library errors into
+//! messages with a next step). Each subcommand is one call into `homelab-secrets`; nothing here
+//! prints or logs a secret value except `get` and `decrypt`, to stdout, when asked.
+
+pub(crate) mod check;
+mod files;
+mod init;
+mod list;
+mod scan;
+mod values;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use homelab_plan::{Plan, SecretGenerator};
+use homelab_secrets::{Error, Identities, IdentityEnv, SECRETS_FILE, SecretRequirement, SopsError};
+use homelab_spec::LoadedSpec;
+
+use crate::cli::Global;
+use crate::exit::{self, Exit};
+use crate::output::Output;
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create your age key, `.sops.yaml` and `secrets.sops.yaml` with every secret the lab needs.
+    ///
+    /// The age identity goes to `$SOPS_AGE_KEY_FILE`, else `~/.config/homelab/age.key`
+    /// (mode 0600); an existing one (or `SOPS_AGE_KEY`) is used as it is. `.sops.yaml` gets
+    /// creation rules so the `sops` CLI works on the same files. `secrets.sops.yaml` is written
+    /// next to the spec with a generated value for every secret the lab can make itself, and an
+    /// empty placeholder ("set me") for those only you can provide. Running it again adds only
+    /// what is missing and never changes an existing value.
+    Init,
+    /// List the lab's secrets: where each is used and whether it is set (never values).
+    ///
+    /// Reads the names without your key (names are plaintext in a SOPS file). Shows every
+    /// secret in secrets.sops.yaml and every secret the lab needs that it lacks.
+    List,
+    /// Print one secret's value to stdout.
+    ///
+    /// For pipes and scripts: `homelab secrets get k3s-token | ssh node 'cat > token'`.
+    /// Refuses to print to a terminal unless `--reveal` is given, so a value does not end up
+    /// on a screen or in a terminal's scrollback by accident. The value is followed by one
+    /// newline (`$(...)` strips it; `secrets set` removes one from piped input).
+    Get {
+        /// The secret's name.
+        name: String,
+        /// Print the value even when stdout is a terminal.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Set a secret's value, read from stdin or typed at a hidden prompt (never an argument).
+    ///
+    /// Example: `printf '%s' "$TOKEN" | homelab secrets set cloudflare-api-token`, or just
+    /// `homelab secrets set cloudflare-api-token` and type it twice. One trailing newline of
+    /// piped input is removed; an empty value is refused. Secrets derived from this one (the
+    /// Traefik dashboard's htpasswd line from its password) are updated with it.
+    Set {
+        /// The secret's name; one the lab needs (see `homelab secrets list`).
+        name: String,
+        /// Store a name the lab does not use (it warns and lists the names it needs).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Edit the decrypted secrets in `$VISUAL`/`$EDITOR`, then re-encrypt.
+    ///
+    /// The plaintext goes to a private temporary file (mode 0600, in `$XDG_RUNTIME_DIR` or
+    /// `/dev/shm` when available) that is wiped and removed afterwards, also when the editor
+    /// fails. The file changes only when the edited text is a valid flat map of names to values.
+    Edit,
+    /// Give a generated secret a new value and say which components must be re-applied.
+    ///
+    /// Secrets derived from it follow (rotating the Traefik dashboard password also rewrites
+    /// its htpasswd line). Secrets you provide are changed with `homelab secrets set`.
+    Rotate {
+        /// The secret's name.
+        name: String,
+    },
+    /// Add or remove age recipients of secrets.sops.yaml (and homelab's `.sops.yaml` rules).
+    ///
+    /// Only the file's data key is re-encrypted; values stay as they are. You cannot remove
+    /// your own key (add the new one first). Example: `homelab secrets rekey --add age1...`.
+    Rekey {
+        /// A recipient (age public key, `age1...`) to add; repeat for more.
+        #[arg(long = "add", value_name = "AGE1...")]
+        add: Vec<String>,
+        /// A recipient to remove; repeat for more.
+        #[arg(long = "remove", value_name = "AGE1...")]
+        remove: Vec<String>,
+    },
+    /// Print the plaintext of any SOPS YAML file (like `sops -d FILE`), MAC verified.
+    Decrypt {
+        /// The encrypted file.
+        file: PathBuf,
+    },
+    /// Encrypt a plaintext YAML file (like `sops -e FILE`), honouring `.sops.yaml` rules.
+    ///
+    /// Recipients and `encrypted_regex` come from the first `.sops.yaml` creation rule that
+    /// matches the file (looked up from the file's directory upwards), unless `--age` is given.
+    /// Prints the result, or replaces the file with `--in-place`.
+    Encrypt {
+        /// The plaintext YAML file.
+        file: PathBuf,
+        /// Replace the file with its encrypted form (atomically, mode 0600).
+        #[arg(long, short = 'i')]
+        in_place: bool,
+        /// Encrypt every value to this recipient instead of `.sops.yaml`'s; repeat for more.
+        #[arg(long = "age", value_name = "AGE1...")]
+        age: Vec<String>,
+    },
+    /// Look for plaintext secrets in a directory and in its git history.
+    ///
+    /// Finds the values of secrets.sops.yaml (plain or base64, when your key can open it),
+    /// private key blocks, age secret keys and random-looking values under secret-looking
+    /// keys. Prints `file:line` (or `commit:file:line`) per finding, never the secret, and
+    /// exits 1 when anything is found. Paths listed in `.homelab-scan-ignore` (globs, one per
+    /// line, at the repository root) are skipped.
+    Scan {
+        /// The directory (or file) to scan [default: the lab directory].
+        path: Option<PathBuf>,
+        /// Only the working tree, not the git history.
+        #[arg(long)]
+        no_history: bool,
+        /// A path glob to skip; repeat for more.
+        #[arg(long, value_name = "GLOB")]
+        ignore: Vec<String>,
+    },
+}
+
+pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<u8> {
+    let lab = LabFiles::of(&global.file);
+    match &args.command {
+        SecretsCommand::Init => init::run(global, &lab, out),
+        SecretsCommand::List => list::run(global, &lab, out),
+        SecretsCommand::Get { name, reveal } => values::get(&lab, name, *reveal, out),
+        SecretsCommand::Set { name, force } => values::set(global, &lab, name, *force, out),
+        SecretsCommand::Edit => values::edit(&lab, out),
+        SecretsCommand::Rotate { name } => values::rotate(global, &lab, name, out),
+        SecretsCommand::Rekey { add, remove } => files::rekey(&lab, add, remove, out),
+        SecretsCommand::Decrypt { file } => files::decrypt(file, out),
+        SecretsCommand::Encrypt {
+            file,
+            in_place,
+            age,
+        } => files::encrypt(file, *in_place, age, out),
+        SecretsCommand::Scan {
+            path,
+            no_history,
+            ignore,
+        } => scan::run(&lab, path.as_deref(), *no_history, ignore, out),
+    }
+}
+
+/// Where a lab's files are: the directory of the spec file.
+pub(crate) struct LabFiles {
+    pub root: PathBuf,
+    pub store: PathBuf,
+}
+
+impl LabFiles {
+    pub fn of(spec: &Path) -> Self {
+        let root = spec
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let store = if root == Path::new(".") {
+            PathBuf::from(SECRETS_FILE)
+        } else {
+            root.join(SECRETS_FILE)
+        };
+        LabFiles { root, store }
+    }
+
+    /// A file of the lab; spelt without `./` when the lab is the current directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        if self.root == Path::new(".") {
+            PathBuf::from(name)
+        } else {
+            self.root.join(name)
+        }
+    }
+}
+
+/// Every secret the lab needs, as the secrets library describes them: the plan's secrets, and
+/// secrets the spec references that no component generates (node sudo passwords), which only
+/// the user can provide.
+pub(crate) fn requirements(loaded: &LoadedSpec, plan: &Plan) -> Vec<SecretRequirement> {
+    let mut out: Vec<SecretRequirement> = plan
+        .secrets
+        .iter()
+        .map(|need| {
+            let req = match &need.generator {
+                SecretGenerator::Password { length } => {
+                    SecretRequirement::password(&need.name, *length)
+                }
+                SecretGenerator::Hex { bytes } => SecretRequirement::hex_key(&need.name, *bytes),
+                SecretGenerator::Htpasswd {
+                    user,
+                    password_secret,
+                } => SecretRequirement::htpasswd(&need.name, user, password_secret),
+                SecretGenerator::UserProvided => {
+                    SecretRequirement::user_provided(&need.name, &need.description)
+                }
+            };
+            req.used_by(need.used_by.iter().cloned())
+        })
+        .collect();
+    let planned = out.len();
+    for (secret, used_by) in loaded.lab.secret_refs() {
+        let name = secret.name();
+        match out.iter().position(|r| r.name == name) {
+            // The plan knows who uses its secrets; spec-only ones collect every user.
+            Some(i) if i < planned => {}
+            Some(i) => {
+                if !out[i].used_by.contains(&used_by) {
+                    out[i].used_by.push(used_by);
+                }
+            }
+            None => out.push(
+                SecretRequirement::user_provided(name, format!("referenced by {used_by}"))
+                    .used_by([used_by]),
+            ),
+        }
+    }
+    out
+}
+
+/// Reads the spec (it must be valid) and the lab's secret requirements.
+pub(crate) fn lab_requirements(
+    global: &Global,
+    out: &Output,
+) -> anyhow::Result<Vec<SecretRequirement>> {
+    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    Ok(requirements(&loaded, &plan))
+}
+
+/// The age identities from the environment, with where they came from on `-v`.
+pub(crate) fn identities(out: &Output) -> anyhow::Result<Identities> {
+    let ids = Identities::from_env(&IdentityEnv::from_process_env()).map_err(fail)?;
+    out.detail(format!("age identities: {}", ids.describe()));
+    Ok(ids)
+}
+
+/// A library error as the CLI reports it: exit 2 for bad input, 1 otherwise, with what to do
+/// next. Every failing operation of the library leaves files unchanged, and the message says so.
+pub(crate) fn fail(err: Error) -> anyhow::Error {
+    let code = match &err {
+        Error::UnknownSecret { .. }
+        | Error::EmptyValue { .. }
+        | Error::InvalidSecretName { .. }
+        | Error::InvalidRecipient { .. }
+        | Error::Rotate { .. }
+        | Error::Rekey { .. }
+        | Error::Requirement { .. }
+        | Error::IdentityExists { .. } => exit::USAGE,
+        _ => exit::FAILURE,
+    };
+    let message = match hint(&err) {
+        Some(h) => format!("{err}; {h}"),
+        None => err.to_string(),
+    };
+    Exit { code, message }.into()
+}
+
+fn hint(err: &Error) -> Option<String> {
+    Some(match err {
+        Error::Decrypt { path, reason } => match reason {
+            SopsError::NoMatchingIdentity { .. } => format!(
+                "point SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) at the identity of one of those recipients, or ask someone who can open {} to run `homelab secrets rekey --add <your public key>`; nothing was changed",
+                path.display()
+            ),
+            SopsError::MacMismatch
+            | SopsError::MacAuthentication
+            | SopsError::ValueAuthentication { .. }
+            | SopsError::MalformedValue { .. }
+            | SopsError::DataKey { .. }
+            | SopsError::NotEncrypted { .. } => format!(
+                "the file was changed outside sops/homelab or is damaged; see what changed with `git diff -- {0}` and restore it with `git checkout -- {0}`; nothing was changed",
+                path.display()
+            ),
+            _ => "nothing was changed".to_string(),
+        },
+        Error::Read { .. } => "check the path and its permissions; nothing was changed".into(),
+        Error::EmptyValue { .. } => "give a non-empty value; nothing was changed".into(),
+        Error::UnknownSecret { .. }
+        | Error::InvalidSecretName { .. }
+        | Error::Rotate { .. }
+        | Error::Rekey { .. }
+        | Error::SecretUnset { .. }
+        | Error::InvalidRecipient { .. }
+        | Error::Requirement { .. }
+        | Error::SopsConfig { .. }
+        | Error::StoreShape { .. }
+        | Error::IdentityPermissions { .. }
+        | Error::IdentityParse { .. }
+        | Error::Encrypt { .. } => "nothing was changed".into(),
+        _ => return None,
+    })
+}
+
+/// "1 secret", "3 secrets".
+pub(crate) fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}

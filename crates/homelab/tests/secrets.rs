@@ -1,0 +1,21 @@
+//! Integration tests of `homelab secrets ...` and the secrets check of `homelab validate`,
+//! through the real `homelab` binary with HOME, the age key variables and the editor pointed
+//! at temporary directories: one test binary, one module per concern.
+
+#[path = "secrets/support.rs"]
+mod support;
+
+#[path = "secrets/init.rs"]
+mod init;
+
+#[path = "secrets/values.rs"]
+mod values;
+
+#[path = "secrets/files.rs"]
+mod files;
+
+#[path = "secrets/scan.rs"]
+mod scan;
+
+#[path = "secrets/validate.rs"]
+mod validate;
