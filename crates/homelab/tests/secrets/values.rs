@@ -518,3 +518,54 @@ fn a_tampered_secrets_file_is_refused_by_every_command_and_left_as_it_is() {
         assert_unchanged(&state, &lab.state(), what);
     }
 }
+
+#[test]
+fn commands_without_a_secrets_file_say_to_run_init_and_write_nothing() {
+    let lab = Lab::seed();
+    let state = lab.state();
+    for (args, stdin) in [
+        (&["secrets", "get", "k3s-token"][..], ""),
+        (&["secrets", "set", "cloudflare-api-token"][..], "v-123"),
+        (&["secrets", "rotate", "k3s-token"][..], ""),
+        (&["secrets", "edit"][..], ""),
+    ] {
+        let run = lab.run_with(args, &[("EDITOR", "true")], stdin).expect(1);
+        assert!(
+            run.stderr.contains("secrets.sops.yaml does not exist"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("homelab secrets init"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = lab
+        .run(&[
+            "secrets",
+            "rekey",
+            "--add",
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        ])
+        .expect(1);
+    assert!(
+        run.stderr.contains("homelab secrets init"),
+        "{}",
+        run.stderr
+    );
+    assert_unchanged(&state, &lab.state(), "commands without a secrets file");
+}
+
+#[test]
+fn a_dashboard_password_bcrypt_cannot_use_is_refused_before_anything_is_saved() {
+    let lab = initialised();
+    let state = lab.state();
+    let long = "x".repeat(73);
+    let run = lab
+        .run_stdin(&["secrets", "set", "traefik-dashboard-password"], &long)
+        .expect(2);
+    assert!(run.stderr.contains("72 bytes"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&long));
+    assert_unchanged(&state, &lab.state(), "a password too long for bcrypt");
+}
