@@ -66,6 +66,10 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<LoadedSpec, InvalidSpec> {
             // Show what can be shown of a binary file without failing on it.
             let lossy = String::from_utf8_lossy(&bytes[..bytes.len().min(yaml::MAX_SPEC_BYTES)])
                 .into_owned();
+            let mut file = SourceFile::new(name, lossy);
+            file.conceal(conceal::in_lines(file.text()));
+            let mut d = *d;
+            file.scrub(&mut d);
             return Err(InvalidSpec {
                 file,
                 diagnostics: vec![d],
@@ -92,6 +96,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
         Ok(root) => root,
         Err(diags) => return fail(diags, source),
     };
+    source.conceal(conceal::in_tree(&root));
     if !matches!(root.value, yaml::Value::Map(_)) {
         let d = Diagnostic::error("not-a-mapping", format!("the spec must be a YAML mapping of sections, but this file holds {}", root.describe()))
             .at(root.span)
@@ -117,10 +122,9 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
         }));
         sort(&mut diags);
         if let Some(lab) = lab.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
-            let mut file = SourceFile::new(name, lossy);
-            file.conceal(conceal::in_lines(file.text()));
-            let mut d = *d;
-            file.scrub(&mut d);
+            for d in &mut diags {
+                source.scrub(d);
+            }
             return Ok(LoadedSpec {
                 lab,
                 warnings: diags,
@@ -142,7 +146,6 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
 /// Diagnostics in file order, so a reader can fix them top to bottom; a key reported missing
 /// is not reported when a misspelt key in the same mapping was already flagged as meaning it.
 fn sort(diags: &mut Vec<Diagnostic>) {
-    source.conceal(conceal::in_tree(&root));
     let misspelt: Vec<(Span, String)> = diags
         .iter()
         .filter(|d| d.code == "unknown-key")
@@ -162,9 +165,6 @@ fn sort(diags: &mut Vec<Diagnostic>) {
 
 /// The JSON Schema of `homelab.yaml`, for editors (yaml-language-server) and `homelab schema`.
 pub fn json_schema() -> serde_json::Value {
-            for d in &mut diags {
-                source.scrub(d);
-            }
     let mut schema =
         serde_json::to_value(schemars::schema_for!(raw::RawLab)).expect("a schema is JSON");
     if let Some(obj) = schema.as_object_mut() {

@@ -116,16 +116,14 @@ impl Checker {
         parent: Span,
         key: &str,
         example: &str,
+        what: &str,
     ) -> Option<SecretRef> {
         match r.as_ref().and_then(|r| r.secret.as_ref()) {
-        what: &str,
             Some(name) => {
                 self.secret_name(name);
                 Some(SecretRef(name.value.clone()))
             }
             None if r.as_ref().is_some_and(|r| r.reported) => None,
-            None => {
-                self.error(
             None if r.is_some() => {
                 let r = r.as_ref().expect("checked");
                 self.error(
@@ -141,6 +139,8 @@ impl Checker {
                 );
                 None
             }
+            None => {
+                self.error(
                     Diagnostic::error("missing-key", format!("`{key}` is missing: {what}"))
                         .at(Span::point(parent.start))
                         .label(format!("add `{key}: {{secret: {example}}}`"))
@@ -369,12 +369,6 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
                     )),
                 );
             } else if range.contains(subnet.network) || range.contains(subnet.broadcast()) {
-                c.error(
-                    Diagnostic::error("pool-network-address", format!("the load-balancer pool {range} includes {addr}, the {which} address of {subnet}, which no device can use"))
-                        .at(span)
-                        .help(fix),
-                );
-            }
                 let (addr, which, fix) = if range.contains(subnet.network) {
                     let next = Ipv4Addr::from(u32::from(subnet.network).saturating_add(1));
                     (
@@ -390,6 +384,12 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
                         format!("end the pool at {before} or earlier"),
                     )
                 };
+                c.error(
+                    Diagnostic::error("pool-network-address", format!("the load-balancer pool {range} includes {addr}, the {which} address of {subnet}, which no device can use"))
+                        .at(span)
+                        .help(fix),
+                );
+            }
         }
         if let Some((gw, gspan)) = gateway
             && range.contains(gw)
@@ -1099,22 +1099,22 @@ fn challenge(
                         ch.span,
                         "apiToken",
                         "cloudflare-api-token",
+                        "DNS-01 with cloudflare needs an API token that may edit the zone's DNS records",
                     )?,
                 })),
                 Dns01Provider::Digitalocean => Some(Challenge::Dns01(Dns01::Digitalocean {
                     api_token: c.required_secret(
                         &ch.api_token,
                         ch.span,
-                        "DNS-01 with cloudflare needs an API token that may edit the zone's DNS records",
                         "apiToken",
                         "digitalocean-api-token",
+                        "DNS-01 with digitalocean needs an API token with write access",
                     )?,
                 })),
                 Dns01Provider::Route53 => {
                     let key_id = c.require(
                         &ch.access_key_id,
                         ch.span,
-                        "DNS-01 with digitalocean needs an API token with write access",
                         "accessKeyId",
                         "route53 needs the access key ID",
                         "add `accessKeyId: AKIA...`",
@@ -1131,13 +1131,13 @@ fn challenge(
                         ch.span,
                         "apiToken",
                         "route53-secret-access-key",
+                        "DNS-01 with route53 needs the secret access key of the access key ID",
                     );
                     Some(Challenge::Dns01(Dns01::Route53 {
                         access_key_id: key_id?.value.clone(),
                         region: region?.value.clone(),
                         secret_access_key: secret?,
                     }))
-                        "DNS-01 with route53 needs the secret access key of the access key ID",
                 }
             }
         }
@@ -1194,13 +1194,13 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
                     },
                 )
                 .at(Span::point(r.span.start))
+                .label(if kinds == 0 { "add `ntfy:`, `pushover:` or `webhook:`" } else { "keep one destination" })
                 .help("give each receiver exactly one of `ntfy`, `pushover` or `webhook`; use two receivers for two destinations"),
             );
         }
         let kind = if let Some(n) = &r.ntfy {
             let url = match &n.url {
                 Some(u) => {
-                .label(if kinds == 0 { "add `ntfy:`, `pushover:` or `webhook:`" } else { "keep one destination" })
                     check_url(c, u);
                     u.value.trim_end_matches('/').to_string()
                 }
@@ -1453,13 +1453,13 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
                     "nobody can log in to this dev container: `authorizedKeys` is empty",
                 )
                 .at(Span::point(dc.span.start))
+                .label("add `authorizedKeys:` to this dev container")
                 .help("add your public key, e.g. the contents of `~/.ssh/id_ed25519.pub`"),
             );
         }
         for k in &dc.authorized_keys {
             let mut parts = k.value.split_whitespace();
             let kind = parts.next().unwrap_or_default();
-                .label("add `authorizedKeys:` to this dev container")
             let ok =
                 (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
                     && parts.next().is_some_and(|b| b.len() > 16);
@@ -1810,12 +1810,6 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
     };
     for (k, v) in &a.env {
         check_env_name(c, k, v.span);
-    }
-    let mut secret_env = BTreeMap::new();
-    for (k, r) in &a.secret_env {
-        check_env_name(c, k, a.span);
-        if a.env.contains_key(k) {
-            c.error(
         if crate::de::looks_secret(k) {
             c.error(
                 Diagnostic::warning(
@@ -1829,6 +1823,12 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
                 )),
             );
         }
+    }
+    let mut secret_env = BTreeMap::new();
+    for (k, r) in &a.secret_env {
+        check_env_name(c, k, a.span);
+        if a.env.contains_key(k) {
+            c.error(
                 Diagnostic::error(
                     "duplicate-env",
                     format!("`{k}` is set both in `env` and in `secretEnv`"),
@@ -2006,16 +2006,16 @@ fn cross_checks(
                     .related(first, "first used here")
                     .help("give each app its own name (it names the Deployment, the Service and, by default, the host name)"),
             );
+            if ra.host.is_none() {
+                // Its default host name repeats the name just reported.
+                continue;
+            }
         }
         if let Some(h) = &a.host {
             hosts.push((
                 h.clone(),
                 format!("app {}", a.name),
                 host_span(&ra.host, name_span),
-            if ra.host.is_none() {
-                // Its default host name repeats the name just reported.
-                continue;
-            }
             ));
         }
     }
@@ -2181,8 +2181,8 @@ fn cross_checks(
         c.error(
             Diagnostic::warning("no-critical-receiver", "no receiver gets critical (P1) alerts, so nobody is told when the lab is down")
                 .at(Span::point(span.start))
+                .label(if raw.alerting.is_some() { "none of these receivers lists `critical`" } else { "monitoring runs, but there is no `alerting` section" })
                 .help("add a receiver with `severities: [critical]`, e.g. `{name: phone, ntfy: {topic: my-lab-alerts}, severities: [critical]}`"),
         );
     }
 }
-                .label(if raw.alerting.is_some() { "none of these receivers lists `critical`" } else { "monitoring runs, but there is no `alerting` section" })
