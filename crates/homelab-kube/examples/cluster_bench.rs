@@ -31,6 +31,13 @@ fn summary(name: &str, times: &[Duration]) {
     );
 }
 
+/// Requests the stand-in has served so far (its admin API); `None` on a real cluster.
+async fn served(cluster: &Cluster) -> Option<u64> {
+    let req = http::Request::get("/_standin/requests").body(vec![]).ok()?;
+    let v: serde_json::Value = cluster.client().request(req).await.ok()?;
+    v["count"].as_u64()
+}
+
 async fn connect(kubeconfig: &str) -> Cluster {
     Cluster::connect(&KubeconfigSource {
         explicit: Some(PathBuf::from(kubeconfig)),
@@ -141,6 +148,7 @@ async fn main() {
                 serde_json::from_slice(&std::fs::read(&args[2]).unwrap()).unwrap();
             let runs: usize = args[3].parse().unwrap();
             let mut times = Vec::new();
+            let before = served(&cluster).await;
             for _ in 0..runs {
                 let start = Instant::now();
                 let report = cluster.status(&checks, &StatusOptions::default()).await;
@@ -148,6 +156,9 @@ async fn main() {
                 assert_eq!(report.health, Health::Healthy, "{:#?}", report.problems);
             }
             summary("status", &times);
+            if let (Some(a), Some(b)) = (before, served(&cluster).await) {
+                println!("  API requests per run: {}", (b - a - 1) / runs as u64);
+            }
         }
         Some("backups") => {
             let cluster = connect(&args[1]).await;
