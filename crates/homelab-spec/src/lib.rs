@@ -22,6 +22,46 @@ pub struct LoadedSpec {
     pub lab: Lab,
     pub warnings: Vec<Diagnostic>,
     pub source: SourceFile,
+    /// Where secrets are referenced by name (`{secret: NAME}`) in the source.
+    pub secret_ref_spans: Vec<(String, Span)>,
+}
+
+impl LoadedSpec {
+    /// Errors for every secret the spec uses that `existing` (the names in the secrets file)
+    /// lacks, at the place it is referenced when it is written in the spec.
+    pub fn missing_secrets(&self, existing: &[String]) -> Vec<Diagnostic> {
+        let known: Vec<&str> = existing.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        let mut reported = std::collections::BTreeSet::new();
+        for (secret, used_by) in self.lab.secret_refs() {
+            let name = secret.name();
+            if known.contains(&name) || !reported.insert(name.to_string()) {
+                continue;
+            }
+            let mut d = Diagnostic::error(
+                "unknown-secret",
+                format!("{used_by} needs the secret `{name}`, which secrets.sops.yaml does not hold"),
+            );
+            if let Some((_, span)) = self.secret_ref_spans.iter().find(|(n, _)| n == name) {
+                d = d.at(*span);
+            }
+            let listing = if known.is_empty() {
+                "the secrets file holds no secrets yet".to_string()
+            } else {
+                let mut names: Vec<&str> = known.clone();
+                names.sort_unstable();
+                format!("it holds {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+            };
+            let fix = match de::did_you_mean(name, &known) {
+                Some(close) => format!("did you mean `{close}`? Otherwise set it with `homelab secrets set {name}` ({listing})"),
+                None => format!(
+                    "set it with `homelab secrets set {name}`, or run `homelab secrets init` to generate the secrets the lab can make itself ({listing})"
+                ),
+            };
+            out.push(d.help(fix));
+        }
+        out
+    }
 }
 
 /// A spec that did not pass: every error and warning found, and the source they point into.
@@ -105,7 +145,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
     }
     let (raw, mut diags) = de::from_node::<raw::RawLab>(&root);
     if let Some(raw) = raw {
-        let (lab, more) = validate::validate(&raw, root.span);
+        let (lab, more, secret_ref_spans) = validate::validate(&raw, root.span);
         // A value the reader already rejected stands in as a default; what validation says
         // about that stand-in (or about a mapping that stands in for a rejected value) would
         // only repeat the problem.
@@ -129,6 +169,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
                 lab,
                 warnings: diags,
                 source,
+                secret_ref_spans,
             });
         }
     }

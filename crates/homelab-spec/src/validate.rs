@@ -21,6 +21,8 @@ pub const PLATFORM_HOSTS: &[(&str, &str)] = &[("traefik", "the Traefik dashboard
 
 pub(crate) struct Checker {
     pub diags: Vec<Diagnostic>,
+    /// Where each secret is referenced by name, for checks against the secrets file.
+    pub refs: Vec<(String, Span)>,
 }
 
 type Opt<T> = Option<Spanned<T>>;
@@ -154,6 +156,7 @@ impl Checker {
     }
 
     fn secret_name(&mut self, name: &Spanned<String>) {
+        self.refs.push((name.value.clone(), name.span));
         let ok = !name.value.is_empty()
             && name.value.len() <= 253
             && name.value.chars().all(|c| {
@@ -209,8 +212,11 @@ fn fallback_net() -> Ipv4Net {
 
 /// Validates a whole spec. Returns the lab when there are no errors; diagnostics hold
 /// warnings in both cases and every error otherwise.
-pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>) {
-    let mut c = Checker { diags: Vec::new() };
+pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<(String, Span)>) {
+    let mut c = Checker {
+        diags: Vec::new(),
+        refs: Vec::new(),
+    };
 
     let name = c
         .require(
@@ -277,7 +283,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>) {
         _ => None,
     };
     let ok = !c.diags.iter().any(Diagnostic::is_error);
-    (lab.filter(|_| ok), c.diags)
+    (lab.filter(|_| ok), c.diags, c.refs)
 }
 
 /// The validated network and the spans of its addresses (for checks that point at them).
