@@ -129,10 +129,17 @@ async fn main() {
                 ..ApplyOptions::default()
             };
             let mut times = Vec::new();
+            let before = served(&cluster).await;
+            let trace = std::env::var_os("BENCH_TRACE").is_some();
             for i in 0..runs {
                 let start = Instant::now();
+                let progress = |e: homelab_kube::ApplyEvent| {
+                    if trace {
+                        eprintln!("{:>6} ms {e:?}", start.elapsed().as_millis());
+                    }
+                };
                 let report = cluster
-                    .apply(&plan, &options, &|_| {})
+                    .apply(&plan, &options, &progress)
                     .await
                     .expect("apply");
                 times.push(start.elapsed());
@@ -141,6 +148,9 @@ async fn main() {
                 }
             }
             summary("apply", &times);
+            if let (Some(a), Some(b)) = (before, served(&cluster).await) {
+                println!("  API requests per run: {}", (b - a - 1) / runs as u64);
+            }
         }
         Some("status") => {
             let cluster = connect(&args[1]).await;

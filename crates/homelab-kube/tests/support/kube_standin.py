@@ -185,7 +185,8 @@ kmock_parsing.parse_path = parse_path
 class StandIn(kmock.KubernetesEmulator):
     """kmock's emulator with the object semantics of a real API server (see module doc)."""
 
-    def configure(self, *, controllers, controller_delay, crd_delay, latency, nodes):
+    def configure(self, *, controllers, controller_delay, crd_delay, latency, nodes, request_log=None):
+        self.request_log = request_log
         self.controllers = controllers
         self.controller_delay = controller_delay
         self.crd_delay = crd_delay
@@ -265,6 +266,9 @@ class StandIn(kmock.KubernetesEmulator):
 
     async def _handle(self, request):
         self.request_count += 1
+        if self.request_log is not None:
+            self.request_log.write(f'{request.method} {request.url.path_qs}\n')
+            self.request_log.flush()
         if self.latency:
             await asyncio.sleep(self.latency)
         path = request.url.path
@@ -673,12 +677,14 @@ async def main():
     parser.add_argument('--crd-delay', type=float, default=0.0)
     parser.add_argument('--latency-ms', type=float, default=0.0, help='added to every request')
     parser.add_argument('--nodes', default='', help='comma-separated Ready nodes to create')
+    parser.add_argument('--log-requests', help='append "METHOD PATH" of every request to this file')
     args = parser.parse_args()
 
     handler = StandIn()
     handler.configure(controllers=args.controllers, controller_delay=args.controller_delay,
                       crd_delay=args.crd_delay, latency=args.latency_ms / 1000.0,
-                      nodes=[n for n in args.nodes.split(',') if n])
+                      nodes=[n for n in args.nodes.split(',') if n],
+                      request_log=open(args.log_requests, 'a') if args.log_requests else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
