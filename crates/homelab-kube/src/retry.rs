@@ -100,6 +100,7 @@ where
             Err(err) if is_transient(&err) && attempt < attempts => {
                 let backoff = policy.backoff(attempt);
                 let (code, message) = message_of(&err);
+                tracing::debug!(action, object, attempt, ?backoff, ?code, %message, "retrying a Kubernetes API call");
                 progress.event(ApplyEvent::Retrying {
                     action: action.to_string(),
                     object: object.to_string(),

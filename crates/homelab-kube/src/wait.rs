@@ -283,6 +283,7 @@ pub(crate) async fn wait_for(
                 });
             }
             Probe::Pending(status) => {
+                tracing::debug!(unit, what = %what, %status, "still waiting");
                 if start.elapsed() >= ctx.timeout {
                     return Err(ApplyError::WaitTimeout {
                         unit: unit.to_string(),
