@@ -216,10 +216,35 @@ impl<'a> Run<'a> {
 
         // The parent must cover every kind and namespace before any member is written, so an
         // interrupted run can still be pruned by the next one.
-        if !self.options.dry_run {
-            self.ensure_parent_namespace().await?;
+        let tooling = format!(
+            "{}/{}",
+            applyset::TOOLING_NAME,
+            self.options.tooling_version
+        );
+        let up_to_date = existing.as_ref().is_some_and(|p| {
+            prior == union
+                && p.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(applyset::ANNOTATION_TOOLING))
+                    .and_then(Value::as_str)
+                    == Some(tooling.as_str())
+        });
+        if !self.options.dry_run && !up_to_date {
+            // An existing parent proves its namespace exists.
+            if existing.is_none() {
+                self.ensure_parent_namespace().await?;
+            }
             self.write_parent(&union).await?;
         }
+        // Learn every kind the plan uses in one round instead of one group-version at a time.
+        let api_versions: BTreeSet<String> = ordered
+            .iter()
+            .flat_map(|u| u.objects.iter().map(|(r, _)| r.api_version.clone()))
+            .collect();
+        self.resolver
+            .lock()
+            .await
+            .prefetch(&api_versions, &self.options.retry, self.progress)
+            .await?;
         self.progress.event(ApplyEvent::ApplySetUpdated {
             id: self.id.clone(),
             group_kinds: union.group_kinds.iter().cloned().collect(),

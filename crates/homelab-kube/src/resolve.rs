@@ -51,47 +51,80 @@ impl Resolver {
             Some(None) if !refresh => return Ok(None),
             _ => {}
         }
-        let client = self.client.clone();
-        let av = api_version.to_string();
-        let list = with_retry_opt(retry, progress, "discover", api_version, || {
-            let client = client.clone();
-            let av = av.clone();
-            async move {
-                if av.contains('/') {
-                    client.list_api_group_resources(&av).await
-                } else {
-                    client.list_core_api_resources(&av).await
-                }
-            }
-        })
-        .await?;
-        let kinds = list.map(|list| {
-            let (group, version) = match list.group_version.split_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (String::new(), list.group_version.clone()),
-            };
-            list.resources
-                .iter()
-                .filter(|r| !r.name.contains('/'))
-                .map(|r| {
-                    (
-                        r.kind.clone(),
-                        Resolved {
-                            resource: ApiResource {
-                                group: group.clone(),
-                                version: version.clone(),
-                                api_version: list.group_version.clone(),
-                                kind: r.kind.clone(),
-                                plural: r.name.clone(),
-                            },
-                            namespaced: r.namespaced,
-                        },
-                    )
-                })
-                .collect::<HashMap<_, _>>()
-        });
+        let kinds = fetch(&self.client, api_version, retry, progress).await?;
         let found = kinds.as_ref().and_then(|k| k.get(kind)).cloned();
         self.cache.insert(api_version.to_string(), kinds);
         Ok(found)
     }
+
+    /// Fetches several group-versions at once and caches them.
+    pub async fn prefetch(
+        &mut self,
+        api_versions: &std::collections::BTreeSet<String>,
+        retry: &RetryPolicy,
+        progress: &dyn Progress,
+    ) -> Result<(), ApplyError> {
+        let missing: Vec<&String> = api_versions
+            .iter()
+            .filter(|av| !self.cache.contains_key(av.as_str()))
+            .collect();
+        let client = &self.client;
+        let fetched = futures::future::try_join_all(missing.iter().map(|av| async move {
+            Ok::<_, ApplyError>((av.to_string(), fetch(client, av, retry, progress).await?))
+        }))
+        .await?;
+        self.cache.extend(fetched);
+        Ok(())
+    }
+}
+
+type Kinds = HashMap<String, Resolved>;
+
+/// Asks the API which kinds one group-version serves; `None` when it serves none.
+async fn fetch(
+    client: &Client,
+    api_version: &str,
+    retry: &RetryPolicy,
+    progress: &dyn Progress,
+) -> Result<Option<Kinds>, ApplyError> {
+    let client = client.clone();
+    let av = api_version.to_string();
+    let list = with_retry_opt(retry, progress, "discover", api_version, || {
+        let client = client.clone();
+        let av = av.clone();
+        async move {
+            if av.contains('/') {
+                client.list_api_group_resources(&av).await
+            } else {
+                client.list_core_api_resources(&av).await
+            }
+        }
+    })
+    .await?;
+    let kinds = list.map(|list| {
+        let (group, version) = match list.group_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), list.group_version.clone()),
+        };
+        list.resources
+            .iter()
+            .filter(|r| !r.name.contains('/'))
+            .map(|r| {
+                (
+                    r.kind.clone(),
+                    Resolved {
+                        resource: ApiResource {
+                            group: group.clone(),
+                            version: version.clone(),
+                            api_version: list.group_version.clone(),
+                            kind: r.kind.clone(),
+                            plural: r.name.clone(),
+                        },
+                        namespaced: r.namespaced,
+                    },
+                )
+            })
+            .collect::<HashMap<_, _>>()
+    });
+    Ok(kinds)
 }

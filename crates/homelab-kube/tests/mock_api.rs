@@ -225,8 +225,9 @@ async fn first_apply_records_the_applyset_then_applies_in_order() {
             "GET /api/v1/namespaces/homelab/secrets/applyset-lab".to_string(),
             "GET /api/v1/namespaces/homelab".into(),
             format!("PATCH /api/v1/namespaces/homelab/secrets/applyset-lab?{apply}"),
-            "GET /api/v1".into(),
+            // Every group-version the plan uses, in one concurrent round.
             "GET /apis/apps/v1".into(),
+            "GET /api/v1".into(),
             format!("GET /api/v1/configmaps?&{selector}"),
             format!("GET /apis/apps/v1/deployments?&{selector}"),
             format!("GET /api/v1/namespaces?&{selector}"),
@@ -319,7 +320,20 @@ fn existing_members(req: &Seen) -> Option<(u16, Value)> {
 
 #[tokio::test]
 async fn second_apply_with_no_change_reports_every_object_unchanged_without_extra_reads() {
-    let (cluster, server) = mock(Box::new(existing_members));
+    let (cluster, server) = mock(Box::new(|req| {
+        // The parent from the first run, already covering the plan.
+        if req.method == "GET" && req.path == "/api/v1/namespaces/homelab/secrets/applyset-lab" {
+            return Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applyset-lab", "namespace": "homelab",
+                "labels": {"applyset.kubernetes.io/id": id()},
+                "annotations": {"applyset.kubernetes.io/tooling": format!("homelab/{}", ApplyOptions::default().tooling_version),
+                    "applyset.kubernetes.io/contains-group-kinds": "ConfigMap,Deployment.apps,Namespace",
+                    "applyset.kubernetes.io/additional-namespaces": "web"}}}),
+            ));
+        }
+        existing_members(req)
+    }));
     let (events, sink) = recorder();
     let report = cluster
         .apply(&plan(vec![web_unit()]), &fast(), &sink)
@@ -346,6 +360,13 @@ async fn second_apply_with_no_change_reports_every_object_unchanged_without_extr
         .map(Seen::line)
         .collect();
     assert!(object_gets.is_empty(), "{object_gets:?}");
+    // An up-to-date parent is neither rewritten nor is its namespace looked up again.
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.path.ends_with("applyset-lab") && r.method == "PATCH")
+    );
+    assert!(!seen.iter().any(|r| r.path == "/api/v1/namespaces/homelab"));
     assert_eq!(
         events.lock().unwrap().last(),
         Some(&ApplyEvent::UnitReady {
