@@ -96,6 +96,20 @@ pub enum Command {
     /// `sops` CLI reads and writes the same file. Start with `homelab secrets init`, see what
     /// is set with `homelab secrets list`, and check for leaks with `homelab secrets scan`.
     Secrets(crate::cmd::secrets::SecretsArgs),
+    /// Install, join, upgrade and remove the lab's nodes over SSH (k3s).
+    ///
+    /// Uses your OpenSSH client, so `~/.ssh/config`, ProxyJump, the agent and known_hosts
+    /// work as with `ssh` (point at another config with `--ssh-config` or
+    /// `HOMELAB_SSH_CONFIG`). Start with `homelab nodes apply --dry-run`.
+    Nodes(crate::cmd::nodes::NodesArgs),
+    /// Fetch the lab's admin kubeconfig (mode 0600) and merge it into ~/.kube/config.
+    ///
+    /// Example: `homelab kubeconfig --merge`, then `kubectl --context <lab> get nodes`.
+    Kubeconfig(crate::cmd::kubeconfig::KubeconfigArgs),
+    /// Take, list, prune and restore etcd snapshots of the cluster.
+    ///
+    /// Example: `homelab etcd snapshot save --name before-upgrade`.
+    Etcd(crate::cmd::etcd::EtcdArgs),
     /// Print the JSON Schema of homelab.yaml (for editors and CI).
     ///
     /// The first line `homelab init` writes points yaml-language-server at the published

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod exit;
+mod inventory;
 mod output;
 mod spec_file;
 

@@ -1,7 +1,10 @@
 //! One module per subcommand, each a thin wrapper over a library call; this file dispatches.
 
 mod completions;
+pub(crate) mod etcd;
 mod init;
+pub(crate) mod kubeconfig;
+pub(crate) mod nodes;
 mod plan;
 mod render;
 mod schema;
@@ -19,6 +22,9 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Plan => plan::run(&cli.global, out),
         Command::Render(args) => render::run(&cli.global, args, out),
         Command::Secrets(args) => secrets::run(&cli.global, args, out),
+        Command::Nodes(args) => nodes::run(&cli.global, args, out),
+        Command::Kubeconfig(args) => kubeconfig::run(&cli.global, args, out),
+        Command::Etcd(args) => etcd::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
     }

@@ -1,0 +1,429 @@
+//! Builds the node engine's inventory from the validated spec, its plan and the secrets file
+//! (cluster token, sudo password), plus the SSH and install options every node command shares.
+//! Reads local files only; never contacts a host and never prints a secret.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use homelab_nodes::{
+    DEFAULT_INSTALLER_URL, Host, InstallSource, Inventory, Role, SshOptions, SshTarget, Taint,
+    TaintEffect,
+};
+use homelab_plan::Plan;
+use homelab_secrets::{Error as SecretsError, Identities, IdentityEnv, SECRETS_FILE, SecretsStore};
+use homelab_spec::LoadedSpec;
+use homelab_spec::lab::{Lab, NodeRole, OsUpdateMode};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::exit;
+
+/// The secret holding the cluster join token.
+pub const TOKEN_SECRET: &str = "k3s-token";
+
+/// How to reach the hosts: shared by every command that talks to nodes.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// An SSH client configuration file to use instead of `~/.ssh/config` (`ssh -F`).
+    ///
+    /// Host keys, ProxyJump, identities and the agent work as with `ssh`; unknown or changed
+    /// host keys are refused. OpenSSH reads `~/.ssh/config` from your account's home
+    /// directory (not `$HOME`), so this is the way to point it elsewhere.
+    #[arg(long = "ssh-config", env = "HOMELAB_SSH_CONFIG", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// Where k3s comes from: shared by `nodes apply` and `nodes upgrade`.
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    /// Install without internet access on the hosts: upload `install.sh`, the k3s binary
+    /// (`k3s`, `k3s-arm64` or `k3s-armhf`) and the images archive
+    /// (`k3s-airgap-images-<arch>.tar[.zst|.gz]`) from this local directory.
+    #[arg(long, value_name = "DIR")]
+    pub airgap: Option<PathBuf>,
+    /// Where the hosts download the k3s installer from (a local mirror of get.k3s.io).
+    /// Ignored with `--airgap`.
+    #[arg(
+        long,
+        env = "HOMELAB_K3S_INSTALLER_URL",
+        value_name = "URL",
+        default_value = DEFAULT_INSTALLER_URL
+    )]
+    pub installer_url: String,
+}
+
+impl InstallArgs {
+    fn source(&self) -> InstallSource {
+        match &self.airgap {
+            Some(dir) => InstallSource::Airgap { dir: dir.clone() },
+            None => InstallSource::Online {
+                installer_url: self.installer_url.clone(),
+            },
+        }
+    }
+}
+
+/// Which secrets a command needs from the secrets file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// The cluster token (`nodes apply`), and the sudo password when a node has one.
+    TokenAndSudo,
+    /// Only the sudo password, when a node has one; the token is not used.
+    SudoOnly,
+}
+
+/// The inventory and what the caller should tell the user about how it was made.
+pub struct LabInventory {
+    pub inventory: Inventory,
+    /// Parts of the spec the node engine does not carry out as written.
+    pub warnings: Vec<String>,
+}
+
+/// The directory the spec lives in (secrets and relative key paths are next to it).
+pub fn lab_dir(spec: &Path) -> PathBuf {
+    spec.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// Builds the inventory for `loaded` (with its `plan`), reading the secrets `needs` asks for
+/// from `secrets.sops.yaml` next to the spec file `spec`.
+pub fn build(
+    spec: &Path,
+    loaded: &LoadedSpec,
+    plan: &Plan,
+    conn: &ConnectArgs,
+    install: Option<&InstallArgs>,
+    needs: Needs,
+) -> anyhow::Result<LabInventory> {
+    let lab = &loaded.lab;
+    let dir = lab_dir(spec);
+    let hosts = hosts(lab, plan, &dir)?;
+    let sudo_ref = sudo_secret(lab)?;
+    let secrets_path = if dir == Path::new(".") {
+        PathBuf::from(SECRETS_FILE)
+    } else {
+        dir.join(SECRETS_FILE)
+    };
+    let (token, sudo_password) = if needs == Needs::TokenAndSudo || sudo_ref.is_some() {
+        let store = open_store(&secrets_path, needs, sudo_ref.as_ref())?;
+        let token = match needs {
+            Needs::TokenAndSudo => get_secret(
+                &store,
+                &secrets_path,
+                TOKEN_SECRET,
+                "the cluster join token",
+            )?,
+            // Only `nodes apply` writes the token to the hosts; no other operation reads it.
+            Needs::SudoOnly => SecretString::from(String::new()),
+        };
+        let sudo = match &sudo_ref {
+            Some((name, node)) => Some(get_secret(
+                &store,
+                &secrets_path,
+                name,
+                &format!("the sudo password of node {node}"),
+            )?),
+            None => None,
+        };
+        (token, sudo)
+    } else {
+        (SecretString::from(String::new()), None)
+    };
+
+    let mut inventory = Inventory::new(
+        lab.name.clone(),
+        lab.cluster.k3s_version.to_string(),
+        token,
+        hosts,
+    );
+    inventory.sudo_password = sudo_password;
+    inventory.ssh = SshOptions {
+        config_file: conn.ssh_config.clone(),
+        control_dir: None,
+    };
+    if let Some(install) = install {
+        inventory.install = install.source();
+    }
+    inventory.prepare.nfs_common = lab.storage.is_some();
+    inventory.prepare.unattended_upgrades = lab.cluster.os_updates.automatic != OsUpdateMode::None;
+    let mut warnings = Vec::new();
+    if lab.cluster.os_updates.automatic == OsUpdateMode::All {
+        warnings.push(
+            "cluster.osUpdates.automatic is `all`, but nodes get security updates only (unattended-upgrades' security origins); install other updates during planned maintenance".into(),
+        );
+    }
+    if let Some(time) = &lab.cluster.os_updates.reboot {
+        warnings.push(format!(
+            "cluster.osUpdates.reboot is {time}, but nodes are never rebooted automatically: a reboot without draining first interrupts workloads; reboot with a drain (`kubectl drain`) instead"
+        ));
+    }
+    Ok(LabInventory {
+        inventory,
+        warnings,
+    })
+}
+
+fn hosts(lab: &Lab, plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Host>> {
+    lab.cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let planned = plan
+                .nodes
+                .iter()
+                .find(|p| p.name == node.name)
+                .with_context(|| format!("the plan has no entry for node {}", node.name))?;
+            Ok(Host {
+                name: node.name.clone(),
+                role: match node.role {
+                    NodeRole::Server => Role::Server,
+                    NodeRole::Agent => Role::Agent,
+                },
+                address: node.address.to_string(),
+                ssh: SshTarget {
+                    user: node.ssh.user.clone(),
+                    port: node.ssh.port,
+                    identity_file: node.ssh.identity.as_deref().map(|p| identity_path(p, dir)),
+                    destination: None,
+                },
+                labels: node.labels.clone(),
+                taints: node
+                    .taints
+                    .iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: match t.effect {
+                            homelab_spec::lab::TaintEffect::NoSchedule => TaintEffect::NoSchedule,
+                            homelab_spec::lab::TaintEffect::PreferNoSchedule => {
+                                TaintEffect::PreferNoSchedule
+                            }
+                            homelab_spec::lab::TaintEffect::NoExecute => TaintEffect::NoExecute,
+                        },
+                    })
+                    .collect(),
+                gpu: node.gpu,
+                k3s_config: planned.k3s_config.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `~/...` is left for `ssh` to expand (as it does in its own configuration); other relative
+/// paths are relative to the spec's directory, so a lab checked out anywhere finds its keys.
+fn identity_path(path: &str, dir: &Path) -> PathBuf {
+    let p = Path::new(path);
+    if path.starts_with('~') || p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+/// The one secret the nodes' `ssh.sudoPassword` name, with a node that names it.
+fn sudo_secret(lab: &Lab) -> anyhow::Result<Option<(String, String)>> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for node in &lab.cluster.nodes {
+        if let Some(r) = &node.ssh.sudo_password
+            && !found.iter().any(|(name, _)| name == r.name())
+        {
+            found.push((r.name().to_string(), node.name.clone()));
+        }
+    }
+    if found.len() > 1 {
+        let list = found
+            .iter()
+            .map(|(s, n)| format!("`{s}` (node {n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(exit::usage(format!(
+            "the nodes name different sudo password secrets ({list}), but one password serves the whole lab; give every node that needs one the same `ssh.sudoPassword: {{secret: NAME}}`, or allow passwordless sudo"
+        )));
+    }
+    Ok(found.pop())
+}
+
+fn open_store(
+    path: &Path,
+    needs: Needs,
+    sudo: Option<&(String, String)>,
+) -> anyhow::Result<SecretsStore> {
+    let why = match (needs, sudo) {
+        (Needs::TokenAndSudo, _) => format!("the cluster join token (`{TOKEN_SECRET}`)"),
+        (Needs::SudoOnly, Some((name, node))) => {
+            format!("the sudo password of node {node} (`{name}`)")
+        }
+        (Needs::SudoOnly, None) => "the lab's secrets".to_string(),
+    };
+    if !path.exists() {
+        return Err(exit::usage(format!(
+            "{} does not exist, and {why} is kept there; run `homelab secrets init` to create it (it generates the cluster token)",
+            path.display()
+        )));
+    }
+    let identities = Identities::from_env(&IdentityEnv::from_process_env())
+        .with_context(|| format!("reading {why} from {} needs your age key", path.display()))?;
+    Ok(SecretsStore::open(path, &identities)?)
+}
+
+fn get_secret(
+    store: &SecretsStore,
+    path: &Path,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<SecretString> {
+    match store.get(name) {
+        Ok(value) if !value.expose_secret().is_empty() => Ok(value.clone()),
+        Ok(_) | Err(SecretsError::SecretUnset { .. }) => {
+            Err(exit::usage(if name == TOKEN_SECRET {
+                format!(
+                    "{what} (`{name}`) in {} has no value; run `homelab secrets init` to generate it, or `homelab secrets set {name}` to give the token of an existing cluster",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "{what} (`{name}`) in {} has no value; set it with `homelab secrets set {name}`",
+                    path.display()
+                )
+            }))
+        }
+        Err(SecretsError::UnknownSecret { .. }) => Err(exit::usage(if name == TOKEN_SECRET {
+            format!(
+                "{} has no `{name}` ({what}); run `homelab secrets init` to add it (existing values are kept), or `homelab secrets set {name}` to give the token of an existing cluster",
+                path.display()
+            )
+        } else {
+            format!(
+                "{} has no `{name}` ({what}); add it with `homelab secrets set {name}`",
+                path.display()
+            )
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The names the API server certificate covers (`tls-san` of the first server's config).
+pub fn api_certificate_names(plan: &Plan, first_server: &str) -> Vec<String> {
+    let Some(node) = plan.nodes.iter().find(|n| n.name == first_server) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut in_list = false;
+    for line in node.k3s_config.lines() {
+        if !line.starts_with([' ', '-']) {
+            in_list = line.trim_end() == "tls-san:";
+            continue;
+        }
+        if in_list && let Some(item) = line.trim_start().strip_prefix("- ") {
+            names.push(item.trim().trim_matches(['"', '\'']).to_string());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"name: lab
+network:
+  subnet: 10.1.0.0/24
+  gateway: 10.1.0.1
+  domain: lab.example.com
+  loadBalancerPool: 10.1.0.100-10.1.0.120
+  remoteAccess:
+    tailscale: lab.tail1234.ts.net
+    extraSans: [api.lab.example.com]
+cluster:
+  k3sVersion: v1.34.2+k3s1
+  nodes:
+    - name: s1
+      role: server
+      address: 10.1.0.10
+      ssh: {user: admin, port: 2222, identity: keys/lab, sudoPassword: {secret: sudo-pw}}
+    - name: a1
+      role: agent
+      address: 10.1.0.11
+      labels: {gpu: nvidia}
+      taints: ["nvidia.com/gpu=true:NoSchedule"]
+      ssh: {identity: ~/.ssh/id_ed25519}
+tls:
+  acmeEmail: you@example.com
+  challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cf}}
+"#;
+
+    fn load(spec: &str) -> LoadedSpec {
+        homelab_spec::load_str("homelab.yaml", spec).unwrap_or_else(|e| panic!("{}", e.render()))
+    }
+
+    #[test]
+    fn nodes_become_hosts_with_their_planned_config() {
+        let loaded = load(SPEC);
+        let plan = homelab_plan::plan(&loaded.lab);
+        let hosts = hosts(&loaded.lab, &plan, Path::new("/labs/home")).unwrap();
+        assert_eq!(hosts.len(), 2);
+        let s1 = &hosts[0];
+        assert_eq!((s1.role, s1.address.as_str()), (Role::Server, "10.1.0.10"));
+        assert_eq!(s1.ssh.user.as_deref(), Some("admin"));
+        assert_eq!(s1.ssh.port, Some(2222));
+        assert_eq!(
+            s1.ssh.identity_file.as_deref(),
+            Some(Path::new("/labs/home/keys/lab"))
+        );
+        assert!(
+            s1.k3s_config.contains("cluster-init: true"),
+            "{}",
+            s1.k3s_config
+        );
+        let a1 = &hosts[1];
+        assert_eq!(a1.role, Role::Agent);
+        assert_eq!(
+            a1.ssh.identity_file.as_deref(),
+            Some(Path::new("~/.ssh/id_ed25519")),
+            "ssh expands ~ itself"
+        );
+        assert_eq!(a1.labels.get("gpu").map(String::as_str), Some("nvidia"));
+        assert_eq!(a1.taints[0].to_string(), "nvidia.com/gpu=true:NoSchedule");
+        assert!(
+            a1.k3s_config.contains("server: https://10.1.0.10:6443"),
+            "{}",
+            a1.k3s_config
+        );
+    }
+
+    #[test]
+    fn one_sudo_secret_is_found_and_two_are_refused() {
+        let loaded = load(SPEC);
+        assert_eq!(
+            sudo_secret(&loaded.lab).unwrap(),
+            Some(("sudo-pw".into(), "s1".into()))
+        );
+        let two = SPEC.replace(
+            "ssh: {identity: ~/.ssh/id_ed25519}",
+            "ssh: {sudoPassword: {secret: other-pw}}",
+        );
+        let err = sudo_secret(&load(&two).lab).unwrap_err().to_string();
+        assert!(
+            err.contains("`sudo-pw` (node s1), `other-pw` (node a1)") && err.contains("same"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn certificate_names_come_from_the_first_servers_config() {
+        let loaded = load(SPEC);
+        let plan = homelab_plan::plan(&loaded.lab);
+        let names = api_certificate_names(&plan, "s1");
+        for n in [
+            "10.1.0.10",
+            "s1",
+            "lab.tail1234.ts.net",
+            "api.lab.example.com",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+        }
+        assert!(api_certificate_names(&plan, "nope").is_empty());
+    }
+}
