@@ -7,7 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
 
-use assert_cmd::Command;
 use homelab_nodes::Role;
 use homelab_nodes::testkit::TestLab;
 use homelab_secrets::{Recipient, SecretsStore};
@@ -110,18 +109,23 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
         store.save().unwrap();
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::cargo_bin("homelab").unwrap();
+    /// The environment every run gets: nothing of this machine's but PATH.
+    fn environment(&self, cmd: &mut std::process::Command) {
         cmd.current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path("home"))
-            .env("SOPS_AGE_KEY_FILE", self.path("age.key"))
-            .args(args);
+            .env("SOPS_AGE_KEY_FILE", self.path("age.key"));
         if let Some(lab) = &self.hosts {
             cmd.env("HOMELAB_SSH_CONFIG", lab.ssh_config())
                 .env("HOMELAB_K3S_INSTALLER_URL", lab.installer_url());
         }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("homelab"));
+        self.environment(&mut cmd);
+        cmd.args(args);
         let started = std::time::Instant::now();
         let out = cmd.output().unwrap();
         eprintln!(
@@ -133,6 +137,53 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// Runs on a pseudo-terminal (util-linux `script`) and types `input`; returns the exit
+    /// code and everything the terminal showed, with plain line ends.
+    fn run_on_terminal(&self, args: &[&str], input: &str) -> (i32, String) {
+        use std::io::Write;
+        let found = std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "`script` (util-linux) not found: the terminal tests need it; run scripts/install-test-deps"
+        );
+        let line: Vec<String> = std::iter::once(
+            assert_cmd::cargo::cargo_bin("homelab")
+                .display()
+                .to_string(),
+        )
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+        .collect();
+        let mut cmd = std::process::Command::new("script");
+        self.environment(&mut cmd);
+        cmd.env("NO_COLOR", "1")
+            .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        eprintln!(
+            "$ homelab {} (on a terminal)\n[exit {:?}]\n{shown}",
+            args.join(" "),
+            out.status.code()
+        );
+        for secret in [TOKEN, SUDO_PASSWORD] {
+            assert!(!shown.contains(secret), "a secret reached the terminal");
+        }
+        (out.status.code().unwrap_or(-1), shown)
     }
 
     /// Runs and expects exit code `code`; returns (stdout, stderr).
@@ -606,6 +657,34 @@ fn airgap_install_upgrade_history_kubeconfig_and_snapshots() {
         lab.calls()
     );
     assert!(hosts.file("a1", "/usr/local/bin/k3s").is_some());
+
+    // On a terminal: the question is asked, and anything but "yes" cancels.
+    let (code, shown) = lab.run_on_terminal(&["nodes", "reset", "a1"], "no\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("Remove k3s and all its data")
+            && shown.contains("Type yes to go ahead: ")
+            && shown.contains("error: reset of a1 cancelled: nothing was changed"),
+        "{shown}"
+    );
+    assert!(hosts.file("a1", "/usr/local/bin/k3s").is_some());
+    // Progress on a terminal comes grouped: a phase title, then each host's lines.
+    let (code, shown) = lab.run_on_terminal(&["nodes", "apply"], "");
+    assert_eq!(code, 0, "{shown}");
+    let facts = shown
+        .find("\nGather facts\n")
+        .unwrap_or_else(|| panic!("no phase title:\n{shown}"));
+    let block: Vec<&str> = shown[facts + 1..].lines().skip(1).take(2).collect();
+    assert!(
+        block
+            .iter()
+            .all(|l| l.starts_with("  s1  unchanged: ") || l.starts_with("  a1  unchanged: ")),
+        "{block:#?}"
+    );
+    assert!(
+        !shown.contains("[Gather facts]"),
+        "no plain lines on a terminal"
+    );
 
     // Upgrade to the version the spec now pins: snapshot, server, then agent.
     lab.write_root_spec(V2);
