@@ -563,7 +563,7 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
     }
     let _ = writeln!(
         o,
-        "## Upgrades\n\nEvery chart and image version is pinned and carries a `# renovate:` comment on the line above it; `renovate.json` configures Renovate's regex manager to read them, so new versions arrive as pull requests. The tool pins its own tested versions: rendering again writes those, so take Renovate's upgrades into homelab.yaml's tool version (or keep rendering off) to keep them.\n"
+        "## Upgrades\n\nEvery chart and image version is pinned and carries a `# renovate:` comment on the line above it; `renovate.json` configures Renovate's regex manager to read them, so new versions arrive as pull requests. The tool pins the versions it was tested with, and rendering again writes those: to keep an upgrade Renovate made here, move to a homelab release that pins it before rendering again.\n"
     );
     let _ = writeln!(
         o,

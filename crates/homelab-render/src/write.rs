@@ -211,7 +211,6 @@ fn existing_file(path: &Path) -> Result<Option<(Vec<u8>, u32)>, WriteError> {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
     let dir = path.parent().expect("a file below the output directory");
-    fs::create_dir_all(dir).map_err(io_err("create the directory", dir))?;
     let name = path.file_name().expect("a file name").to_string_lossy();
     let tmp = dir.join(format!(".{name}.homelab-tmp"));
     let result = (|| {
@@ -308,7 +307,8 @@ pub fn write_tree(
                 .into_bytes()
             }
         };
-        let exists = fs::symlink_metadata(&path).is_ok();
+        // `current` is None for a symlink too, which must count as existing.
+        let exists = current.is_some() || fs::symlink_metadata(&path).is_ok();
         let same = current
             .as_ref()
             .is_some_and(|(b, m)| *b == bytes && *m == file.mode);
@@ -334,12 +334,19 @@ pub fn write_tree(
 
     let mut report = WriteReport::default();
     fs::create_dir_all(out).map_err(io_err("create the directory", out))?;
+    let mut made: HashSet<PathBuf> = HashSet::new();
     for (rel, bytes, mode, same) in &planned {
         if *same {
             report.unchanged.push(rel.to_string());
             continue;
         }
-        write_atomic(&out.join(rel), bytes, *mode)?;
+        let path = out.join(rel);
+        let dir = path.parent().expect("a file below the output directory");
+        if !made.contains(dir) {
+            fs::create_dir_all(dir).map_err(io_err("create the directory", dir))?;
+            made.insert(dir.to_path_buf());
+        }
+        write_atomic(&path, bytes, *mode)?;
         report.written.push(rel.to_string());
     }
 

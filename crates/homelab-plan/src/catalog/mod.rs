@@ -304,14 +304,23 @@ fn runbook(name: &str, title: &str, content: String) -> crate::Runbook {
 /// plan reads like the seeds' implementation sequence.
 fn order(components: Vec<Component>) -> Vec<Component> {
     let mut done: BTreeSet<String> = BTreeSet::new();
-    let mut pending = components;
+    // Taken components leave a hole instead of shifting the rest: a lab with thousands of
+    // apps would otherwise move every remaining component once per component.
+    let mut pending: Vec<Option<Component>> = components.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let next = pending
-            .iter()
-            .position(|c| c.depends_on.iter().all(|d| done.contains(d)))
+    let mut first = 0;
+    while out.len() < pending.len() {
+        while pending[first].is_none() {
+            first += 1;
+        }
+        let next = (first..pending.len())
+            .find(|&i| {
+                pending[i]
+                    .as_ref()
+                    .is_some_and(|c| c.depends_on.iter().all(|d| done.contains(d)))
+            })
             .expect("the catalog's dependencies have no cycles");
-        let c = pending.remove(next);
+        let c = pending[next].take().expect("a pending component");
         done.insert(c.name.clone());
         out.push(c);
     }

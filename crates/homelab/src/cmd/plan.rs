@@ -14,7 +14,13 @@ use crate::spec_file;
 pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
     let loaded = spec_file::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
-    out.result(|| text(&plan), &data(&plan));
+    // The JSON document is only built when it is asked for: for thousands of apps it costs
+    // as much as the plan itself.
+    if out.is_json() {
+        out.result(String::new, &data(&plan));
+    } else {
+        out.result(|| text(&plan), &());
+    }
     Ok(exit::OK)
 }
 
