@@ -1,5 +1,6 @@
 //! `homelab etcd snapshot save|list|prune|restore`: one call into `homelab-nodes` each, run on
-//! the first server; prints what was saved, listed, pruned or restored. Restore asks first.
+//! the first server; prints what was saved, listed, pruned or restored. It never talks to a
+//! host itself, and never restores without a confirmation (`--yes` or an answer on a terminal).
 
 use clap::{Args, Subcommand};
 use homelab_nodes::{DEFAULT_SNAPSHOT_PREFIX, SnapshotInfo};
