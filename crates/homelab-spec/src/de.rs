@@ -18,21 +18,33 @@ use crate::yaml::{Node, Resolved, Value};
 
 /// Whether a key name suggests its value is a secret, so diagnostics must not repeat it.
 pub fn looks_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
-    [
-        "pass",
-        "pasw",
-        "pwd",
-        "secret",
-        "token",
-        "apikey",
-        "privatekey",
-        "credential",
-        "encryptionkey",
-        "userkey",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
+    const WORDS: &[&[u8]] = &[
+        b"pass",
+        b"pasw",
+        b"pwd",
+        b"secret",
+        b"token",
+        b"apikey",
+        b"privatekey",
+        b"credential",
+        b"encryptionkey",
+        b"userkey",
+    ];
+    // Lowercase without `_` and `-` into a buffer on the stack: this runs for every key of
+    // every spec, so it must not allocate.
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    for b in key.bytes().filter(|b| !matches!(b, b'_' | b'-')) {
+        if len == buf.len() {
+            break;
+        }
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    let k = &buf[..len];
+    WORDS
+        .iter()
+        .any(|w| k.windows(w.len()).any(|window| window == *w))
 }
 
 /// A value with the place in the source it came from.
@@ -925,6 +937,33 @@ mod tests {
         let name = thing.name.unwrap();
         assert_eq!(name.value, "ok");
         assert_eq!(&src[name.span.start..name.span.end], "ok");
+    }
+
+    #[test]
+    fn secret_looking_keys() {
+        for key in [
+            "password",
+            "superuserPassword",
+            "DB_PASSWD",
+            "grafanaAdminPasword",
+            "apiToken",
+            "api-key",
+            "secretEnv",
+            "PRIVATE_KEY",
+            "userKey",
+        ] {
+            assert!(looks_secret(key), "{key}");
+        }
+        for key in [
+            "name",
+            "address",
+            "port",
+            "sshPort",
+            "tokenizer-free",
+            "topic",
+        ] {
+            assert_eq!(looks_secret(key), key.contains("token"), "{key}");
+        }
     }
 
     #[test]
