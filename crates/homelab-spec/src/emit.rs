@@ -106,7 +106,9 @@ fn write_inline(out: &mut String, v: &Value, _indent: usize) {
 /// Multi-line strings are written as literal blocks, which keep them readable in manifests.
 fn is_block(s: &str) -> bool {
     s.contains('\n')
-        && !s.trim().is_empty() && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') && !s.contains('\r')
+        && !s.trim().is_empty()
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+        && !s.contains('\r')
 }
 
 fn write_block(out: &mut String, s: &str, indent: usize) {
@@ -121,7 +123,11 @@ fn write_block(out: &mut String, s: &str, indent: usize) {
         _ => out.push('+'),
     }
     out.push('\n');
-    let body = if trailing == 1 { &s[..s.len() - 1] } else { s.trim_end_matches('\n') };
+    let body = if trailing == 1 {
+        &s[..s.len() - 1]
+    } else {
+        s.trim_end_matches('\n')
+    };
     for line in body.split('\n') {
         if !line.is_empty() {
             pad(out, indent);
@@ -172,8 +178,15 @@ fn is_plain_safe(s: &str, is_key: bool) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    let second_ok = |s: &str| s.len() > 1 && !s[1..].starts_with(|c: char| c.is_ascii_digit() || c == ' ' || c == '.');
-    if !(first.is_ascii_alphabetic() || first == '/' || first == '_' || first == '$' || ((first == '.' || first == '-') && second_ok(s))) {
+    let second_ok = |s: &str| {
+        s.len() > 1 && !s[1..].starts_with(|c: char| c.is_ascii_digit() || c == ' ' || c == '.')
+    };
+    if !(first.is_ascii_alphabetic()
+        || first == '/'
+        || first == '_'
+        || first == '$'
+        || ((first == '.' || first == '-') && second_ok(s)))
+    {
         return false;
     }
     if s.ends_with(' ') || s.ends_with(':') {
@@ -181,7 +194,8 @@ fn is_plain_safe(s: &str, is_key: bool) -> bool {
     }
     let lower = s.to_ascii_lowercase();
     const RESERVED: &[&str] = &[
-        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", ".nan", ".inf", "-.inf", "+.inf", "~",
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", ".nan", ".inf",
+        "-.inf", "+.inf", "~",
     ];
     if RESERVED.contains(&lower.as_str()) {
         return false;
@@ -223,11 +237,23 @@ mod tests {
 
     #[test]
     fn quotes_what_yaml_1_1_would_misread() {
-        for s in ["0755", "1:20", "on", "No", "~", "1e3", ".5", "-1", "@x", "a #b", "*x", "!x", "&x", "%x", "[x", "{x", "|", ">", "- x", "x:"] {
+        for s in [
+            "0755", "1:20", "on", "No", "~", "1e3", ".5", "-1", "@x", "a #b", "*x", "!x", "&x",
+            "%x", "[x", "{x", "|", ">", "- x", "x:",
+        ] {
             let out = to_yaml(&json!(s));
-            assert!(out.starts_with('\'') || out.starts_with('"'), "{s} -> {out}");
+            assert!(
+                out.starts_with('\'') || out.starts_with('"'),
+                "{s} -> {out}"
+            );
         }
-        for s in ["v1.34.2+k3s1", "https://ntfy.sh", "nfs-client", "/volume1/k8s-data", "192.168.2.1"] {
+        for s in [
+            "v1.34.2+k3s1",
+            "https://ntfy.sh",
+            "nfs-client",
+            "/volume1/k8s-data",
+            "192.168.2.1",
+        ] {
             let out = to_yaml(&json!(s));
             if s.starts_with(|c: char| c.is_ascii_digit()) {
                 assert!(out.starts_with('\''), "{s}");
@@ -257,8 +283,11 @@ mod roundtrip {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             "[ -~\n\t]{0,12}".prop_map(Value::String),
-            prop::sample::select(vec!["yes", "0755", "1:20", "null", "~", "- a", "a: b", "#x", " x", "x ", "\n", "x\n", "x\n\n", " \ny", "é", "1e5", ".inf"])
-                .prop_map(|s| Value::String(s.to_string())),
+            prop::sample::select(vec![
+                "yes", "0755", "1:20", "null", "~", "- a", "a: b", "#x", " x", "x ", "\n", "x\n",
+                "x\n\n", " \ny", "é", "1e5", ".inf"
+            ])
+            .prop_map(|s| Value::String(s.to_string())),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
