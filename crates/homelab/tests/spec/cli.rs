@@ -19,7 +19,11 @@ fn file_flag_long_short_env_and_default_all_choose_the_spec() {
     assert_eq!(work.run(&["validate", "-f", "bad.yaml"]).code, 2);
     assert_eq!(work.run(&["validate", "--file", "bad.yaml"]).code, 2);
     assert_eq!(work.run(&["validate", "--file=bad.yaml"]).code, 2);
-    assert_eq!(work.run(&["-f", "bad.yaml", "validate"]).code, 2, "global before the subcommand");
+    assert_eq!(
+        work.run(&["-f", "bad.yaml", "validate"]).code,
+        2,
+        "global before the subcommand"
+    );
     let env = Run::of(
         homelab()
             .current_dir(work.path())
@@ -51,7 +55,11 @@ fn exit_codes_are_0_valid_2_invalid_or_usage_1_failure() {
     let bad = work.run(&["validate", "-f", "bad.yaml"]);
     assert_eq!(bad.code, 2, "{}", bad.transcript());
     assert_eq!(bad.stdout, "bad.yaml is not valid: 1 error\n");
-    assert!(bad.stderr.contains("error[duplicate-node-address]"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("error[duplicate-node-address]"),
+        "{}",
+        bad.stderr
+    );
     for usage in [
         vec!["validate", "--no-such-flag"],
         vec!["no-such-command"],
@@ -89,7 +97,12 @@ fn output_json_prints_one_document_for_results_and_errors() {
     let doc = missing.json();
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["exitCode"], 2);
-    assert!(doc["error"].as_str().unwrap().contains("nope.yaml does not exist"));
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("nope.yaml does not exist")
+    );
     assert_eq!(missing.stderr, "", "JSON mode keeps stderr clean");
 }
 
@@ -100,22 +113,39 @@ fn quiet_prints_only_problems_and_verbose_adds_detail() {
     work.write("bad.yaml", invalid_spec().text());
 
     let quiet = work.run(&["validate", "-q"]);
-    assert_eq!((quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()), (0, "", ""));
+    assert_eq!(
+        (quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()),
+        (0, "", "")
+    );
     let quiet_bad = work.run(&["validate", "--quiet", "-f", "bad.yaml"]);
     assert_eq!(quiet_bad.code, 2);
-    assert!(quiet_bad.stderr.contains("error[duplicate-node-address]"), "problems still show");
+    assert!(
+        quiet_bad.stderr.contains("error[duplicate-node-address]"),
+        "problems still show"
+    );
 
     let quiet_init = Workdir::new();
     let run = quiet_init.run(&["init", "-q"]);
-    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""));
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
 
     let verbose = work.run(&["validate", "-v"]);
     assert_eq!(verbose.code, 0);
     for node in ["k3s-master", "k3s-worker-01", "k3s-worker-02"] {
-        assert!(verbose.stderr.contains(&format!("node {node} ")), "{}", verbose.stderr);
+        assert!(
+            verbose.stderr.contains(&format!("node {node} ")),
+            "{}",
+            verbose.stderr
+        );
     }
     let normal = work.run(&["validate"]);
-    assert!(!normal.stderr.contains("node k3s-master"), "{}", normal.stderr);
+    assert!(
+        !normal.stderr.contains("node k3s-master"),
+        "{}",
+        normal.stderr
+    );
 }
 
 #[test]
@@ -143,23 +173,30 @@ fn an_unreadable_file_gives_a_clear_message_and_exit_1() {
     let work = Workdir::new();
     let path = work.write("secret-lab.yaml", Spec::seed().text());
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    std::fs::set_permissions(work.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
-    let bin = env!("CARGO_BIN_EXE_homelab");
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A copy of the binary inside the scratch directory, so `nobody` can run it even when the
+    // build directory sits below a private home directory.
+    let bin = work.join("homelab");
+    std::fs::copy(env!("CARGO_BIN_EXE_homelab"), &bin).unwrap();
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     let out = if root {
         Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
             .args(["validate", "-f"])
             .arg(&path)
             .env("NO_COLOR", "1")
             .output()
             .expect("setpriv (util-linux) runs; run scripts/install-test-deps")
     } else {
-        Command::new(bin)
+        Command::new(&bin)
             .args(["validate", "-f"])
             .arg(&path)
             .output()
@@ -188,7 +225,10 @@ fn completions_are_scripts_for_each_shell() {
         for sub in ["init", "validate", "schema", "completions"] {
             assert!(run.stdout.contains(sub), "{shell} completes `{sub}`");
         }
-        assert!(run.stdout.contains(file_flag), "{shell} completes the global flags");
+        assert!(
+            run.stdout.contains(file_flag),
+            "{shell} completes the global flags"
+        );
     }
     let bad = work.run(&["completions", "tcsh"]);
     assert_eq!(bad.code, 2);
@@ -200,8 +240,16 @@ fn bash_completion_completes_subcommands_and_flag_values() {
     let work = Workdir::new();
     let script = work.run(&["completions", "bash"]).stdout;
     work.write("homelab.bash", &script);
-    let syntax = Command::new("bash").arg("-n").arg(work.join("homelab.bash")).output().unwrap();
-    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(work.join("homelab.bash"))
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
     let complete = |words: &str| {
         let out = Command::new("bash")
             .arg("-c")
@@ -218,24 +266,40 @@ fn bash_completion_completes_subcommands_and_flag_values() {
     };
     assert_eq!(complete("homelab val").trim(), "validate");
     let outputs = complete("homelab validate --output ''");
-    assert!(outputs.contains("text") && outputs.contains("json"), "{outputs}");
+    assert!(
+        outputs.contains("text") && outputs.contains("json"),
+        "{outputs}"
+    );
     let presets = complete("homelab init --preset ''");
-    assert!(presets.contains("seed") && presets.contains("minimal"), "{presets}");
+    assert!(
+        presets.contains("seed") && presets.contains("minimal"),
+        "{presets}"
+    );
 }
 
 #[test]
 fn help_explains_each_subcommand() {
     let work = Workdir::new();
     for (sub, says) in [
-        ("init", "Refuses to overwrite an existing file unless `--force` is given"),
-        ("validate", "Exits 0 when the spec is valid (warnings allowed) and 2 when it is not"),
+        (
+            "init",
+            "Refuses to overwrite an existing file unless `--force` is given",
+        ),
+        (
+            "validate",
+            "Exits 0 when the spec is valid (warnings allowed) and 2 when it is not",
+        ),
         ("schema", "yaml-language-server"),
         ("completions", "Example: `homelab completions bash"),
     ] {
         let run = work.run(&[sub, "--help"]);
         assert_eq!(run.code, 0, "{sub}: {}", run.transcript());
         let help = run.stdout.replace('\n', " ").replace("  ", " ");
-        assert!(help.contains(says), "`homelab {sub} --help` lacks {says:?}:\n{}", run.stdout);
+        assert!(
+            help.contains(says),
+            "`homelab {sub} --help` lacks {says:?}:\n{}",
+            run.stdout
+        );
         for flag in ["--file", "--output", "--quiet", "--verbose"] {
             assert!(help.contains(flag), "{sub} --help lists {flag}");
         }
@@ -281,7 +345,11 @@ fn crlf_line_endings_and_a_byte_order_mark_are_accepted_and_located() {
     assert_eq!(run.code, 2);
     let d = &run.json()["diagnostics"][0];
     assert_eq!(d["code"], "node-outside-subnet");
-    let line = bad.split("\r\n").position(|l| l.contains("192.168.9.22")).unwrap() + 1;
+    let line = bad
+        .split("\r\n")
+        .position(|l| l.contains("192.168.9.22"))
+        .unwrap()
+        + 1;
     assert_eq!(d["line"], line);
     assert_eq!(d["column"], 16);
 }
