@@ -57,11 +57,16 @@ pub enum Command {
     /// k3s-worker-01, k3s-worker-02 on 192.168.2.0/24) and every service. `--preset minimal`
     /// writes a one-node lab with only the platform (K3s, NFS storage, MetalLB, cert-manager,
     /// Traefik). Refuses to overwrite an existing file unless `--force` is given.
+    ///
+    /// Example: `homelab init`, or `homelab init --preset minimal -f lab.yaml`.
     Init(InitArgs),
     /// Check the spec and report every problem at once.
     ///
     /// Each problem comes with its file:line:col, the source line and a `help:` line saying
     /// what to do. Exits 0 when the spec is valid (warnings allowed) and 2 when it is not.
+    ///
+    /// Example: `homelab validate -f lab.yaml`, or in CI
+    /// `homelab validate --output json | jq '.diagnostics[]'`.
     Validate,
     /// Show what the lab is made of, without touching anything.
     ///
@@ -114,6 +119,8 @@ pub enum Command {
     ///
     /// The first line `homelab init` writes points yaml-language-server at the published
     /// copy, so editors complete and check keys as you type.
+    ///
+    /// Example: `homelab schema > homelab.schema.json`.
     Schema,
     /// Print a shell completion script.
     ///

@@ -300,6 +300,11 @@ fn help_explains_each_subcommand() {
             "`homelab {sub} --help` lacks {says:?}:\n{}",
             run.stdout
         );
+        assert!(
+            help.contains("Example: `homelab"),
+            "`homelab {sub} --help` has no example:\n{}",
+            run.stdout
+        );
         for flag in ["--file", "--output", "--quiet", "--verbose"] {
             assert!(help.contains(flag), "{sub} --help lists {flag}");
         }
