@@ -3,6 +3,7 @@
 //! agents, wait for Ready, labels and taints). Re-running on a converged lab changes nothing.
 //! It never changes the k3s version of an installed node: that is `upgrade`'s job.
 
+use crate::inventory::{PrepareOptions, UpdateOrigins};
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
@@ -38,16 +39,50 @@ pub(crate) const AUTO_UPGRADES: &str = "// Written by homelab nodes: refresh pac
 APT::Periodic::Update-Package-Lists \"1\";\n\
 APT::Periodic::Unattended-Upgrade \"1\";\n";
 
-pub(crate) const NO_REBOOT: &str = "// Written by homelab nodes: only security updates, and never an automatic reboot;\n\
-// reboots are planned (drain first) instead.\n\
+/// The unattended-upgrades policy file for the lab's update settings: which origins are
+/// installed automatically, and whether and when the host may reboot for them.
+pub(crate) fn upgrades_policy(prepare: &PrepareOptions) -> String {
+    let mut out =
+        String::from("// Written by homelab nodes from cluster.osUpdates in homelab.yaml.\n");
+    match prepare.updates {
+        UpdateOrigins::Security => out.push_str(
+            "// Only security updates install by themselves.\n\
 #clear Unattended-Upgrade::Origins-Pattern;\n\
 #clear Unattended-Upgrade::Allowed-Origins;\n\
 Unattended-Upgrade::Origins-Pattern {\n\
         \"origin=${distro_id},codename=${distro_codename}-security\";\n\
         \"origin=${distro_id},archive=${distro_codename}-security\";\n\
         \"origin=Debian,codename=${distro_codename},label=Debian-Security\";\n\
-};\n\
-Unattended-Upgrade::Automatic-Reboot \"false\";\n";
+};\n",
+        ),
+        UpdateOrigins::All => out.push_str(
+            "// Every update of the distribution's archives installs by itself.\n\
+#clear Unattended-Upgrade::Origins-Pattern;\n\
+#clear Unattended-Upgrade::Allowed-Origins;\n\
+Unattended-Upgrade::Origins-Pattern {\n\
+        \"origin=${distro_id},codename=${distro_codename}\";\n\
+        \"origin=${distro_id},codename=${distro_codename}-updates\";\n\
+        \"origin=${distro_id},codename=${distro_codename}-security\";\n\
+        \"origin=${distro_id},archive=${distro_codename}\";\n\
+        \"origin=${distro_id},archive=${distro_codename}-updates\";\n\
+        \"origin=${distro_id},archive=${distro_codename}-security\";\n\
+        \"origin=Debian,codename=${distro_codename},label=Debian-Security\";\n\
+};\n",
+        ),
+    }
+    match &prepare.reboot_at {
+        None => out.push_str(
+            "// Never reboot by itself: reboots are planned (drain first) instead.\n\
+Unattended-Upgrade::Automatic-Reboot \"false\";\n",
+        ),
+        Some(time) => out.push_str(&format!(
+            "// Reboot by itself at {time} when an update needs it (the node is not drained first).\n\
+Unattended-Upgrade::Automatic-Reboot \"true\";\n\
+Unattended-Upgrade::Automatic-Reboot-Time \"{time}\";\n"
+        )),
+    }
+    out
+}
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -71,7 +106,7 @@ struct HostPlan {
     config: String,
     k3s: K3sAction,
     packages: Vec<&'static str>,
-    apt_files: Vec<(&'static str, &'static str)>,
+    apt_files: Vec<(&'static str, String)>,
     upload_images: Option<(std::path::PathBuf, String)>,
     upload_binary: Option<std::path::PathBuf>,
 }
@@ -124,9 +159,10 @@ fn plan_host(run: &Run<'_>, st: &ApplyState, h: usize, facts: &Facts) -> HostPla
     };
     let mut apt_files = Vec::new();
     if inv.prepare.unattended_upgrades {
+        let policy = upgrades_policy(&inv.prepare);
         for (path, content) in [
-            (AUTO_UPGRADES_PATH, AUTO_UPGRADES),
-            (NO_REBOOT_PATH, NO_REBOOT),
+            (AUTO_UPGRADES_PATH, AUTO_UPGRADES.to_string()),
+            (NO_REBOOT_PATH, policy),
         ] {
             if facts.apt_conf_sha256.get(path).map(String::as_str)
                 != Some(sha256_hex(content.as_bytes()).as_str())
@@ -705,5 +741,33 @@ pub(crate) fn finish(operation: &str, report: Report) -> Result<Report, NodesErr
             summary: failure_summary(&report),
             report: Box::new(report),
         })
+    }
+}
+
+#[cfg(test)]
+mod upgrades_policy_tests {
+    use super::upgrades_policy;
+    use crate::inventory::{PrepareOptions, UpdateOrigins};
+
+    #[test]
+    fn security_only_and_never_reboot_by_default() {
+        let text = upgrades_policy(&PrepareOptions::default());
+        assert!(text.contains("codename=${distro_codename}-security"));
+        assert!(!text.contains("codename=${distro_codename}-updates"));
+        assert!(text.contains("Unattended-Upgrade::Automatic-Reboot \"false\";"));
+        assert!(!text.contains("Automatic-Reboot-Time"));
+    }
+
+    #[test]
+    fn all_updates_and_a_reboot_time_when_asked() {
+        let prepare = PrepareOptions {
+            updates: UpdateOrigins::All,
+            reboot_at: Some("03:30".into()),
+            ..PrepareOptions::default()
+        };
+        let text = upgrades_policy(&prepare);
+        assert!(text.contains("codename=${distro_codename}-updates"));
+        assert!(text.contains("Unattended-Upgrade::Automatic-Reboot \"true\";"));
+        assert!(text.contains("Unattended-Upgrade::Automatic-Reboot-Time \"03:30\";"));
     }
 }

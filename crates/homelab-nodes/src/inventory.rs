@@ -273,9 +273,22 @@ impl Default for Limits {
 pub struct PrepareOptions {
     /// Install `nfs-common`, which NFS-backed volumes need on every node.
     pub nfs_common: bool,
-    /// Install `unattended-upgrades` and enable daily security updates without
-    /// automatic reboots.
+    /// Install `unattended-upgrades` and enable daily automatic updates.
     pub unattended_upgrades: bool,
+    /// Which updates install by themselves.
+    pub updates: UpdateOrigins,
+    /// `HH:MM` at which a host may reboot by itself when an update needs it; `None`: never.
+    pub reboot_at: Option<String>,
+}
+
+/// The archives unattended-upgrades installs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateOrigins {
+    /// Security updates only.
+    #[default]
+    Security,
+    /// Every update of the distribution (security, updates and the release itself).
+    All,
 }
 
 impl Default for PrepareOptions {
@@ -283,6 +296,8 @@ impl Default for PrepareOptions {
         PrepareOptions {
             nfs_common: true,
             unattended_upgrades: true,
+            updates: UpdateOrigins::Security,
+            reboot_at: None,
         }
     }
 }

@@ -148,15 +148,15 @@ pub fn build(
     }
     inventory.prepare.nfs_common = lab.storage.is_some();
     inventory.prepare.unattended_upgrades = lab.cluster.os_updates.automatic != OsUpdateMode::None;
+    inventory.prepare.updates = match lab.cluster.os_updates.automatic {
+        OsUpdateMode::All => homelab_nodes::UpdateOrigins::All,
+        _ => homelab_nodes::UpdateOrigins::Security,
+    };
+    inventory.prepare.reboot_at = lab.cluster.os_updates.reboot.clone();
     let mut warnings = Vec::new();
-    if lab.cluster.os_updates.automatic == OsUpdateMode::All {
-        warnings.push(
-            "cluster.osUpdates.automatic is `all`, but nodes get security updates only (unattended-upgrades' security origins); install other updates during planned maintenance".into(),
-        );
-    }
     if let Some(time) = &lab.cluster.os_updates.reboot {
         warnings.push(format!(
-            "cluster.osUpdates.reboot is {time}, but nodes are never rebooted automatically: a reboot without draining first interrupts workloads; reboot with a drain (`kubectl drain`) instead"
+            "cluster.osUpdates.reboot is {time}: a node that needs a reboot after an update reboots at that time without being drained first, which interrupts its workloads"
         ));
     }
     Ok(LabInventory {

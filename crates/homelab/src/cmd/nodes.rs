@@ -34,8 +34,8 @@ pub enum NodesCommand {
     ///
     /// Phases: connect over SSH; gather facts (OS, architecture, installed k3s and its config,
     /// free ports, clock skew, swap, nfs-common); validate (a node that cannot work is refused
-    /// with the reason); prepare (nfs-common, unattended security updates without automatic
-    /// reboot); install or reconfigure the first server (cluster-init), join the other
+    /// with the reason); prepare (nfs-common, unattended updates as `cluster.osUpdates` says:
+    /// security only by default, never an automatic reboot unless a time is set); install or reconfigure the first server (cluster-init), join the other
     /// servers one at a time, then the agents; wait for Ready; apply labels and taints.
     /// Hosts are worked on in parallel (`--parallel`); a host that fails is reported and the
     /// others go on. On a converged lab every host reports "unchanged".
