@@ -18,19 +18,33 @@ fn validate_never_writes_whatever_it_reads() {
             .replace("address: 192.168.2.21", "address: 192.168.3.21")
             .text(),
     );
-    work.write("warning.yaml", Spec::seed().replace("apps: []", "apps:\n  - {name: whoami, image: traefik/whoami, port: 80}").text());
+    work.write(
+        "warning.yaml",
+        Spec::seed()
+            .replace(
+                "apps: []",
+                "apps:\n  - {name: whoami, image: traefik/whoami, port: 80}",
+            )
+            .text(),
+    );
     work.write("broken.yaml", "name: [unclosed\n");
     work.write("binary.yaml", [0x89u8, b'P', b'N', b'G', 0, 0, 0xff]);
     work.write("homelab.yaml", Spec::minimal().text());
-    std::fs::set_permissions(work.join("valid.yaml"), std::fs::Permissions::from_mode(0o444))
-        .unwrap();
+    std::fs::set_permissions(
+        work.join("valid.yaml"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
     let before = work.state();
     for (args, code) in [
         (vec!["validate", "-f", "valid.yaml"], 0),
         (vec!["validate", "-f", "valid.yaml", "--output", "json"], 0),
         (vec!["validate", "-f", "warning.yaml"], 0),
         (vec!["validate", "-f", "invalid.yaml"], 2),
-        (vec!["validate", "-f", "invalid.yaml", "--output", "json"], 2),
+        (
+            vec!["validate", "-f", "invalid.yaml", "--output", "json"],
+            2,
+        ),
         (vec!["validate", "-f", "broken.yaml", "-v"], 2),
         (vec!["validate", "-f", "binary.yaml", "-q"], 2),
         (vec!["validate", "-f", "missing.yaml"], 2),
@@ -98,7 +112,11 @@ fn init_preset_minimal_writes_a_valid_one_node_lab_with_only_the_platform() {
     let work = Workdir::new();
     let run = work.run(&["init", "--preset", "minimal", "-f", "lab.yaml"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stdout.contains("minimal preset: 1 node,"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("minimal preset: 1 node,"),
+        "{}",
+        run.stdout
+    );
     let text = work.read("lab.yaml");
     assert_eq!(text, homelab_spec::templates::MINIMAL);
     assert!(text.starts_with(SCHEMA_LINE));
@@ -164,11 +182,23 @@ fn init_force_replaces_the_file_in_one_step_and_keeps_its_permissions() {
 
     let run = work.run(&["init", "--force", "--preset", "minimal"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stderr.contains("overwriting homelab.yaml (--force)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("overwriting homelab.yaml (--force)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(work.read("homelab.yaml"), homelab_spec::templates::MINIMAL);
     let meta = std::fs::metadata(&path).unwrap();
-    assert_ne!(meta.ino(), old_inode, "the file was replaced, not rewritten in place");
-    assert_eq!(meta.mode() & 0o777, 0o600, "the replaced file's permissions are kept");
+    assert_ne!(
+        meta.ino(),
+        old_inode,
+        "the file was replaced, not rewritten in place"
+    );
+    assert_eq!(
+        meta.mode() & 0o777,
+        0o600,
+        "the replaced file's permissions are kept"
+    );
     assert_eq!(work.read("old-link.yaml"), old);
     let names: Vec<_> = work.state().into_keys().collect();
     assert_eq!(
@@ -189,7 +219,11 @@ fn init_refuses_a_directory_and_a_missing_parent_directory() {
 
     let run = work.run(&["init", "-f", "specs"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(run.stderr.contains("specs is a directory"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("specs is a directory"),
+        "{}",
+        run.stderr
+    );
 
     let run = work.run(&["init", "--force", "-f", "specs"]);
     assert_eq!(run.code, 2, "{}", run.transcript());

@@ -6,8 +6,7 @@ use std::path::Path;
 use crate::support::{Workdir, fixtures, workspace_root};
 
 const REGENERATE_SCHEMA: &str = "cargo run -p homelab -- schema > schema/homelab.schema.json";
-const REGENERATE_EXAMPLE: &str =
-    "cargo run -p homelab -- init --force -f examples/homelab.yaml";
+const REGENERATE_EXAMPLE: &str = "cargo run -p homelab -- init --force -f examples/homelab.yaml";
 
 fn committed_schema() -> String {
     let path = workspace_root().join("schema/homelab.schema.json");
@@ -40,7 +39,10 @@ fn homelab_schema_prints_the_committed_schema() {
         "`homelab schema` differs from schema/homelab.schema.json; regenerate it with `{REGENERATE_SCHEMA}`"
     );
     let quiet = Workdir::new().run(&["schema", "-q", "--output", "json"]);
-    assert_eq!(quiet.stdout, run.stdout, "the schema is printed whatever the flags");
+    assert_eq!(
+        quiet.stdout, run.stdout,
+        "the schema is printed whatever the flags"
+    );
 }
 
 #[test]
@@ -58,10 +60,16 @@ fn the_schema_url_in_the_templates_names_the_committed_schema() {
     let schema: serde_json::Value = serde_json::from_str(&committed_schema()).unwrap();
     assert_eq!(schema["$id"], homelab_spec::SCHEMA_URL);
     assert!(homelab_spec::SCHEMA_URL.ends_with("/schema/homelab.schema.json"));
-    for template in [homelab_spec::templates::SEED, homelab_spec::templates::MINIMAL] {
+    for template in [
+        homelab_spec::templates::SEED,
+        homelab_spec::templates::MINIMAL,
+    ] {
         assert_eq!(
             template.lines().next().unwrap(),
-            format!("# yaml-language-server: $schema={}", homelab_spec::SCHEMA_URL)
+            format!(
+                "# yaml-language-server: $schema={}",
+                homelab_spec::SCHEMA_URL
+            )
         );
     }
 }
@@ -92,7 +100,10 @@ fn the_templates_satisfy_the_schema() {
         ("minimal", homelab_spec::templates::MINIMAL),
     ] {
         let errors = schema_errors(&v, text);
-        assert!(errors.is_empty(), "the {name} template breaks the schema: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "the {name} template breaks the schema: {errors:#?}"
+        );
     }
 }
 
@@ -110,8 +121,8 @@ fn structurally_wrong_fixtures_break_the_schema() {
         ("missing-required", "tls"),
         ("secret-inline", "hunter2"),
     ] {
-        let text = std::fs::read_to_string(fixtures().join(format!("invalid/{fixture}.yaml")))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(fixtures().join(format!("invalid/{fixture}.yaml"))).unwrap();
         let errors = schema_errors(&v, &text);
         assert!(
             errors.iter().any(|e| e.contains(expect)),
