@@ -366,6 +366,9 @@ pub struct SecretNeed {
     /// Components that read it (to re-apply after a rotation).
     pub used_by: BTreeSet<String>,
     pub description: String,
+    /// Set when a new value cannot simply be re-applied (the old one lives on in a database or
+    /// in etcd): how to change it by hand instead.
+    pub manual_rotation: Option<String>,
 }
 
 /// The plan's facts that do not belong to one component: for docs and summaries.

@@ -20,6 +20,12 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "k3s",
         "cluster join token shared by every node",
     );
+    ctx.manual_rotation(
+        TOKEN_SECRET,
+        format!(
+            "the servers keep the join token in etcd, so a new value alone would lock every node out: rotate it on the first server with `sudo k3s token rotate --new-token NEW`, then store NEW with `homelab secrets set {TOKEN_SECRET}` and run `homelab nodes apply`"
+        ),
+    );
     for node in &lab.cluster.nodes {
         c.files.push(PlainFile {
             path: format!("nodes/{}.yaml", node.name),

@@ -64,8 +64,17 @@ impl<'a> Ctx<'a> {
                 generator,
                 used_by: BTreeSet::new(),
                 description: description.to_string(),
+                manual_rotation: None,
             });
         entry.used_by.insert(component.to_string());
+    }
+
+    /// Records that a new value of `name` does not take effect by re-applying, and how to
+    /// change it instead.
+    pub fn manual_rotation(&self, name: &str, how: String) {
+        if let Some(need) = self.secrets.borrow_mut().get_mut(name) {
+            need.manual_rotation = Some(how);
+        }
     }
 
     pub fn fqdn(&self, host: &str) -> String {

@@ -191,6 +191,10 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "prometheus",
         "Grafana's `admin` password",
     );
+    ctx.manual_rotation(
+        mon.grafana_admin_password.name(),
+        format!("Grafana reads this password only when it first creates its database: set the new value with `homelab secrets set {}`, run `homelab apply`, then `kubectl -n monitoring exec deploy/{RELEASE}-grafana -c grafana -- grafana cli admin reset-admin-password NEW`", mon.grafana_admin_password),
+    );
     if !receiver_secrets.is_empty() {
         c.secret_objects.push(SecretObject {
             name: RECEIVER_SECRET.into(),

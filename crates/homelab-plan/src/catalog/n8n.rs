@@ -37,6 +37,10 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "n8n",
         "key n8n encrypts stored credentials with (keep it: without it they cannot be read)",
     );
+    ctx.manual_rotation(
+        n.encryption_key.name(),
+        "n8n encrypts the stored credentials with this key and cannot re-encrypt them: export them decrypted (`n8n export:credentials --all --decrypted`), set the new key, re-apply, and import them (`n8n import:credentials`)".into(),
+    );
     ctx.need_secret(
         db.password.name(),
         SecretGenerator::Password { length: 32 },

@@ -41,6 +41,12 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "paperless",
         "password of the Paperless-ngx user `admin`",
     );
+    ctx.manual_rotation(
+        ADMIN_PASSWORD,
+        format!(
+            "Paperless-ngx uses this password only to create the `admin` user: change it in the web UI (or `kubectl -n {NS} exec deploy/paperless -- python3 manage.py changepassword admin`), then store it with `homelab secrets set {ADMIN_PASSWORD}`"
+        ),
+    );
     c.secret_objects.push(SecretObject {
         name: "paperless-secrets".into(),
         namespace: NS.into(),

@@ -41,6 +41,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "postgres",
         "password of the PostgreSQL superuser `postgres`",
     );
+    ctx.manual_rotation(
+        pg.superuser_password.name(),
+        format!(
+            "PostgreSQL keeps the password in its data directory: set the new value with `homelab secrets set {}`, run `kubectl -n {NS} exec postgres-0 -c postgres -- psql -U postgres -c \"ALTER ROLE postgres PASSWORD 'NEW'\"`, then `homelab apply`",
+            pg.superuser_password
+        ),
+    );
     c.secret_objects.push(SecretObject {
         name: "postgres-superuser".into(),
         namespace: NS.into(),
@@ -63,6 +70,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             SecretGenerator::Password { length: 32 },
             "postgres",
             &format!("password of the PostgreSQL role `{}`", d.owner),
+        );
+        ctx.manual_rotation(
+            d.password.name(),
+            format!(
+                "PostgreSQL keeps the password in its data directory: set the new value with `homelab secrets set {}`, run `kubectl -n {NS} exec postgres-0 -c postgres -- psql -U postgres -c \"ALTER ROLE {} PASSWORD 'NEW'\"`, then `homelab apply` so its users get the new value",
+                d.password, d.owner
+            ),
         );
         roles.insert(
             d.owner.clone(),

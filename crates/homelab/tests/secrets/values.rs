@@ -271,21 +271,47 @@ fn setting_the_dashboard_password_rewrites_its_htpasswd_line() {
 fn rotate_gives_new_values_to_the_secret_and_what_is_made_from_it() {
     let lab = initialised();
     let before = lab.values();
-    let run = lab.run(&["secrets", "rotate", "k3s-token"]).ok();
-    assert!(run.stdout.contains("rotated k3s-token"), "{}", run.stdout);
+    let run = lab.run(&["secrets", "rotate", "paperless-secret-key"]).ok();
     assert!(
-        run.stdout.contains("`homelab apply` (components: k3s)"),
+        run.stdout.contains("rotated paperless-secret-key"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("`homelab apply` (components: paperless)"),
         "{}",
         run.stdout
     );
     let after = lab.values();
-    assert_ne!(after["k3s-token"], before["k3s-token"]);
-    assert_eq!(after["k3s-token"].len(), 64);
+    assert_ne!(
+        after["paperless-secret-key"],
+        before["paperless-secret-key"]
+    );
+    assert_eq!(after["paperless-secret-key"].len(), 64);
     for (name, value) in &before {
-        if name != "k3s-token" {
+        if name != "paperless-secret-key" {
             assert_eq!(&after[name], value, "`{name}` changed");
         }
     }
+
+    // Values that live on in etcd or a database are changed by hand, as the refusal says.
+    let state = lab.state();
+    for (name, how) in [
+        ("k3s-token", "k3s token rotate"),
+        ("n8n-encryption-key", "n8n export:credentials"),
+        ("grafana-admin-password", "reset-admin-password"),
+        ("postgres-superuser-password", "ALTER ROLE postgres"),
+        ("postgres-n8n-password", "ALTER ROLE n8n"),
+    ] {
+        let refused = lab.run(&["secrets", "rotate", name]).expect(2);
+        assert!(refused.stderr.contains(how), "{name}: {}", refused.stderr);
+    }
+    assert_unchanged(
+        &state,
+        &lab.state(),
+        "refused rotations of stateful secrets",
+    );
 
     let json = lab
         .run(&[
@@ -426,7 +452,7 @@ fn commands_that_need_the_key_fail_clearly_without_it_or_with_the_wrong_one() {
     let commands: [(&[&str], &str); 5] = [
         (&["secrets", "get", "k3s-token"], ""),
         (&["secrets", "set", "cloudflare-api-token"], "v-123"),
-        (&["secrets", "rotate", "k3s-token"], ""),
+        (&["secrets", "rotate", "paperless-secret-key"], ""),
         (&["secrets", "edit"], ""),
         (&["secrets", "decrypt", "secrets.sops.yaml"], ""),
     ];
@@ -497,7 +523,7 @@ fn a_tampered_secrets_file_is_refused_by_every_command_and_left_as_it_is() {
         for (args, stdin) in [
             (&["secrets", "get", "grafana-admin-password"][..], ""),
             (&["secrets", "set", "cloudflare-api-token"][..], "v-123"),
-            (&["secrets", "rotate", "grafana-admin-password"][..], ""),
+            (&["secrets", "rotate", "paperless-secret-key"][..], ""),
             (&["secrets", "decrypt", "secrets.sops.yaml"][..], ""),
             (&["secrets", "init"][..], ""),
         ] {
@@ -526,7 +552,7 @@ fn commands_without_a_secrets_file_say_to_run_init_and_write_nothing() {
     for (args, stdin) in [
         (&["secrets", "get", "k3s-token"][..], ""),
         (&["secrets", "set", "cloudflare-api-token"][..], "v-123"),
-        (&["secrets", "rotate", "k3s-token"][..], ""),
+        (&["secrets", "rotate", "paperless-secret-key"][..], ""),
         (&["secrets", "edit"][..], ""),
     ] {
         let run = lab.run_with(args, &[("EDITOR", "true")], stdin).expect(1);

@@ -217,6 +217,20 @@ fn read_value(name: &str) -> anyhow::Result<SecretString> {
 }
 
 pub fn rotate(global: &Global, lab: &LabFiles, name: &str, out: &Output) -> anyhow::Result<u8> {
+    // Some values live on in a database or in etcd: a new value there must be changed by hand
+    // first, or re-applying would lock the lab out of its own data.
+    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    if let Some(how) = plan
+        .secrets
+        .iter()
+        .find(|n| n.name == name)
+        .and_then(|n| n.manual_rotation.as_ref())
+    {
+        return Err(exit::usage(format!(
+            "`{name}` cannot be rotated by re-applying: {how}. Nothing was changed"
+        )));
+    }
     let requirements = lab_requirements(global, out)?;
     let mut store = open_store(lab, out)?;
     let report = store.rotate(name, &requirements).map_err(fail)?;
