@@ -43,10 +43,12 @@ fn layout_is_the_seeds() {
             .unwrap_or_else(|| panic!("{dir}/README.md"));
         for section in [
             "## Why this",
+            "## How to reach it",
             "## Where its data lives",
             "## Backup and restore",
             "## Files",
             "## Apply",
+            "## Requirements",
         ] {
             assert!(readme.contains(section), "{dir}/README.md lacks {section}");
         }

@@ -207,7 +207,31 @@ fn every_flux_layer_builds_and_every_object_is_valid() {
             .collect();
         let clusters = out.join(format!("clusters/{}/components.yaml", lab.plan.lab_name));
         objects.extend(yaml_docs(&fs::read_to_string(clusters).unwrap()));
-        assert!(objects.iter().any(|o| o["kind"] == "HelmRelease"));
+        // Each release is a HelmRelease carrying exactly the plan's values, from a
+        // HelmRepository at the plan's chart source.
+        for c in &lab.plan.components {
+            for r in &c.releases {
+                let hr = objects
+                    .iter()
+                    .find(|o| {
+                        o["kind"] == "HelmRelease" && o["metadata"]["name"] == r.name.as_str()
+                    })
+                    .unwrap_or_else(|| panic!("no HelmRelease {}", r.name));
+                assert_eq!(hr["spec"]["values"], r.values, "{}", r.name);
+                assert_eq!(
+                    hr["spec"]["chart"]["spec"]["version"],
+                    r.chart.version.as_str()
+                );
+                let repo = objects
+                    .iter()
+                    .find(|o| {
+                        o["kind"] == "HelmRepository" && o["metadata"]["name"] == r.name.as_str()
+                    })
+                    .unwrap();
+                assert_eq!(repo["spec"]["url"], r.chart.repo.as_str());
+                assert_eq!(repo["spec"]["type"] == "oci", r.chart.is_oci());
+            }
+        }
         assert!(!objects.iter().any(|o| o["kind"] == "HelmChart"));
         validate_objects(&objects, &kubernetes_version(&spec));
     }
