@@ -80,6 +80,12 @@ pub const N8N: Pin = helm(
     "1.24.32",
 );
 
+pub const LOCAL_PATH_PROVISIONER: Pin =
+    docker("docker.io/rancher/local-path-provisioner", "v0.0.32");
+/// The helper image local-path runs to create and delete volume directories.
+pub const BUSYBOX: Pin = docker("docker.io/library/busybox", "1.37.0");
+pub const POSTGRES_EXPORTER: Pin =
+    docker("quay.io/prometheuscommunity/postgres-exporter", "v0.18.1");
 pub const POSTGRES_IMAGE_REPO: &str = "docker.io/library/postgres";
 pub const REDIS: Pin = docker("docker.io/library/redis", "8.2.3-alpine");
 pub const PAPERLESS: Pin = docker("ghcr.io/paperless-ngx/paperless-ngx", "2.19.6");
@@ -116,5 +122,8 @@ pub fn all() -> Vec<Pin> {
         PAPERLESS,
         NGINX,
         DEV_CONTAINER_BASE,
+        LOCAL_PATH_PROVISIONER,
+        BUSYBOX,
+        POSTGRES_EXPORTER,
     ]
 }

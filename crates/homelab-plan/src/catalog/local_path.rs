@@ -8,7 +8,6 @@ use crate::meta::{labels, metadata, namespace};
 use crate::{Component, Layer};
 
 const NS: &str = "local-path-storage";
-const IMAGE: &str = "docker.io/rancher/local-path-provisioner:v0.0.32";
 pub(crate) const CLASS: &str = "local-path";
 
 pub(super) fn component(ctx: &Ctx) -> Component {
@@ -63,7 +62,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             "config.json": "{\n  \"nodePathMap\": [\n    {\"node\": \"DEFAULT_PATH_FOR_NON_LISTED_NODES\", \"paths\": [\"/var/lib/rancher/k3s/storage\"]}\n  ]\n}\n",
             "setup": "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\n",
             "teardown": "#!/bin/sh\nset -eu\nrm -rf \"$VOL_DIR\"\n",
-            "helperPod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  priorityClassName: system-node-critical\n  tolerations:\n    - key: node.kubernetes.io/disk-pressure\n      operator: Exists\n      effect: NoSchedule\n  containers:\n    - name: helper-pod\n      image: docker.io/library/busybox:1.37.0\n      imagePullPolicy: IfNotPresent\n",
+            "helperPod.yaml": helper_pod_yaml(),
         },
     }));
     c.add("deployment.yaml", json!({
@@ -79,7 +78,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
                     "priorityClassName": "system-node-critical",
                     "containers": [{
                         "name": "local-path-provisioner",
-                        "image": IMAGE,
+                        "image": crate::versions::LOCAL_PATH_PROVISIONER.image(),
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["local-path-provisioner", "start", "--config", "/etc/config/config.json"],
                         "env": [
@@ -125,4 +124,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     };
     let _ = ctx;
     c
+}
+
+/// The pod local-path runs to create and delete a volume's directory (busybox is pinned in
+/// `versions.rs`, so Renovate updates it with the rest).
+fn helper_pod_yaml() -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  priorityClassName: system-node-critical\n  tolerations:\n    - key: node.kubernetes.io/disk-pressure\n      operator: Exists\n      effect: NoSchedule\n  containers:\n    - name: helper-pod\n      image: {}\n      imagePullPolicy: IfNotPresent\n",
+        crate::versions::BUSYBOX.image()
+    )
 }

@@ -69,6 +69,13 @@ impl<'a> Ctx<'a> {
         entry.used_by.insert(component.to_string());
     }
 
+    /// Records that `component` also reads a secret another component made known.
+    pub fn uses_secret(&self, name: &str, component: &str) {
+        if let Some(need) = self.secrets.borrow_mut().get_mut(name) {
+            need.used_by.insert(component.to_string());
+        }
+    }
+
     /// Records that a new value of `name` does not take effect by re-applying, and how to
     /// change it instead.
     pub fn manual_rotation(&self, name: &str, how: String) {
@@ -153,8 +160,11 @@ pub fn plan(lab: &Lab) -> Plan {
 
 /// Namespaces are declared by every component that uses them; the first one in apply order
 /// keeps it, so each object exists once in the plan (and in each `kustomization.yaml`).
+/// A component whose objects live in a namespace another component declares depends on that
+/// component, so the namespace exists before them however the components are applied.
 fn dedupe_shared_objects(components: &mut [Component]) {
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut namespace_owner: BTreeMap<String, String> = BTreeMap::new();
     for c in components.iter_mut() {
         c.objects.retain(|o| {
             let key = (
@@ -164,6 +174,26 @@ fn dedupe_shared_objects(components: &mut [Component]) {
             );
             seen.insert(key)
         });
+        for o in &c.objects {
+            if o.kind() == "Namespace" {
+                namespace_owner.insert(o.name().to_string(), c.name.clone());
+            }
+        }
+        let mut used: BTreeSet<&str> = c.objects.iter().filter_map(|o| o.namespace()).collect();
+        used.extend(c.secret_objects.iter().map(|s| s.namespace.as_str()));
+        used.extend(c.releases.iter().map(|r| r.namespace.as_str()));
+        let needs: Vec<String> = used
+            .into_iter()
+            .filter_map(|ns| namespace_owner.get(ns))
+            .filter(|owner| **owner != c.name)
+            .cloned()
+            .collect();
+        for owner in needs {
+            if !c.depends_on.contains(&owner) {
+                c.depends_on.push(owner);
+            }
+        }
+        c.depends_on.sort();
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) const NS: &str = "monitoring";
 const RELEASE: &str = "kube-prometheus-stack";
 const RECEIVER_SECRET: &str = "alertmanager-receivers";
 const SECRETS_DIR: &str = "/etc/alertmanager/secrets";
+/// Basic auth in front of Prometheus and Alertmanager, with the Traefik dashboard's user: a
+/// Middleware in this namespace, because Traefik resolves Secrets in the Middleware's own.
+const AUTH_MIDDLEWARE: &str = "monitoring-basic-auth";
 
 /// One alert rule of the lab, with the runbook that tells what to do when it fires.
 pub(crate) struct Alert {
@@ -78,7 +81,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         if auth {
             // Prometheus and Alertmanager have no login of their own.
             annotations["traefik.ingress.kubernetes.io/router.middlewares"] =
-                json!("kube-system-traefik-dashboard-auth@kubernetescrd");
+                json!(format!("{NS}-{AUTH_MIDDLEWARE}@kubernetescrd"));
         }
         json!({
             "enabled": true,
@@ -206,6 +209,25 @@ pub(super) fn component(ctx: &Ctx) -> Component {
 
     let alerts = alerts(ctx);
     c.add("custom-rules.yaml", prometheus_rule(&alerts));
+    c.add(
+        "basic-auth.yaml",
+        json!({
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": metadata(AUTH_MIDDLEWARE, Some(NS), labels("prometheus", AUTH_MIDDLEWARE, "ingress")),
+            "spec": {"basicAuth": {"secret": AUTH_MIDDLEWARE, "removeHeader": true}},
+        }),
+    );
+    ctx.uses_secret(super::traefik::DASHBOARD_HTPASSWD, "prometheus");
+    c.secret_objects.push(SecretObject {
+        name: AUTH_MIDDLEWARE.into(),
+        namespace: NS.into(),
+        data: BTreeMap::from([(
+            "users".to_string(),
+            SecretSource::Secret(super::traefik::DASHBOARD_HTPASSWD.into()),
+        )]),
+        labels: labels_map("prometheus", AUTH_MIDDLEWARE, "ingress"),
+    });
     for monitor in pod_monitors(ctx) {
         c.add("monitors.yaml", monitor);
     }

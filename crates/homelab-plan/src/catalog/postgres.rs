@@ -18,7 +18,6 @@ pub(crate) const BACKUP_DIR: &str = "/backups";
 pub(crate) const BACKUP_CRONJOB: &str = "postgres-backup";
 pub(crate) const BACKUP_PVC: &str = "postgres-backup";
 const SCRIPTS_DIR: &str = "/opt/homelab";
-const EXPORTER_IMAGE: &str = "quay.io/prometheuscommunity/postgres-exporter:v0.18.1";
 
 pub(super) fn component(ctx: &Ctx) -> Component {
     let pg = ctx
@@ -150,7 +149,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
                         },
                         {
                             "name": "exporter",
-                            "image": EXPORTER_IMAGE,
+                            "image": versions::POSTGRES_EXPORTER.image(),
                             "ports": [{"name": "metrics", "containerPort": 9187}],
                             "env": [
                                 {"name": "DATA_SOURCE_URI", "value": "localhost:5432/postgres?sslmode=disable"},
