@@ -1,4 +1,5 @@
-//! Applies, diffs, prunes, waits on and checks the health of a Plan in a cluster through the Kubernetes API.
+//! Applies, diffs, prunes, waits on and checks the health of a Plan in a cluster through the
+//! Kubernetes API, and runs one-off Jobs to their end (see [`run_job`]).
 //!
 //! The crate speaks only Kubernetes: it takes plain manifests grouped into units (see
 //! [`ApplyPlan`]) and health checks (see [`StatusChecks`]) that the CLI builds from the Plan,
@@ -11,6 +12,7 @@ mod connect;
 mod diff;
 mod error;
 mod events;
+mod jobs;
 mod model;
 mod objects;
 mod order;
@@ -26,6 +28,10 @@ pub use connect::{Cluster, KubeconfigSource};
 pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
 pub use error::{ApplyError, ConnectError, PlanError};
 pub use events::{ApplyEvent, ObjectOutcome, Progress};
+pub use jobs::{
+    JOB_UID_LABEL, JobError, JobEvent, JobOptions, JobOutcome, JobProgress, create_job, follow_job,
+    get_object, job_summary, missing_references, pod_log, pod_state, run_job,
+};
 pub use model::{
     ApplyPlan, ApplySetRef, ApplyUnit, NamespacedName, ObjectRef, WaitFor, WorkloadKind,
 };

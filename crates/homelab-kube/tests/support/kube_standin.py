@@ -15,6 +15,8 @@ with what homelab's code path needs from a real API server:
 With --controllers it also plays the controllers a cluster would run, so waits complete:
 workloads become available, HelmCharts get an install Job that succeeds, LoadBalancer
 Services get an address and an EndpointSlice, PVCs bind, cert-manager Certificates get Ready.
+With --run-jobs CONFIG as well, Jobs that run a command are run for real on this machine, with
+pods and pod logs (see job_runner.py); other Jobs succeed at once as before.
 
 Tests talk to it only through the Kubernetes API (and a small /_standin/ admin API for fault
 injection and request counts). It prints "READY <port>" once it listens.
@@ -185,8 +187,13 @@ kmock_parsing.parse_path = parse_path
 class StandIn(kmock.KubernetesEmulator):
     """kmock's emulator with the object semantics of a real API server (see module doc)."""
 
-    def configure(self, *, controllers, controller_delay, crd_delay, latency, nodes, request_log=None):
+    def configure(self, *, controllers, controller_delay, crd_delay, latency, nodes, request_log=None,
+                  job_runner=None):
         self.request_log = request_log
+        self.job_runner = None
+        if job_runner is not None:
+            from job_runner import JobRunner
+            self.job_runner = JobRunner(self, job_runner)
         self.controllers = controllers
         self.controller_delay = controller_delay
         self.crd_delay = crd_delay
@@ -342,6 +349,9 @@ class StandIn(kmock.KubernetesEmulator):
         key = (group, plural, ns, name)
         live = self.store.get(key)
 
+        if method == 'GET' and sub == 'log' and (group, plural) == ('', 'pods'):
+            return self._pod_log(resource, ns, name, live, request.params)
+
         if method == 'GET':
             if live is None:
                 raise self._not_found(resource, name)
@@ -385,6 +395,22 @@ class StandIn(kmock.KubernetesEmulator):
             return self._json(result)
 
         raise api_error(405, 'MethodNotAllowed', f'{method} is not supported')
+
+    def _pod_log(self, resource, ns, name, pod, params):
+        if pod is None:
+            raise self._not_found(resource, name)
+        containers = [c.get('name') for c in (pod.get('spec') or {}).get('containers', [])]
+        container = params.get('container') or (containers[0] if containers else '')
+        if container not in containers:
+            raise api_error(400, 'BadRequest', f'container {container} is not valid for pod {name}')
+        text = self.job_runner.log(ns, name, params) if self.job_runner is not None else None
+        if text is None:
+            waiting = next((cs.get('state', {}).get('waiting', {}).get('reason', 'ContainerCreating')
+                            for cs in (pod.get('status') or {}).get('containerStatuses', [])
+                            if cs.get('name') == container), 'ContainerCreating')
+            raise api_error(400, 'BadRequest',
+                            f'container "{container}" in pod "{name}" is waiting to start: {waiting}')
+        return aiohttp.web.Response(text=text, content_type='text/plain')
 
     def _view(self, obj, resource, info):
         obj = copy.deepcopy(obj)
@@ -529,6 +555,8 @@ class StandIn(kmock.KubernetesEmulator):
         self.applied.pop(key, None)
         if obj is None:
             return
+        if self.job_runner is not None:
+            self.job_runner.deleted(key, obj)
         if (group, plural) == ('', 'namespaces'):
             for other in [k for k in self.store if k[2] == name]:
                 self.store.pop(other, None)
@@ -611,6 +639,9 @@ class StandIn(kmock.KubernetesEmulator):
             self._set_status(key, {
                 'observedGeneration': gen, 'desiredNumberScheduled': n, 'currentNumberScheduled': n,
                 'numberReady': n, 'numberAvailable': n, 'updatedNumberScheduled': n})
+        elif (group, plural) == ('batch', 'jobs') and self.job_runner is not None \
+                and self.job_runner.takes(obj):
+            self.job_runner.start(key)
         elif (group, plural) == ('batch', 'jobs'):
             self._set_status(key, {'succeeded': 1, 'startTime': now_iso(), 'completionTime': now_iso(),
                                    'conditions': [{'type': 'Complete', 'status': 'True'}]})
@@ -678,13 +709,16 @@ async def main():
     parser.add_argument('--latency-ms', type=float, default=0.0, help='added to every request')
     parser.add_argument('--nodes', default='', help='comma-separated Ready nodes to create')
     parser.add_argument('--log-requests', help='append "METHOD PATH" of every request to this file')
+    parser.add_argument('--run-jobs', metavar='CONFIG',
+                        help='run Jobs that have a command for real (JSON config, see job_runner.py; needs root)')
     args = parser.parse_args()
 
     handler = StandIn()
     handler.configure(controllers=args.controllers, controller_delay=args.controller_delay,
                       crd_delay=args.crd_delay, latency=args.latency_ms / 1000.0,
                       nodes=[n for n in args.nodes.split(',') if n],
-                      request_log=open(args.log_requests, 'a') if args.log_requests else None)
+                      request_log=open(args.log_requests, 'a') if args.log_requests else None,
+                      job_runner=json.load(open(args.run_jobs)) if args.run_jobs else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -56,6 +56,9 @@ pub struct StandInOptions {
     pub crd_delay: Duration,
     pub latency: Duration,
     pub nodes: Vec<String>,
+    /// Run Jobs that have a command for real, as `job_runner.py` describes; the JSON
+    /// configuration file it reads (`--run-jobs`). Needs root.
+    pub run_jobs: Option<PathBuf>,
 }
 
 impl Default for StandInOptions {
@@ -66,6 +69,7 @@ impl Default for StandInOptions {
             crd_delay: Duration::from_millis(100),
             latency: Duration::ZERO,
             nodes: vec!["server-1".into(), "agent-1".into()],
+            run_jobs: None,
         }
     }
 }
@@ -97,6 +101,12 @@ impl StandIn {
             .arg("--nodes")
             .arg(options.nodes.join(","))
             .args(options.controllers.then_some("--controllers"))
+            .args(
+                options
+                    .run_jobs
+                    .iter()
+                    .flat_map(|config| [std::ffi::OsStr::new("--run-jobs"), config.as_os_str()]),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
