@@ -115,6 +115,16 @@ pub enum Command {
     ///
     /// Example: `homelab etcd snapshot save --name before-upgrade`.
     Etcd(crate::cmd::etcd::EtcdArgs),
+    /// Back up PostgreSQL now, list dumps and etcd snapshots, and prove the dumps restore.
+    ///
+    /// Backups run in the cluster as Jobs made from the lab's backup CronJob and are
+    /// followed to the end. Example: `homelab backup postgres`, `homelab backup list`,
+    /// `homelab backup drill`.
+    Backup(crate::cmd::backup::BackupArgs),
+    /// Restore a PostgreSQL database from a dump, checked table by table before it is used.
+    ///
+    /// Example: `homelab restore postgres --db n8n --latest`.
+    Restore(crate::cmd::restore::RestoreArgs),
     /// Print the JSON Schema of homelab.yaml (for editors and CI).
     ///
     /// The first line `homelab init` writes points yaml-language-server at the published

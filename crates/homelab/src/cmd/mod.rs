@@ -1,5 +1,7 @@
 //! One module per subcommand, each a thin wrapper over a library call; this file dispatches.
 
+pub(crate) mod backup;
+mod backup_job;
 mod completions;
 pub(crate) mod etcd;
 mod init;
@@ -7,6 +9,7 @@ pub(crate) mod kubeconfig;
 pub(crate) mod nodes;
 mod plan;
 mod render;
+pub(crate) mod restore;
 mod schema;
 pub(crate) mod secrets;
 mod validate;
@@ -25,6 +28,8 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Nodes(args) => nodes::run(&cli.global, args, out),
         Command::Kubeconfig(args) => kubeconfig::run(&cli.global, args, out),
         Command::Etcd(args) => etcd::run(&cli.global, args, out),
+        Command::Backup(args) => backup::run(&cli.global, args, out),
+        Command::Restore(args) => restore::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
     }
