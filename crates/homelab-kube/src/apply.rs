@@ -35,7 +35,8 @@ pub struct ApplyOptions {
     pub prune: bool,
     /// Longest time one wait may take.
     pub wait_timeout: Duration,
-    /// Pause between two looks at a waited-on object.
+    /// Longest pause between two looks at a waited-on object (the first pauses are shorter
+    /// and double up to this).
     pub poll_interval: Duration,
     pub retry: RetryPolicy,
     /// Units applied at the same time (each waits only for its own dependencies).
@@ -326,7 +327,7 @@ impl<'a> Run<'a> {
                 let r = ObjectRef::from_manifest(o);
                 r.api_version == "v1" && r.kind == "Namespace" && r.name == ns
             })
-            .map(|o| applyset::with_member_label(o, &self.id))
+            .map(|o| crate::objects::prepared(o, &self.id))
             .unwrap_or_else(|| {
                 serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             });
@@ -449,7 +450,7 @@ impl<'a> Run<'a> {
                     Ok::<_, ApplyError>((resolved, list.map(|l| l.items).unwrap_or_default()))
                 }
             })
-            .buffered(8)
+            .buffered(16)
             .try_collect()
             .await?;
         let mut members = BTreeMap::new();
@@ -501,8 +502,9 @@ impl<'a> Run<'a> {
             what: what.clone(),
         });
         let start = std::time::Instant::now();
+        let mut delay = crate::wait::PollDelay::new(self.options.poll_interval);
         loop {
-            tokio::time::sleep(self.options.poll_interval).await;
+            delay.sleep().await;
             if let Some(found) = self
                 .resolver
                 .lock()
@@ -542,18 +544,22 @@ impl<'a> Run<'a> {
             })
     }
 
-    /// Whether the plan holds a CustomResourceDefinition for this object's group and kind.
+    /// Whether this run makes the object's kind served: the plan holds its
+    /// CustomResourceDefinition, or a unit waits for a CRD of its group to be established
+    /// (one a chart of the plan installs).
     pub(crate) fn plan_defines_crd_for(&self, r: &ObjectRef) -> bool {
-        self.plan
-            .units
-            .iter()
-            .flat_map(|u| u.objects.iter())
-            .any(|o| {
+        let group_suffix = format!(".{}", r.group());
+        self.plan.units.iter().any(|u| {
+            u.objects.iter().any(|o| {
                 o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
                     && o.pointer("/spec/group").and_then(Value::as_str) == Some(r.group())
                     && o.pointer("/spec/names/kind").and_then(Value::as_str)
                         == Some(r.kind.as_str())
-            })
+            }) || (!r.group().is_empty()
+                && u.waits.iter().any(|w| {
+                    matches!(w, WaitFor::CrdEstablished { name } if name.ends_with(&group_suffix))
+                }))
+        })
     }
 
     async fn apply_unit(
@@ -620,18 +626,35 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        for wait in &unit.unit.waits {
-            let since = match wait {
-                WaitFor::HelmChartInstalled { namespace, name } => changed_at
-                    .get(&Key {
-                        group: "helm.cattle.io".into(),
-                        kind: "HelmChart".into(),
-                        namespace: Some(namespace.clone()),
-                        name: name.clone(),
-                    })
-                    .copied(),
-                _ => None,
-            };
+        let since_of = |wait: &WaitFor| match wait {
+            WaitFor::HelmChartInstalled { namespace, name } => changed_at
+                .get(&Key {
+                    group: "helm.cattle.io".into(),
+                    kind: "HelmChart".into(),
+                    namespace: Some(namespace.clone()),
+                    name: name.clone(),
+                })
+                .copied(),
+            _ => None,
+        };
+        let waits = &unit.unit.waits;
+        // One look at every gate at once first: on a converged cluster they all pass, and
+        // the unit is done in one round instead of one per gate. Whatever is not ready yet
+        // is then waited for in order, as declared.
+        let mut passed = vec![false; waits.len()];
+        if !self.options.dry_run && waits.len() > 1 {
+            let ctx = self.wait_context();
+            let looks = futures::future::join_all(
+                waits
+                    .iter()
+                    .map(|w| crate::wait::probe_once(&ctx, &self.resolver, w, since_of(w))),
+            )
+            .await;
+            for (p, look) in passed.iter_mut().zip(looks) {
+                *p = matches!(look, Ok(Probe::Ready));
+            }
+        }
+        for (wait, passed) in waits.iter().zip(passed) {
             if self.options.dry_run {
                 self.progress.event(ApplyEvent::WaitSkipped {
                     unit: name.clone(),
@@ -639,7 +662,18 @@ impl<'a> Run<'a> {
                 });
                 continue;
             }
-            self.run_wait(&name, wait, since).await?;
+            if passed {
+                self.progress.event(ApplyEvent::Waiting {
+                    unit: name.clone(),
+                    what: wait.to_string(),
+                });
+                self.progress.event(ApplyEvent::WaitDone {
+                    unit: name.clone(),
+                    what: wait.to_string(),
+                });
+                continue;
+            }
+            self.run_wait(&name, wait, since_of(wait)).await?;
         }
         let changed = reports
             .iter()
@@ -722,20 +756,24 @@ impl<'a> Run<'a> {
             unit: unit.to_string(),
             what: wait.to_string(),
         });
-        let ctx = WaitContext {
-            client: &self.client,
-            field_manager: &self.plan.field_manager,
-            timeout: self.options.wait_timeout,
-            poll: self.options.poll_interval,
-            retry: &self.options.retry,
-            progress: self.progress,
-        };
+        let ctx = self.wait_context();
         wait_for(&ctx, &self.resolver, unit, wait, since).await?;
         self.progress.event(ApplyEvent::WaitDone {
             unit: unit.to_string(),
             what: wait.to_string(),
         });
         Ok(())
+    }
+
+    fn wait_context(&self) -> WaitContext<'_> {
+        WaitContext {
+            client: &self.client,
+            field_manager: &self.plan.field_manager,
+            timeout: self.options.wait_timeout,
+            poll: self.options.poll_interval,
+            retry: &self.options.retry,
+            progress: self.progress,
+        }
     }
 
     /// Server-side applies one object and says what it changed.
@@ -777,7 +815,14 @@ impl<'a> Run<'a> {
             .await?
             .map(|o| serde_json::to_value(o).unwrap_or_default()),
         };
-        let labelled = applyset::with_member_label(manifest, &self.id);
+        let labelled = crate::objects::prepared(manifest, &self.id);
+        if let Some(live) = &before
+            && !self.created.contains(&key)
+            && crate::objects::already_applied(&labelled, live)
+        {
+            // Applying would change nothing (see `already_applied`): save the request.
+            return Ok((ObjectOutcome::Unchanged, Some(live.clone())));
+        }
         let params = self.patch_params();
         let applied = with_retry(&self.options.retry, self.progress, "apply", &label, || {
             let patch = Patch::Apply(&labelled);

@@ -129,69 +129,34 @@ impl Cluster {
             field_manager: Some(plan.field_manager.clone()),
             field_validation: None,
         };
-        let mut objects = Vec::new();
-        for unit in &ordered {
-            for (r, manifest) in &unit.objects {
-                let labelled = applyset::with_member_label(manifest, &run.id);
-                let Some(resolved) = run.resolve_object(&unit.unit.name, r).await? else {
-                    if run.plan_defines_crd_for(r) {
-                        let (change, diff) = object_diff(r, None, Some(&labelled));
-                        objects.push(ObjectDiff {
-                            unit: Some(unit.unit.name.clone()),
-                            object: r.clone(),
-                            change,
-                            diff,
-                        });
-                        continue;
-                    }
-                    return Err(ApplyError::UnknownKind {
-                        object: r.to_string(),
-                        api_version: r.api_version.clone(),
-                        kind: r.kind.clone(),
-                    });
-                };
-                if resolved.namespaced && r.namespace.is_none() {
-                    return Err(ApplyError::MissingNamespace {
-                        object: r.to_string(),
-                        kind: r.kind.clone(),
-                    });
-                }
-                let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
-                    (Some(ns), true) => {
-                        Api::namespaced_with(run.client.clone(), ns, &resolved.resource)
-                    }
-                    _ => Api::all_with(run.client.clone(), &resolved.resource),
-                };
-                let label = r.to_string();
-                let live = with_retry_opt(&options.retry, &progress, "read", &label, || {
-                    api.get(&r.name)
-                })
+        // Objects are independent here (nothing is written), so they are compared side by
+        // side; the report keeps plan order.
+        let api_versions: BTreeSet<String> = ordered
+            .iter()
+            .flat_map(|u| u.objects.iter().map(|(r, _)| r.api_version.clone()))
+            .collect();
+        run.resolver
+            .lock()
+            .await
+            .prefetch(&api_versions, &options.retry, &progress)
+            .await?;
+        let jobs: Vec<(&str, &ObjectRef, &Value)> = ordered
+            .iter()
+            .flat_map(|u| {
+                u.objects
+                    .iter()
+                    .map(move |(r, m)| (u.unit.name.as_str(), r, *m))
+            })
+            .collect();
+        let mut objects: Vec<ObjectDiff> = {
+            use futures::stream::{self, StreamExt, TryStreamExt};
+            let (run, params) = (&run, &params);
+            stream::iter(jobs)
+                .map(|(unit, r, manifest)| diff_one(run, params, unit, r, manifest))
+                .buffered(16)
+                .try_collect()
                 .await?
-                .map(|o| serde_json::to_value(o).unwrap_or_default());
-                let planned =
-                    with_retry(&options.retry, &progress, "dry-run apply", &label, || {
-                        let patch = Patch::Apply(&labelled);
-                        let (api, params) = (&api, &params);
-                        async move { api.patch(&r.name, params, &patch).await }
-                    })
-                    .await;
-                let planned = match planned {
-                    Ok(p) => serde_json::to_value(p).unwrap_or_default(),
-                    // Its namespace is created by the same apply: show the manifest as new.
-                    Err(ApplyError::Api {
-                        code: Some(404), ..
-                    }) if live.is_none() && run.plan_creates_namespace_of(r) => labelled.clone(),
-                    Err(e) => return Err(e),
-                };
-                let (change, diff) = object_diff(r, live.as_ref(), Some(&planned));
-                objects.push(ObjectDiff {
-                    unit: Some(unit.unit.name.clone()),
-                    object: r.clone(),
-                    change,
-                    diff,
-                });
-            }
-        }
+        };
         if options.prune {
             let planned: HashSet<Key> = ordered
                 .iter()
@@ -227,6 +192,67 @@ impl Cluster {
         }
         Ok(DiffReport { objects })
     }
+}
+
+/// What applying one object would change: its live state against a server-side dry run.
+async fn diff_one(
+    run: &Run<'_>,
+    params: &PatchParams,
+    unit: &str,
+    r: &ObjectRef,
+    manifest: &Value,
+) -> Result<ObjectDiff, ApplyError> {
+    let retry = &run.options.retry;
+    let progress = run.progress;
+    let labelled = crate::objects::prepared(manifest, &run.id);
+    let done = |change, diff| ObjectDiff {
+        unit: Some(unit.to_string()),
+        object: r.clone(),
+        change,
+        diff,
+    };
+    let Some(resolved) = run.resolve_object(unit, r).await? else {
+        if run.plan_defines_crd_for(r) {
+            // Its kind is served only once this apply installed it: all of it is new.
+            let (change, diff) = object_diff(r, None, Some(&labelled));
+            return Ok(done(change, diff));
+        }
+        return Err(ApplyError::UnknownKind {
+            object: r.to_string(),
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+        });
+    };
+    if resolved.namespaced && r.namespace.is_none() {
+        return Err(ApplyError::MissingNamespace {
+            object: r.to_string(),
+            kind: r.kind.clone(),
+        });
+    }
+    let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
+        (Some(ns), true) => Api::namespaced_with(run.client.clone(), ns, &resolved.resource),
+        _ => Api::all_with(run.client.clone(), &resolved.resource),
+    };
+    let label = r.to_string();
+    let live = with_retry_opt(retry, progress, "read", &label, || api.get(&r.name))
+        .await?
+        .map(|o| serde_json::to_value(o).unwrap_or_default());
+    let planned = with_retry(retry, progress, "dry-run apply", &label, || {
+        let patch = Patch::Apply(&labelled);
+        let api = &api;
+        async move { api.patch(&r.name, params, &patch).await }
+    })
+    .await;
+    let planned = match planned {
+        Ok(p) => serde_json::to_value(p).unwrap_or_default(),
+        // Its namespace is created by the same apply: show the manifest as new.
+        Err(ApplyError::Api {
+            code: Some(404), ..
+        }) if live.is_none() && run.plan_creates_namespace_of(r) => labelled.clone(),
+        Err(e) => return Err(e),
+    };
+    let (change, diff) = object_diff(r, live.as_ref(), Some(&planned));
+    Ok(done(change, diff))
 }
 
 #[cfg(test)]

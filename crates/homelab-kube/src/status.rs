@@ -2,6 +2,7 @@
 //! workloads ready, PVCs bound, LoadBalancer IPs, certificates), HTTPS URLs and backup
 //! CronJobs. Every problem says what to do. Read-only: must not write to the cluster.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -17,8 +18,8 @@ use crate::model::WorkloadKind;
 use crate::retry::message_of;
 use crate::tls::{TlsCheckOptions, check_url, client_config};
 use crate::wait::{
-    Probe, api_resource, condition, conditions_summary, get_json, helmchart_resource, job_resource,
-    job_state, timestamp, workload_resource, workload_state,
+    Probe, api_resource, condition, conditions_summary, crd_resource, crd_state, get_json,
+    helmchart_resource, job_resource, job_state, timestamp, workload_resource, workload_state,
 };
 
 /// A workload of a component (in the component's namespace).
@@ -50,6 +51,13 @@ pub struct ComponentCheck {
     /// Services of type LoadBalancer that must have an address.
     #[serde(default)]
     pub load_balancers: Vec<String>,
+    /// The address a LoadBalancer Service of `load_balancers` must have (e.g. the ingress
+    /// address DNS points at), by Service name.
+    #[serde(default)]
+    pub expected_addresses: BTreeMap<String, String>,
+    /// CustomResourceDefinitions (cluster-scoped) that must be established.
+    #[serde(default)]
+    pub crds: Vec<String>,
     /// cert-manager `Certificate`s that must be Ready and not close to expiry.
     #[serde(default)]
     pub certificates: Vec<String>,
@@ -295,9 +303,14 @@ impl Cluster {
                         slot,
                         component.namespace.clone(),
                         svc.clone(),
+                        component.expected_addresses.get(svc).cloned(),
                     )
                     .boxed(),
                 );
+                slot += 1;
+            }
+            for crd in &component.crds {
+                tasks.push(check_crd(client.clone(), ci, slot, crd.clone()).boxed());
                 slot += 1;
             }
             for cert in &component.certificates {
@@ -606,15 +619,37 @@ async fn check_pvc(client: Client, ci: usize, slot: usize, ns: String, name: Str
     component_outcome(ci, slot, what, result, fix)
 }
 
+async fn check_crd(client: Client, ci: usize, slot: usize, name: String) -> Outcome {
+    let what = format!("CustomResourceDefinition {name}");
+    let fix = format!(
+        "see `kubectl describe crd/{name}`; it is installed by its component's chart, so check that chart's HelmChart and install job"
+    );
+    let result = match get_json(&client, &crd_resource(), None, &name).await {
+        Ok(Some(v)) => Ok(match crd_state(&v) {
+            Probe::Ready => Ok("established".to_string()),
+            Probe::Pending(s) | Probe::Failed(s) => Err(format!("not established: {s}")),
+        }),
+        Ok(None) => Ok(Err("does not exist".to_string())),
+        Err(e) => Err(api_error(&e)),
+    };
+    component_outcome(ci, slot, what, result, fix)
+}
+
 async fn check_load_balancer(
     client: Client,
     ci: usize,
     slot: usize,
     ns: String,
     name: String,
+    expected: Option<String>,
 ) -> Outcome {
     let what = format!("Service {ns}/{name}");
-    let fix = "check MetalLB is running and its IPAddressPool has a free address: `kubectl -n infra get ipaddresspools,l2advertisements`".to_string();
+    let mut fix = "check MetalLB is running and its IPAddressPool has a free address: `kubectl -n infra get ipaddresspools,l2advertisements`".to_string();
+    if let Some(want) = &expected {
+        fix = format!(
+            "{fix}; the Service asks for {want} with the annotation metallb.io/loadBalancerIPs, which must lie in the pool and not be taken by another Service"
+        );
+    }
     let r = api_resource("", "v1", "Service", "services");
     let result = match get_json(&client, &r, Some(&ns), &name).await {
         Ok(Some(v)) => {
@@ -633,10 +668,13 @@ async fn check_load_balancer(
                         .collect()
                 })
                 .unwrap_or_default();
-            Ok(if addresses.is_empty() {
-                Err("no LoadBalancer address assigned".to_string())
-            } else {
-                Ok(format!("address {}", addresses.join(", ")))
+            Ok(match &expected {
+                _ if addresses.is_empty() => Err("no LoadBalancer address assigned".to_string()),
+                Some(want) if !addresses.contains(want) => Err(format!(
+                    "has address {} instead of {want}",
+                    addresses.join(", ")
+                )),
+                _ => Ok(format!("address {}", addresses.join(", "))),
             })
         }
         Ok(None) => Ok(Err("does not exist".to_string())),

@@ -255,6 +255,33 @@ pub(crate) struct WaitContext<'a> {
     pub progress: &'a dyn Progress,
 }
 
+/// The first pause between two looks; it doubles up to the poll interval. Most gates pass
+/// within a second (a CRD is established, a small Job finishes), so polling at the full
+/// interval from the start would add up to one interval per gate for nothing.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+
+/// Pauses between looks at something that is not ready yet: short at first, doubling up to
+/// `interval`.
+#[derive(Debug, Clone)]
+pub(crate) struct PollDelay {
+    next: Duration,
+    interval: Duration,
+}
+
+impl PollDelay {
+    pub fn new(interval: Duration) -> PollDelay {
+        PollDelay {
+            next: FIRST_POLL.min(interval),
+            interval,
+        }
+    }
+
+    pub async fn sleep(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = self.next.saturating_mul(2).min(self.interval);
+    }
+}
+
 /// Polls until `what` holds, fails, or the timeout passes. `since` is when this run changed
 /// the HelmChart (server clock): an install Job older than that is from a previous change.
 pub(crate) async fn wait_for(
@@ -265,6 +292,7 @@ pub(crate) async fn wait_for(
     since: Option<Timestamp>,
 ) -> Result<(), ApplyError> {
     let start = Instant::now();
+    let mut delay = PollDelay::new(ctx.poll);
     loop {
         let probe = match probe_once(ctx, resolver, what, since).await {
             Ok(p) => p,
@@ -294,11 +322,12 @@ pub(crate) async fn wait_for(
                 }
             }
         }
-        tokio::time::sleep(ctx.poll).await;
+        delay.sleep().await;
     }
 }
 
-async fn probe_once(
+/// One look at a gate. Errors are the API's; callers decide what they mean.
+pub(crate) async fn probe_once(
     ctx: &WaitContext<'_>,
     resolver: &tokio::sync::Mutex<Resolver>,
     what: &WaitFor,

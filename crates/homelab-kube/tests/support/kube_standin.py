@@ -17,6 +17,11 @@ workloads become available, HelmCharts get an install Job that succeeds, LoadBal
 Services get an address and an EndpointSlice, PVCs bind, cert-manager Certificates get Ready.
 With --run-jobs CONFIG as well, Jobs that run a command are run for real on this machine, with
 pods and pod logs (see job_runner.py); other Jobs succeed at once as before.
+A HelmChart's install Job also creates what the test registered for that chart through the
+admin API (its CRDs, webhook Services, workloads), as `helm install` would, and deleting the
+HelmChart removes them again; while the target namespace is missing the Job keeps failing and
+retrying, as helm-controller's does. LoadBalancer Services get the address they ask for with
+MetalLB's `metallb.io/loadBalancerIPs` annotation.
 
 Tests talk to it only through the Kubernetes API (and a small /_standin/ admin API for fault
 injection and request counts). It prints "READY <port>" once it listens.
@@ -203,6 +208,8 @@ class StandIn(kmock.KubernetesEmulator):
         self.rv = itertools.count(100)
         self.faults = []
         self.request_count = 0
+        self.chart_payloads = {}  # (namespace, name) of a HelmChart -> manifests it installs
+        self.chart_installed = {}  # (namespace, name) of a HelmChart -> keys it created
         self.lb_addresses = (f'192.0.2.{i}' for i in itertools.count(10))
         self.lb_assigned = {}
         self.resources.load_bundled()
@@ -309,6 +316,10 @@ class StandIn(kmock.KubernetesEmulator):
             return self._json({'faults': 0})
         if path == '/_standin/requests':
             return self._json({'count': self.request_count})
+        if path == '/_standin/charts' and request.method == 'POST':
+            chart = dict(request.data)
+            self.chart_payloads[(chart['namespace'], chart['name'])] = list(chart.get('objects', []))
+            return self._json({'charts': len(self.chart_payloads)})
         raise api_error(404, 'NotFound', f'no admin endpoint {path}')
 
     # ---- objects --------------------------------------------------------------------------
@@ -557,6 +568,10 @@ class StandIn(kmock.KubernetesEmulator):
             return
         if self.job_runner is not None:
             self.job_runner.deleted(key, obj)
+        if (group, plural) == ('helm.cattle.io', 'helmcharts'):
+            # helm-controller uninstalls the release of a deleted HelmChart.
+            for installed in self.chart_installed.pop((ns, name), []):
+                self._delete(installed)
         if (group, plural) == ('', 'namespaces'):
             for other in [k for k in self.store if k[2] == name]:
                 self.store.pop(other, None)
@@ -658,22 +673,60 @@ class StandIn(kmock.KubernetesEmulator):
         elif (group, plural) == ('helm.cattle.io', 'helmcharts'):
             job_name = f'helm-install-{name}'
             job_key = ('batch', 'jobs', ns, job_name)
-            self.store.pop(job_key, None)
+            previous = self.store.pop(job_key, None)
             job = self._put(job_key, {
                 'apiVersion': 'batch/v1', 'kind': 'Job',
                 'metadata': {'name': job_name, 'namespace': ns,
                              'ownerReferences': [{'apiVersion': 'helm.cattle.io/v1', 'kind': 'HelmChart',
                                                   'name': name, 'uid': obj['metadata']['uid']}]},
                 'spec': {'backoffLimit': 1000}})
-            job['status'] = {'succeeded': 1, 'conditions': [{'type': 'Complete', 'status': 'True'}]}
+            missing = self._install_chart(ns, name, spec)
+            if missing:
+                failed = ((previous or {}).get('status') or {}).get('failed', 0) + 1
+                job['status'] = {'active': 1, 'failed': failed}
+                asyncio.get_running_loop().call_later(self.controller_delay, self._reconcile, key)
+            else:
+                job['status'] = {'succeeded': 1, 'conditions': [{'type': 'Complete', 'status': 'True'}]}
             self._set_status(key, {'jobName': job_name})
+
+    def _resource_of(self, api_version, kind):
+        group, _, version = api_version.rpartition('/')
+        for r, info in self.resources.items():
+            if r.group == group and r.version == version and info.kind == kind:
+                return r, info
+        return None, None
+
+    def _install_chart(self, ns, name, spec):
+        """Creates the objects registered for this chart, like `helm install`; returns the
+        missing target namespace instead when there is one (nothing is created then)."""
+        payload = self.chart_payloads.get((ns, name), [])
+        target = spec.get('targetNamespace') or ns
+        if payload and ('', 'namespaces', None, target) not in self.store:
+            return target
+        for manifest in payload:
+            resource, info = self._resource_of(manifest['apiVersion'], manifest['kind'])
+            if resource is None:
+                continue
+            obj_ns = (manifest.get('metadata', {}).get('namespace') or target) if info.namespaced else None
+            obj = self._normalise(resource, info, obj_ns, manifest)
+            key = (resource.group, resource.plural, obj_ns, obj['metadata']['name'])
+            if key in self.store:
+                continue
+            self.chart_installed.setdefault((ns, name), []).append(key)
+            self._put(key, obj)
+            self._after_write(key, obj, generation_changed=True)
+        return None
 
     def _reconcile_service(self, key, svc):
         group, plural, ns, name = key
         spec = svc.get('spec', {}) or {}
         status = {}
         if spec.get('type') == 'LoadBalancer':
-            if key not in self.lb_assigned:
+            # MetalLB gives the address a Service asks for by annotation, else one of its pool.
+            wanted = (svc.get('metadata', {}).get('annotations') or {}).get('metallb.io/loadBalancerIPs')
+            if wanted:
+                self.lb_assigned[key] = wanted.split(',')[0].strip()
+            elif key not in self.lb_assigned:
                 self.lb_assigned[key] = next(self.lb_addresses)
             status = {'loadBalancer': {'ingress': [{'ip': self.lb_assigned[key], 'ipMode': 'VIP'}]}}
         self._set_status(key, status)

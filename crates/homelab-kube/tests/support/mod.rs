@@ -172,6 +172,19 @@ impl StandIn {
             .unwrap_or(0)
     }
 
+    /// Registers what installing the HelmChart `namespace/name` creates (CRDs, Services,
+    /// workloads), as the chart would: the simulated helm-controller creates these objects
+    /// when it runs the chart's install Job.
+    pub fn register_chart(&self, namespace: &str, name: &str, objects: &[Value]) {
+        let (code, body) = self.request(
+            "POST",
+            "/_standin/charts",
+            "application/json",
+            Some(&json!({"namespace": namespace, "name": name, "objects": objects})),
+        );
+        assert_eq!(code, 200, "register chart {namespace}/{name}: {body}");
+    }
+
     /// Merge-patches the status subresource, as a controller would.
     pub fn patch_status(&self, path: &str, status: Value) {
         let (code, body) = self.request(
