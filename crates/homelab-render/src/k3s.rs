@@ -11,8 +11,8 @@ use crate::yaml::HEADER;
 /// Where K3s' helm-controller looks for HelmCharts by default.
 pub(crate) const HELM_NAMESPACE: &str = "kube-system";
 
-/// The HelmChart for a release.
-pub(crate) fn helm_chart(release: &HelmRelease, component: &Component) -> Value {
+/// The HelmChart for a release (also what `homelab apply` sends to the cluster).
+pub fn helm_chart(release: &HelmRelease, component: &Component) -> Value {
     let chart = &release.chart;
     let mut spec = Map::new();
     if chart.is_oci() {

@@ -17,7 +17,9 @@ use std::fmt;
 use homelab_plan::Plan;
 use secrecy::SecretString;
 
+pub use k3s::helm_chart;
 pub use renovate::{RENOVATE_MATCH_STRINGS, renovate_json};
+pub use secrets::{scrub_manifest, secret_manifest};
 pub use write::{MANIFEST_FILE, SopsKeys, WriteError, WriteOptions, WriteReport, write_tree};
 
 /// How Helm releases and Secrets are delivered.

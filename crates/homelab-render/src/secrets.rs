@@ -25,6 +25,19 @@ pub(crate) fn manifest(
     secret: &SecretObject,
     values: &dyn SecretValues,
 ) -> Result<SecretString, RenderError> {
+    let mut manifest = secret_manifest(secret, values)?;
+    let text = homelab_spec::emit::to_yaml(&manifest);
+    scrub_manifest(&mut manifest);
+    Ok(SecretString::from(text))
+}
+
+/// The Secret manifest with its values filled in from `values` (in `stringData`), for a
+/// caller that sends it straight to the cluster (`homelab apply`). The values are plaintext:
+/// the caller must not print it and should [`scrub_manifest`] it when done.
+pub fn secret_manifest(
+    secret: &SecretObject,
+    values: &dyn SecretValues,
+) -> Result<Value, RenderError> {
     let fail = |key: &str, name: &str, reason: String| RenderError::SecretValue {
         object: object_id(secret),
         key: key.to_string(),
@@ -56,20 +69,17 @@ pub(crate) fn manifest(
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let mut manifest = json!({
+    Ok(json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": secret.name, "namespace": secret.namespace, "labels": labels},
         "type": "Opaque",
         "stringData": data,
-    });
-    let text = homelab_spec::emit::to_yaml(&manifest);
-    scrub(&mut manifest);
-    Ok(SecretString::from(text))
+    }))
 }
 
 /// Overwrites the values' memory before the manifest is dropped.
-fn scrub(manifest: &mut Value) {
+pub fn scrub_manifest(manifest: &mut Value) {
     if let Some(Value::Object(data)) = manifest.get_mut("stringData") {
         for (_, v) in data.iter_mut() {
             if let Value::String(s) = v {
