@@ -111,6 +111,30 @@ pub enum Command {
     ///
     /// Example: `homelab kubeconfig --merge`, then `kubectl --context <lab> get nodes`.
     Kubeconfig(crate::cmd::kubeconfig::KubeconfigArgs),
+    /// Apply the lab to the cluster: Secrets from secrets.sops.yaml, then every component in
+    /// dependency order with server-side apply, waiting where the next step needs it.
+    ///
+    /// Waits for CRDs to be established before their custom resources, for the webhooks of
+    /// cert-manager and MetalLB to answer, for HelmChart install jobs and for workloads others
+    /// need. Safe to re-run: an unchanged lab reports every component unchanged, and an
+    /// interrupted apply is finished by the next one. `--prune` deletes what an earlier apply
+    /// created and the spec no longer has, and nothing else.
+    ///
+    /// Example: `homelab diff`, then `homelab apply`.
+    Apply(crate::cmd::apply::ApplyArgs),
+    /// Show what `homelab apply` would change in the cluster, object by object.
+    ///
+    /// A server-side dry run compared with what is live, printed as a unified diff (Secret
+    /// values hidden). Exits 0 when nothing would change, 1 when something would, 2 when the
+    /// diff cannot be made.
+    Diff(crate::cmd::diff::DiffArgs),
+    /// Check the lab's health: nodes, components, URLs and backups, in one screen.
+    ///
+    /// Nodes Ready and without pressure; each component's chart installed, workloads ready,
+    /// volumes bound, LoadBalancer addresses and certificates; each URL answering over HTTPS
+    /// with TLS 1.2 or newer and a valid certificate; the last successful run of each backup.
+    /// Exits 0 healthy, 1 unhealthy (each problem with what to do), 2 unreachable.
+    Status(crate::cmd::status::StatusArgs),
     /// Take, list, prune and restore etcd snapshots of the cluster.
     ///
     /// Example: `homelab etcd snapshot save --name before-upgrade`.

@@ -1,8 +1,10 @@
 //! One module per subcommand, each a thin wrapper over a library call; this file dispatches.
 
+pub(crate) mod apply;
 pub(crate) mod backup;
 mod backup_job;
 mod completions;
+pub(crate) mod diff;
 pub(crate) mod etcd;
 mod init;
 pub(crate) mod kubeconfig;
@@ -12,6 +14,7 @@ mod render;
 pub(crate) mod restore;
 mod schema;
 pub(crate) mod secrets;
+pub(crate) mod status;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -27,6 +30,9 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Secrets(args) => secrets::run(&cli.global, args, out),
         Command::Nodes(args) => nodes::run(&cli.global, args, out),
         Command::Kubeconfig(args) => kubeconfig::run(&cli.global, args, out),
+        Command::Apply(args) => apply::run(&cli.global, args, out),
+        Command::Diff(args) => diff::run(&cli.global, args, out),
+        Command::Status(args) => status::run(&cli.global, args, out),
         Command::Etcd(args) => etcd::run(&cli.global, args, out),
         Command::Backup(args) => backup::run(&cli.global, args, out),
         Command::Restore(args) => restore::run(&cli.global, args, out),

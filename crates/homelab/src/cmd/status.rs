@@ -1,0 +1,250 @@
+//! `homelab status`: the plan's health checks, one concurrent `homelab-kube` status pass, and
+//! its report as a one-screen table or JSON. Exits 0 healthy, 1 unhealthy (each problem with
+//! what to do), 2 when the cluster cannot be reached. Reads no secrets and writes nothing.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use homelab_kube::{Cluster, Health, StatusOptions, StatusReport, TlsCheckOptions};
+use serde_json::json;
+
+use super::apply::{ClusterArgs, connect_error, runtime};
+use crate::cli::Global;
+use crate::exit;
+use crate::output::Output;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Connect to a lab host at this address instead of asking DNS, like `curl --resolve`:
+    /// `HOST=ADDRESS:PORT`, or `*=ADDRESS:PORT` for every URL of the lab (e.g.
+    /// `--resolve '*=192.168.2.200:443'` before DNS knows the lab's names). Repeatable.
+    #[arg(long, value_name = "HOST=ADDRESS:PORT")]
+    pub resolve: Vec<String>,
+    /// Trust the certificates in this PEM file instead of the system's roots when checking
+    /// URLs (a lab with a private CA, or Let's Encrypt staging).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `HOST=ADDRESS:PORT` into its parts.
+fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
+    let (host, target) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--resolve {text:?} is not HOST=ADDRESS:PORT"))?;
+    let addr = target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            format!(
+                "--resolve {text:?}: {target:?} is not an ADDRESS:PORT (e.g. 192.168.2.200:443)"
+            )
+        })?;
+    if host.is_empty() {
+        return Err(format!("--resolve {text:?} has no host before `=`"));
+    }
+    Ok((host.to_string(), addr))
+}
+
+pub fn run(global: &Global, args: &StatusArgs, out: &Output) -> anyhow::Result<u8> {
+    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    let lab = &loaded.lab.name;
+    let checks = crate::cluster_plan::status_checks(&plan);
+
+    let mut tls = TlsCheckOptions::default();
+    let mut resolve = BTreeMap::new();
+    for r in &args.resolve {
+        let (host, addr) = parse_resolve(r).map_err(exit::usage)?;
+        if host == "*" {
+            for u in &checks.urls {
+                resolve.entry(u.host.clone()).or_insert(addr);
+            }
+        } else {
+            resolve.insert(host, addr);
+        }
+    }
+    // Explicit hosts win over `*`, whatever the order they were given in.
+    for r in &args.resolve {
+        if let Ok((host, addr)) = parse_resolve(r)
+            && host != "*"
+        {
+            resolve.insert(host, addr);
+        }
+    }
+    tls.resolve = resolve;
+    if let Some(path) = &args.ca_file {
+        tls.ca_pem = Some(std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read --ca-file {}; pass a PEM file with the CA certificate(s)",
+                path.display()
+            )
+        })?);
+    }
+
+    let rt = runtime()?;
+    let cluster = rt
+        .block_on(Cluster::load(&args.cluster.source(lab)))
+        .map_err(|e| connect_error(e, exit::USAGE))?;
+    let options = StatusOptions {
+        tls,
+        ..StatusOptions::default()
+    };
+    let report = rt.block_on(cluster.status(&checks, &options));
+    let code = match report.health {
+        Health::Healthy => exit::OK,
+        Health::Unhealthy => exit::FAILURE,
+        Health::Unreachable => exit::USAGE,
+    };
+    let mut data = serde_json::to_value(&report).expect("the report serializes");
+    if let Some(map) = data.as_object_mut() {
+        map.insert("ok".into(), json!(code == exit::OK));
+        map.insert("exitCode".into(), json!(code));
+        map.insert("lab".into(), json!(lab));
+    }
+    out.result(|| table(lab, &report), &data);
+    Ok(code)
+}
+
+/// Problems listed in the table; more would push the rest off one screen (a lab that is
+/// down entirely has dozens, all following from the first few).
+const MAX_PROBLEMS_SHOWN: usize = 10;
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAIL" }
+}
+
+/// The report as a table a person reads in one screen: a headline, nodes, components, URLs,
+/// backups, then each problem with what to do.
+fn table(lab: &str, report: &StatusReport) -> String {
+    use crate::cmd::nodes::table as columns;
+    let verdict = match report.health {
+        Health::Healthy => "healthy".to_string(),
+        Health::Unhealthy => format!("UNHEALTHY ({} problems)", report.problems.len()),
+        Health::Unreachable => "UNREACHABLE".to_string(),
+    };
+    let mut text = format!(
+        "Lab `{lab}`: {verdict}, API {}{}\n",
+        report.server,
+        report
+            .version
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default()
+    );
+    if !report.nodes.is_empty() {
+        let mut rows = vec![vec![
+            "NODE".into(),
+            "READY".into(),
+            "VERSION".into(),
+            "PRESSURE".into(),
+        ]];
+        for n in &report.nodes {
+            rows.push(vec![
+                n.name.clone(),
+                if !n.present {
+                    "missing".into()
+                } else {
+                    mark(n.ready).into()
+                },
+                n.kubelet_version.clone(),
+                n.pressure.join(","),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&columns(&rows));
+    }
+    if !report.components.is_empty() {
+        let mut rows = vec![vec![
+            "COMPONENT".into(),
+            "NAMESPACE".into(),
+            "HEALTH".into(),
+            "CHECKS".into(),
+        ]];
+        for c in &report.components {
+            let passed = c.checks.iter().filter(|k| k.ok).count();
+            let first_failure = c
+                .checks
+                .iter()
+                .find(|k| !k.ok)
+                .map(|k| format!(": {} {}", k.what, k.detail))
+                .unwrap_or_default();
+            rows.push(vec![
+                c.name.clone(),
+                c.namespace.clone(),
+                mark(c.healthy).into(),
+                format!("{passed}/{} passed{first_failure}", c.checks.len()),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&columns(&rows));
+    }
+    if !report.urls.is_empty() {
+        let mut rows = vec![vec!["URL".into(), "HEALTH".into(), "DETAIL".into()]];
+        for u in &report.urls {
+            let detail = match (&u.error, u.http_status) {
+                (Some(e), _) => e.clone(),
+                (None, Some(s)) => {
+                    format!("HTTP {s}, {}", u.tls_version.as_deref().unwrap_or("TLS ?"))
+                }
+                (None, None) => "no answer".into(),
+            };
+            rows.push(vec![u.url.clone(), mark(u.ok).into(), detail]);
+        }
+        text.push('\n');
+        text.push_str(&columns(&rows));
+    }
+    if !report.backups.is_empty() {
+        let mut rows = vec![vec!["BACKUP".into(), "HEALTH".into(), "DETAIL".into()]];
+        for b in &report.backups {
+            rows.push(vec![
+                format!("{}/{}", b.namespace, b.cronjob),
+                mark(b.ok).into(),
+                b.detail.clone(),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&columns(&rows));
+    }
+    if !report.problems.is_empty() {
+        text.push_str("\nProblems:\n");
+        for (i, p) in report.problems.iter().take(MAX_PROBLEMS_SHOWN).enumerate() {
+            text.push_str(&format!(
+                "{:>2}. {}: {}\n    fix: {}\n",
+                i + 1,
+                p.subject,
+                p.problem,
+                p.fix
+            ));
+        }
+        if report.problems.len() > MAX_PROBLEMS_SHOWN {
+            text.push_str(&format!(
+                "... and {} more: `homelab status --output json` lists every problem with its fix\n",
+                report.problems.len() - MAX_PROBLEMS_SHOWN
+            ));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_takes_host_and_socket_address() {
+        let (host, addr) = parse_resolve("grafana.lab.example=192.168.2.200:443").unwrap();
+        assert_eq!(host, "grafana.lab.example");
+        assert_eq!(addr.to_string(), "192.168.2.200:443");
+        assert_eq!(parse_resolve("*=127.0.0.1:8443").unwrap().0, "*");
+        for bad in ["grafana", "=1.2.3.4:443", "h=1.2.3.4", "h=not an address"] {
+            let e = parse_resolve(bad).unwrap_err();
+            assert!(e.contains("--resolve"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,1397 @@
+//! End-to-end tests of `homelab apply`, `homelab diff` and `homelab status` through the real
+//! binary against the Kubernetes API stand-in (kmock, started per test), and the same
+//! scenario against a real cluster when `HOMELAB_E2E_KUBECONFIG` is set.
+//!
+//! The stand-in plays what the cluster's controllers and charts would do: the charts of the
+//! seed lab create their CRDs, webhook Services and workloads when their HelmChart is
+//! installed (see `seed_charts`), and K3s' bundled Traefik is there from the start.
+
+#[path = "../../homelab-kube/tests/support/mod.rs"]
+mod kube_support;
+#[path = "secrets/support.rs"]
+mod lab_support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube_support::{StandIn, StandInOptions};
+use lab_support::{Lab, Run};
+use serde_json::{Value, json};
+
+const SEED_NODES: [&str; 3] = ["k3s-master", "k3s-worker-01", "k3s-worker-02"];
+/// The secrets of the seed lab only its user can provide, with test values.
+const USER_SECRETS: [(&str, &str); 2] = [
+    ("cloudflare-api-token", "cf-token-e2e-7f3a9c"),
+    (
+        "devcontainer-tom-git-credentials",
+        "https://tom:ghp-e2e-51d0@github.com",
+    ),
+];
+
+// ---- the lab and the binary ------------------------------------------------------------
+
+/// A lab directory with the spec, its secrets initialised and the user's secrets set.
+fn lab_with_secrets(spec: &str) -> Lab {
+    let lab = Lab::with_spec(spec);
+    lab.run(&["secrets", "init"]).ok();
+    for (name, value) in USER_SECRETS {
+        let listed = lab
+            .run(&["secrets", "list", "--output", "json"])
+            .ok()
+            .json();
+        let needed = listed["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name);
+        if needed {
+            lab.run_stdin(&["secrets", "set", name], value).ok();
+        }
+    }
+    lab
+}
+
+/// Every secret value of the lab (generated and set), to prove none is ever printed.
+fn secret_values(lab: &Lab) -> Vec<String> {
+    let listed = lab
+        .run(&["secrets", "list", "--output", "json"])
+        .ok()
+        .json();
+    listed["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["set"] == true)
+        .map(|s| {
+            let name = s["name"].as_str().unwrap();
+            lab.run(&["secrets", "get", name, "--reveal"])
+                .ok()
+                .stdout
+                .trim_end_matches('\n')
+                .to_string()
+        })
+        .filter(|v| v.len() >= 8)
+        .collect()
+}
+
+fn assert_no_secret_in(run: &Run, values: &[String]) {
+    for v in values {
+        assert!(
+            !run.stdout.contains(v.as_str()) && !run.stderr.contains(v.as_str()),
+            "a secret value was printed:\n{}",
+            run.transcript()
+        );
+    }
+}
+
+/// `homelab ARGS --kubeconfig KC` in the lab.
+fn homelab(lab: &Lab, kubeconfig: &Path, args: &[&str]) -> Run {
+    let kc = kubeconfig.display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--kubeconfig", kc.as_str()]);
+    lab.run(&all)
+}
+
+fn edit_spec(lab: &Lab, edit: impl FnOnce(String) -> String) {
+    let spec = lab.read("homelab.yaml");
+    let changed = edit(spec.clone());
+    assert_ne!(spec, changed, "the edit changed nothing");
+    lab.write("homelab.yaml", changed);
+}
+
+const MEALIE: &str = "apps:\n  - name: mealie\n    image: ghcr.io/mealie-recipes/mealie:v2.3.0\n    port: 9000\n    env: {TZ: Europe/Berlin}\n";
+
+fn add_app(spec: String) -> String {
+    spec.replace("apps: []\n", MEALIE)
+}
+
+fn remove_ollama(spec: String) -> String {
+    let start = spec.find("  ollama:\n").expect("the seed has ollama");
+    let end = spec[start..].find("  n8n:\n").expect("n8n follows ollama") + start;
+    format!("{}{}", &spec[..start], &spec[end..])
+}
+
+// ---- talking to the stand-in ------------------------------------------------------------
+
+/// The API path of an object (`group` empty for the core group).
+fn path(group: &str, version: &str, plural: &str, ns: Option<&str>, name: &str) -> String {
+    let base = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    match ns {
+        Some(ns) => format!("{base}/namespaces/{ns}/{plural}/{name}"),
+        None => format!("{base}/{plural}/{name}"),
+    }
+}
+
+fn get(standin: &StandIn, path: &str) -> Option<Value> {
+    let (code, body) = standin.request("GET", path, "application/json", None);
+    match code {
+        200 => Some(body),
+        404 => None,
+        other => panic!("GET {path}: HTTP {other}: {body}"),
+    }
+}
+
+fn create(standin: &StandIn, collection: &str, object: Value) {
+    let (code, body) = standin.request("POST", collection, "application/json", Some(&object));
+    assert_eq!(code, 201, "POST {collection}: {body}");
+}
+
+fn crd(group: &str, kind: &str, plural: &str, version: &str, scope: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": scope,
+                 "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+                 "versions": [{"name": version, "served": true, "storage": true,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+fn workload(kind: &str, name: &str) -> Value {
+    let labels = json!({"app.kubernetes.io/name": name});
+    let mut spec = json!({"selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": "registry.k8s.io/pause:3.10"}]}}});
+    if kind != "DaemonSet" {
+        spec["replicas"] = json!(1);
+    }
+    if kind == "StatefulSet" {
+        spec["serviceName"] = json!(name);
+    }
+    json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+fn service(name: &str, port: u16) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "https", "port": port, "targetPort": port}]}})
+}
+
+fn certificate(name: &str) -> Value {
+    json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": name},
+        "spec": {"secretName": name, "dnsNames": ["example.invalid"], "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt-production"}}})
+}
+
+fn pvc(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+}
+
+/// What each chart of the seed lab creates that apply waits for and status checks: its CRDs,
+/// the Service of its admission webhook and its workloads (names from the charts' templates
+/// with the catalog's release names).
+fn seed_charts() -> Vec<(&'static str, Vec<Value>)> {
+    vec![
+        (
+            "nfs-provisioner",
+            vec![workload(
+                "Deployment",
+                "nfs-provisioner-nfs-subdir-external-provisioner",
+            )],
+        ),
+        (
+            "metallb",
+            vec![
+                crd(
+                    "metallb.io",
+                    "IPAddressPool",
+                    "ipaddresspools",
+                    "v1beta1",
+                    "Namespaced",
+                ),
+                crd(
+                    "metallb.io",
+                    "L2Advertisement",
+                    "l2advertisements",
+                    "v1beta1",
+                    "Namespaced",
+                ),
+                service("metallb-webhook-service", 443),
+                workload("Deployment", "metallb-controller"),
+                workload("DaemonSet", "metallb-speaker"),
+            ],
+        ),
+        (
+            "cert-manager",
+            vec![
+                crd(
+                    "cert-manager.io",
+                    "Certificate",
+                    "certificates",
+                    "v1",
+                    "Namespaced",
+                ),
+                crd(
+                    "cert-manager.io",
+                    "ClusterIssuer",
+                    "clusterissuers",
+                    "v1",
+                    "Cluster",
+                ),
+                crd("cert-manager.io", "Issuer", "issuers", "v1", "Namespaced"),
+                service("cert-manager-webhook", 443),
+                workload("Deployment", "cert-manager"),
+                workload("Deployment", "cert-manager-webhook"),
+                workload("Deployment", "cert-manager-cainjector"),
+            ],
+        ),
+        (
+            "kube-prometheus-stack",
+            vec![
+                crd(
+                    "monitoring.coreos.com",
+                    "PrometheusRule",
+                    "prometheusrules",
+                    "v1",
+                    "Namespaced",
+                ),
+                crd(
+                    "monitoring.coreos.com",
+                    "PodMonitor",
+                    "podmonitors",
+                    "v1",
+                    "Namespaced",
+                ),
+                crd(
+                    "monitoring.coreos.com",
+                    "ServiceMonitor",
+                    "servicemonitors",
+                    "v1",
+                    "Namespaced",
+                ),
+                service("kube-prometheus-stack-operator", 443),
+                workload("StatefulSet", "prometheus-kube-prometheus-stack-prometheus"),
+                workload(
+                    "StatefulSet",
+                    "alertmanager-kube-prometheus-stack-alertmanager",
+                ),
+                workload("Deployment", "kube-prometheus-stack-grafana"),
+                workload(
+                    "DaemonSet",
+                    "kube-prometheus-stack-prometheus-node-exporter",
+                ),
+            ],
+        ),
+        ("loki", vec![workload("StatefulSet", "loki")]),
+        ("alloy", vec![workload("Deployment", "alloy")]),
+        ("ollama", vec![workload("Deployment", "ollama")]),
+        ("n8n", vec![workload("Deployment", "n8n")]),
+    ]
+}
+
+/// A stand-in with the seed lab's nodes, K3s' bundled Traefik and the charts' contents.
+fn seed_standin(options: StandInOptions) -> StandIn {
+    let standin = StandIn::start(&StandInOptions {
+        nodes: SEED_NODES.iter().map(|n| n.to_string()).collect(),
+        ..options
+    });
+    for (name, objects) in seed_charts() {
+        standin.register_chart("kube-system", name, &objects);
+    }
+    // K3s installs Traefik (its CRDs, Deployment and LoadBalancer Service) when it boots.
+    for (kind, plural) in [
+        ("Middleware", "middlewares"),
+        ("IngressRoute", "ingressroutes"),
+        ("TLSOption", "tlsoptions"),
+    ] {
+        create(
+            &standin,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd("traefik.io", kind, plural, "v1alpha1", "Namespaced"),
+        );
+    }
+    let mut traefik = workload("Deployment", "traefik");
+    traefik["metadata"]["namespace"] = json!("kube-system");
+    create(
+        &standin,
+        "/apis/apps/v1/namespaces/kube-system/deployments",
+        traefik,
+    );
+    standin
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- status: an HTTPS server for the lab's URLs ------------------------------------------
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("the openssl CLI is needed ({e}): run scripts/install-test-deps")
+        });
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A private CA (`ca.pem`) and a certificate for `*.{domain}` signed by it.
+fn lab_certificates(dir: &Path, domain: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=homelab e2e CA",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    let subject = format!("/CN=*.{domain}");
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        subject.as_str(),
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!(
+            "subjectAltName=DNS:*.{domain}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+struct HttpsServer {
+    child: Child,
+    port: u16,
+}
+
+impl HttpsServer {
+    fn start(dir: &Path) -> HttpsServer {
+        use std::io::{BufRead, BufReader};
+        let script = kube_support::workspace_root()
+            .join("crates/homelab-kube/tests/support/https_server.py");
+        let mut child = Command::new(kube_support::test_python())
+            .arg(script)
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .arg("TLSv1_3")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start https_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("https server said {line:?}"));
+        HttpsServer { child, port }
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- the scenario ----------------------------------------------------------------------
+
+fn components_json(run: &Run) -> Vec<Value> {
+    run.json()["components"].as_array().unwrap().clone()
+}
+
+fn changed_components(run: &Run) -> BTreeSet<String> {
+    components_json(run)
+        .iter()
+        .filter(|c| c["changed"] == true)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// apply, re-apply, change, diff, apply, remove and prune, on the stand-in or a real cluster.
+fn converge_scenario(lab: &Lab, kubeconfig: &Path, standin: Option<&StandIn>) {
+    let secrets = secret_values(lab);
+    let real = standin.is_none();
+    let timeout = if real { "15m" } else { "60s" };
+
+    // First apply: everything is created, in dependency order, waits passing.
+    let first = homelab(
+        lab,
+        kubeconfig,
+        &["apply", "--timeout", timeout, "--output", "json"],
+    )
+    .ok();
+    assert_no_secret_in(&first, &secrets);
+    let report = first.json();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["changed"], true);
+    let all: BTreeSet<String> = components_json(&first)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        all.contains("cert-manager") && all.contains("traefik"),
+        "{all:?}"
+    );
+    if let Some(s) = standin {
+        // The Secret reached the cluster with the value from the secrets file.
+        let secret = get(
+            s,
+            &path("", "v1", "secrets", Some("infra"), "acme-dns-credentials"),
+        )
+        .expect("the cert-manager DNS credentials Secret exists");
+        let token = secret["data"]["api-token"].as_str().unwrap();
+        assert_eq!(
+            base64_decode(token),
+            USER_SECRETS[0].1,
+            "the Secret holds the secrets file's value"
+        );
+        // The ApplySet parent records the lab.
+        let parent = get(
+            s,
+            &path(
+                "",
+                "v1",
+                "secrets",
+                Some("kube-system"),
+                "applyset-home-lab",
+            ),
+        )
+        .expect("the ApplySet parent exists");
+        assert_eq!(
+            parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next(),
+            Some("homelab")
+        );
+        // The custom resources exist: they were applied after their CRDs and webhooks.
+        assert!(
+            get(
+                s,
+                &path(
+                    "cert-manager.io",
+                    "v1",
+                    "clusterissuers",
+                    None,
+                    "letsencrypt-production"
+                )
+            )
+            .is_some()
+        );
+        assert!(
+            get(
+                s,
+                &path(
+                    "metallb.io",
+                    "v1beta1",
+                    "ipaddresspools",
+                    Some("infra"),
+                    "lab-pool"
+                )
+            )
+            .is_some()
+        );
+    }
+
+    // Second apply: nothing changed, and it says so for every component.
+    let again = homelab(lab, kubeconfig, &["apply", "--timeout", timeout]).ok();
+    assert!(
+        again
+            .stdout
+            .contains("every component of lab `home-lab` is unchanged"),
+        "{}",
+        again.transcript()
+    );
+    for name in &all {
+        let row = again
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{}", again.stdout));
+        assert!(row.contains("unchanged"), "{row}");
+    }
+    let again_json = homelab(lab, kubeconfig, &["apply", "--output", "json"]).ok();
+    assert_eq!(again_json.json()["changed"], false);
+    assert!(changed_components(&again_json).is_empty());
+
+    // Nothing to diff.
+    let same = homelab(lab, kubeconfig, &["diff"]).expect(0);
+    assert_eq!(same.stdout, "", "{}", same.transcript());
+    assert!(
+        same.stderr.contains("No differences"),
+        "{}",
+        same.transcript()
+    );
+
+    // A new app: diff shows it and exits 1; apply creates it and touches nothing else.
+    edit_spec(lab, add_app);
+    let diff = homelab(lab, kubeconfig, &["diff"]).expect(1);
+    assert_no_secret_in(&diff, &secrets);
+    assert!(
+        diff.stdout
+            .contains("+++ planned/Deployment.apps apps/mealie"),
+        "{}",
+        diff.transcript()
+    );
+    assert!(diff.stdout.contains("+  name: mealie"), "{}", diff.stdout);
+    let diff_json = homelab(lab, kubeconfig, &["diff", "--output", "json"]).expect(1);
+    let objects = diff_json.json()["objects"].as_array().unwrap().clone();
+    let changed: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["change"] != "unchanged")
+        .collect();
+    assert!(!changed.is_empty());
+    assert!(
+        changed.iter().all(|o| o["component"] == "mealie"),
+        "only the new app would change: {changed:?}"
+    );
+    let add = homelab(lab, kubeconfig, &["apply", "--output", "json"]).ok();
+    assert_eq!(
+        changed_components(&add),
+        BTreeSet::from(["mealie".to_string()])
+    );
+    if let Some(s) = standin {
+        assert!(
+            get(
+                s,
+                &path("apps", "v1", "deployments", Some("apps"), "mealie")
+            )
+            .is_some()
+        );
+    }
+
+    // Remove a service and prune: its objects go, nothing else is touched.
+    let (removed, removed_chart) = if real {
+        ("mealie", None)
+    } else {
+        ("ollama", Some("ollama"))
+    };
+    if let Some(s) = standin {
+        // Something homelab did not create, in the namespace of the removed service.
+        create(
+            s,
+            "/api/v1/namespaces/ml/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep-me", "namespace": "ml"}, "data": {"a": "b"}}),
+        );
+    }
+    if real {
+        edit_spec(lab, |s| s.replace(MEALIE, "apps: []\n"));
+    } else {
+        edit_spec(lab, remove_ollama);
+    }
+    let without_prune = homelab(lab, kubeconfig, &["apply", "--output", "json"]).ok();
+    assert!(
+        without_prune.json()["pruned"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let prune_diff = homelab(lab, kubeconfig, &["diff", "--prune"]).expect(1);
+    assert!(
+        prune_diff.stderr.contains("`--prune` would delete"),
+        "{}",
+        prune_diff.transcript()
+    );
+    let pruned = homelab(lab, kubeconfig, &["apply", "--prune", "--output", "json"]).ok();
+    let report = pruned.json();
+    let list = report["pruned"].as_array().unwrap();
+    let deleted: Vec<String> = list
+        .iter()
+        .filter(|p| p["deleted"] == true)
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["object"]["kind"].as_str().unwrap(),
+                p["object"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(changed_components(&pruned).is_empty(), "{}", pruned.stdout);
+    if let Some(chart) = removed_chart {
+        assert!(
+            deleted.contains(&format!("HelmChart {chart}")),
+            "{deleted:?}"
+        );
+    }
+    assert!(
+        deleted
+            .iter()
+            .all(|d| !d.contains("n8n") && !d.contains("cert-manager")),
+        "{deleted:?}"
+    );
+    if let Some(s) = standin {
+        assert!(
+            get(
+                s,
+                &path(
+                    "helm.cattle.io",
+                    "v1",
+                    "helmcharts",
+                    Some("kube-system"),
+                    "ollama"
+                )
+            )
+            .is_none(),
+            "the removed service's HelmChart is gone"
+        );
+        assert!(
+            get(
+                s,
+                &path(
+                    "helm.cattle.io",
+                    "v1",
+                    "helmcharts",
+                    Some("kube-system"),
+                    "n8n"
+                )
+            )
+            .is_some(),
+            "the other services stay"
+        );
+        assert!(get(s, &path("", "v1", "configmaps", Some("ml"), "keep-me")).is_some());
+        // The namespace holds something that is not ours, so it is kept, and the report says why.
+        let ml = list
+            .iter()
+            .find(|p| p["object"]["kind"] == "Namespace" && p["object"]["name"] == "ml")
+            .expect("the namespace of the removed service was considered");
+        assert_eq!(ml["deleted"], false);
+        assert!(
+            ml["kept_because"]
+                .as_str()
+                .unwrap()
+                .contains("ConfigMap keep-me"),
+            "{ml}"
+        );
+        assert!(get(s, &path("", "v1", "namespaces", None, "ml")).is_some());
+        // Kubernetes' own namespaces and objects were never candidates.
+        assert!(get(s, &path("", "v1", "namespaces", None, "kube-system")).is_some());
+        assert!(
+            get(
+                s,
+                &path("apps", "v1", "deployments", Some("kube-system"), "traefik")
+            )
+            .is_some()
+        );
+    } else {
+        assert!(deleted.iter().any(|d| d.contains(removed)), "{deleted:?}");
+    }
+    let after = homelab(lab, kubeconfig, &["apply", "--prune"]).ok();
+    assert!(
+        after.stdout.contains("is unchanged"),
+        "{}",
+        after.transcript()
+    );
+}
+
+fn base64_decode(text: &str) -> String {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("base64 runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn seed_lab_applies_reapplies_unchanged_diffs_and_prunes_on_the_standin() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    converge_scenario(&lab, &standin.kubeconfig, Some(&standin));
+}
+
+#[test]
+fn real_cluster_applies_reapplies_diffs_and_prunes() {
+    let Some(kubeconfig) =
+        kube_support::real_cluster("real_cluster_applies_reapplies_diffs_and_prunes")
+    else {
+        return;
+    };
+    // The one-node platform preset: the seed's services need NFS and hardware a test cluster
+    // does not have, while cert-manager's and MetalLB's charts and webhooks are real here.
+    let lab = lab_with_secrets(homelab_spec::templates::MINIMAL);
+    converge_scenario(&lab, &kubeconfig, None);
+    let status = homelab(&lab, &kubeconfig, &["status", "--output", "json"]);
+    assert!(
+        status.code == 0 || status.code == 1,
+        "{}",
+        status.transcript()
+    );
+    assert_eq!(status.json()["lab"], "home-lab");
+}
+
+// ---- status ------------------------------------------------------------------------------
+
+/// Marks what the lab's controllers would: the Certificates cert-manager makes for Ingresses,
+/// the volumes of StatefulSets, a successful backup run, and Traefik's Service with the
+/// address the HelmChartConfig asks MetalLB for.
+fn finish_like_the_controllers(standin: &StandIn, ingress_ip: &str) {
+    let certs = [
+        ("monitoring", "grafana-tls"),
+        ("monitoring", "prometheus-tls"),
+        ("monitoring", "alertmanager-tls"),
+        ("ml", "ollama-tls"),
+        ("apps", "n8n-tls"),
+        ("docs", "paperless-tls"),
+        ("dev", "nginx-proxy-tls"),
+    ];
+    for (ns, name) in certs {
+        if get(
+            standin,
+            &path("cert-manager.io", "v1", "certificates", Some(ns), name),
+        )
+        .is_none()
+        {
+            create(
+                standin,
+                &format!("/apis/cert-manager.io/v1/namespaces/{ns}/certificates"),
+                certificate(name),
+            );
+        }
+    }
+    for (ns, name) in [
+        ("data", "data-postgres-0"),
+        ("monitoring", "storage-loki-0"),
+    ] {
+        create(
+            standin,
+            &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+            pvc(name),
+        );
+    }
+    let mut svc = service("traefik", 443);
+    svc["metadata"]["namespace"] = json!("kube-system");
+    svc["metadata"]["annotations"] = json!({"metallb.io/loadBalancerIPs": ingress_ip});
+    svc["spec"]["type"] = json!("LoadBalancer");
+    create(standin, "/api/v1/namespaces/kube-system/services", svc);
+    let an_hour_ago = {
+        let out = Command::new("date")
+            .args(["-u", "-d", "1 hour ago", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .expect("date runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    standin.patch_status(
+        &path("batch", "v1", "cronjobs", Some("data"), "postgres-backup"),
+        json!({"lastSuccessfulTime": an_hour_ago, "lastScheduleTime": an_hour_ago}),
+    );
+}
+
+#[test]
+fn status_reports_healthy_then_names_each_problem_then_unreachable() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+    finish_like_the_controllers(&standin, "192.168.2.100");
+    let certs = tempfile::tempdir().unwrap();
+    lab_certificates(certs.path(), "home.jetzinger.com");
+    let https = HttpsServer::start(certs.path());
+    let resolve = format!("*=127.0.0.1:{}", https.port);
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let status_args = [
+        "status",
+        "--resolve",
+        resolve.as_str(),
+        "--ca-file",
+        ca.as_str(),
+    ];
+
+    // Every check passes once the controllers have done their part.
+    let wait_healthy = || {
+        let mut last = None;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let mut args = status_args.to_vec();
+            args.extend(["--output", "json"]);
+            let run = homelab(&lab, &standin.kubeconfig, &args);
+            if run.code == 0 {
+                return run;
+            }
+            last = Some(run);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("never healthy:\n{}", last.unwrap().transcript());
+    };
+    let healthy = wait_healthy().json();
+    assert_eq!(healthy["health"], "healthy");
+    assert_eq!(healthy["exitCode"], 0);
+    assert_eq!(healthy["nodes"].as_array().unwrap().len(), 3);
+    assert!(healthy["problems"].as_array().unwrap().is_empty());
+    let urls = healthy["urls"].as_array().unwrap();
+    assert!(urls.len() >= 7, "{urls:?}");
+    assert!(urls.iter().all(|u| u["tls_version"] == "TLS 1.3"));
+    assert_eq!(healthy["backups"][0]["ok"], true);
+    let text = homelab(&lab, &standin.kubeconfig, &status_args).ok();
+    assert!(
+        text.stdout.starts_with("Lab `home-lab`: healthy"),
+        "{}",
+        text.stdout
+    );
+    for section in ["NODE", "COMPONENT", "URL", "BACKUP"] {
+        assert!(text.stdout.contains(section), "{}", text.stdout);
+    }
+    assert!(
+        text.stdout.lines().count() < 60,
+        "one screen:\n{}",
+        text.stdout
+    );
+
+    // The test breaks things the way a cluster does; each becomes a named problem with a fix.
+    standin.patch_status(
+        &path("apps", "v1", "deployments", Some("apps"), "n8n"),
+        json!({"availableReplicas": 0, "readyReplicas": 0}),
+    );
+    standin.patch_status(
+        &path(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            Some("docs"),
+            "paperless-data",
+        ),
+        json!({"phase": "Pending"}),
+    );
+    standin.patch_status(
+        &path("", "v1", "nodes", None, "k3s-worker-02"),
+        json!({"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down"}]}),
+    );
+    let mut args = status_args.to_vec();
+    args.extend(["--output", "json"]);
+    let sick = homelab(&lab, &standin.kubeconfig, &args).expect(1).json();
+    assert_eq!(sick["health"], "unhealthy");
+    let problems = sick["problems"].as_array().unwrap();
+    let subjects: Vec<&str> = problems
+        .iter()
+        .map(|p| p["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "node k3s-worker-02",
+            "Deployment apps/n8n",
+            "PersistentVolumeClaim docs/paperless-data"
+        ]
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p["fix"].as_str().unwrap().is_empty())
+    );
+    let text = homelab(&lab, &standin.kubeconfig, &status_args).expect(1);
+    assert!(
+        text.stdout.contains("UNHEALTHY (3 problems)"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("fix: see `kubectl -n apps describe deployment/n8n`"),
+        "{}",
+        text.stdout
+    );
+
+    // A cluster that stopped answering: exit 2 and what to do.
+    let kubeconfig = lab.write(
+        "standin.kubeconfig",
+        std::fs::read(&standin.kubeconfig).unwrap(),
+    );
+    drop(standin);
+    let gone = homelab(&lab, &kubeconfig, &["status"]).expect(2);
+    assert!(gone.stdout.contains("UNREACHABLE"), "{}", gone.transcript());
+    assert!(
+        gone.stdout.contains("fix: check the cluster is running"),
+        "{}",
+        gone.stdout
+    );
+}
+
+#[test]
+fn unreachable_api_and_missing_kubeconfig_stop_before_anything_is_written() {
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    // A kubeconfig pointing at a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = lab.write(
+        "closed.kubeconfig",
+        json!({"apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": format!("http://127.0.0.1:{closed}")}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "c"})
+        .to_string(),
+    );
+    let apply = homelab(&lab, &kubeconfig, &["apply"]).expect(1);
+    assert!(
+        apply.stderr.contains("is unreachable") && apply.stderr.contains("nothing was changed"),
+        "{}",
+        apply.transcript()
+    );
+    let status = homelab(&lab, &kubeconfig, &["status"]).expect(2);
+    assert!(
+        status.stdout.contains("UNREACHABLE"),
+        "{}",
+        status.transcript()
+    );
+    let status_json = homelab(&lab, &kubeconfig, &["status", "--output", "json"]).expect(2);
+    assert_eq!(status_json.json()["health"], "unreachable");
+    let diff = homelab(&lab, &kubeconfig, &["diff"]).expect(2);
+    assert!(
+        diff.stderr.contains("is unreachable"),
+        "{}",
+        diff.transcript()
+    );
+
+    // No --kubeconfig, no KUBECONFIG, nothing at ~/.kube/home-lab.yaml.
+    for cmd in ["apply", "diff", "status"] {
+        let run = lab.run_with(&[cmd], &[("KUBECONFIG", "")], "").expect(2);
+        assert!(
+            run.stderr.contains("no kubeconfig found")
+                && run.stderr.contains("home-lab.yaml")
+                && run.stderr.contains("homelab kubeconfig"),
+            "{}",
+            run.transcript()
+        );
+    }
+    // KUBECONFIG names a file that is not there.
+    let run = lab
+        .run_with(&["apply"], &[("KUBECONFIG", "/nonexistent/kubeconfig")], "")
+        .expect(2);
+    assert!(
+        run.stderr.contains("/nonexistent/kubeconfig"),
+        "{}",
+        run.transcript()
+    );
+    // The file `homelab kubeconfig` writes is found without any flag.
+    let standin = seed_standin(StandInOptions::default());
+    std::fs::create_dir_all(lab.home().join(".kube")).unwrap();
+    std::fs::copy(&standin.kubeconfig, lab.home().join(".kube/home-lab.yaml")).unwrap();
+    let found = lab.run_with(&["diff"], &[("KUBECONFIG", "")], "");
+    assert_eq!(found.code, 1, "{}", found.transcript());
+    // An unknown context is named with the ones there are.
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--context", "nope"]).expect(2);
+    assert!(run.stderr.contains("standin"), "{}", run.transcript());
+    assert!(get(&standin, &path("", "v1", "namespaces", None, "infra")).is_none());
+}
+
+#[test]
+fn secrets_that_cannot_be_read_stop_before_the_cluster_is_contacted() {
+    let standin = seed_standin(StandInOptions::default());
+    let before = standin.request_count();
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    let values = secret_values(&lab);
+
+    // Somebody else's key: decryption fails.
+    let other_home = tempfile::tempdir().unwrap();
+    let other_key = other_home.path().join("other.key");
+    let keygen = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&other_key)
+        .output()
+        .expect("age-keygen is needed: run scripts/install-test-deps");
+    assert!(keygen.status.success());
+    let key = other_key.display().to_string();
+    let kc = standin.kubeconfig.display().to_string();
+    for cmd in ["apply", "diff"] {
+        let run = lab.run_with(
+            &[cmd, "--kubeconfig", kc.as_str()],
+            &[("SOPS_AGE_KEY_FILE", key.as_str())],
+            "",
+        );
+        assert_ne!(run.code, 0, "{}", run.transcript());
+        assert!(
+            run.stderr.contains("SOPS_AGE_KEY_FILE") && run.stderr.contains("nothing was changed"),
+            "{}",
+            run.transcript()
+        );
+        assert_no_secret_in(&run, &values);
+    }
+
+    // A secret the user has not set yet: every missing one is named, with the command.
+    let blank = Lab::with_spec(homelab_spec::templates::SEED);
+    blank.run(&["secrets", "init"]).ok();
+    let run = homelab(&blank, &standin.kubeconfig, &["apply"]).expect(1);
+    assert!(
+        run.stderr.contains("cloudflare-api-token")
+            && run.stderr.contains("devcontainer-tom-git-credentials")
+            && run.stderr.contains("homelab secrets set"),
+        "{}",
+        run.transcript()
+    );
+    // No secrets file at all.
+    let none = Lab::with_spec(homelab_spec::templates::SEED);
+    let run = homelab(&none, &standin.kubeconfig, &["apply"]).expect(1);
+    assert!(
+        run.stderr.contains("homelab secrets init"),
+        "{}",
+        run.transcript()
+    );
+
+    // Asking for the count is the one request since the first time it was asked.
+    assert_eq!(
+        standin.request_count(),
+        before + 1,
+        "the API was not contacted at all"
+    );
+}
+
+#[test]
+fn api_conflicts_and_unavailability_are_retried() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    // The first writes of a ConfigMap and a HelmChart conflict, a list answers 503 twice.
+    standin.inject_fault("PATCH", "/configmaps/", 409, 1);
+    standin.inject_fault("PATCH", "/helmcharts/cert-manager$", 409, 2);
+    standin.inject_fault("GET", "/customresourcedefinitions/certificates", 503, 2);
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+    assert!(
+        run.stderr
+            .contains("retrying apply HelmChart.helm.cattle.io kube-system/cert-manager")
+            && run.stderr.contains("HTTP 409"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains("retrying apply ConfigMap"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        get(
+            &standin,
+            &path(
+                "helm.cattle.io",
+                "v1",
+                "helmcharts",
+                Some("kube-system"),
+                "cert-manager"
+            )
+        )
+        .is_some()
+    );
+
+    // Someone changes a field homelab owns; the next apply must write it back, but the
+    // server keeps failing: the object and the server's message are named.
+    let chart = path(
+        "helm.cattle.io",
+        "v1",
+        "helmcharts",
+        Some("kube-system"),
+        "n8n",
+    );
+    let (code, body) = standin.request(
+        "PATCH",
+        &format!("{chart}?fieldManager=kubectl-edit"),
+        "application/merge-patch+json",
+        Some(&json!({"spec": {"version": "0.0.1"}})),
+    );
+    assert_eq!(code, 200, "{body}");
+    standin.inject_fault("PATCH", "/helmcharts/n8n$", 503, 100);
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("HelmChart.helm.cattle.io kube-system/n8n")
+            && run.stderr.contains("injected 503")
+            && run.stderr.contains("(HTTP 503)"),
+        "{}",
+        run.transcript()
+    );
+    // Once the server recovers, the drifted field is written back.
+    standin.clear_faults();
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--output", "json"]).ok();
+    assert_eq!(
+        changed_components(&run),
+        BTreeSet::from(["n8n".to_string()]),
+        "{}",
+        run.stdout
+    );
+    let live = get(&standin, &chart).unwrap();
+    assert_ne!(live["spec"]["version"], "0.0.1");
+}
+
+#[test]
+fn an_interrupted_apply_is_finished_by_the_next_one() {
+    // Slow controllers so that the first apply is still waiting when it is killed.
+    let standin = seed_standin(StandInOptions {
+        controller_delay: Duration::from_millis(1500),
+        ..StandInOptions::default()
+    });
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    let mut child = lab
+        .command()
+        .args(["apply", "--timeout", "60s", "--kubeconfig"])
+        .arg(&standin.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("homelab starts");
+    wait_until("the first units", Duration::from_secs(30), || {
+        get(
+            &standin,
+            &path(
+                "helm.cattle.io",
+                "v1",
+                "helmcharts",
+                Some("kube-system"),
+                "nfs-provisioner",
+            ),
+        )
+        .is_some()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        get(
+            &standin,
+            &path("apps", "v1", "statefulsets", Some("data"), "postgres")
+        )
+        .is_none(),
+        "killed before the end"
+    );
+    // The next run finishes the job and knows what the first one created.
+    let run = homelab(
+        &lab,
+        &standin.kubeconfig,
+        &["apply", "--timeout", "60s", "--output", "json"],
+    )
+    .ok();
+    let created_before: Vec<Value> = run.json()["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "nfs")
+        .cloned()
+        .collect();
+    assert_eq!(
+        created_before[0]["created"], 0,
+        "nfs was done by the first run"
+    );
+    assert!(
+        get(
+            &standin,
+            &path("apps", "v1", "statefulsets", Some("data"), "postgres")
+        )
+        .is_some()
+    );
+    let again = homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+    assert!(
+        again.stdout.contains("is unchanged"),
+        "{}",
+        again.transcript()
+    );
+}
+
+#[test]
+fn dry_run_stores_nothing() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    let run = homelab(
+        &lab,
+        &standin.kubeconfig,
+        &["apply", "--dry-run", "--output", "json"],
+    )
+    .ok();
+    let report = run.json();
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["changed"], true);
+    assert!(get(&standin, &path("", "v1", "namespaces", None, "infra")).is_none());
+    assert!(
+        get(
+            &standin,
+            &path(
+                "",
+                "v1",
+                "secrets",
+                Some("kube-system"),
+                "applyset-home-lab"
+            )
+        )
+        .is_none()
+    );
+    let text = homelab(&lab, &standin.kubeconfig, &["apply", "--dry-run"]).ok();
+    assert!(
+        text.stdout.contains("Dry run, nothing was changed"),
+        "{}",
+        text.stdout
+    );
+}
+
+// ---- benchmark (run by scripts/bench-apply, never as part of the test suite) ------------
+
+/// Times `homelab apply` on the seed lab through the binary against the stand-in with
+/// `BENCH_LATENCY_MS` (default 20) added to every request: one first apply, then
+/// `BENCH_RUNS` (default 5) no-op re-applies, each checked to report nothing changed.
+#[test]
+#[ignore = "a benchmark: run it with scripts/bench-apply"]
+fn bench_seed_lab_noop_reapply_through_the_cli() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let latency = env("BENCH_LATENCY_MS", 20);
+    let runs = env("BENCH_RUNS", 5) as usize;
+    let standin = seed_standin(StandInOptions {
+        latency: Duration::from_millis(latency),
+        ..StandInOptions::default()
+    });
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    let timed = |args: &[&str]| {
+        let before = standin.request_count();
+        let start = Instant::now();
+        let run = homelab(&lab, &standin.kubeconfig, args);
+        let took = start.elapsed();
+        let requests = standin.request_count() - before - 1;
+        (run, took, requests)
+    };
+    let (first, took, requests) = timed(&["apply", "--timeout", "120s", "--output", "json"]);
+    let first = first.ok();
+    let objects: usize = first.json()["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["created"].as_u64().unwrap() as usize)
+        .sum();
+    println!(
+        "first apply: {objects} objects created, {requests} requests, {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let (run, took, requests) = timed(&["apply", "--output", "json"]);
+        assert_eq!(run.ok().json()["changed"], false, "a no-op re-apply");
+        println!(
+            "no-op re-apply: {requests} requests, {:.0} ms",
+            took.as_secs_f64() * 1000.0
+        );
+        times.push(took);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "no-op re-apply at {latency} ms per request: runs={runs} median_ms={:.0} min_ms={:.0} max_ms={:.0}",
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1])
+    );
+}
+
+/// `homelab ARGS` on a pseudo-terminal (util-linux `script`); the exit code and everything
+/// the terminal showed.
+fn on_terminal(lab: &Lab, args: &[&str]) -> (i32, String) {
+    let found = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`script` (util-linux) not found: the terminal tests need it; run scripts/install-test-deps"
+    );
+    let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_homelab").to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+        .collect();
+    let template = lab.command();
+    let mut cmd = Command::new("script");
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(lab.dir())
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("script runs");
+    let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    (out.status.code().unwrap_or(-1), shown)
+}
+
+#[test]
+fn a_terminal_shows_one_updating_line_per_component() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    let kc = standin.kubeconfig.display().to_string();
+    let (code, shown) = on_terminal(&lab, &["apply", "--timeout", "60s", "--kubeconfig", &kc]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("✓ 9 of 9 objects changed"), "{shown}");
+    assert!(
+        !shown.contains("local-path: Namespace"),
+        "object lines only with -v:\n{shown}"
+    );
+    let (code, shown) = on_terminal(&lab, &["apply", "--kubeconfig", &kc]);
+    assert_eq!(code, 0, "{shown}");
+    for unit in [
+        "local-path",
+        "cert-manager",
+        "cert-manager/resources",
+        "postgres",
+        "n8n",
+    ] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.contains(unit) && l.contains("✓ unchanged")),
+            "no finished line for {unit}:\n{shown}"
+        );
+    }
+    assert!(
+        shown.contains("every component of lab `home-lab` is unchanged"),
+        "{shown}"
+    );
+    let values = secret_values(&lab);
+    assert!(values.iter().all(|v| !shown.contains(v.as_str())));
+}
