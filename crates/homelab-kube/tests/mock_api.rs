@@ -1034,3 +1034,174 @@ async fn independent_units_are_applied_side_by_side() {
     server.await.unwrap();
     assert!(matches!(err, ApplyError::WaitTimeout { .. }), "{err}");
 }
+
+/// A member list answer holding `objects` as the server keeps them (with server fields).
+fn as_members(path: &str, objects: &[Value]) -> Value {
+    let items: Vec<Value> = objects
+        .iter()
+        .filter(|o| {
+            let api = o["apiVersion"].as_str().unwrap();
+            let plural = format!("{}s", o["kind"].as_str().unwrap().to_lowercase());
+            let base = if api.contains('/') {
+                format!("/apis/{api}/{plural}")
+            } else {
+                format!("/api/{api}/{plural}")
+            };
+            base == path
+        })
+        .map(|o| {
+            let mut o = o.clone();
+            o["metadata"]["resourceVersion"] = json!("7");
+            o["metadata"]["uid"] = json!("u-1");
+            o
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+}
+
+#[tokio::test]
+async fn objects_that_still_hold_what_was_last_applied_are_not_sent_again() {
+    // The first apply: what homelab sends carries the digest of each manifest.
+    let (cluster, server) = mock(Box::new(|_| None));
+    cluster
+        .apply(&plan(vec![web_unit()]), &fast(), &|_| {})
+        .await
+        .unwrap();
+    drop(cluster);
+    let sent: Vec<Value> = server
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && !r.path.ends_with("applyset-lab"))
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(sent.len(), 3);
+    for o in &sent {
+        assert!(
+            o["metadata"]["annotations"]["homelab-rs.github.io/applied-digest"].is_string(),
+            "{o}"
+        );
+    }
+
+    // The cluster holds exactly that, except someone changed the ConfigMap.
+    let mut live = sent.clone();
+    for o in &mut live {
+        if o["kind"] == "ConfigMap" {
+            o["data"]["a"] = json!("changed by hand");
+        }
+    }
+    let parent = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applyset-lab", "namespace": "homelab",
+        "labels": {"applyset.kubernetes.io/id": id()},
+        "annotations": {"applyset.kubernetes.io/tooling": format!("homelab/{}", ApplyOptions::default().tooling_version),
+            "applyset.kubernetes.io/contains-group-kinds": "ConfigMap,Deployment.apps,Namespace",
+            "applyset.kubernetes.io/additional-namespaces": "web"}}});
+    let (cluster, server) = mock(Box::new(move |req| {
+        if req.method == "GET" && req.path.ends_with("applyset-lab") {
+            return Some((200, parent.clone()));
+        }
+        if req.method == "GET" && req.param("labelSelector").is_some() {
+            return Some((200, as_members(&req.path, &live)));
+        }
+        None
+    }));
+    let report = cluster
+        .apply(&plan(vec![web_unit()]), &fast(), &|_| {})
+        .await
+        .unwrap();
+    drop(cluster);
+    let patches: Vec<String> = server
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path.clone())
+        .collect();
+    // Only the drifted object is written back.
+    assert_eq!(patches, ["/api/v1/namespaces/web/configmaps/settings"]);
+    let outcomes: Vec<(String, ObjectOutcome)> = report.units[0]
+        .objects
+        .iter()
+        .map(|o| (o.object.kind.clone(), o.outcome))
+        .collect();
+    assert!(outcomes.contains(&("Namespace".into(), ObjectOutcome::Unchanged)));
+    assert!(outcomes.contains(&("Deployment".into(), ObjectOutcome::Unchanged)));
+    assert!(outcomes.contains(&("ConfigMap".into(), ObjectOutcome::Configured)));
+}
+
+#[tokio::test]
+async fn gates_that_all_pass_are_looked_at_once_each_and_the_rest_in_order() {
+    let crd = |name: &str| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+    };
+    let deployment_looks = Arc::new(Mutex::new(0));
+    let looks = deployment_looks.clone();
+    let (cluster, server) = mock(Box::new(move |req| {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/a.example.com") => {
+                Some((200, crd("a.example.com")))
+            }
+            ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/b.example.com") => {
+                Some((200, crd("b.example.com")))
+            }
+            ("GET", "/apis/apps/v1/namespaces/web/deployments/web") => {
+                // Not available at the first look, available at the second.
+                let mut n = looks.lock().unwrap();
+                *n += 1;
+                let available = if *n >= 2 { 1 } else { 0 };
+                Some((
+                    200,
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "web", "generation": 1},
+                        "spec": {"replicas": 1},
+                        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": available}}),
+                ))
+            }
+            _ => None,
+        }
+    }));
+    let mut u = web_unit();
+    u.waits = vec![
+        WaitFor::CrdEstablished {
+            name: "a.example.com".into(),
+        },
+        WaitFor::Available {
+            kind: WorkloadKind::Deployment,
+            namespace: "web".into(),
+            name: "web".into(),
+        },
+        WaitFor::CrdEstablished {
+            name: "b.example.com".into(),
+        },
+    ];
+    let (events, sink) = recorder();
+    cluster.apply(&plan(vec![u]), &fast(), &sink).await.unwrap();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let gets = |path: &str| seen.iter().filter(|r| r.path.ends_with(path)).count();
+    // The CRDs passed at the first look and are not asked again; the Deployment is waited for.
+    assert_eq!(gets("customresourcedefinitions/a.example.com"), 1);
+    assert_eq!(gets("customresourcedefinitions/b.example.com"), 1);
+    assert_eq!(*deployment_looks.lock().unwrap(), 2);
+    // Events keep the declared order: each gate waited for, then done.
+    let waits: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::Waiting { what, .. } => Some(format!("waiting {what}")),
+            ApplyEvent::WaitDone { what, .. } => Some(format!("done {what}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            "waiting CustomResourceDefinition a.example.com to be established",
+            "done CustomResourceDefinition a.example.com to be established",
+            "waiting Deployment web/web to be available",
+            "done Deployment web/web to be available",
+            "waiting CustomResourceDefinition b.example.com to be established",
+            "done CustomResourceDefinition b.example.com to be established",
+        ]
+    );
+}
