@@ -40,7 +40,9 @@ impl LoadedSpec {
             }
             let mut d = Diagnostic::error(
                 "unknown-secret",
-                format!("{used_by} needs the secret `{name}`, which secrets.sops.yaml does not hold"),
+                format!(
+                    "{used_by} needs the secret `{name}`, which secrets.sops.yaml does not hold"
+                ),
             );
             if let Some((_, span)) = self.secret_ref_spans.iter().find(|(n, _)| n == name) {
                 d = d.at(*span);
@@ -50,10 +52,19 @@ impl LoadedSpec {
             } else {
                 let mut names: Vec<&str> = known.clone();
                 names.sort_unstable();
-                format!("it holds {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "it holds {}",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             let fix = match de::did_you_mean(name, &known) {
-                Some(close) => format!("did you mean `{close}`? Otherwise set it with `homelab secrets set {name}` ({listing})"),
+                Some(close) => format!(
+                    "did you mean `{close}`? Otherwise set it with `homelab secrets set {name}` ({listing})"
+                ),
                 None => format!(
                     "set it with `homelab secrets set {name}`, or run `homelab secrets init` to generate the secrets the lab can make itself ({listing})"
                 ),

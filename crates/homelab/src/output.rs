@@ -74,7 +74,7 @@ impl Output {
                 if !self.quiet {
                     let text = text();
                     if !text.is_empty() {
-                        println!("{}", text.trim_end_matches('\n'));
+                        stdout_line(text.trim_end_matches('\n'));
                     }
                 }
             }
@@ -84,16 +84,16 @@ impl Output {
     /// Raw output the user asked for (a schema, a secret, a completion script): printed even
     /// with `--quiet`, unchanged by `--output`.
     pub fn raw(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        if !text.ends_with('\n') {
-            let _ = out.write_all(b"\n");
+        if text.ends_with('\n') {
+            stdout_write(text.as_bytes());
+        } else {
+            stdout_line(text);
         }
     }
 
     pub fn json<T: Serialize>(&self, data: &T) {
         let text = serde_json::to_string_pretty(data).expect("output data serializes");
-        println!("{text}");
+        stdout_line(&text);
     }
 
     /// The top-level error, with its whole chain, printed once.
@@ -144,5 +144,37 @@ impl Output {
             .collect::<Vec<_>>()
             .join("\n")
             + "\n"
+    }
+}
+
+/// Asks a yes/no question on the terminal (stderr, answer on stdin); only `yes` goes ahead.
+/// Callers check that there is a terminal first and refuse without one unless `--yes`.
+pub fn ask_yes(question: &str) -> bool {
+    use std::io::BufRead;
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question}\nType yes to go ahead: ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim().eq_ignore_ascii_case("yes")
+}
+
+/// Writes a line to stdout. A reader that went away (`homelab ... | head`) ends the program
+/// quietly, as other command-line tools do, instead of a panic.
+fn stdout_line(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    stdout_write(line.as_bytes());
+}
+
+fn stdout_write(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }

@@ -4,7 +4,7 @@
 //! Nothing here talks to a host itself or decides what happens on one.
 
 use std::future::Future;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -656,13 +656,7 @@ impl Confirm for Confirmation {
             *self.unasked.lock().expect("confirm lock") = Some(question.to_string());
             return false;
         }
-        eprintln!("{question}");
-        eprint!("Type yes to go ahead: ");
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
-            return false;
-        }
-        answer.trim().eq_ignore_ascii_case("yes")
+        crate::output::ask_yes(question)
     }
 }
 

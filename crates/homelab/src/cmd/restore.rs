@@ -3,7 +3,7 @@
 //! restored data and which one was kept beside it. It never restores without a confirmation,
 //! and drops the database it replaced only when asked to (`--drop-old`).
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 
 use clap::{Args, Subcommand};
 use homelab_backup::RestoreReport;
@@ -249,7 +249,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
                 .unwrap_or_else(|| "size unknown".into()),
             consequence(&target, args)
         );
-        if !ask(&question) {
+        if !crate::output::ask_yes(&question) {
             return Err(exit::Exit {
                 code: exit::FAILURE,
                 message: format!("{what}: cancelled, nothing was changed"),
@@ -423,17 +423,6 @@ fn backup_dir_of(job: &Value) -> String {
         .and_then(|m| m["mountPath"].as_str())
         .unwrap_or("/backups")
         .to_string()
-}
-
-/// Asks on the terminal; only `yes` goes ahead.
-fn ask(question: &str) -> bool {
-    eprintln!("{question}");
-    eprint!("Type yes to go ahead: ");
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
 }
 
 #[cfg(test)]

@@ -327,7 +327,10 @@ fn rotate_gives_new_values_to_the_secret_and_what_is_made_from_it() {
         json["rotated"],
         serde_json::json!(["traefik-dashboard-password", "traefik-dashboard-htpasswd"])
     );
-    assert_eq!(json["reapply"], serde_json::json!(["prometheus", "traefik"]));
+    assert_eq!(
+        json["reapply"],
+        serde_json::json!(["prometheus", "traefik"])
+    );
     let password = lab.get("traefik-dashboard-password");
     assert_ne!(password, before["traefik-dashboard-password"]);
     require_htpasswd_verifies(

@@ -358,3 +358,35 @@ fn crlf_line_endings_and_a_byte_order_mark_are_accepted_and_located() {
     assert_eq!(d["line"], line);
     assert_eq!(d["column"], 16);
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_program_quietly() {
+    use std::io::{BufRead, BufReader};
+    // `homelab plan --output json | head -1`: the reader goes away after one line, long
+    // before the document (far larger than a pipe's buffer) is written.
+    let work = Workdir::new();
+    let mut apps = String::from("apps:\n");
+    for i in 0..400 {
+        apps.push_str(&format!(
+            "  - {{name: app{i}, image: \"ghcr.io/example/app:1.0.{i}\", port: 8080}}\n"
+        ));
+    }
+    let spec = homelab_spec::templates::SEED.replace("apps: []\n", &apps);
+    let path = work.path().join("big.yaml");
+    std::fs::write(&path, spec).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_homelab"))
+        .args(["-f", path.to_str().unwrap(), "plan", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
