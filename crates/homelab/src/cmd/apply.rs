@@ -44,8 +44,8 @@ pub struct ApplyArgs {
     pub cluster: ClusterArgs,
 }
 
-/// Which cluster to talk to; shared by `apply`, `diff` and `status`.
-#[derive(Debug, Args)]
+/// Which cluster to talk to; shared by every command that uses the Kubernetes API.
+#[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// The kubeconfig to use [default: $KUBECONFIG, else ~/.kube/<lab>.yaml, the file
     /// `homelab kubeconfig` writes].

@@ -4,15 +4,12 @@
 //! scripts' output means is for `backup.rs` and `restore.rs` to read; this module never
 //! interprets it, and never deletes or changes an object in the cluster.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use homelab_backup::UtcTime;
-use homelab_kube::{
-    Cluster, ConnectError, JobError, JobEvent, JobOptions, JobOutcome, KubeconfigSource,
-};
+use homelab_kube::{Cluster, JobError, JobEvent, JobOptions, JobOutcome};
 use homelab_plan::Plan;
 use serde_json::{Value, json};
 
@@ -22,28 +19,12 @@ use crate::output::Output;
 /// Which cluster to talk to, and how long to follow the Job.
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
-    /// The kubeconfig to use [default: $KUBECONFIG, else ~/.kube/<lab>.yaml, the file
-    /// `homelab kubeconfig` writes].
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use instead of its current one.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub cluster: super::apply::ClusterArgs,
     /// How long to follow the Job before giving up on it (it keeps running in the cluster),
     /// e.g. `90s`, `30m`, `2h`.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = super::nodes::parse_duration)]
     pub timeout: Duration,
-}
-
-impl JobArgs {
-    fn source(&self, lab_name: &str) -> KubeconfigSource {
-        let default_path = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| {
-            PathBuf::from(h)
-                .join(".kube")
-                .join(format!("{lab_name}.yaml"))
-        });
-        KubeconfigSource::from_env(self.kubeconfig.clone(), self.context.clone(), default_path)
-    }
 }
 
 /// What a backup script Job is made from: the plan's backup CronJob and where it keeps things.
@@ -260,22 +241,10 @@ pub struct Connected {
 /// Connects to the lab's cluster: a kubeconfig that is missing or wrong is a usage error (2),
 /// an API that does not answer a failure (1).
 pub fn connect(args: &JobArgs, lab_name: &str) -> anyhow::Result<Connected> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime that drives the Kubernetes API requests")?;
+    let rt = super::apply::runtime()?;
     let cluster = rt
-        .block_on(Cluster::connect(&args.source(lab_name)))
-        .map_err(|e| {
-            let code = match e {
-                ConnectError::Unreachable { .. } | ConnectError::Client { .. } => exit::FAILURE,
-                _ => exit::USAGE,
-            };
-            anyhow::Error::from(Exit {
-                code,
-                message: e.to_string(),
-            })
-        })?;
+        .block_on(Cluster::connect(&args.cluster.source(lab_name)))
+        .map_err(|e| super::apply::connect_error(e, exit::FAILURE))?;
     Ok(Connected { rt, cluster })
 }
 
