@@ -795,16 +795,7 @@ impl<'a> Run<'a> {
                 kind: r.kind.clone(),
             });
         };
-        if resolved.namespaced && r.namespace.is_none() {
-            return Err(ApplyError::MissingNamespace {
-                object: r.to_string(),
-                kind: r.kind.clone(),
-            });
-        }
-        let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
-            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resolved.resource),
-            _ => Api::all_with(self.client.clone(), &resolved.resource),
-        };
+        let api: Api<DynamicObject> = resolved.api_for(&self.client, r)?;
         let label = r.to_string();
         let key = Key::of(r);
         let before: Option<Value> = match members.get(&key) {

@@ -223,16 +223,7 @@ async fn diff_one(
             kind: r.kind.clone(),
         });
     };
-    if resolved.namespaced && r.namespace.is_none() {
-        return Err(ApplyError::MissingNamespace {
-            object: r.to_string(),
-            kind: r.kind.clone(),
-        });
-    }
-    let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
-        (Some(ns), true) => Api::namespaced_with(run.client.clone(), ns, &resolved.resource),
-        _ => Api::all_with(run.client.clone(), &resolved.resource),
-    };
+    let api: Api<DynamicObject> = resolved.api_for(&run.client, r)?;
     let label = r.to_string();
     let live = with_retry_opt(retry, progress, "read", &label, || api.get(&r.name))
         .await?

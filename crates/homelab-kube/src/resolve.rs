@@ -18,6 +18,27 @@ pub(crate) struct Resolved {
 }
 
 /// Discovery cache for one run.
+impl Resolved {
+    /// The API for `object` of this kind: namespaced when the kind is, cluster-wide otherwise.
+    /// A namespaced kind without a namespace in its manifest is a plan error.
+    pub(crate) fn api_for(
+        &self,
+        client: &Client,
+        object: &crate::model::ObjectRef,
+    ) -> Result<kube::Api<kube::core::DynamicObject>, ApplyError> {
+        if self.namespaced && object.namespace.is_none() {
+            return Err(ApplyError::MissingNamespace {
+                object: object.to_string(),
+                kind: object.kind.clone(),
+            });
+        }
+        Ok(match (&object.namespace, self.namespaced) {
+            (Some(ns), true) => kube::Api::namespaced_with(client.clone(), ns, &self.resource),
+            _ => kube::Api::all_with(client.clone(), &self.resource),
+        })
+    }
+}
+
 pub(crate) struct Resolver {
     client: Client,
     // apiVersion -> kind -> resource; `None` when the group-version is not served.

@@ -109,11 +109,7 @@ pub fn ingress(
             "name": name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": {
-                "cert-manager.io/cluster-issuer": issuer,
-                "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-                "traefik.ingress.kubernetes.io/router.tls": "true",
-            },
+            "annotations": ingress_annotations(issuer),
         },
         "spec": {
             "ingressClassName": "traefik",
@@ -127,6 +123,28 @@ pub fn ingress(
                 }]},
             }],
         },
+    })
+}
+
+/// What every Ingress of the lab carries: a certificate from `issuer`, HTTPS only, through
+/// Traefik (ADR-0001).
+pub fn ingress_annotations(issuer: &str) -> Value {
+    json!({
+        "cert-manager.io/cluster-issuer": issuer,
+        "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+        "traefik.ingress.kubernetes.io/router.tls": "true",
+    })
+}
+
+/// The `ingress:` values of the charts that take the common layout (`className`, `hosts` with
+/// paths, `tls`), for one host served at `/`.
+pub fn chart_ingress(host: &str, tls_secret: &str, issuer: &str) -> Value {
+    json!({
+        "enabled": true,
+        "className": "traefik",
+        "annotations": ingress_annotations(issuer),
+        "hosts": [{"host": host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
+        "tls": [{"secretName": tls_secret, "hosts": [host]}],
     })
 }
 

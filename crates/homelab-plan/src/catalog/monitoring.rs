@@ -73,11 +73,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         .collect();
     let (am_config, receiver_secrets) = alertmanager_config(ctx);
     let ingress = |host: &str, secret: &str, auth: bool| {
-        let mut annotations = json!({
-            "cert-manager.io/cluster-issuer": ctx.issuer,
-            "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-            "traefik.ingress.kubernetes.io/router.tls": "true",
-        });
+        let mut annotations = crate::meta::ingress_annotations(ctx.issuer);
         if auth {
             // Prometheus and Alertmanager have no login of their own.
             annotations["traefik.ingress.kubernetes.io/router.middlewares"] =

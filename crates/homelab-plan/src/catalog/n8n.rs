@@ -83,17 +83,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             "extraEnvVars": {"N8N_HOST": host, "N8N_PROTOCOL": "https", "N8N_PORT": "5678"},
             "diagnostics": {"enabled": false},
             "versionNotifications": {"enabled": false},
-            "ingress": {
-                "enabled": true,
-                "className": "traefik",
-                "annotations": {
-                    "cert-manager.io/cluster-issuer": ctx.issuer,
-                    "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-                    "traefik.ingress.kubernetes.io/router.tls": "true",
-                },
-                "hosts": [{"host": host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
-                "tls": [{"secretName": "n8n-tls", "hosts": [host]}],
-            },
+            "ingress": crate::meta::chart_ingress(&host, "n8n-tls", ctx.issuer),
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         }),
     });

@@ -26,17 +26,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             "models": {"pull": o.models},
         },
         "persistentVolume": {"enabled": true, "size": o.storage.to_string(), "storageClass": ctx.storage_class},
-        "ingress": {
-            "enabled": true,
-            "className": "traefik",
-            "annotations": {
-                "cert-manager.io/cluster-issuer": ctx.issuer,
-                "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
-                "traefik.ingress.kubernetes.io/router.tls": "true",
-            },
-            "hosts": [{"host": host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
-            "tls": [{"secretName": "ollama-tls", "hosts": [host]}],
-        },
+        "ingress": crate::meta::chart_ingress(&host, "ollama-tls", ctx.issuer),
         "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "12Gi"}},
     });
     if o.gpu {

@@ -10,14 +10,12 @@ use homelab_backup::records::{
 use homelab_backup::{BackupListing, BackupRun, DrillReport, UtcTime};
 use serde_json::{Value, json};
 
-use super::backup_job::{
-    self, BackupSetup, JobArgs, Operation, Ran, human_age, human_size, report_lines,
-};
+use super::backup_job::{self, BackupSetup, JobArgs, Operation, Ran, human_age, report_lines};
 use super::nodes::{block_on, table};
 use crate::cli::Global;
 use crate::exit;
 use crate::inventory::{self, ConnectArgs, Needs};
-use crate::output::Output;
+use crate::output::{Output, human_size};
 use crate::spec_file;
 
 #[derive(Debug, Args)]

@@ -391,22 +391,6 @@ fn job_error(e: JobError) -> anyhow::Error {
     }
 }
 
-/// `1.5 MiB`: sizes as people read them.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// `45s`, `12m`, `3h`, `2d`: how long ago, to the largest whole unit.
 pub fn human_age(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -551,9 +535,7 @@ services:
     }
 
     #[test]
-    fn sizes_and_ages_are_readable() {
-        assert_eq!(human_size(640), "640 B");
-        assert_eq!(human_size(16552), "16.2 KiB");
+    fn ages_are_readable() {
         assert_eq!(human_age(59), "59s");
         assert_eq!(human_age(3 * 3600 + 5), "3h");
         assert_eq!(human_age(-4), "0s");

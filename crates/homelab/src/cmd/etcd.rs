@@ -12,7 +12,7 @@ use super::nodes::{
 use crate::cli::Global;
 use crate::exit;
 use crate::inventory::{ConnectArgs, Needs};
-use crate::output::Output;
+use crate::output::{Output, human_size};
 
 #[derive(Debug, Args)]
 pub struct EtcdArgs {
@@ -111,22 +111,6 @@ fn save(
         &json!({ "lab": inv.lab_name, "server": server, "snapshot": saved }),
     );
     Ok(exit::OK)
-}
-
-/// `1.5 MiB`: sizes as people read them.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn snapshot_json(s: &SnapshotInfo) -> serde_json::Value {
@@ -242,17 +226,4 @@ fn restore(
             )
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_are_readable() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
-    }
 }

@@ -13,10 +13,11 @@ use homelab_backup::records::{
 use serde_json::{Value, json};
 
 use super::backup::{check_database_name, failed, load, no_report};
-use super::backup_job::{self, JobArgs, Operation, human_age, human_size, report_lines};
+use super::backup_job::{self, JobArgs, Operation, human_age, report_lines};
 use crate::cli::Global;
 use crate::exit;
 use crate::output::Output;
+use crate::output::human_size;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
