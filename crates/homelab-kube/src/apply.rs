@@ -77,6 +77,7 @@ pub struct UnitReport {
 
 /// A member considered for pruning: deleted, or kept and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PrunedObject {
     pub object: ObjectRef,
     pub deleted: bool,
@@ -86,6 +87,7 @@ pub struct PrunedObject {
 
 /// The result of a whole apply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
     pub applyset_id: String,
     pub dry_run: bool,

@@ -40,6 +40,7 @@ pub enum ObjectChange {
 
 /// One object's diff. `diff` is empty when unchanged; Secret values never appear in it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectDiff {
     /// The plan unit, `None` for objects only prune would touch.
     pub unit: Option<String>,
@@ -50,6 +51,7 @@ pub struct ObjectDiff {
 
 /// The whole diff.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DiffReport {
     pub objects: Vec<ObjectDiff>,
 }

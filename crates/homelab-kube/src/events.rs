@@ -31,7 +31,11 @@ impl ObjectOutcome {
 
 /// One step of `apply`, in the order it happens.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(
+    tag = "event",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ApplyEvent {
     /// The ApplySet parent was updated to cover the plan (before any member is applied).
     ApplySetUpdated {

@@ -78,6 +78,7 @@ where
 
 /// How a Job ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobOutcome {
     pub namespace: String,
     pub name: String,

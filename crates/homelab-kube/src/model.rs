@@ -9,6 +9,7 @@ use serde_json::Value;
 
 /// Where the ApplySet parent lives (KEP-3659): a Secret `applyset-<name>` in `namespace`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplySetRef {
     /// The ApplySet name; the parent Secret is called `applyset-<name>`.
     pub name: String,
@@ -26,6 +27,7 @@ impl ApplySetRef {
 /// Everything `apply`, `diff` and prune need: units in any order (they are sorted by
 /// `depends_on`), the ApplySet that owns what they create, and the field manager.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplyPlan {
     pub applyset: ApplySetRef,
     /// The one server-side apply field manager, e.g. `homelab`.
@@ -35,6 +37,7 @@ pub struct ApplyPlan {
 
 /// One component: its manifests, the units it needs first, and what to wait for after applying.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplyUnit {
     pub name: String,
     #[serde(default)]
@@ -67,6 +70,7 @@ impl fmt::Debug for ApplyUnit {
 
 /// A namespace and a name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NamespacedName {
     pub namespace: String,
     pub name: String,
@@ -143,6 +147,7 @@ impl fmt::Display for WaitFor {
 
 /// Identifies one object: group/version/kind, namespace and name, as written in its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: String,

@@ -12,6 +12,7 @@ use crate::events::{ApplyEvent, Progress};
 
 /// How often and how patiently to retry a failed API call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
     /// Total attempts, the first included (at least 1).
     pub attempts: u32,

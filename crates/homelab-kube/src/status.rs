@@ -24,6 +24,7 @@ use crate::wait::{
 
 /// A workload of a component (in the component's namespace).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkloadRef {
     pub kind: WorkloadKind,
     pub name: String,
@@ -31,6 +32,7 @@ pub struct WorkloadRef {
 
 /// A `helm.cattle.io/v1` HelmChart (usually in `kube-system`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HelmChartRef {
     pub namespace: String,
     pub name: String,
@@ -38,6 +40,7 @@ pub struct HelmChartRef {
 
 /// What makes one component healthy. Names are in `namespace`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentCheck {
     pub name: String,
     pub namespace: String,
@@ -65,6 +68,7 @@ pub struct ComponentCheck {
 
 /// An HTTPS URL that must answer with a certificate valid for `host`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UrlCheck {
     pub url: String,
     pub host: String,
@@ -72,6 +76,7 @@ pub struct UrlCheck {
 
 /// A backup CronJob whose last successful run must be younger than `max_age`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupCheck {
     pub namespace: String,
     pub cronjob: String,
@@ -80,6 +85,7 @@ pub struct BackupCheck {
 
 /// Everything `status` checks, built by the CLI from the Plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusChecks {
     /// Node names that must be present and Ready.
     #[serde(default)]
@@ -126,6 +132,7 @@ pub enum Health {
 
 /// One thing that is wrong, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Problem {
     pub subject: String,
     pub problem: String,
@@ -134,6 +141,7 @@ pub struct Problem {
 
 /// One check of a component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     /// e.g. `Deployment apps/n8n`.
     pub what: String,
@@ -142,6 +150,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
     pub name: String,
     pub present: bool,
@@ -152,6 +161,7 @@ pub struct NodeStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
     pub name: String,
     pub namespace: String,
@@ -160,6 +170,7 @@ pub struct ComponentStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UrlStatus {
     pub url: String,
     pub host: String,
@@ -170,6 +181,7 @@ pub struct UrlStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
     pub namespace: String,
     pub cronjob: String,
@@ -181,6 +193,7 @@ pub struct BackupStatus {
 
 /// The result of `status`, ready for a table or `--output json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     pub health: Health,
     pub server: String,

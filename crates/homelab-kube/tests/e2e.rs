@@ -348,7 +348,7 @@ async fn standin_status_reports_ready_and_unready_objects_as_json() {
     assert_eq!(report.health, Health::Healthy, "{:#?}", report.problems);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["health"], "healthy");
-    assert_eq!(json["nodes"][0]["kubelet_version"], "v1.34.1+k3s1");
+    assert_eq!(json["nodes"][0]["kubeletVersion"], "v1.34.1+k3s1");
     let web = report.components.iter().find(|c| c.name == "web").unwrap();
     let details: Vec<&str> = web.checks.iter().map(|c| c.detail.as_str()).collect();
     assert_eq!(details[0], "ready");

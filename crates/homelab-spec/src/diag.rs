@@ -363,6 +363,7 @@ impl SourceFile {
 
 /// One diagnostic as data.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DiagnosticJson {
     pub severity: Severity,
     pub code: &'static str,

@@ -664,7 +664,7 @@ fn a_backup_runs_now_counts_as_the_cronjobs_and_is_listed_with_ages_and_sizes() 
     for d in dumps {
         assert_eq!(d["status"], "valid", "{d}");
         assert!(d["bytes"].as_u64().unwrap() > 0);
-        let age = d["age_seconds"].as_i64().unwrap();
+        let age = d["ageSeconds"].as_i64().unwrap();
         assert!((0..600).contains(&age), "{d}");
     }
     assert_eq!(listed["lastSuccess"]["result"], "success");
@@ -771,9 +771,9 @@ fn a_dropped_database_is_restored_from_the_latest_dump_and_swaps_keep_the_old_on
         ],
     );
     assert_eq!(restored["ok"], true);
-    assert_eq!(restored["restore"]["restored_as"], "shop_check");
+    assert_eq!(restored["restore"]["restoredAs"], "shop_check");
     assert_eq!(restored["restore"]["swapped"], false);
-    assert_eq!(restored["restore"]["previous_kept_as"], Value::Null);
+    assert_eq!(restored["restore"]["previousKeptAs"], Value::Null);
     assert_eq!(restored["failedTables"], json!([]));
     assert_eq!(lab.pg.snapshot("shop_check"), shop);
     assert_eq!(lab.pg.snapshot("shop"), shop);

@@ -701,7 +701,7 @@ fn converge_scenario(lab: &Lab, kubeconfig: &Path, standin: Option<&StandIn>) {
             .expect("the namespace of the removed service was considered");
         assert_eq!(ml["deleted"], false);
         assert!(
-            ml["kept_because"]
+            ml["keptBecause"]
                 .as_str()
                 .unwrap()
                 .contains("ConfigMap keep-me"),
@@ -869,7 +869,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
     assert!(healthy["problems"].as_array().unwrap().is_empty());
     let urls = healthy["urls"].as_array().unwrap();
     assert!(urls.len() >= 7, "{urls:?}");
-    assert!(urls.iter().all(|u| u["tls_version"] == "TLS 1.3"));
+    assert!(urls.iter().all(|u| u["tlsVersion"] == "TLS 1.3"));
     assert_eq!(healthy["backups"][0]["ok"], true);
     let text = homelab(&lab, &standin.kubeconfig, &status_args).ok();
     assert!(

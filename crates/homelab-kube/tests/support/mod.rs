@@ -323,7 +323,7 @@ impl LabPlan {
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": data, "labels": Self::labels("data")}},
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": apps, "labels": Self::labels("apps")}},
             ]}),
-            json!({"name": "cert-manager", "depends_on": ["namespaces"], "objects": [
+            json!({"name": "cert-manager", "dependsOn": ["namespaces"], "objects": [
                 {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                  "metadata": {"name": "certificates.cert-manager.io"},
                  "spec": {"group": "cert-manager.io", "scope": "Namespaced",
@@ -331,13 +331,13 @@ impl LabPlan {
                           "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
                                         "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}},
             ], "waits": [{"type": "crd_established", "name": "certificates.cert-manager.io"}]}),
-            json!({"name": "podinfo-chart", "depends_on": ["namespaces"], "objects": [
+            json!({"name": "podinfo-chart", "dependsOn": ["namespaces"], "objects": [
                 {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChart",
                  "metadata": {"name": format!("podinfo-{}", self.suffix), "namespace": "kube-system", "labels": Self::labels("podinfo")},
                  "spec": {"repo": "https://stefanprodan.github.io/podinfo", "chart": "podinfo", "version": "6.7.1",
                           "targetNamespace": infra, "valuesContent": "replicaCount: 1\n"}},
             ], "waits": [{"type": "helm_chart_installed", "namespace": "kube-system", "name": format!("podinfo-{}", self.suffix)}]}),
-            json!({"name": "postgres", "depends_on": ["namespaces"], "objects": [
+            json!({"name": "postgres", "dependsOn": ["namespaces"], "objects": [
                 {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "postgres-credentials", "namespace": data},
                  "type": "Opaque", "stringData": {"password": self.db_password}},
                 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres", "namespace": data, "labels": Self::labels("postgres")},
@@ -354,7 +354,7 @@ impl LabPlan {
                  "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
                           "containers": [{"name": "backup", "image": image}]}}}}}},
             ], "waits": [{"type": "available", "kind": "StatefulSet", "namespace": data, "name": "postgres"}]}),
-            json!({"name": "web", "depends_on": ["cert-manager", "postgres"], "objects": [
+            json!({"name": "web", "dependsOn": ["cert-manager", "postgres"], "objects": [
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings", "namespace": apps},
                  "data": {"greeting": self.greeting}},
                 {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": apps, "labels": Self::labels("web")},
@@ -368,7 +368,7 @@ impl LabPlan {
             ], "waits": [{"type": "available", "kind": "Deployment", "namespace": apps, "name": "web"}]}),
         ];
         units.retain(|u| !self.without.iter().any(|w| u["name"] == w.as_str()));
-        json!({"applyset": self.applyset(), "field_manager": "homelab", "units": units})
+        json!({"applyset": self.applyset(), "fieldManager": "homelab", "units": units})
     }
 
     /// The status checks matching this plan (the shape of `homelab_kube::StatusChecks`).
@@ -377,15 +377,15 @@ impl LabPlan {
             "nodes": nodes,
             "components": [
                 {"name": "podinfo", "namespace": self.ns("infra"),
-                 "helm_charts": [{"namespace": "kube-system", "name": format!("podinfo-{}", self.suffix)}]},
+                 "helmCharts": [{"namespace": "kube-system", "name": format!("podinfo-{}", self.suffix)}]},
                 {"name": "postgres", "namespace": self.ns("data"),
                  "workloads": [{"kind": "StatefulSet", "name": "postgres"}], "pvcs": ["postgres-backups"]},
                 {"name": "web", "namespace": self.ns("apps"),
-                 "workloads": [{"kind": "Deployment", "name": "web"}], "load_balancers": ["web"],
+                 "workloads": [{"kind": "Deployment", "name": "web"}], "loadBalancers": ["web"],
                  "certificates": ["web-tls"]},
             ],
             "urls": [],
-            "backups": [{"namespace": self.ns("data"), "cronjob": "postgres-backup", "max_age": {"secs": 93600, "nanos": 0}}],
+            "backups": [{"namespace": self.ns("data"), "cronjob": "postgres-backup", "maxAge": {"secs": 93600, "nanos": 0}}],
         })
     }
 }
@@ -560,7 +560,7 @@ pub fn seed_sized_lab() -> (Value, Value) {
         json!({"name": "namespaces", "objects": namespaces.iter().map(|n| json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"app.kubernetes.io/part-of": "homelab"}}})).collect::<Vec<_>>()}),
     ];
-    units.push(json!({"name": "cert-manager-crds", "depends_on": ["namespaces"], "objects": [{
+    units.push(json!({"name": "cert-manager-crds", "dependsOn": ["namespaces"], "objects": [{
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "certificates.cert-manager.io"},
         "spec": {"group": "cert-manager.io", "scope": "Namespaced", "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate"},
                  "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
@@ -578,7 +578,7 @@ pub fn seed_sized_lab() -> (Value, Value) {
                    "type": "Opaque", "stringData": {"password": format!("{}-bench-password", c.name)}}),
         ];
         let mut waits = vec![];
-        let mut check = json!({"name": c.name, "namespace": c.ns, "helm_charts": [], "workloads": [], "pvcs": [], "load_balancers": [], "certificates": []});
+        let mut check = json!({"name": c.name, "namespace": c.ns, "helmCharts": [], "workloads": [], "pvcs": [], "loadBalancers": [], "certificates": []});
         if c.chart {
             objects.push(json!({"apiVersion": "helm.cattle.io/v1", "kind": "HelmChart", "metadata": {"name": c.name, "namespace": "kube-system", "labels": labels},
                 "spec": {"repo": "https://charts.example.invalid", "chart": c.name, "version": "1.0.0", "targetNamespace": c.ns,
@@ -586,7 +586,7 @@ pub fn seed_sized_lab() -> (Value, Value) {
             waits.push(
                 json!({"type": "helm_chart_installed", "namespace": "kube-system", "name": c.name}),
             );
-            check["helm_charts"] = json!([{"namespace": "kube-system", "name": c.name}]);
+            check["helmCharts"] = json!([{"namespace": "kube-system", "name": c.name}]);
         }
         if let Some(kind) = c.workload {
             let template = json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": c.name, "image": "registry.k8s.io/pause:3.10"}]}});
@@ -606,7 +606,7 @@ pub fn seed_sized_lab() -> (Value, Value) {
             );
             check["workloads"] = json!([{"kind": kind, "name": c.name}]);
             if c.lb {
-                check["load_balancers"] = json!([c.name]);
+                check["loadBalancers"] = json!([c.name]);
             }
         }
         if c.pvc {
@@ -628,7 +628,7 @@ pub fn seed_sized_lab() -> (Value, Value) {
             objects.push(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": format!("{}-backup", c.name), "namespace": c.ns},
                 "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
                          "containers": [{"name": "backup", "image": "registry.k8s.io/pause:3.10"}]}}}}}}));
-            backups.push(json!({"namespace": c.ns, "cronjob": format!("{}-backup", c.name), "max_age": {"secs": 93600, "nanos": 0}}));
+            backups.push(json!({"namespace": c.ns, "cronjob": format!("{}-backup", c.name), "maxAge": {"secs": 93600, "nanos": 0}}));
         }
         let depends = if c.url {
             json!(["namespaces", "cert-manager-crds"])
@@ -636,11 +636,11 @@ pub fn seed_sized_lab() -> (Value, Value) {
             json!(["namespaces"])
         };
         units.push(
-            json!({"name": c.name, "depends_on": depends, "objects": objects, "waits": waits}),
+            json!({"name": c.name, "dependsOn": depends, "objects": objects, "waits": waits}),
         );
         status_components.push(check);
     }
-    let plan = json!({"applyset": {"name": "lab", "namespace": "homelab"}, "field_manager": "homelab", "units": units});
+    let plan = json!({"applyset": {"name": "lab", "namespace": "homelab"}, "fieldManager": "homelab", "units": units});
     let checks = json!({"nodes": ["server-1", "agent-1", "agent-2"], "components": status_components, "urls": urls, "backups": backups});
     (plan, checks)
 }

@@ -351,7 +351,7 @@ fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
             .into_iter()
             .zip(&listing.dumps)
             .map(|(mut raw, d)| {
-                raw["age_seconds"] = json!(d.created_at.seconds_before(now));
+                raw["ageSeconds"] = json!(d.created_at.seconds_before(now));
                 raw
             })
             .collect();

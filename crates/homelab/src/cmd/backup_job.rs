@@ -403,12 +403,45 @@ pub fn human_age(seconds: i64) -> String {
 }
 
 /// The JSON object of each report line starting with `prefix` (e.g. `HOMELAB-DUMP `), for
-/// `--output json`: the scripts' records as they wrote them.
+/// `--output json`: the scripts' records with their keys in the camelCase every other
+/// `--output json` uses (the records on the backup volume keep the scripts' snake_case).
 pub fn report_lines(log: &str, prefix: &str) -> Vec<Value> {
     log.lines()
         .filter_map(|l| l.trim_start().strip_prefix(prefix))
         .filter_map(|json| serde_json::from_str(json).ok())
+        .map(camel_case_keys)
         .collect()
+}
+
+/// `value` with every object key turned from snake_case into camelCase. The scripts' records
+/// only have fixed keys, never names taken from the data, so no database or table name is
+/// touched (those are values).
+fn camel_case_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (snake_to_camel(&k), camel_case_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(camel_case_keys).collect()),
+        other => other,
+    }
+}
+
+fn snake_to_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -548,6 +581,16 @@ services:
         assert_eq!(
             report_lines(log, "HOMELAB-DUMP "),
             vec![json!({"file": "a"})]
+        );
+    }
+
+    #[test]
+    fn report_lines_use_camel_case_keys_and_leave_values_alone() {
+        let log = r#"HOMELAB-RESTORE {"kind":"summary","restored_as":"shop_new","tables":[{"table_name":"public.order_items","row_count":2}]}"#;
+        assert_eq!(
+            report_lines(log, "HOMELAB-RESTORE "),
+            vec![json!({"kind": "summary", "restoredAs": "shop_new",
+                        "tables": [{"tableName": "public.order_items", "rowCount": 2}]})]
         );
     }
 }

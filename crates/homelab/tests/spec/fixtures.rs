@@ -165,7 +165,7 @@ fn json_output_holds_the_same_diagnostics_with_file_line_column_code_and_help() 
                 let column = d["column"].as_u64().expect("a column");
                 assert!(line >= 1 && column >= 1, "{what}");
                 assert!(
-                    d["end_line"].as_u64().expect("an end line") >= line,
+                    d["endLine"].as_u64().expect("an end line") >= line,
                     "{what}"
                 );
             }
