@@ -31,94 +31,40 @@ impl UtcTime {
     }
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 impl FromStr for UtcTime {
     type Err = BadTime;
 
+    /// Only the exact form the scripts write (`date -u +%Y-%m-%dT%H:%M:%SZ`): whole seconds,
+    /// UTC, `Z`, so that two spellings of one instant never sort apart as text.
     fn from_str(s: &str) -> Result<UtcTime, BadTime> {
         let bad = || BadTime {
             text: s.to_string(),
         };
-        let b = s.as_bytes();
-        if b.len() != 20
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-            || b[19] != b'Z'
-        {
+        let shape_ok = s.len() == 20
+            && s.bytes().enumerate().all(|(i, c)| match i {
+                4 | 7 => c == b'-',
+                10 => c == b'T',
+                13 | 16 => c == b':',
+                19 => c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        if !shape_ok {
             return Err(bad());
         }
-        let num = |r: std::ops::Range<usize>| -> Result<i64, BadTime> {
-            let part = &s[r];
-            if part.bytes().all(|c| c.is_ascii_digit()) {
-                part.parse().map_err(|_| bad())
-            } else {
-                Err(bad())
-            }
-        };
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo)
-            || d < 1
-            || d > days_in_month(y, mo)
-            || h > 23
-            || mi > 59
-            || se > 60
-        {
-            return Err(bad());
-        }
+        let t: jiff::Timestamp = s.parse().map_err(|_| bad())?;
         Ok(UtcTime {
-            unix_seconds: days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se,
+            unix_seconds: t.as_second(),
         })
     }
 }
 
 impl fmt::Display for UtcTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.unix_seconds.div_euclid(86_400);
-        let secs = self.unix_seconds.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60
-        )
+        match jiff::Timestamp::from_second(self.unix_seconds) {
+            Ok(t) => write!(f, "{t}"),
+            // Outside years -9999 to 9999: only a corrupted record gets there.
+            Err(_) => write!(f, "@{}", self.unix_seconds),
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! Timestamps as sops and go-yaml v3 read and write them (RFC 3339 and YAML's looser forms);
 //! pure formatting and parsing, it must not read the clock except in `now_rfc3339`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// A parsed timestamp: civil date and time plus an optional UTC offset in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timestamp {
@@ -133,9 +131,9 @@ fn build(
     nanos: u32,
     offset_seconds: Option<i32>,
 ) -> Option<Timestamp> {
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
+    // The parsers read at most four year digits and two month and day digits, so the casts
+    // are exact; jiff refuses the 31st of April and the 29th of February of common years.
+    jiff::civil::Date::new(year as i16, month as i8, day as i8).ok()?;
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -149,20 +147,6 @@ fn build(
         nanos,
         offset_seconds,
     })
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
 }
 
 struct Cursor<'a> {
@@ -256,38 +240,16 @@ impl<'a> Cursor<'a> {
 
 /// The current time in UTC, formatted as sops writes `lastmodified`.
 pub(crate) fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    unix_to_rfc3339(secs)
+    unix_to_rfc3339(jiff::Timestamp::now().as_second())
 }
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn unix_to_rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.to_string(),
+        // Outside years -9999 to 9999; the clock never says so.
+        Err(_) => format!("@{secs}"),
+    }
 }
 
 #[cfg(test)]
