@@ -30,12 +30,8 @@ impl Phase for Connect {
     fn read_only(&self) -> bool {
         true
     }
-    fn on_failure(&self, run: &Run<'_>, host: usize) -> OnFailure {
-        if run.control == Some(host) {
-            OnFailure::StopRun
-        } else {
-            self.on_failure
-        }
+    fn on_other_host_failure(&self) -> OnFailure {
+        self.on_failure
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
@@ -69,12 +65,8 @@ impl Phase for GatherFacts {
     fn read_only(&self) -> bool {
         true
     }
-    fn on_failure(&self, run: &Run<'_>, host: usize) -> OnFailure {
-        if run.control == Some(host) {
-            OnFailure::StopRun
-        } else {
-            self.on_failure
-        }
+    fn on_other_host_failure(&self) -> OnFailure {
+        self.on_failure
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {

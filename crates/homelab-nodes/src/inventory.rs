@@ -337,6 +337,22 @@ impl Inventory {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// The position of the host named `name`, or the error that lists the names there are.
+    pub(crate) fn host_index(&self, name: &str) -> Result<usize, crate::NodesError> {
+        self.hosts
+            .iter()
+            .position(|h| h.name == name)
+            .ok_or_else(|| crate::NodesError::UnknownHost {
+                name: name.to_string(),
+                known: self
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
     /// The address joining nodes and kubeconfigs use for the API server.
     pub fn api_address(&self) -> Option<&str> {
         self.api_endpoint

@@ -51,12 +51,17 @@ pub(crate) trait Phase: Sync {
     fn read_only(&self) -> bool {
         false
     }
+    /// A failure on the control host stops the run (nothing else can go on without it); on
+    /// another host it means [`Phase::on_other_host_failure`].
     fn on_failure(&self, run: &Run<'_>, host: usize) -> OnFailure {
         if run.control == Some(host) {
             OnFailure::StopRun
         } else {
-            OnFailure::DropHost
+            self.on_other_host_failure()
         }
+    }
+    fn on_other_host_failure(&self) -> OnFailure {
+        OnFailure::DropHost
     }
     /// Dry run: what `run` would change on this host, or `None` when nothing.
     fn dry_run(&self, _run: &Run<'_>, _host: usize) -> Option<String> {

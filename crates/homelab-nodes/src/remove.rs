@@ -257,19 +257,7 @@ pub async fn remove(
     events: &dyn EventSink,
 ) -> Result<Report, NodesError> {
     preflight(inv)?;
-    let target = inv
-        .hosts
-        .iter()
-        .position(|h| h.name == name)
-        .ok_or_else(|| NodesError::UnknownHost {
-            name: name.to_string(),
-            known: inv
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let target = inv.host_index(name)?;
     let refuse = |reason: String| NodesError::Refused {
         operation: format!("remove {name}"),
         reason,

@@ -65,19 +65,7 @@ pub async fn reset(
     events: &dyn EventSink,
 ) -> Result<Report, NodesError> {
     preflight(inv)?;
-    let target = inv
-        .hosts
-        .iter()
-        .position(|h| h.name == name)
-        .ok_or_else(|| NodesError::UnknownHost {
-            name: name.to_string(),
-            known: inv
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let target = inv.host_index(name)?;
     let host = &inv.hosts[target];
     let question = format!(
         "Remove k3s and all its data (/etc/rancher/k3s, /var/lib/rancher/k3s, containers and images) from {name} ({})? \
