@@ -382,7 +382,7 @@ pub(crate) fn lab_docs(plan: &Plan, flavor: Flavor) -> Vec<(String, String)> {
     }
     out.push(("docs/adrs/README.md".into(), index));
     let mut index = String::from(
-        "# Runbooks\n\nWhat to do when an alert fires or data must be restored. Alert rules link here through their `runbook_url` annotation (a path relative to the repository root).\n\n",
+        "# Runbooks\n\nWhat to do when an alert fires or data must be restored. Alert rules link here through their `runbook_url` annotation: a path relative to the repository root, or a full link when the spec sets `alerting.runbookBaseUrl`.\n\n",
     );
     for r in &plan.runbooks {
         let _ = writeln!(index, "- [{}]({}.md)", r.title, r.name);

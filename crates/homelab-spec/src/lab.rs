@@ -206,6 +206,8 @@ pub enum Dns01 {
 #[serde(rename_all = "camelCase")]
 pub struct Alerting {
     pub receivers: Vec<Receiver>,
+    /// Without a trailing `/`.
+    pub runbook_base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

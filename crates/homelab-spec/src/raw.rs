@@ -325,6 +325,11 @@ pub struct RawAlerting {
     /// Where alerts are sent. Each receiver has exactly one of `ntfy`, `pushover`, `webhook`.
     #[serde(default)]
     pub receivers: Vec<Spanned<RawReceiver>>,
+    /// Where the rendered tree can be read in a browser, e.g.
+    /// `https://github.com/you/homelab/blob/main`: every alert's `runbook_url` becomes
+    /// `<runbookBaseUrl>/docs/runbooks/<name>.md`, a link that opens from the notification.
+    /// Without it the links are paths relative to the tree's root.
+    pub runbook_base_url: S<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

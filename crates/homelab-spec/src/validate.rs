@@ -1207,7 +1207,7 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
         let kind = if let Some(n) = &r.ntfy {
             let url = match &n.url {
                 Some(u) => {
-                    check_url(c, u);
+                    check_url(c, u, "https://ntfy.sh");
                     u.value.trim_end_matches('/').to_string()
                 }
                 None => "https://ntfy.sh".into(),
@@ -1252,7 +1252,7 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
                 "add e.g. `url: https://hooks.example.com/alerts`",
             )
             .map(|u| {
-                check_url(c, u);
+                check_url(c, u, "https://hooks.example.com/alerts");
                 ReceiverKind::Webhook {
                     url: u.value.clone(),
                 }
@@ -1268,10 +1268,19 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
             });
         }
     }
-    Alerting { receivers }
+    let runbook_base_url = a
+        .runbook_base_url
+        .as_ref()
+        .filter(|u| check_url(c, u, "https://github.com/you/homelab/blob/main"))
+        .map(|u| u.value.trim_end_matches('/').to_string());
+    Alerting {
+        receivers,
+        runbook_base_url,
+    }
 }
 
-fn check_url(c: &mut Checker, u: &Spanned<String>) {
+/// Whether `u` is an http(s) URL; an error diagnostic at it when not.
+fn check_url(c: &mut Checker, u: &Spanned<String>, example: &str) -> bool {
     let ok = (u.value.starts_with("https://") || u.value.starts_with("http://"))
         && u.value
             .split("://")
@@ -1284,9 +1293,14 @@ fn check_url(c: &mut Checker, u: &Spanned<String>) {
                 format!("`{}` is not an http(s) URL", u.value),
             )
             .at(u.span)
-            .help("write a full URL such as `https://ntfy.sh`"),
+            .help(if u.value.contains("://") || u.value.contains(' ') {
+                format!("write a full URL such as `{example}`")
+            } else {
+                format!("add the scheme: `https://{}`", u.value)
+            }),
         );
     }
+    ok
 }
 
 fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {

@@ -204,7 +204,10 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     }
 
     let alerts = alerts(ctx);
-    c.add("custom-rules.yaml", prometheus_rule(&alerts));
+    c.add(
+        "custom-rules.yaml",
+        prometheus_rule(&alerts, lab.alerting.runbook_base_url.as_deref()),
+    );
     c.add(
         "basic-auth.yaml",
         json!({
@@ -534,7 +537,7 @@ pub(crate) fn alerts(ctx: &Ctx) -> Vec<Alert> {
     out
 }
 
-fn prometheus_rule(alerts: &[Alert]) -> Value {
+fn prometheus_rule(alerts: &[Alert], runbook_base_url: Option<&str>) -> Value {
     let mut groups = Vec::new();
     for (priority, group) in [
         ("P1", "homelab.p1-critical"),
@@ -553,7 +556,7 @@ fn prometheus_rule(alerts: &[Alert]) -> Value {
                     "annotations": {
                         "summary": a.summary,
                         "description": a.description,
-                        "runbook_url": runbook_url(a.runbook),
+                        "runbook_url": runbook_url(runbook_base_url, a.runbook),
                     },
                 })
             })
@@ -572,9 +575,13 @@ fn prometheus_rule(alerts: &[Alert]) -> Value {
     })
 }
 
-/// Runbooks live in the lab's repository; the link is relative to its root (ADR-0003).
-pub(crate) fn runbook_url(name: &str) -> String {
-    format!("docs/runbooks/{name}.md")
+/// Runbooks live in the lab's repository: the link is relative to its root, or under
+/// `alerting.runbookBaseUrl` when the spec says where the tree can be browsed (ADR-0003).
+pub(crate) fn runbook_url(base: Option<&str>, name: &str) -> String {
+    match base {
+        Some(base) => format!("{base}/docs/runbooks/{name}.md"),
+        None => format!("docs/runbooks/{name}.md"),
+    }
 }
 
 fn pod_monitors(ctx: &Ctx) -> Vec<Value> {

@@ -320,6 +320,33 @@ fn every_web_service_has_https_with_a_cert_manager_certificate() {
 }
 
 #[test]
+fn runbook_links_are_absolute_under_the_runbook_base_url() {
+    let spec = SEED.replace(
+        "alerting:\n",
+        "alerting:\n  runbookBaseUrl: https://git.example.com/me/lab/src/branch/main/\n",
+    );
+    let tree = render_k3s(&plan_of(&spec));
+    let rules = docs(&tree, "monitoring/prometheus/custom-rules.yaml");
+    let rule = find(&rules, "PrometheusRule", "homelab-alerts");
+    let mut checked = 0;
+    for group in rule["spec"]["groups"].as_array().unwrap() {
+        for r in group["rules"].as_array().unwrap() {
+            let url = r["annotations"]["runbook_url"].as_str().unwrap();
+            // One slash between the base and the path, however the base was written.
+            let path = url
+                .strip_prefix("https://git.example.com/me/lab/src/branch/main/docs/runbooks/")
+                .unwrap_or_else(|| panic!("{url} is not under the base URL"));
+            assert!(
+                tree.get(&format!("docs/runbooks/{path}")).is_some(),
+                "{url} names no runbook of the tree"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} rules");
+}
+
+#[test]
 fn monitoring_rules_receivers_and_runbooks() {
     let tree = render_k3s(&seed_plan());
     let rules = docs(&tree, "monitoring/prometheus/custom-rules.yaml");
