@@ -1,6 +1,7 @@
 //! `homelab nodes remove NAME`: cordon, drain, take a server out of etcd (refusing when that
 //! would lose quorum or remove the last member), delete the node, uninstall k3s. Nothing is
-//! changed before those checks pass.
+//! changed before those checks pass. A host that is gone for good is removed from the cluster
+//! without connecting to it (`unreachable`).
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,11 @@ pub struct RemoveOptions {
     pub dry_run: bool,
     /// How long PodDisruptionBudgets may hold up the drain (the inventory's drain timeout by default).
     pub drain_timeout: Option<Duration>,
+    /// The host is gone (dead disk, reinstalled, stolen): do not connect to it. The node is
+    /// cordoned (not drained: nothing there can answer an eviction), its etcd member removed,
+    /// the node deleted (its pods go with it), and nothing is uninstalled. Refused while the
+    /// node is Ready, since a running k3s would register it again.
+    pub unreachable: bool,
 }
 
 /// What the cluster looked like when the removal was checked.
@@ -66,6 +72,7 @@ pub(crate) fn quorum_check(nodes: &[NodeView], name: &str) -> Result<(), String>
 struct Check<'f> {
     target: usize,
     found: &'f std::sync::Mutex<Found>,
+    unreachable: bool,
 }
 
 impl Phase for Check<'_> {
@@ -88,6 +95,15 @@ impl Phase for Check<'_> {
             quorum_check(&nodes, &name)
                 .map_err(|e| HostError::new(&name, HostErrorKind::Refused, e))?;
             let node = nodes.into_iter().find(|n| n.name == name);
+            if self.unreachable && node.as_ref().is_some_and(|n| n.ready) {
+                return Err(HostError::new(
+                    &name,
+                    HostErrorKind::Refused,
+                    format!(
+                        "node {name} is Ready, so k3s still runs on its host and would register it again after the removal; make the host reachable over SSH and remove it without --unreachable (k3s is then uninstalled from it), or power it off first"
+                    ),
+                ));
+            }
             let msg = match &node {
                 Some(n) if n.is_etcd_member() => {
                     "a server with an etcd member; the others keep quorum without it".to_string()
@@ -115,6 +131,7 @@ struct RemoveStep<'f> {
     target: usize,
     found: &'f std::sync::Mutex<Found>,
     drain_timeout: Duration,
+    unreachable: bool,
 }
 
 impl RemoveStep<'_> {
@@ -126,6 +143,7 @@ impl RemoveStep<'_> {
 impl Phase for RemoveStep<'_> {
     fn title(&self) -> &str {
         match self.kind {
+            StepKind::Drain if self.unreachable => "Cordon",
             StepKind::Drain => "Cordon and drain",
             StepKind::LeaveEtcd => "Remove the etcd member",
             StepKind::Delete => "Delete the node",
@@ -149,6 +167,9 @@ impl Phase for RemoveStep<'_> {
     fn dry_run(&self, run: &Run<'_>, h: usize) -> Option<String> {
         let name = &run.host(h).name;
         Some(match self.kind {
+            StepKind::Drain if self.unreachable => format!(
+                "would cordon {name} (not drained: its host is gone; its pods are deleted with the node)"
+            ),
             StepKind::Drain => format!(
                 "would cordon {name} and drain it (waiting up to {}s for PodDisruptionBudgets)",
                 self.drain_timeout.as_secs()
@@ -163,6 +184,15 @@ impl Phase for RemoveStep<'_> {
             let name = run.host(h).name.clone();
             let t = &run.inv.timeouts;
             match self.kind {
+                StepKind::Drain if self.unreachable => {
+                    common::kubectl(
+                        run,
+                        "cordoning the node",
+                        &format!("cordon {}", quote(&name)),
+                    )
+                    .await?;
+                    Ok(Step::Changed("cordoned (its host is gone)".into()))
+                }
                 StepKind::Drain => {
                     drain::drain(run, &name, self.drain_timeout).await?;
                     Ok(Step::Changed("cordoned and drained".into()))
@@ -206,6 +236,10 @@ impl Phase for RemoveStep<'_> {
                             t.command,
                         )
                         .await?;
+                    if self.unreachable {
+                        // Uninstall does not run on a host that is gone: record the removal here.
+                        record_removal(run, self.title(), h, None).await?;
+                    }
                     Ok(Step::Changed("deleted from the cluster".into()))
                 }
                 StepKind::Uninstall => {
@@ -213,31 +247,44 @@ impl Phase for RemoveStep<'_> {
                     run.remote(h)?
                         .run("uninstalling k3s", script, t.install)
                         .await?;
-                    let entry = HistoryEntry::now(
-                        "remove",
-                        &name,
-                        run.host(h).role.k3s_command(),
-                        run.facts(h)
-                            .and_then(|f| f.k3s_version)
-                            .map(|v| v.to_string()),
-                        None,
-                        true,
-                        None,
-                    );
-                    if let Err(e) =
-                        history::append(run.control_remote()?, &[entry], t.command).await
-                    {
-                        run.warn(
-                            self.title(),
-                            h,
-                            format!("the removal was not recorded in the history: {}", e.message),
-                        );
-                    }
+                    let version = run
+                        .facts(h)
+                        .and_then(|f| f.k3s_version)
+                        .map(|v| v.to_string());
+                    record_removal(run, self.title(), h, version).await?;
                     Ok(Step::Changed(format!("ran {script}")))
                 }
             }
         })
     }
+}
+
+/// Appends the removal of host `h` to the history; a failure to record it is a warning.
+async fn record_removal(
+    run: &Run<'_>,
+    phase: &str,
+    h: usize,
+    version: Option<String>,
+) -> Result<(), HostError> {
+    let host = run.host(h);
+    let entry = HistoryEntry::now(
+        "remove",
+        &host.name,
+        host.role.k3s_command(),
+        version,
+        None,
+        true,
+        None,
+    );
+    if let Err(e) = history::append(run.control_remote()?, &[entry], run.inv.timeouts.command).await
+    {
+        run.warn(
+            phase,
+            h,
+            format!("the removal was not recorded in the history: {}", e.message),
+        );
+    }
+    Ok(())
 }
 
 fn uninstall_script(run: &Run<'_>, h: usize) -> &'static str {
@@ -275,18 +322,29 @@ pub async fn remove(
         target,
         found: &found,
         drain_timeout,
+        unreachable: opts.unreachable,
     };
+    // A host that is gone is never contacted: no connection, no facts, nothing uninstalled.
     let connect = Connect {
-        hosts: vec![control, target],
+        hosts: if opts.unreachable {
+            vec![control]
+        } else {
+            vec![control, target]
+        },
         on_failure: OnFailure::StopRun,
     };
     let facts = GatherFacts {
-        hosts: vec![target],
+        hosts: if opts.unreachable {
+            vec![]
+        } else {
+            vec![target]
+        },
         on_failure: OnFailure::StopRun,
     };
     let check = Check {
         target,
         found: &found,
+        unreachable: opts.unreachable,
     };
     let (s1, s2, s3, s4) = (
         step(StepKind::Drain),
@@ -297,12 +355,29 @@ pub async fn remove(
     run.execute(&[&connect, &facts, &check, &s1, &s2, &s3, &s4])
         .await;
     run.close().await;
-    let report = run.report();
-    if let Some(crate::event::HostOutcome::Failed { error, .. }) =
-        report.host(name).map(|h| h.outcome.clone())
-        && error.kind == HostErrorKind::Refused
-    {
-        return Err(refuse(error.message));
+    let mut report = run.report();
+    match report.host(name).map(|h| h.outcome.clone()) {
+        Some(crate::event::HostOutcome::Failed { error, .. })
+            if error.kind == HostErrorKind::Refused =>
+        {
+            return Err(refuse(error.message));
+        }
+        Some(crate::event::HostOutcome::Failed { phase, error, .. })
+            if phase == connect.title()
+                && matches!(
+                    error.kind,
+                    HostErrorKind::Unreachable | HostErrorKind::ConnectionLost
+                ) =>
+        {
+            let hint = format!(
+                "nothing was changed. If {name}'s host is gone for good (dead disk, reinstalled), run `homelab nodes remove {name} --unreachable`: it takes the node out of the cluster without connecting to the host"
+            );
+            report.stopped = Some(match report.stopped.take() {
+                Some(why) => format!("{why}; {hint}"),
+                None => hint,
+            });
+        }
+        _ => {}
     }
     finish(&format!("nodes remove {name}"), report)
 }

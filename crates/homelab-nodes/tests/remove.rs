@@ -6,7 +6,7 @@ mod common;
 use common::{Recorder, call_index, changed};
 use homelab_nodes::testkit::TestLab;
 use homelab_nodes::{
-    ApplyOptions, HostOutcome, NodesError, RemoveOptions, Role, apply, remove, reset,
+    ApplyOptions, HostOutcome, NodesError, RemoveOptions, Role, apply, history, remove, reset,
 };
 
 const V: &str = "v1.31.2+k3s1";
@@ -302,4 +302,139 @@ async fn reset_asks_first_and_removes_k3s() {
     assert!(lab.file("a1", "/usr/local/bin/k3s").is_none());
     let again = reset(&inv, "a1", &yes, &Recorder::default()).await.unwrap();
     assert!(again.all_unchanged(), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_gone_is_removed_from_the_cluster_without_contacting_it() {
+    let mut lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    let inv = lab.inventory(V);
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+    // A pod a PodDisruptionBudget holds: a drain would wait for it forever.
+    lab.add_pod("s2", "data", "postgres-0", true, false);
+    lab.stop_sshd("s2");
+    let before = lab.tree();
+    let state_before = lab.state();
+
+    // Without the flag the removal stops at the connection, changes nothing, and says what
+    // to do when the host is gone for good.
+    lab.clear_calls();
+    let err = remove(&inv, "s2", &RemoveOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let NodesError::Incomplete { report, .. } = &err else {
+        panic!("{err}")
+    };
+    let stopped = report.stopped.as_deref().unwrap_or_default();
+    assert!(
+        stopped.contains("nothing was changed")
+            && stopped.contains("homelab nodes remove s2 --unreachable"),
+        "{report}"
+    );
+    assert!(
+        lab.calls().iter().all(|(_, c)| !c.contains("cordon")),
+        "{:#?}",
+        lab.calls()
+    );
+    assert_eq!(lab.state(), state_before);
+
+    // With the flag, while k3s still reports the node Ready, the removal is refused: a
+    // running k3s would register the node again.
+    let gone = RemoveOptions {
+        unreachable: true,
+        ..Default::default()
+    };
+    let err = remove(&inv, "s2", &gone, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NodesError::Refused { .. }) && err.to_string().contains("s2 is Ready"),
+        "{err}"
+    );
+    assert_eq!(lab.state(), state_before);
+
+    // The host died: its node goes NotReady. A dry run says what would happen and does it not.
+    lab.mark_not_ready("s2");
+    let state_dead = lab.state();
+    let dry = remove(
+        &inv,
+        "s2",
+        &RemoveOptions {
+            dry_run: true,
+            unreachable: true,
+            ..Default::default()
+        },
+        &Recorder::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let HostOutcome::WouldChange { changes } = &dry.host("s2").unwrap().outcome else {
+        panic!("{dry}")
+    };
+    assert_eq!(
+        changes,
+        &[
+            "would cordon s2 (not drained: its host is gone; its pods are deleted with the node)",
+            "would remove s2's etcd member",
+            "would delete node s2",
+        ],
+        "{dry}"
+    );
+    assert_eq!(lab.state(), state_dead);
+
+    // The removal: cordon, etcd member, delete, in that order on s1; nothing on s2.
+    lab.clear_calls();
+    let report = remove(&inv, "s2", &gone, &Recorder::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        changed(&report, "s2"),
+        [
+            "cordoned (its host is gone)",
+            "removed from etcd",
+            "deleted from the cluster"
+        ]
+    );
+    let calls = lab.calls();
+    let cordon = call_index(&calls, "s1", "kubectl cordon s2");
+    let leave = call_index(&calls, "s1", "etcd.k3s.cattle.io/remove=true");
+    let delete = call_index(&calls, "s1", "kubectl delete node s2");
+    assert!(cordon < leave && leave < delete, "{calls:#?}");
+    assert!(
+        calls.iter().all(|(host, _)| host != "s2"),
+        "the dead host was contacted: {calls:#?}"
+    );
+    let state = lab.state();
+    assert!(state["nodes"].get("s2").is_none(), "{state}");
+    assert!(
+        state["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["node"] != "s2"),
+        "its pods went with the node"
+    );
+    let host_files = |tree: &std::collections::BTreeMap<String, String>| {
+        tree.iter()
+            .filter(|(k, _)| k.starts_with("s2:"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        host_files(&lab.tree()),
+        host_files(&before),
+        "nothing on the host was touched"
+    );
+    assert!(lab.file("s2", "/usr/local/bin/k3s").is_some());
+    let hist = history(&inv, &Recorder::default()).await.unwrap();
+    assert!(
+        hist.iter()
+            .any(|e| e.action == "remove" && e.node == "s2" && e.result == "ok"),
+        "{hist:?}"
+    );
 }

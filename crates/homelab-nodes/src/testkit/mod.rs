@@ -697,6 +697,11 @@ impl TestLab {
         );
     }
 
+    /// Marks `node` NotReady in the stand-in cluster now, as when its host died.
+    pub fn mark_not_ready(&self, node: &str) {
+        self.edit_state(".nodes[$n].ready = false", &[("n", node)]);
+    }
+
     /// Makes `node` come up NotReady from its next start on (or Ready again).
     pub fn set_fail_ready(&self, node: &str, fail: bool) {
         let marker = self.cluster_dir().join(format!("fail-ready-{node}"));

@@ -51,6 +51,11 @@ pub enum NodesCommand {
     /// `--drain-timeout` the removal stops and names them. For a server, its etcd member is
     /// removed first, and the removal is refused when the remaining servers would lose
     /// quorum. The node must still be in homelab.yaml; delete it from there afterwards.
+    ///
+    /// A host that is gone for good (dead disk, reinstalled) cannot be drained or reached:
+    /// `--unreachable` takes its node out of the cluster without connecting to it.
+    ///
+    /// Example: `homelab nodes remove k3s-worker-02 --dry-run`, then without `--dry-run`.
     Remove(RemoveArgs),
     /// Upgrade k3s: etcd snapshot first, then servers one at a time, then agents one at a time.
     ///
@@ -93,6 +98,11 @@ pub struct RemoveArgs {
     /// Print what would be done; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The host is gone: do not connect to it. The node is cordoned, its etcd member removed
+    /// and the node deleted (its pods go with it); nothing is uninstalled. Refused while the
+    /// node is still Ready.
+    #[arg(long)]
+    pub unreachable: bool,
     #[command(flatten)]
     pub conn: ConnectArgs,
 }
@@ -240,13 +250,19 @@ fn remove(global: &Global, args: &RemoveArgs, out: &Output) -> anyhow::Result<u8
     let opts = RemoveOptions {
         dry_run: args.dry_run,
         drain_timeout: Some(args.drain_timeout),
+        unreachable: args.unreachable,
     };
     let result = block_on(homelab_nodes::remove(inv, &args.name, &opts, &progress))?;
     let name = &args.name;
     let dry_run = args.dry_run;
+    let unreachable = args.unreachable;
     conclude(out, "nodes remove", result, &lab.warnings, dry_run, |_| {
         if dry_run {
             "Dry run: nothing was changed.".to_string()
+        } else if unreachable {
+            format!(
+                "Node {name} is out of the cluster; its host was not contacted.\nNext: delete node {name} from homelab.yaml; before the host comes back, wipe it or run `homelab nodes reset {name}` on it."
+            )
         } else {
             format!(
                 "Node {name} is out of the cluster and k3s is uninstalled from it.\nNext: delete node {name} from homelab.yaml, or `homelab nodes apply` joins it again."
