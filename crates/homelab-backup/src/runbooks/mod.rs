@@ -89,12 +89,12 @@ pub struct MeasuredRestore {
 /// Figures from `scripts/bench-backup` (BENCHMARKS.md, section "Backups").
 pub const MEASURED_RESTORE: MeasuredRestore = MeasuredRestore {
     machine: "a 2-vCPU Intel Xeon virtual machine with 24 GiB RAM and a virtio disk, \
-              PostgreSQL 15.18 with stock settings, shared with other builds (load average 8-12)",
+              PostgreSQL 15.18 with stock settings, otherwise idle (load average 1.5-2)",
     database: "pgbench -i -s 70 (7,000,000 accounts)",
     database_bytes: 1_105_396_227,
     dump_bytes: 19_696_120,
-    restore_millis: 42_878,
-    check_millis: 7_464,
+    restore_millis: 13_456,
+    check_millis: 2_504,
     runs: 5,
     measured_on: "2026-11-22",
 };
