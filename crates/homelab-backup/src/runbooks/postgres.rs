@@ -449,7 +449,7 @@ pub fn postgres_restore(p: &PostgresRunbookParams) -> String {
         "Median of {} runs. Restore time follows the size of the data and its indexes, not \
          the size of the dump (pgbench's rows compress unusually well); over NFS and on a \
          slower node expect more. `homelab backup drill` prints the times for your own \
-         databases (`restore_seconds`, `verify_seconds`).\n",
+         databases (`restoreSeconds` and `verifySeconds` with `--output json`).\n",
         m.runs
     );
 
