@@ -33,8 +33,9 @@ pub struct Inventory {
     /// The cluster join token. Written to a mode-0600 token file on each host, never into
     /// `config.yaml`, an argument list or a log.
     pub token: SecretString,
-    /// Password for `sudo` when the SSH user is not root and sudo asks for one.
-    pub sudo_password: Option<SecretString>,
+    /// Passwords for `sudo`, by host name, for hosts whose SSH user is not root and whose
+    /// sudo asks for one.
+    pub sudo_passwords: BTreeMap<String, SecretString>,
     /// SSH client settings shared by all hosts.
     pub ssh: SshOptions,
     /// How many hosts are worked on at the same time.
@@ -318,7 +319,7 @@ impl Inventory {
             api_endpoint: None,
             hosts,
             token,
-            sudo_password: None,
+            sudo_passwords: BTreeMap::new(),
             ssh: SshOptions::default(),
             parallelism: 10,
             timeouts: Timeouts::default(),
@@ -623,7 +624,8 @@ mod tests {
     #[test]
     fn debug_output_hides_the_token_and_sudo_password() {
         let mut i = inv(vec![host("s1", Role::Server, "10.0.0.1")]);
-        i.sudo_password = Some(SecretString::from("sudo-pass-123"));
+        i.sudo_passwords
+            .insert("s1".into(), SecretString::from("sudo-pass-123"));
         let text = format!("{i:?}");
         assert!(
             !text.contains("t0ken") && !text.contains("sudo-pass-123"),

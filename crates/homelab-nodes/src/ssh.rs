@@ -428,12 +428,12 @@ impl Remote {
                 ),
             ));
         }
-        let Some(password) = &inv.sudo_password else {
+        let Some(password) = inv.sudo_passwords.get(&self.host) else {
             return Err(HostError::new(
                 &self.host,
                 HostErrorKind::SudoRefused,
                 format!(
-                    "sudo on this host needs a password for user {user} ({}); put the sudo password in the secrets file or allow {user} passwordless sudo",
+                    "sudo on this host needs a password for user {user} ({}); give the node `ssh: {{sudoPassword: {{secret: NAME}}}}` in homelab.yaml and set it with `homelab secrets set NAME`, or allow {user} passwordless sudo",
                     last_lines(&probe.stderr, 1)
                 ),
             ));

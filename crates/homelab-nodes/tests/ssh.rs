@@ -85,15 +85,21 @@ async fn changed_and_unknown_host_keys_are_refused_with_the_fingerprint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sudo_with_password_works_and_a_wrong_password_is_named() {
     let lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    // Each host has its own sudo password.
     let password = "c0rrect-h0rse";
-    lab.add_user("s1", "alice", Some(password), Some("ALL=(ALL) ALL"));
+    let s1_password = "s1-b4ttery-staple";
+    lab.add_user("s1", "alice", Some(s1_password), Some("ALL=(ALL) ALL"));
     lab.add_user("a1", "alice", Some(password), Some("ALL=(ALL) ALL"));
     let mut inv = lab.inventory(V);
     for h in &mut inv.hosts {
         h.ssh.user = Some("alice".into());
     }
+    inv.sudo_passwords
+        .insert("s1".into(), SecretString::from(s1_password));
 
-    inv.sudo_password = Some(SecretString::from("wrong-password"));
+    // a1 is given a wrong password: refused on a1 alone.
+    inv.sudo_passwords
+        .insert("a1".into(), SecretString::from("wrong-password"));
     let rec = Recorder::default();
     let err = apply(&inv, &ApplyOptions::default(), &rec)
         .await
@@ -105,8 +111,15 @@ async fn sudo_with_password_works_and_a_wrong_password_is_named() {
         "{msg}"
     );
     assert!(!format!("{err}{}", rec.text()).contains("wrong-password"));
+    assert!(
+        err.report()
+            .and_then(|r| r.host("s1"))
+            .is_some_and(|h| !matches!(h.outcome, HostOutcome::Failed { .. })),
+        "s1's own password works: {err}"
+    );
 
-    inv.sudo_password = Some(SecretString::from(password));
+    inv.sudo_passwords
+        .insert("a1".into(), SecretString::from(password));
     let rec = Recorder::default();
     let report = apply(&inv, &ApplyOptions::default(), &rec)
         .await
@@ -120,10 +133,12 @@ async fn sudo_with_password_works_and_a_wrong_password_is_named() {
         lab.mode("a1", "/etc/rancher/k3s/cluster-token"),
         Some(0o600)
     );
-    assert!(
-        !format!("{report}{}", rec.text()).contains(password),
-        "the sudo password leaked"
-    );
+    for secret in [password, s1_password] {
+        assert!(
+            !format!("{report}{}", rec.text()).contains(secret),
+            "a sudo password leaked"
+        );
+    }
     // The password travels on stdin: no process on the host ever had it in its arguments.
     let sshd_log = std::fs::read_to_string(lab.dir.join("host-a1/sshd.log")).unwrap();
     assert!(!sshd_log.contains(password));

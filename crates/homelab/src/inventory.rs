@@ -2,6 +2,7 @@
 //! (cluster token, sudo password), plus the SSH and install options every node command shares.
 //! Reads local files only; never contacts a host and never prints a secret.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -100,14 +101,14 @@ pub fn build(
     let lab = &loaded.lab;
     let dir = lab_dir(spec);
     let hosts = hosts(lab, plan, &dir)?;
-    let sudo_ref = sudo_secret(lab)?;
+    let sudo_refs = sudo_secrets(lab);
     let secrets_path = if dir == Path::new(".") {
         PathBuf::from(SECRETS_FILE)
     } else {
         dir.join(SECRETS_FILE)
     };
-    let (token, sudo_password) = if needs == Needs::TokenAndSudo || sudo_ref.is_some() {
-        let store = open_store(&secrets_path, needs, sudo_ref.as_ref())?;
+    let (token, sudo_passwords) = if needs == Needs::TokenAndSudo || !sudo_refs.is_empty() {
+        let store = open_store(&secrets_path, needs, sudo_refs.first())?;
         let token = match needs {
             Needs::TokenAndSudo => get_secret(
                 &store,
@@ -118,18 +119,21 @@ pub fn build(
             // Only `nodes apply` writes the token to the hosts; no other operation reads it.
             Needs::SudoOnly => SecretString::from(String::new()),
         };
-        let sudo = match &sudo_ref {
-            Some((name, node)) => Some(get_secret(
+        let mut sudo = BTreeMap::new();
+        for (name, nodes) in &sudo_refs {
+            let value = get_secret(
                 &store,
                 &secrets_path,
                 name,
-                &format!("the sudo password of node {node}"),
-            )?),
-            None => None,
-        };
+                &format!("the sudo password of node {}", nodes.join(", node ")),
+            )?;
+            for node in nodes {
+                sudo.insert(node.clone(), value.clone());
+            }
+        }
         (token, sudo)
     } else {
-        (SecretString::from(String::new()), None)
+        (SecretString::from(String::new()), BTreeMap::new())
     };
 
     let mut inventory = Inventory::new(
@@ -138,7 +142,7 @@ pub fn build(
         token,
         hosts,
     );
-    inventory.sudo_password = sudo_password;
+    inventory.sudo_passwords = sudo_passwords;
     inventory.ssh = SshOptions {
         config_file: conn.ssh_config.clone(),
         control_dir: None,
@@ -222,38 +226,34 @@ fn identity_path(path: &str, dir: &Path) -> PathBuf {
     }
 }
 
-/// The one secret the nodes' `ssh.sudoPassword` name, with a node that names it.
-fn sudo_secret(lab: &Lab) -> anyhow::Result<Option<(String, String)>> {
-    let mut found: Vec<(String, String)> = Vec::new();
+/// The secrets the nodes' `ssh.sudoPassword` name, each with the nodes that name it, in the
+/// order of the spec.
+fn sudo_secrets(lab: &Lab) -> Vec<(String, Vec<String>)> {
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
     for node in &lab.cluster.nodes {
-        if let Some(r) = &node.ssh.sudo_password
-            && !found.iter().any(|(name, _)| name == r.name())
-        {
-            found.push((r.name().to_string(), node.name.clone()));
+        let Some(r) = &node.ssh.sudo_password else {
+            continue;
+        };
+        match found.iter_mut().find(|(name, _)| name == r.name()) {
+            Some((_, nodes)) => nodes.push(node.name.clone()),
+            None => found.push((r.name().to_string(), vec![node.name.clone()])),
         }
     }
-    if found.len() > 1 {
-        let list = found
-            .iter()
-            .map(|(s, n)| format!("`{s}` (node {n})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(exit::usage(format!(
-            "the nodes name different sudo password secrets ({list}), but one password serves the whole lab; give every node that needs one the same `ssh.sudoPassword: {{secret: NAME}}`, or allow passwordless sudo"
-        )));
-    }
-    Ok(found.pop())
+    found
 }
 
 fn open_store(
     path: &Path,
     needs: Needs,
-    sudo: Option<&(String, String)>,
+    sudo: Option<&(String, Vec<String>)>,
 ) -> anyhow::Result<SecretsStore> {
     let why = match (needs, sudo) {
         (Needs::TokenAndSudo, _) => format!("the cluster join token (`{TOKEN_SECRET}`)"),
-        (Needs::SudoOnly, Some((name, node))) => {
-            format!("the sudo password of node {node} (`{name}`)")
+        (Needs::SudoOnly, Some((name, nodes))) => {
+            format!(
+                "the sudo password of node {} (`{name}`)",
+                nodes.join(", node ")
+            )
         }
         (Needs::SudoOnly, None) => "the lab's secrets".to_string(),
     };
@@ -394,20 +394,33 @@ tls:
     }
 
     #[test]
-    fn one_sudo_secret_is_found_and_two_are_refused() {
+    fn sudo_secrets_are_found_per_node() {
         let loaded = load(SPEC);
         assert_eq!(
-            sudo_secret(&loaded.lab).unwrap(),
-            Some(("sudo-pw".into(), "s1".into()))
+            sudo_secrets(&loaded.lab),
+            [("sudo-pw".to_string(), vec!["s1".to_string()])]
         );
         let two = SPEC.replace(
             "ssh: {identity: ~/.ssh/id_ed25519}",
             "ssh: {sudoPassword: {secret: other-pw}}",
         );
-        let err = sudo_secret(&load(&two).lab).unwrap_err().to_string();
-        assert!(
-            err.contains("`sudo-pw` (node s1), `other-pw` (node a1)") && err.contains("same"),
-            "{err}"
+        assert_eq!(
+            sudo_secrets(&load(&two).lab),
+            [
+                ("sudo-pw".to_string(), vec!["s1".to_string()]),
+                ("other-pw".to_string(), vec!["a1".to_string()])
+            ]
+        );
+        let shared = SPEC.replace(
+            "ssh: {identity: ~/.ssh/id_ed25519}",
+            "ssh: {sudoPassword: {secret: sudo-pw}}",
+        );
+        assert_eq!(
+            sudo_secrets(&load(&shared).lab),
+            [(
+                "sudo-pw".to_string(),
+                vec!["s1".to_string(), "a1".to_string()]
+            )]
         );
     }
 

@@ -17,6 +17,7 @@ const V1: &str = "v1.31.2+k3s1";
 const V2: &str = "v1.31.4+k3s1";
 const TOKEN: &str = "cli-test-cluster-token-5f1c9e";
 const SUDO_PASSWORD: &str = "s3cret-sudo-pw";
+const SUDO_PASSWORD_A2: &str = "an0ther-sudo-pw";
 
 /// A lab directory (homelab.yaml, secrets.sops.yaml, an age key, a home directory) for a set
 /// of test hosts, or for none (commands that must fail before any host is contacted).
@@ -180,7 +181,7 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
             args.join(" "),
             out.status.code()
         );
-        for secret in [TOKEN, SUDO_PASSWORD] {
+        for secret in [TOKEN, SUDO_PASSWORD, SUDO_PASSWORD_A2] {
             assert!(!shown.contains(secret), "a secret reached the terminal");
         }
         (out.status.code().unwrap_or(-1), shown)
@@ -199,7 +200,7 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
             String::from_utf8(out.stdout).unwrap(),
             String::from_utf8(out.stderr).unwrap(),
         );
-        for secret in [TOKEN, SUDO_PASSWORD] {
+        for secret in [TOKEN, SUDO_PASSWORD, SUDO_PASSWORD_A2] {
             assert!(
                 !text.0.contains(secret) && !text.1.contains(secret),
                 "a secret reached the output of `homelab {}`",
@@ -252,15 +253,17 @@ fn three_nodes_converge_rerun_unchanged_then_an_agent_is_removed() {
         ("a2", Role::Agent),
     ]);
     let hosts = lab.hosts();
-    // a1 logs in as an ordinary user whose sudo asks for the password kept in the secrets file.
+    // a1 and a2 log in as ordinary users whose sudo asks for a password, each its own, kept
+    // in the secrets file.
     hosts.add_user("a1", "alice", Some(SUDO_PASSWORD), Some("ALL=(ALL) ALL"));
+    hosts.add_user("a2", "bob", Some(SUDO_PASSWORD_A2), Some("ALL=(ALL) ALL"));
     lab.write_spec(V1, |name| match name {
         "a1" => NodeLines {
             ssh: "{user: alice, sudoPassword: {secret: node-sudo}}".into(),
             extra: String::new(),
         },
         "a2" => NodeLines {
-            ssh: "{user: root}".into(),
+            ssh: "{user: bob, sudoPassword: {secret: a2-sudo}}".into(),
             extra: "      labels: {tier: batch}\n".into(),
         },
         _ => NodeLines {
@@ -268,7 +271,11 @@ fn three_nodes_converge_rerun_unchanged_then_an_agent_is_removed() {
             extra: String::new(),
         },
     });
-    lab.write_secrets(&[("k3s-token", TOKEN), ("node-sudo", SUDO_PASSWORD)]);
+    lab.write_secrets(&[
+        ("k3s-token", TOKEN),
+        ("node-sudo", SUDO_PASSWORD),
+        ("a2-sudo", SUDO_PASSWORD_A2),
+    ]);
 
     // Dry run on fresh hosts: says what would happen per host, changes nothing.
     let before = hosts.tree();
@@ -859,20 +866,6 @@ fn missing_secrets_bad_arguments_and_refusals_say_what_to_do() {
         assert!(stderr.contains("is not valid"), "{stderr}");
     }
 
-    // Two different sudo password secrets cannot be served by one lab-wide password.
-    std::fs::write(
-        lab.path("homelab.yaml"),
-        offline_spec("{user: bob, sudoPassword: {secret: bob-sudo}}").replace(
-            "ssh: {user: root}",
-            "ssh: {user: alice, sudoPassword: {secret: alice-sudo}}",
-        ),
-    )
-    .unwrap();
-    let (_, stderr) = lab.expect(2, &["nodes", "history"]);
-    assert!(
-        stderr.contains("`alice-sudo` (node s1), `bob-sudo` (node a1)"),
-        "{stderr}"
-    );
     // A node's sudo password that is not in the secrets file.
     std::fs::write(
         lab.path("homelab.yaml"),
