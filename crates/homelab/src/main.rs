@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let out = output::Output::new(cli.global.output, cli.global.quiet, cli.global.verbose);
     let code = match cmd::run(&cli, &out) {
-        Ok(code) => code,
+        Ok(code) => {
+            out.finish(code);
+            code
+        }
         Err(err) => {
             let code = exit::code_of(&err);
             out.error(&err, code);

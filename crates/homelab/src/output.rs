@@ -4,6 +4,8 @@
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum Format {
@@ -14,12 +16,14 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Output {
     pub format: Format,
     pub quiet: bool,
     pub verbose: u8,
     color: bool,
+    /// The command's JSON document, printed by [`Output::finish`] once its exit code is known.
+    pending: Mutex<Option<Value>>,
 }
 
 impl Output {
@@ -30,6 +34,7 @@ impl Output {
             quiet,
             verbose,
             color,
+            pending: Mutex::new(None),
         }
     }
 
@@ -91,21 +96,52 @@ impl Output {
         }
     }
 
+    /// Keeps `data` as the command's one JSON document; [`Output::finish`] prints it.
     pub fn json<T: Serialize>(&self, data: &T) {
-        let text = serde_json::to_string_pretty(data).expect("output data serializes");
-        stdout_line(&text);
+        let value = serde_json::to_value(data).expect("output data serializes");
+        *self.pending.lock().expect("output lock") = Some(value);
     }
 
-    /// The top-level error, with its whole chain, printed once.
+    /// Ends the command with exit code `code`: prints the JSON document kept by
+    /// [`Output::result`] or [`Output::json`], led by `ok` and `exitCode` (unless the command
+    /// set them itself), so that every command's JSON has the same shape.
+    pub fn finish(&self, code: u8) {
+        let Some(value) = self.pending.lock().expect("output lock").take() else {
+            return;
+        };
+        let value = match value {
+            Value::Object(fields) => {
+                let mut led = Map::new();
+                let ok = fields.get("ok").cloned().unwrap_or(Value::Bool(code == 0));
+                let exit_code = fields.get("exitCode").cloned().unwrap_or(code.into());
+                led.insert("ok".into(), ok);
+                led.insert("exitCode".into(), exit_code);
+                led.extend(
+                    fields
+                        .into_iter()
+                        .filter(|(k, _)| k != "ok" && k != "exitCode"),
+                );
+                Value::Object(led)
+            }
+            other => other,
+        };
+        print_json(&value);
+    }
+
+    /// The top-level error, with its whole chain, printed once (instead of any result kept
+    /// for `--output json`).
     pub fn error(&self, err: &anyhow::Error, code: u8) {
         let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
         match self.format {
-            Format::Json => self.json(&serde_json::json!({
-                "ok": false,
-                "exitCode": code,
-                "error": chain.first(),
-                "causes": &chain[1.min(chain.len())..],
-            })),
+            Format::Json => {
+                self.pending.lock().expect("output lock").take();
+                print_json(&serde_json::json!({
+                    "ok": false,
+                    "exitCode": code,
+                    "error": chain.first(),
+                    "causes": &chain[1.min(chain.len())..],
+                }))
+            }
             Format::Text => {
                 let mut msg = format!("{}{}", self.paint("error: ", "31;1"), chain[0]);
                 for cause in &chain[1..] {
@@ -145,6 +181,11 @@ impl Output {
             .join("\n")
             + "\n"
     }
+}
+
+fn print_json(value: &Value) {
+    let text = serde_json::to_string_pretty(value).expect("output data serializes");
+    stdout_line(&text);
 }
 
 /// Asks a yes/no question on the terminal (stderr, answer on stdin); only `yes` goes ahead.

@@ -107,6 +107,33 @@ fn output_json_prints_one_document_for_results_and_errors() {
 }
 
 #[test]
+fn every_json_document_starts_with_ok_and_the_exit_code() {
+    let work = Workdir::new();
+    work.write("homelab.yaml", Spec::seed().text());
+    work.write("invalid.yaml", invalid_spec().text());
+    let cases: [(&[&str], i32); 7] = [
+        (&["validate"], 0),
+        (&["validate", "-f", "invalid.yaml"], 2),
+        (&["plan"], 0),
+        (&["render", "--out", "tree"], 0),
+        (&["secrets", "list"], 0),
+        (&["init", "-f", "new.yaml"], 0),
+        (&["init"], 2),
+    ];
+    for (args, code) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let run = work.run(&args);
+        assert_eq!(run.code, code, "{args:?}\n{}", run.transcript());
+        let doc = run.json();
+        let keys: Vec<&String> = doc.as_object().expect("an object").keys().take(2).collect();
+        assert_eq!(keys, ["ok", "exitCode"], "{args:?}: {doc}");
+        assert_eq!(doc["ok"], code == 0, "{args:?}: {doc}");
+        assert_eq!(doc["exitCode"], code, "{args:?}: {doc}");
+    }
+}
+
+#[test]
 fn quiet_prints_only_problems_and_verbose_adds_detail() {
     let work = Workdir::new();
     work.write("homelab.yaml", Spec::seed().text());
