@@ -613,7 +613,7 @@ fn adrs(plan: &Plan, flavor: Flavor) -> Vec<Adr> {
     let servers = plan
         .nodes
         .iter()
-        .filter(|n| format!("{:?}", n.role) == "Server")
+        .filter(|n| n.role == homelab_spec::lab::NodeRole::Server)
         .count();
     let mut out = vec![Adr {
         number: 1,

@@ -205,6 +205,16 @@ pub enum NodeRole {
     Agent,
 }
 
+impl std::fmt::Display for NodeRole {
+    /// As the spec writes it: `server` or `agent`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeRole::Server => "server",
+            NodeRole::Agent => "agent",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSsh {

@@ -138,7 +138,7 @@ fn plan_shows_components_urls_nodes_and_secrets() {
         "IPAddressPool lab-pool  [ip-pool.yaml]",
         "after: postgres, traefik",
         "https://grafana.home.jetzinger.com",
-        "k3s-master (Server, cluster-init, 192.168.2.20):",
+        "k3s-master (server, cluster-init, 192.168.2.20):",
         "grafana-admin-password: generated password",
         "cloudflare-api-token: you provide it",
     ] {

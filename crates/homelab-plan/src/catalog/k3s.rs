@@ -153,7 +153,7 @@ pub(crate) fn config(ctx: &Ctx, node: &Node) -> Value {
 
 fn config_text(ctx: &Ctx, node: &Node) -> String {
     format!(
-        "# /etc/rancher/k3s/config.yaml for {} ({:?}), written by `homelab nodes apply`.\n# The join token is not here: it is written to {TOKEN_FILE} from the encrypted secrets file.\n{}",
+        "# /etc/rancher/k3s/config.yaml for {} ({}), written by `homelab nodes apply`.\n# The join token is not here: it is written to {TOKEN_FILE} from the encrypted secrets file.\n{}",
         node.name,
         node.role,
         homelab_spec::emit::to_yaml(&config(ctx, node))

@@ -615,7 +615,12 @@ fn table_row(t: &TableCheck) -> Vec<String> {
             e.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
         ),
     };
-    let status = match t.status {
+    vec![t.database.clone(), t.table.clone(), rows, table_status(t)]
+}
+
+/// What a table's check found, in words (problems in capitals, to stand out in a table).
+pub(crate) fn table_status(t: &TableCheck) -> String {
+    match t.status {
         TableStatus::Ok => "ok".to_string(),
         TableStatus::Mismatch if t.expected_rows == t.actual_rows => {
             "DIFFERS: same row count, different contents (checksum)".to_string()
@@ -623,8 +628,7 @@ fn table_row(t: &TableCheck) -> Vec<String> {
         TableStatus::Mismatch => "DIFFERS: row count".to_string(),
         TableStatus::Missing => "MISSING after restore".to_string(),
         TableStatus::Unexpected => "UNEXPECTED: not recorded at dump time".to_string(),
-    };
-    vec![t.database.clone(), t.table.clone(), rows, status]
+    }
 }
 
 fn drill_text(report: &DrillReport) -> String {

@@ -87,7 +87,7 @@ fn text(plan: &Plan) -> String {
     for n in &plan.nodes {
         let _ = writeln!(
             o,
-            "  {} ({:?}{}, {}):",
+            "  {} ({}{}, {}):",
             n.name,
             n.role,
             if n.init { ", cluster-init" } else { "" },

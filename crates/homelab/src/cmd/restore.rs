@@ -393,9 +393,9 @@ fn restored_text(
 
 fn failed_table(t: &TableCheck) -> String {
     format!(
-        "  {}: {:?}, rows {} (recorded {}), checksum {} (recorded {})\n",
+        "  {}: {}, rows {} (recorded {}), checksum {} (recorded {})\n",
         t.table,
-        t.status,
+        super::backup::table_status(t),
         t.actual_rows
             .map(|v| v.to_string())
             .unwrap_or_else(|| "-".into()),

@@ -22,7 +22,7 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
             let lab = &loaded.lab;
             let services = count_services(lab);
             for n in &lab.cluster.nodes {
-                out.detail(format!("node {} ({:?}) at {}", n.name, n.role, n.address));
+                out.detail(format!("node {} ({}) at {}", n.name, n.role, n.address));
             }
             out.result(
                 || {
