@@ -613,10 +613,12 @@ impl Remote {
     }
 }
 
+/// A shell script that replaces file `path` with its standard input, atomically: a temporary
+/// file in the same directory (mktemp's default name), the mode, then a rename.
 fn write_script(path: &str, mode: u32) -> String {
     let p = quote(path);
     format!(
-        "set -e; f={p}; d=$(dirname \"$f\"); mkdir -p \"$d\"; umask 077; t=$(mktemp \"$d/.homelab.XXXXXX\"); \
+        "set -e; f={p}; d=$(dirname \"$f\"); mkdir -p \"$d\"; umask 077; t=$(mktemp -p \"$d\"); \
          trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod {mode:o} \"$t\"; mv -f \"$t\" \"$f\"; trap - EXIT"
     )
 }
