@@ -747,16 +747,23 @@ mod tests {
     fn detects_each_kind_on_a_line() {
         let mut known = KnownSecrets::new();
         known.insert("k3s-token", SecretString::from("K10abcdefgh123".to_owned()));
-        let text = "\
+        let key_header = include_str!("../tests/testdata/leaks/openssh-private-key.txt")
+            .lines()
+            .next()
+            .expect("a header line");
+        let age = include_str!("../tests/testdata/leaks/age-identity.txt");
+        let text = format!(
+            "\
 token: K10abcdefgh123
------BEGIN OPENSSH PRIVATE KEY-----
-key: AGE-SECRET-KEY-1EQUCGFZH8UZKSZ0Z5N5T234YRNDT4U9H7QNYXWRRNJYDDVXE6FWSCPGNJ7
+{key_header}
+key: {age}
 db_password: \"Xk9mQ2vL8nR4pT7wZ3yB\"
 password: ENC[AES256_GCM,data:Xk9mQ2vL8nR4pT7wZ3yB,iv:a,tag:b,type:str]
 key: node-role.kubernetes.io/control-plane
 secretName: grafana-admin-credentials
-";
-        let found = scan_text("values.yaml", text, &known);
+"
+        );
+        let found = scan_text("values.yaml", &text, &known);
         let kinds: Vec<(usize, &str)> = found.iter().map(|(l, k, _)| (*l, k.code())).collect();
         assert_eq!(
             kinds,

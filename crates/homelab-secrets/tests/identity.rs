@@ -196,7 +196,7 @@ fn several_identities_in_one_file_and_invalid_lines() {
     assert!(Identities::parse("# only comments\n", IdentitySource::EnvVar).is_err());
     assert!(
         Identities::parse(
-            "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+            include_str!("testdata/leaks/age-identity-bad-checksum.txt"),
             IdentitySource::EnvVar
         )
         .is_err()

@@ -13,7 +13,7 @@ use homelab_secrets::{KnownSecrets, SecretsStore};
 use secrecy::{ExposeSecret, SecretString};
 
 const DB_PASSWORD: &str = "Zq7vN2pX9kL4mR8tW3yB";
-const AGE_KEY: &str = "AGE-SECRET-KEY-1EQUCGFZH8UZKSZ0Z5N5T234YRNDT4U9H7QNYXWRRNJYDDVXE6FWSCPGNJ7";
+const AGE_KEY: &str = include_str!("testdata/leaks/age-identity.txt");
 
 fn git(repo: &Path, args: &[&str]) -> String {
     require_tool("git");
@@ -82,7 +82,7 @@ fn seeded_leaks_in_history_are_found_with_commit_file_and_line() {
     let key_commit = commit_file(
         r,
         "keys/id_ed25519",
-        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+        include_str!("testdata/leaks/openssh-private-key.txt"),
         "key",
     );
     let age_commit = commit_file(r, "age.txt", &format!("# key\n{AGE_KEY}\n"), "age");
@@ -275,7 +275,7 @@ fn directories_outside_git_and_single_files_are_scanned() {
     fs::write(dir.path().join("a/.git/config"), format!("{AGE_KEY}\n")).unwrap();
     fs::write(
         dir.path().join("a/id_rsa"),
-        "-----BEGIN RSA PRIVATE KEY-----\n",
+        include_str!("testdata/leaks/rsa-private-key-header.txt"),
     )
     .unwrap();
     fs::write(dir.path().join("binary.bin"), [0u8, 1, 2, b'A']).unwrap();
