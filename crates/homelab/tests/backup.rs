@@ -9,6 +9,9 @@
 #[path = "../../homelab-kube/tests/support/mod.rs"]
 mod support;
 
+#[path = "common/terminal.rs"]
+mod terminal;
+
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -475,44 +478,9 @@ impl Lab {
     /// Runs on a pseudo-terminal (util-linux `script`), typing `input`; returns the exit code
     /// and what the terminal showed.
     fn run_on_terminal(&self, args: &[&str], input: &str) -> (i32, String) {
-        let found = Command::new("script")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "`script` (util-linux) not found: the terminal tests need it; run scripts/install-test-deps"
-        );
-        let line: Vec<String> = std::iter::once(
-            assert_cmd::cargo::cargo_bin("homelab")
-                .display()
-                .to_string(),
-        )
-        .chain(args.iter().map(|a| a.to_string()))
-        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
-        .collect();
-        let mut cmd = Command::new("script");
-        self.environment(&mut cmd);
-        cmd.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
-        eprintln!(
-            "$ homelab {} (on a terminal)\n[exit {:?}]\n{shown}",
-            args.join(" "),
-            out.status.code()
-        );
+        let (code, shown) = terminal::run_on_terminal(args, input, |cmd| self.environment(cmd));
         assert!(!shown.contains(SUPERUSER_PASSWORD));
-        (out.status.code().unwrap_or(-1), shown)
+        (code, shown)
     }
 
     /// The dump files of `db` on the backup volume, oldest first.

@@ -3,6 +3,9 @@
 //! rekey/scan), in text, `--output json` and `-v`, must show none of them, plain or base64,
 //! on stdout, on stderr or in any file it writes.
 
+#[path = "common/run.rs"]
+mod run;
+
 #[path = "secrets/support.rs"]
 mod support;
 

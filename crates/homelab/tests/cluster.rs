@@ -8,6 +8,9 @@
 
 #[path = "../../homelab-kube/tests/support/mod.rs"]
 mod kube_support;
+#[path = "common/run.rs"]
+mod run;
+
 #[path = "secrets/support.rs"]
 mod lab_support;
 

@@ -3,6 +3,9 @@
 //! a spec and an encrypted secrets file on disk, SSH settings passed as a user would
 //! (`HOMELAB_SSH_CONFIG`), and what the user sees (output, exit codes) and what the hosts got.
 
+#[path = "common/terminal.rs"]
+mod terminal;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
@@ -143,48 +146,11 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
     /// Runs on a pseudo-terminal (util-linux `script`) and types `input`; returns the exit
     /// code and everything the terminal showed, with plain line ends.
     fn run_on_terminal(&self, args: &[&str], input: &str) -> (i32, String) {
-        use std::io::Write;
-        let found = std::process::Command::new("script")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "`script` (util-linux) not found: the terminal tests need it; run scripts/install-test-deps"
-        );
-        let line: Vec<String> = std::iter::once(
-            assert_cmd::cargo::cargo_bin("homelab")
-                .display()
-                .to_string(),
-        )
-        .chain(args.iter().map(|a| a.to_string()))
-        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
-        .collect();
-        let mut cmd = std::process::Command::new("script");
-        self.environment(&mut cmd);
-        cmd.env("NO_COLOR", "1")
-            .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
-        eprintln!(
-            "$ homelab {} (on a terminal)\n[exit {:?}]\n{shown}",
-            args.join(" "),
-            out.status.code()
-        );
+        let (code, shown) = terminal::run_on_terminal(args, input, |cmd| self.environment(cmd));
         for secret in [TOKEN, SUDO_PASSWORD, SUDO_PASSWORD_A2] {
             assert!(!shown.contains(secret), "a secret reached the terminal");
         }
-        (out.status.code().unwrap_or(-1), shown)
+        (code, shown)
     }
 
     /// Runs and expects exit code `code`; returns (stdout, stderr).

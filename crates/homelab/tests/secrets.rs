@@ -2,6 +2,9 @@
 //! through the real `homelab` binary with HOME, the age key variables and the editor pointed
 //! at temporary directories: one test binary, one module per concern.
 
+#[path = "common/run.rs"]
+mod run;
+
 #[path = "secrets/support.rs"]
 mod support;
 

@@ -1,6 +1,9 @@
 //! Integration tests of the spec commands (`init`, `validate`, `schema`, `completions`)
 //! through the real `homelab` binary: one test binary, one module per concern.
 
+#[path = "common/run.rs"]
+mod run;
+
 #[path = "spec/support.rs"]
 mod support;
 

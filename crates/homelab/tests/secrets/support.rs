@@ -9,58 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// What one run of the binary did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn of(out: std::process::Output) -> Run {
-        Run {
-            code: out
-                .status
-                .code()
-                .expect("homelab exits normally, not by a signal"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    /// stdout parsed as the one JSON document `--output json` promises.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    pub fn transcript(&self) -> String {
-        format!(
-            "exit code: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// Asserts the exit code, showing everything the run printed when it differs.
-    pub fn expect(self, code: i32) -> Run {
-        assert_eq!(
-            self.code,
-            code,
-            "unexpected exit code:\n{}",
-            self.transcript()
-        );
-        self
-    }
-
-    pub fn ok(self) -> Run {
-        self.expect(0)
-    }
-}
+pub use crate::run::Run;
 
 /// Fails (never skips) when a tool the test runs for real is missing.
 pub fn require_tool(name: &str) {
@@ -225,7 +174,7 @@ impl Lab {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run::of(cmd.output().expect("the homelab binary starts"))
+        Run::from_output(cmd.output().expect("the homelab binary starts"))
     }
 
     /// `homelab ARGS` on a pseudo-terminal (stdin, stdout and stderr all the terminal). For

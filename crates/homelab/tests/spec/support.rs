@@ -15,46 +15,7 @@ pub fn homelab() -> assert_cmd::Command {
     cmd
 }
 
-/// What one run of the binary did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Runs `cmd` to the end and keeps its exit code and output.
-    pub fn of(cmd: &mut assert_cmd::Command) -> Run {
-        let out = cmd.output().expect("the homelab binary starts");
-        Run {
-            code: out
-                .status
-                .code()
-                .expect("homelab exits normally, not by a signal"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    /// stdout parsed as the one JSON document `--output json` promises.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// Exit code, stdout and stderr in one text, for assertion messages and snapshots.
-    pub fn transcript(&self) -> String {
-        format!(
-            "exit code: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
+pub use crate::run::Run;
 
 /// Runs `homelab ARGS` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
