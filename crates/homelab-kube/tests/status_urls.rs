@@ -3,130 +3,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use homelab_kube::{
     Cluster, Health, KubeconfigSource, StatusChecks, StatusOptions, TlsCheckOptions, UrlCheck,
 };
+use support::tls::{HttpsServer, make_certificates};
 use support::{StandIn, StandInOptions};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("the openssl CLI is needed ({e}): run scripts/install-test-deps")
-        });
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A private CA and a server certificate for `web.lab.example`.
-fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=homelab test CA",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=web.lab.example",
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:web.lab.example\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
-struct HttpsServer {
-    child: Child,
-    port: u16,
-}
-
-impl HttpsServer {
-    fn start(dir: &Path, max_tls: &str) -> HttpsServer {
-        let script =
-            support::workspace_root().join("crates/homelab-kube/tests/support/https_server.py");
-        let mut child = Command::new(support::test_python())
-            .arg(script)
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
-            .arg(max_tls)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start https_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("https server said {line:?}"));
-        HttpsServer { child, port }
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn url_checks_verify_tls_version_certificate_host_and_status() {
     let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    make_certificates(dir.path(), "web.lab.example");
     let tls13 = HttpsServer::start(dir.path(), "TLSv1_3");
     let tls12 = HttpsServer::start(dir.path(), "TLSv1_2");
     let standin = StandIn::start(&StandInOptions {

@@ -16,9 +16,10 @@ mod lab_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kube_support::tls::{HttpsServer, make_certificates};
 use kube_support::{StandIn, StandInOptions};
 use lab_support::{Lab, Run};
 use serde_json::{Value, json};
@@ -325,120 +326,6 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 // ---- status: an HTTPS server for the lab's URLs ------------------------------------------
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("the openssl CLI is needed ({e}): run scripts/install-test-deps")
-        });
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A private CA (`ca.pem`) and a certificate for `*.{domain}` signed by it.
-fn lab_certificates(dir: &Path, domain: &str) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=homelab e2e CA",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    let subject = format!("/CN=*.{domain}");
-    csr.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        subject.as_str(),
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!(
-            "subjectAltName=DNS:*.{domain}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-        ),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
-struct HttpsServer {
-    child: Child,
-    port: u16,
-}
-
-impl HttpsServer {
-    fn start(dir: &Path) -> HttpsServer {
-        use std::io::{BufRead, BufReader};
-        let script = kube_support::workspace_root()
-            .join("crates/homelab-kube/tests/support/https_server.py");
-        let mut child = Command::new(kube_support::test_python())
-            .arg(script)
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
-            .arg("TLSv1_3")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start https_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("https server said {line:?}"));
-        HttpsServer { child, port }
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---- the scenario ----------------------------------------------------------------------
 
@@ -837,8 +724,8 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
     homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
     finish_like_the_controllers(&standin, "192.168.2.100");
     let certs = tempfile::tempdir().unwrap();
-    lab_certificates(certs.path(), "home.jetzinger.com");
-    let https = HttpsServer::start(certs.path());
+    make_certificates(certs.path(), "*.home.jetzinger.com");
+    let https = HttpsServer::start(certs.path(), "TLSv1_3");
     let resolve = format!("*=127.0.0.1:{}", https.port);
     let ca = certs.path().join("ca.pem").display().to_string();
     let status_args = [

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub mod tls;
+
 /// The Python of the test virtualenv (`HOMELAB_TEST_VENV`, else `<workspace>/.venv-test`).
 pub fn test_python() -> PathBuf {
     let venv = std::env::var_os("HOMELAB_TEST_VENV")
