@@ -9,7 +9,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
+    PropagationPolicy,
 };
 use kube::core::ApiResource;
 use serde::Serialize;
@@ -23,7 +24,9 @@ use crate::model::{ApplyPlan, ObjectRef, WaitFor};
 use crate::objects::{comparable, resource_version};
 use crate::order::{OrderedUnit, kind_rank, order_plan};
 use crate::resolve::{Resolved, Resolver};
-use crate::retry::{RetryPolicy, with_retry, with_retry_opt};
+use crate::retry::{
+    RetryPolicy, is_conflict, is_not_found, is_transient, with_retry, with_retry_if, with_retry_opt,
+};
 use crate::wait::{Probe, WaitContext, api_resource, crd_state, managed_time, wait_for};
 
 /// How `apply` behaves.
@@ -456,9 +459,17 @@ impl<'a> Run<'a> {
             .try_collect()
             .await?;
         let mut members = BTreeMap::new();
+        let mut unlabelled = 0usize;
         for (resolved, items) in lists {
             for item in items {
                 let live = serde_json::to_value(&item).unwrap_or_default();
+                // The server filtered by the label, or should have: a server or proxy that
+                // drops the selector answers with every object of the kind, and none of
+                // those may ever be taken for ours.
+                if !applyset::is_member(&live, &self.id) {
+                    unlabelled += 1;
+                    continue;
+                }
                 let object_ref = ObjectRef {
                     api_version: resolved.resource.api_version.clone(),
                     kind: resolved.resource.kind.clone(),
@@ -474,6 +485,12 @@ impl<'a> Run<'a> {
                     },
                 );
             }
+        }
+        if unlabelled > 0 {
+            tracing::warn!(
+                unlabelled,
+                "the API answered label-selected member lists with objects without the ApplySet label; they were left out"
+            );
         }
         Ok(members)
     }
@@ -857,6 +874,10 @@ impl<'a> Run<'a> {
     }
 
     /// Deletes members the plan no longer has, custom resources first and namespaces last.
+    /// Each one is read again and deleted only if it still carries our label, with its uid and
+    /// resourceVersion as preconditions, so an object that changed hands in between is kept.
+    /// A namespace is deleted only when an unfiltered look at every kind in it finds nothing
+    /// but our own objects (see [`Run::why_namespace_stays`]).
     async fn prune(
         &mut self,
         members: &BTreeMap<Key, Member>,
@@ -864,79 +885,234 @@ impl<'a> Run<'a> {
     ) -> Result<Vec<PrunedObject>, ApplyError> {
         let mut candidates: Vec<&Member> = members
             .iter()
-            .filter(|(k, _)| !planned.contains(*k))
+            .filter(|(k, m)| !planned.contains(*k) && applyset::is_member(&m.live, &self.id))
             .map(|(_, m)| m)
             .collect();
         candidates.sort_by_key(|m| std::cmp::Reverse(kind_rank(&m.object_ref)));
+        let mut namespaced_kinds: Option<Vec<ApiResource>> = None;
         let mut results = Vec::new();
         for member in candidates {
             let r = &member.object_ref;
-            // The list was filtered by label on the server; check again here, because a
-            // delete that is wrong cannot be undone.
-            if !applyset::is_member(&member.live, &self.id) {
-                let reason = format!("it does not carry {LABEL_PART_OF}={}", self.id);
+            let kept = |reason: String, results: &mut Vec<PrunedObject>| {
                 self.progress.event(ApplyEvent::PruneSkipped {
                     object: r.clone(),
                     reason: reason.clone(),
                 });
+                results.push(PrunedObject {
+                    object: r.clone(),
+                    deleted: false,
+                    kept_because: Some(reason),
+                });
+            };
+            if r.kind == "Namespace"
+                && r.group().is_empty()
+                && let Some(reason) = self
+                    .why_namespace_stays(&r.name, planned, &mut namespaced_kinds)
+                    .await?
+            {
+                kept(reason, &mut results);
                 continue;
             }
-            if r.kind == "Namespace" && r.group().is_empty() {
-                let foreign = self.foreign_objects_in(&r.name, members, planned).await?;
-                if !foreign.is_empty() {
-                    let reason = format!(
-                        "namespace {} still holds objects homelab did not create ({}); move or delete them, then prune again",
-                        r.name,
-                        foreign.join(", ")
-                    );
-                    self.progress.event(ApplyEvent::PruneSkipped {
-                        object: r.clone(),
-                        reason: reason.clone(),
-                    });
+            match self.delete_if_still_ours(member).await? {
+                Some(reason) => kept(reason, &mut results),
+                None => {
+                    self.progress
+                        .event(ApplyEvent::Pruned { object: r.clone() });
                     results.push(PrunedObject {
                         object: r.clone(),
-                        deleted: false,
-                        kept_because: Some(reason),
+                        deleted: true,
+                        kept_because: None,
                     });
-                    continue;
                 }
             }
-            let api: Api<DynamicObject> = match &r.namespace {
-                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &member.resource),
-                None => Api::all_with(self.client.clone(), &member.resource),
-            };
-            let params = DeleteParams {
-                dry_run: self.options.dry_run,
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..Default::default()
-            };
-            with_retry_opt(
-                &self.options.retry,
-                self.progress,
-                "delete",
-                &r.to_string(),
-                || api.delete(&r.name, &params),
-            )
-            .await?;
-            self.progress
-                .event(ApplyEvent::Pruned { object: r.clone() });
-            results.push(PrunedObject {
-                object: r.clone(),
-                deleted: true,
-                kept_because: None,
-            });
         }
         Ok(results)
     }
 
-    /// Objects in `namespace` that are not ours and not made by a controller (no owner),
-    /// leaving out what Kubernetes puts in every namespace. At most five names.
-    async fn foreign_objects_in(
-        &mut self,
+    /// Reads `member` again and deletes it when it still carries our label, on condition that
+    /// it is still that very version. `Some(reason)` when it is kept; `None` when it was deleted
+    /// (or was gone already).
+    async fn delete_if_still_ours(&self, member: &Member) -> Result<Option<String>, ApplyError> {
+        let r = &member.object_ref;
+        let label = r.to_string();
+        let api: Api<DynamicObject> = match &r.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &member.resource),
+            None => Api::all_with(self.client.clone(), &member.resource),
+        };
+        let retry = &self.options.retry;
+        let mut looks = 0;
+        loop {
+            looks += 1;
+            let Some(now) =
+                with_retry_opt(retry, self.progress, "read", &label, || api.get(&r.name)).await?
+            else {
+                return Ok(None);
+            };
+            let value = serde_json::to_value(&now).unwrap_or_default();
+            if !applyset::is_member(&value, &self.id) {
+                return Ok(Some(format!(
+                    "it no longer carries {LABEL_PART_OF}={}: it was changed since it was listed, so it is not homelab's to delete any more",
+                    self.id
+                )));
+            }
+            let params = DeleteParams {
+                dry_run: self.options.dry_run,
+                propagation_policy: Some(PropagationPolicy::Background),
+                preconditions: Some(Preconditions {
+                    uid: now.metadata.uid.clone(),
+                    resource_version: now.metadata.resource_version.clone(),
+                }),
+                ..Default::default()
+            };
+            // A 409 here means the preconditions failed: the object changed between the read
+            // and the delete. It is read and checked again rather than deleted blindly.
+            let deleted = with_retry_if(
+                retry,
+                self.progress,
+                "delete",
+                &label,
+                |e| is_transient(e) && !is_conflict(e),
+                || {
+                    let (api, params) = (&api, &params);
+                    async move {
+                        match api.delete(&r.name, params).await {
+                            Err(e) if is_not_found(&e) => Ok(()),
+                            other => other.map(|_| ()),
+                        }
+                    }
+                },
+            )
+            .await;
+            match deleted {
+                Ok(()) => return Ok(None),
+                Err(ApplyError::Api {
+                    code: Some(409), ..
+                }) if looks < retry.attempts.max(1) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Why the namespace `namespace` must not be deleted, if it must not: the plan still has
+    /// objects in it, or an unfiltered list of every namespaced kind the API serves (ignoring
+    /// any label selector) finds an object that is neither ours nor made by a controller from
+    /// one of ours (its owner chain reaches one of our objects) nor one Kubernetes puts in
+    /// every namespace, or a kind could not be listed (then nothing proves it empty).
+    async fn why_namespace_stays(
+        &self,
         namespace: &str,
-        members: &BTreeMap<Key, Member>,
         planned: &HashSet<Key>,
-    ) -> Result<Vec<String>, ApplyError> {
+        namespaced_kinds: &mut Option<Vec<ApiResource>>,
+    ) -> Result<Option<String>, ApplyError> {
+        use futures::stream::{self, StreamExt};
+        let mut still_planned: Vec<String> = planned
+            .iter()
+            .filter(|k| k.namespace.as_deref() == Some(namespace))
+            .map(|k| format!("{} {}", k.kind, k.name))
+            .collect();
+        if !still_planned.is_empty() {
+            still_planned.sort();
+            return Ok(Some(format!(
+                "the plan still has objects in namespace {namespace} ({}); deleting it would delete them",
+                name_list(&still_planned)
+            )));
+        }
+        if namespaced_kinds.is_none() {
+            *namespaced_kinds = Some(self.discover_namespaced_kinds().await?);
+        }
+        let kinds = namespaced_kinds.as_deref().unwrap_or_default();
+        let this = self;
+        let listed: Vec<(&ApiResource, Result<Vec<DynamicObject>, ApplyError>)> =
+            stream::iter(kinds)
+                .map(|resource| async move {
+                    let api: Api<DynamicObject> =
+                        Api::namespaced_with(this.client.clone(), namespace, resource);
+                    let what = format!("{} in namespace {namespace}", resource.plural);
+                    let list =
+                        with_retry_opt(&this.options.retry, this.progress, "list", &what, || {
+                            let api = &api;
+                            async move { api.list(&ListParams::default()).await }
+                        })
+                        .await;
+                    (
+                        resource,
+                        list.map(|l| l.map(|l| l.items).unwrap_or_default()),
+                    )
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        let mut unlistable = Vec::new();
+        // (kind, name, uid, is ours, owner uids)
+        let mut objects: Vec<(String, String, String, bool, Vec<String>)> = Vec::new();
+        for (resource, items) in listed {
+            let items = match items {
+                Ok(items) => items,
+                Err(e) => {
+                    unlistable.push(format!("{}: {e}", resource.kind));
+                    continue;
+                }
+            };
+            for item in items {
+                let value = serde_json::to_value(&item).unwrap_or_default();
+                objects.push((
+                    resource.kind.clone(),
+                    item.metadata.name.clone().unwrap_or_default(),
+                    item.metadata.uid.clone().unwrap_or_default(),
+                    applyset::is_member(&value, &self.id),
+                    item.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .map(|o| o.uid.clone())
+                        .collect(),
+                ));
+            }
+        }
+        if !unlistable.is_empty() {
+            return Ok(Some(format!(
+                "not every kind in namespace {namespace} could be listed, so nothing proves it holds only homelab's objects ({}); fix that, then prune again",
+                unlistable.join("; ")
+            )));
+        }
+        // Objects made by controllers from ours (a Deployment's ReplicaSets and their Pods)
+        // are ours too: follow owner references until nothing new is found.
+        let mut ours: HashSet<String> = objects
+            .iter()
+            .filter(|o| o.3)
+            .map(|o| o.2.clone())
+            .collect();
+        loop {
+            let before = ours.len();
+            for o in &objects {
+                if !ours.contains(&o.2) && o.4.iter().any(|owner| ours.contains(owner)) {
+                    ours.insert(o.2.clone());
+                }
+            }
+            if ours.len() == before {
+                break;
+            }
+        }
+        let mut foreign: Vec<String> = objects
+            .iter()
+            .filter(|(kind, name, uid, _, _)| {
+                !ours.contains(uid) && !AUTOMATIC.contains(&(kind.as_str(), name.as_str()))
+            })
+            .map(|(kind, name, ..)| format!("{kind} {name}"))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(None);
+        }
+        foreign.sort();
+        Ok(Some(format!(
+            "namespace {namespace} still holds objects homelab did not create ({}); move or delete them, then prune again (objects a chart homelab just removed go once helm-controller has uninstalled it)",
+            name_list(&foreign)
+        )))
+    }
+
+    /// Every namespaced kind the API serves that can be listed, except those Kubernetes fills
+    /// by itself from other objects (events, endpoints, leases, metrics).
+    async fn discover_namespaced_kinds(&self) -> Result<Vec<ApiResource>, ApplyError> {
         let client = self.client.clone();
         let discovery = with_retry(
             &self.options.retry,
@@ -949,61 +1125,40 @@ impl<'a> Run<'a> {
             },
         )
         .await?;
-        const AUTOMATIC: &[(&str, &str)] = &[
-            ("ServiceAccount", "default"),
-            ("ConfigMap", "kube-root-ca.crt"),
-        ];
-        const SKIP_KINDS: &[&str] = &["Event", "Endpoints", "EndpointSlice", "Lease", "Binding"];
-        let mut found = Vec::new();
-        for group in discovery.groups() {
-            for (resource, caps) in group.recommended_resources() {
-                if caps.scope != kube::discovery::Scope::Namespaced
-                    || !caps.supports_operation(kube::discovery::verbs::LIST)
-                    || SKIP_KINDS.contains(&resource.kind.as_str())
-                {
-                    continue;
-                }
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(self.client.clone(), namespace, &resource);
-                let list = with_retry_opt(
-                    &self.options.retry,
-                    self.progress,
-                    "list",
-                    &resource.kind,
-                    || {
-                        let api = &api;
-                        async move { api.list(&ListParams::default()).await }
-                    },
-                )
-                .await?;
-                for item in list.map(|l| l.items).unwrap_or_default() {
-                    let name = item.metadata.name.clone().unwrap_or_default();
-                    let key = Key {
-                        group: resource.group.clone(),
-                        kind: resource.kind.clone(),
-                        namespace: Some(namespace.to_string()),
-                        name: name.clone(),
-                    };
-                    let value = serde_json::to_value(&item).unwrap_or_default();
-                    let owned = item
-                        .metadata
-                        .owner_references
-                        .as_ref()
-                        .is_some_and(|o| !o.is_empty());
-                    if applyset::is_member(&value, &self.id)
-                        || members.contains_key(&key)
-                        || planned.contains(&key)
-                        || owned
-                        || AUTOMATIC.contains(&(resource.kind.as_str(), name.as_str()))
-                    {
-                        continue;
-                    }
-                    if found.len() < 5 {
-                        found.push(format!("{} {name}", resource.kind));
-                    }
-                }
-            }
-        }
-        Ok(found)
+        Ok(discovery
+            .groups()
+            .flat_map(|group| group.recommended_resources())
+            .filter(|(resource, caps)| {
+                caps.scope == kube::discovery::Scope::Namespaced
+                    && caps.supports_operation(kube::discovery::verbs::LIST)
+                    && !DERIVED_KINDS.contains(&resource.kind.as_str())
+            })
+            .map(|(resource, _)| resource)
+            .collect())
     }
+}
+
+/// What Kubernetes creates in every namespace.
+const AUTOMATIC: &[(&str, &str)] = &[
+    ("ServiceAccount", "default"),
+    ("ConfigMap", "kube-root-ca.crt"),
+];
+
+/// Kinds Kubernetes derives from other objects; they say nothing about who uses a namespace.
+const DERIVED_KINDS: &[&str] = &[
+    "Event",
+    "Endpoints",
+    "EndpointSlice",
+    "Lease",
+    "Binding",
+    "PodMetrics",
+];
+
+/// At most five names, then how many more.
+fn name_list(names: &[String]) -> String {
+    let mut text = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        text.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    text
 }

@@ -80,6 +80,10 @@ pub(crate) fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
 }
 
+pub(crate) fn is_conflict(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 409)
+}
+
 /// Runs `call` until it succeeds, fails for good, or the attempts are used up.
 /// `action` and `object` name the call in events and in the final error.
 pub(crate) async fn with_retry<T, F, Fut>(
@@ -87,6 +91,22 @@ pub(crate) async fn with_retry<T, F, Fut>(
     progress: &dyn Progress,
     action: &'static str,
     object: &str,
+    call: F,
+) -> Result<T, ApplyError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    with_retry_if(policy, progress, action, object, is_transient, call).await
+}
+
+/// Like [`with_retry`], with `transient` deciding which failures are tried again.
+pub(crate) async fn with_retry_if<T, F, Fut>(
+    policy: &RetryPolicy,
+    progress: &dyn Progress,
+    action: &'static str,
+    object: &str,
+    transient: fn(&kube::Error) -> bool,
     mut call: F,
 ) -> Result<T, ApplyError>
 where
@@ -98,7 +118,7 @@ where
     loop {
         match call().await {
             Ok(v) => return Ok(v),
-            Err(err) if is_transient(&err) && attempt < attempts => {
+            Err(err) if transient(&err) && attempt < attempts => {
                 let backoff = policy.backoff(attempt);
                 let (code, message) = message_of(&err);
                 tracing::debug!(action, object, attempt, ?backoff, ?code, %message, "retrying a Kubernetes API call");

@@ -660,6 +660,116 @@ async fn standin_prune_keeps_a_namespace_holding_objects_it_did_not_create() {
     assert!(!exists(&cluster, &format!("/api/v1/namespaces/{apps}")).await);
 }
 
+/// A server (or a proxy in front of it) that drops `labelSelector` answers every list with
+/// every object of the kind. Prune must still delete only what carries our label, and delete
+/// a namespace only when nothing else is in it.
+#[tokio::test]
+async fn standin_ignoring_label_selectors_prunes_only_what_is_ours_and_keeps_a_shared_namespace() {
+    let standin = StandIn::start(&StandInOptions {
+        ignore_label_selectors: true,
+        ..StandInOptions::default()
+    });
+    let backend = Backend::StandIn(standin);
+    let cluster = connect(&backend).await;
+    let Backend::StandIn(standin) = &backend else {
+        unreachable!()
+    };
+    let opts = ApplyOptions {
+        prune: true,
+        ..options(&backend)
+    };
+    let docs_unit = json!({"name": "docs", "dependsOn": ["homelab"], "objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "docs"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ours", "namespace": "docs"}, "data": {"a": "1"}},
+    ]});
+    let homelab_unit = json!({"name": "homelab", "objects": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "homelab"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "homelab"}, "data": {"a": "1"}},
+    ]});
+    let plan_of = |units: Vec<&Value>| -> ApplyPlan {
+        serde_json::from_value(json!({"applyset": {"name": "lab", "namespace": "homelab"},
+            "fieldManager": "homelab", "units": units}))
+        .unwrap()
+    };
+    cluster
+        .apply(&plan_of(vec![&homelab_unit, &docs_unit]), &opts, &|_| {})
+        .await
+        .expect("first apply");
+    // Someone keeps their own things in the lab's namespace, and in another of ours.
+    for ns in ["docs", "homelab"] {
+        let (code, body) = standin.request(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            "application/json",
+            Some(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"}, "data": {"k": "v"}})),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+
+    // The service is disabled: its ConfigMap goes, the namespace stays for `mine`.
+    let (events, sink) = recorder();
+    let report = cluster
+        .apply(&plan_of(vec![&homelab_unit]), &opts, &sink)
+        .await
+        .expect("apply --prune");
+    let deleted: Vec<String> = report
+        .pruned
+        .iter()
+        .filter(|p| p.deleted)
+        .map(|p| p.object.to_string())
+        .collect();
+    assert_eq!(deleted, ["ConfigMap docs/ours"], "{report:#?}");
+    let kept: Vec<(String, String)> = report
+        .pruned
+        .iter()
+        .filter(|p| !p.deleted)
+        .map(|p| (p.object.to_string(), p.kept_because.clone().unwrap()))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].0, "Namespace docs");
+    assert!(kept[0].1.contains("ConfigMap mine"), "{kept:?}");
+    assert!(
+        !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, ApplyEvent::Pruned { object } if object.kind == "Namespace")),
+        "no namespace is reported pruned"
+    );
+    for path in [
+        "/api/v1/namespaces/docs",
+        "/api/v1/namespaces/docs/configmaps/mine",
+        "/api/v1/namespaces/homelab/configmaps/mine",
+        "/api/v1/namespaces/homelab/configmaps/settings",
+        "/api/v1/namespaces/default",
+        "/api/v1/namespaces/kube-system",
+    ] {
+        assert!(exists(&cluster, path).await, "{path} was deleted");
+    }
+    assert!(!exists(&cluster, "/api/v1/namespaces/docs/configmaps/ours").await);
+
+    // Once their ConfigMap is gone, the namespace is pruned too.
+    let (code, _) = standin.request(
+        "DELETE",
+        "/api/v1/namespaces/docs/configmaps/mine",
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 200);
+    let report = cluster
+        .apply(&plan_of(vec![&homelab_unit]), &opts, &|_| {})
+        .await
+        .expect("second prune");
+    let deleted: Vec<String> = report
+        .pruned
+        .iter()
+        .filter(|p| p.deleted)
+        .map(|p| p.object.to_string())
+        .collect();
+    assert_eq!(deleted, ["Namespace docs"], "{report:#?}");
+    assert!(exists(&cluster, "/api/v1/namespaces/homelab/configmaps/mine").await);
+}
+
 #[tokio::test]
 async fn a_missing_kubeconfig_or_unreachable_api_stops_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();

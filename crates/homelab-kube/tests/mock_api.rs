@@ -732,6 +732,13 @@ async fn prune_never_deletes_an_object_without_our_applyset_label() {
                     "applyset.kubernetes.io/additional-namespaces": "old,web"}}}),
             ));
         }
+        if req.method == "GET" && req.path == "/api/v1/namespaces/old/services/gone" {
+            return Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gone", "namespace": "old", "resourceVersion": "2",
+                    "uid": "uid-gone", "labels": {"applyset.kubernetes.io/part-of": id()}}}),
+            ));
+        }
         if req.method == "GET" && req.path == "/api/v1/services" {
             // A server that ignored the label selector: one member we dropped, one stranger.
             return Some((
@@ -774,9 +781,15 @@ async fn prune_never_deletes_an_object_without_our_applyset_label() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        skipped,
-        ["Service default/kubernetes", "Service old/theirs"]
+    // What the server returned without our label (or with another ApplySet's) was never a
+    // candidate, so there is nothing to skip either.
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert!(
+        report
+            .pruned
+            .iter()
+            .all(|p| p.object.to_string() == "Service old/gone" && p.deleted),
+        "{report:?}"
     );
     // After pruning, the parent shrinks to what the plan has.
     let last_parent = seen
@@ -787,6 +800,159 @@ async fn prune_never_deletes_an_object_without_our_applyset_label() {
     assert_eq!(
         last_parent.body["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
         "ConfigMap,Deployment.apps,Namespace"
+    );
+}
+
+/// A server that ignores `labelSelector` on lists, with the ApplySet's old namespace `old`
+/// holding a member we dropped (`gone`), one whose label was removed since it was listed
+/// (`adopted`), and a ConfigMap somebody else made (`mine`).
+#[tokio::test]
+async fn a_server_ignoring_label_selectors_never_gets_a_namespace_holding_foreign_objects_pruned() {
+    let labelled = |kind: &str, ns: Option<&str>, name: &str, uid: &str| {
+        let mut m = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "uid": uid,
+            "resourceVersion": "5", "labels": {"applyset.kubernetes.io/part-of": id()}}});
+        if let Some(ns) = ns {
+            m["metadata"]["namespace"] = json!(ns);
+        }
+        m
+    };
+    let gone = labelled("ConfigMap", Some("old"), "gone", "uid-gone");
+    let adopted = labelled("ConfigMap", Some("old"), "adopted", "uid-adopted");
+    let mine = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine", "namespace": "old",
+        "uid": "uid-mine", "resourceVersion": "3"}});
+    let old_ns = labelled("Namespace", None, "old", "uid-old");
+    let default_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "uid": "uid-default", "resourceVersion": "1"}});
+    let deleted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let deleted_in = deleted.clone();
+    let (cluster, server) = mock(Box::new(move |req| {
+        let list = |items: Vec<&Value>| {
+            Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+            ))
+        };
+        let gone_now = deleted_in
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d.ends_with("/gone"));
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/api/v1/namespaces/homelab/secrets/applyset-lab") => Some((
+                200,
+                json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applyset-lab", "namespace": "homelab",
+                "labels": {"applyset.kubernetes.io/id": id()},
+                "annotations": {"applyset.kubernetes.io/tooling": "homelab/0.1.0",
+                    "applyset.kubernetes.io/contains-group-kinds": "ConfigMap,Deployment.apps,Namespace",
+                    "applyset.kubernetes.io/additional-namespaces": "old,web"}}}),
+            )),
+            // Every list answers with every object, whatever the selector says.
+            ("GET", "/api/v1/configmaps") => list(if gone_now {
+                vec![&adopted, &mine]
+            } else {
+                vec![&gone, &adopted, &mine]
+            }),
+            ("GET", "/api/v1/namespaces") => list(vec![&old_ns, &default_ns]),
+            // What the objects look like now.
+            ("GET", "/api/v1/namespaces/old/configmaps/gone") => Some((200, gone.clone())),
+            ("GET", "/api/v1/namespaces/old/configmaps/adopted") => {
+                let mut now = adopted.clone();
+                now["metadata"]["labels"] = json!({});
+                now["metadata"]["resourceVersion"] = json!("6");
+                Some((200, now))
+            }
+            ("GET", "/api/v1/namespaces/old") => Some((200, old_ns.clone())),
+            // Discovery of every kind, for the unfiltered look into the namespace.
+            ("GET", "/api") => Some((
+                200,
+                json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            )),
+            ("GET", "/apis") => Some((
+                200,
+                json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+            )),
+            ("GET", "/api/v1/namespaces/old/configmaps") => list(if gone_now {
+                vec![&adopted, &mine]
+            } else {
+                vec![&gone, &adopted, &mine]
+            }),
+            ("GET", p) if p.starts_with("/api/v1/namespaces/old/") => list(vec![]),
+            ("DELETE", p) => {
+                deleted_in.lock().unwrap().push(p.to_string());
+                None
+            }
+            _ => None,
+        }
+    }));
+    let (events, sink) = recorder();
+    let options = ApplyOptions {
+        prune: true,
+        ..fast()
+    };
+    let report = cluster
+        .apply(&plan(vec![web_unit()]), &options, &sink)
+        .await
+        .unwrap();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    let deletes: Vec<&Seen> = seen.iter().filter(|r| r.method == "DELETE").collect();
+    assert_eq!(
+        deletes.iter().map(|r| r.line()).collect::<Vec<_>>(),
+        ["DELETE /api/v1/namespaces/old/configmaps/gone"],
+        "{lines:#?}"
+    );
+    // The delete was made only after reading the object again, and only for that version.
+    let get_at = lines
+        .iter()
+        .position(|l| l == "GET /api/v1/namespaces/old/configmaps/gone")
+        .expect("the object is read again before it is deleted");
+    let delete_at = lines.iter().position(|l| l.starts_with("DELETE")).unwrap();
+    assert!(get_at < delete_at, "{lines:#?}");
+    assert_eq!(
+        deletes[0].body["preconditions"],
+        json!({"uid": "uid-gone", "resourceVersion": "5"})
+    );
+    // The namespace was looked into without a selector, and kept for `mine`.
+    assert!(
+        lines.contains(&"GET /api/v1/namespaces/old/configmaps?".to_string())
+            || lines.contains(&"GET /api/v1/namespaces/old/configmaps".to_string()),
+        "{lines:#?}"
+    );
+    let kept: Vec<(String, String)> = report
+        .pruned
+        .iter()
+        .filter(|p| !p.deleted)
+        .map(|p| {
+            (
+                p.object.to_string(),
+                p.kept_because.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:#?}");
+    assert_eq!(kept[0].0, "ConfigMap old/adopted");
+    assert!(kept[0].1.contains("no longer carries"), "{kept:#?}");
+    assert_eq!(kept[1].0, "Namespace old");
+    assert!(kept[1].1.contains("ConfigMap mine"), "{kept:#?}");
+    assert!(
+        !kept[1].1.contains("adopted") || kept[1].1.contains("ConfigMap adopted"),
+        "{kept:#?}"
+    );
+    // Objects the server returned without our label were never candidates.
+    let candidates: Vec<String> = report.pruned.iter().map(|p| p.object.to_string()).collect();
+    assert!(
+        !candidates
+            .iter()
+            .any(|c| c.contains("mine") || c.contains("default")),
+        "{candidates:?}"
+    );
+    assert!(
+        !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, ApplyEvent::Pruned { object } if object.kind == "Namespace")),
     );
 }
 

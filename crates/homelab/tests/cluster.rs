@@ -1051,6 +1051,70 @@ fn api_conflicts_and_unavailability_are_retried() {
     assert_ne!(live["spec"]["version"], "0.0.1");
 }
 
+/// Against an API that ignores `labelSelector` on lists (every list answers with every
+/// object), pruning a disabled service deletes its objects and nothing else, and keeps its
+/// namespace while something homelab did not create is in it.
+#[test]
+fn prune_against_a_server_ignoring_label_selectors_keeps_a_namespace_with_foreign_objects() {
+    let standin = seed_standin(StandInOptions {
+        ignore_label_selectors: true,
+        ..StandInOptions::default()
+    });
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+    create(
+        &standin,
+        "/api/v1/namespaces/ml/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine", "namespace": "ml"}, "data": {"a": "b"}}),
+    );
+    edit_spec(&lab, remove_ollama);
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--prune"]).ok();
+    assert!(
+        run.stdout.contains("kept Namespace ml: namespace ml still holds objects homelab did not create (ConfigMap mine)"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        !run.stdout.contains("pruned Namespace") && !run.stderr.contains("pruned Namespace"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr
+            .contains("pruned HelmChart.helm.cattle.io kube-system/ollama"),
+        "{}",
+        run.transcript()
+    );
+    assert!(get(&standin, &path("", "v1", "namespaces", None, "ml")).is_some());
+    assert!(get(&standin, &path("", "v1", "configmaps", Some("ml"), "mine")).is_some());
+    // Everything else the server listed along with our objects is still there.
+    for ns in ["default", "kube-system", "docs", "apps"] {
+        assert!(
+            get(&standin, &path("", "v1", "namespaces", None, ns)).is_some(),
+            "{ns}"
+        );
+    }
+    assert!(
+        get(
+            &standin,
+            &path("apps", "v1", "deployments", Some("kube-system"), "traefik")
+        )
+        .is_some()
+    );
+    let json = homelab(
+        &lab,
+        &standin.kubeconfig,
+        &["apply", "--prune", "--output", "json"],
+    )
+    .ok()
+    .json();
+    let pruned = json["pruned"].as_array().unwrap();
+    assert!(
+        pruned.iter().all(|p| p["deleted"] == false),
+        "nothing more to delete: {pruned:?}"
+    );
+}
+
 #[test]
 fn an_interrupted_apply_is_finished_by_the_next_one() {
     // Slow controllers so that the first apply is still waiting when it is killed.

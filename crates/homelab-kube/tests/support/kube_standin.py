@@ -23,6 +23,14 @@ HelmChart removes them again; while the target namespace is missing the Job keep
 retrying, as helm-controller's does. LoadBalancer Services get the address they ask for with
 MetalLB's `metallb.io/loadBalancerIPs` annotation.
 
+Faults, for the retry and safety tests (through the admin API or flags):
+- a fault answers the next COUNT requests matching METHOD and a PATH regex with an HTTP status
+  (with `retryAfterSeconds` in the Status details when asked), or with `action: reset` drops
+  the connection with a TCP reset instead of answering, or with `action: restart` does that
+  and also stops listening for `seconds` (clients are refused), as a restarting K3s does;
+- `--ignore-label-selectors` (or POST /_standin/mode {"ignoreLabelSelectors": true}) makes
+  lists return every object of the kind, as a server or proxy that drops the parameter would.
+
 Tests talk to it only through the Kubernetes API (and a small /_standin/ admin API for fault
 injection and request counts). It prints "READY <port>" once it listens.
 """
@@ -36,6 +44,8 @@ import itertools
 import json
 import re
 import signal
+import socket
+import struct
 import sys
 import uuid
 
@@ -193,8 +203,9 @@ class StandIn(kmock.KubernetesEmulator):
     """kmock's emulator with the object semantics of a real API server (see module doc)."""
 
     def configure(self, *, controllers, controller_delay, crd_delay, latency, nodes, request_log=None,
-                  job_runner=None):
+                  job_runner=None, ignore_label_selectors=False):
         self.request_log = request_log
+        self.ignore_label_selectors = ignore_label_selectors
         self.job_runner = None
         if job_runner is not None:
             from job_runner import JobRunner
@@ -292,8 +303,15 @@ class StandIn(kmock.KubernetesEmulator):
             if fault['count'] > 0 and fault['method'] in (request.method, '*') \
                     and re.search(fault['path'], path):
                 fault['count'] -= 1
+                action = fault.get('action', 'status')
+                if action in ('reset', 'restart'):
+                    return await self._drop(request, restart_for=fault.get('seconds', 1.0)
+                                            if action == 'restart' else None)
+                details = {}
+                if 'retryAfterSeconds' in fault:
+                    details['retryAfterSeconds'] = fault['retryAfterSeconds']
                 raise api_error(fault['status'], fault.get('reason', 'InternalError'),
-                                fault.get('message', 'injected fault'))
+                                fault.get('message', 'injected fault'), details)
         resource = request.resource
         if resource is not None and resource.plural is not None and resource.version is not None:
             info = self._info(resource)
@@ -303,8 +321,45 @@ class StandIn(kmock.KubernetesEmulator):
         # Discovery (/api, /apis, /apis/g/v, /version) and anything else: kmock as it is.
         return await super(kmock.KubernetesEmulator, self)._handle(request)
 
+    async def _drop(self, request, restart_for=None):
+        """Resets the request's connection (SO_LINGER 0 turns the close into a TCP RST). With
+        `restart_for`, also resets every other connection and refuses new ones for that many
+        seconds, then listens on the same port again."""
+        transports = [request._raw_request.transport]
+        sites = []
+        if restart_for is not None:
+            for server in self.servers:
+                runner = server.server.runner
+                transports += list(runner.server._connections.values())
+                sites += list(runner.sites)
+            for site in sites:
+                site._server.close()
+        for transport in transports:
+            if transport is None or transport.is_closing():
+                continue
+            sock = transport.get_extra_info('socket')
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            transport.abort()
+        if sites:
+            asyncio.get_running_loop().call_later(restart_for, lambda: asyncio.ensure_future(self._listen(sites)))
+        # The connection is gone; aiohttp discards whatever is returned now.
+        return aiohttp.web.Response(status=500)
+
+    async def _listen(self, sites):
+        loop = asyncio.get_running_loop()
+        for site in sites:
+            host, port = site._sock.getsockname()[:2]
+            site._server = await loop.create_server(site._runner.server, host=host, port=port,
+                                                    reuse_address=True)
+
     async def _admin(self, request):
         path = request.url.path
+        if path == '/_standin/mode' and request.method == 'POST':
+            mode = dict(request.data)
+            if 'ignoreLabelSelectors' in mode:
+                self.ignore_label_selectors = bool(mode['ignoreLabelSelectors'])
+            return self._json({'ignoreLabelSelectors': self.ignore_label_selectors})
         if path == '/_standin/faults' and request.method == 'POST':
             fault = dict(request.data)
             fault.setdefault('method', '*')
@@ -371,6 +426,14 @@ class StandIn(kmock.KubernetesEmulator):
         if method == 'DELETE':
             if live is None:
                 raise self._not_found(resource, name)
+            options = request.data if isinstance(request.data, dict) else {}
+            pre = options.get('preconditions') or {}
+            meta = live.get('metadata', {})
+            for field in ('uid', 'resourceVersion'):
+                if pre.get(field) is not None and pre[field] != meta.get(field):
+                    raise api_error(409, 'Conflict',
+                                    f'Precondition failed: {field} in precondition: {pre[field]}, '
+                                    f'{field} in object meta: {meta.get(field)}')
             if not dry_run:
                 self._delete(key)
             return self._json(self._view(live, resource, info))
@@ -430,7 +493,7 @@ class StandIn(kmock.KubernetesEmulator):
         return obj
 
     def _list(self, resource, info, ns, params):
-        reqs = parse_selector(params.get('labelSelector', ''))
+        reqs = [] if self.ignore_label_selectors else parse_selector(params.get('labelSelector', ''))
         field = params.get('fieldSelector', '')
         items = []
         for (g, p, ons, oname), obj in sorted(self.store.items(), key=lambda kv: (str(kv[0][2]), kv[0][3])):
@@ -761,6 +824,8 @@ async def main():
     parser.add_argument('--crd-delay', type=float, default=0.0)
     parser.add_argument('--latency-ms', type=float, default=0.0, help='added to every request')
     parser.add_argument('--nodes', default='', help='comma-separated Ready nodes to create')
+    parser.add_argument('--ignore-label-selectors', action='store_true',
+                        help='answer lists with every object, whatever their labelSelector says')
     parser.add_argument('--log-requests', help='append "METHOD PATH" of every request to this file')
     parser.add_argument('--run-jobs', metavar='CONFIG',
                         help='run Jobs that have a command for real (JSON config, see job_runner.py; needs root)')
@@ -771,7 +836,8 @@ async def main():
                       crd_delay=args.crd_delay, latency=args.latency_ms / 1000.0,
                       nodes=[n for n in args.nodes.split(',') if n],
                       request_log=open(args.log_requests, 'a') if args.log_requests else None,
-                      job_runner=json.load(open(args.run_jobs)) if args.run_jobs else None)
+                      job_runner=json.load(open(args.run_jobs)) if args.run_jobs else None,
+                      ignore_label_selectors=args.ignore_label_selectors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

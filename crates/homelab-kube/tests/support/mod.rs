@@ -61,6 +61,9 @@ pub struct StandInOptions {
     /// Run Jobs that have a command for real, as `job_runner.py` describes; the JSON
     /// configuration file it reads (`--run-jobs`). Needs root.
     pub run_jobs: Option<PathBuf>,
+    /// Answer lists with every object of the kind, whatever their `labelSelector` says, as a
+    /// server or proxy that drops the parameter would (`--ignore-label-selectors`).
+    pub ignore_label_selectors: bool,
 }
 
 impl Default for StandInOptions {
@@ -72,6 +75,7 @@ impl Default for StandInOptions {
             latency: Duration::ZERO,
             nodes: vec!["server-1".into(), "agent-1".into()],
             run_jobs: None,
+            ignore_label_selectors: false,
         }
     }
 }
@@ -103,6 +107,11 @@ impl StandIn {
             .arg("--nodes")
             .arg(options.nodes.join(","))
             .args(options.controllers.then_some("--controllers"))
+            .args(
+                options
+                    .ignore_label_selectors
+                    .then_some("--ignore-label-selectors"),
+            )
             .args(
                 options
                     .run_jobs
@@ -158,6 +167,69 @@ impl StandIn {
                 &json!({"method": method, "path": path_regex, "status": status, "count": count,
                          "message": format!("injected {status}")}),
             ),
+        );
+        assert_eq!(code, 200);
+    }
+
+    /// Like [`StandIn::inject_fault`], with `details.retryAfterSeconds` in the Status, as a
+    /// throttling API server answers 429.
+    pub fn inject_fault_retry_after(
+        &self,
+        method: &str,
+        path_regex: &str,
+        status: u16,
+        count: u32,
+        retry_after_seconds: u32,
+    ) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/faults",
+            "application/json",
+            Some(
+                &json!({"method": method, "path": path_regex, "status": status, "count": count,
+                         "message": format!("injected {status}"),
+                         "reason": if status == 429 { "TooManyRequests" } else { "InternalError" },
+                         "retryAfterSeconds": retry_after_seconds}),
+            ),
+        );
+        assert_eq!(code, 200);
+    }
+
+    /// Makes the next `count` requests matching `method` and `path_regex` end with a TCP
+    /// reset instead of an answer.
+    pub fn inject_reset(&self, method: &str, path_regex: &str, count: u32) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/faults",
+            "application/json",
+            Some(&json!({"method": method, "path": path_regex, "count": count, "action": "reset"})),
+        );
+        assert_eq!(code, 200);
+    }
+
+    /// Makes the next request matching `method` and `path_regex` restart the API server as
+    /// K3s does: every connection is reset and new ones are refused for `down`, then it
+    /// listens again on the same port.
+    pub fn inject_restart(&self, method: &str, path_regex: &str, down: Duration) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/faults",
+            "application/json",
+            Some(
+                &json!({"method": method, "path": path_regex, "count": 1, "action": "restart",
+                         "seconds": down.as_secs_f64()}),
+            ),
+        );
+        assert_eq!(code, 200);
+    }
+
+    /// Switches lists between honouring and ignoring `labelSelector`.
+    pub fn ignore_label_selectors(&self, ignore: bool) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/mode",
+            "application/json",
+            Some(&json!({"ignoreLabelSelectors": ignore})),
         );
         assert_eq!(code, 200);
     }
