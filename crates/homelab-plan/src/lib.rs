@@ -3,7 +3,9 @@
 //! the docs need. Pure data: this crate never touches the network, the disk or the terminal.
 
 pub mod catalog;
+pub mod chart_values;
 pub mod meta;
+pub mod values;
 pub mod versions;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +104,28 @@ pub struct Component {
     pub backups: Vec<BackupJob>,
     /// Facts for the component's README (NFR26).
     pub docs: ComponentDocs,
+    /// What the spec's `helm:` settings change in the component's charts.
+    pub overrides: Vec<ChartOverride>,
+}
+
+/// A catalog chart the spec changed with `helm:`: the version and the values it installs
+/// now, and how they differ from what the catalog generates.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartOverride {
+    /// The Helm release (`traefik` for the HelmChartConfig of K3s' Traefik).
+    pub release: String,
+    pub chart: String,
+    /// The version the catalog pins.
+    pub pinned_version: String,
+    /// The version installed (the pin unless the spec names another).
+    pub version: String,
+    /// The values the catalog generates.
+    pub generated: Value,
+    /// The values installed: the generated ones with the spec's merged over them.
+    pub values: Value,
+    /// How they differ from the generated values.
+    pub changes: Vec<values::ValueChange>,
 }
 
 impl Component {
@@ -119,6 +143,7 @@ impl Component {
             health: Vec::new(),
             backups: Vec::new(),
             docs: ComponentDocs::default(),
+            overrides: Vec::new(),
         }
     }
 

@@ -80,6 +80,10 @@ pub const N8N: Pin = helm(
     "1.24.32",
 );
 
+/// The Traefik chart K3s v1.34 bundles (its HelmChartConfig's values go over it); K3s
+/// upgrades it, so no Renovate comment follows it.
+pub const K3S_TRAEFIK_CHART: &str = "37.1.0";
+
 pub const LOCAL_PATH_PROVISIONER: Pin =
     docker("docker.io/rancher/local-path-provisioner", "v0.0.32");
 /// The helper image local-path runs to create and delete volume directories.

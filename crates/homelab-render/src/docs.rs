@@ -208,6 +208,25 @@ pub(crate) fn component_readme(
             }
         }
     }
+    if !c.overrides.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Changed by homelab.yaml\n\nThe spec's `helm:` settings change what the catalog generates for this component:\n"
+        );
+        for ov in &c.overrides {
+            if ov.version != ov.pinned_version {
+                let _ = writeln!(
+                    o,
+                    "- `{}`: chart version {} instead of the pinned {}",
+                    ov.release, ov.version, ov.pinned_version
+                );
+            }
+            for ch in &ov.changes {
+                let _ = writeln!(o, "- `{}`: `{}`", ov.release, ch.describe());
+            }
+        }
+        o.push('\n');
+    }
     if !c.secret_objects.is_empty() {
         let _ = writeln!(o, "## Secrets\n");
         match flavor {

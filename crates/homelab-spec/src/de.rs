@@ -115,6 +115,202 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
     }
 }
 
+/// A YAML value taken as written, untyped, with every position kept: what the spec passes
+/// through without knowing its shape (Helm chart values). Read only by this module's
+/// deserializer, which hands the node over field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlValue(pub Node);
+
+impl YamlValue {
+    /// The value with scalars resolved by the YAML 1.2 core schema.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.0.to_json()
+    }
+
+    pub fn span(&self) -> Span {
+        self.0.span
+    }
+}
+
+impl serde::Serialize for YamlValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.to_json().serialize(s)
+    }
+}
+
+impl JsonSchema for YamlValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "YamlMapping".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "object"})
+    }
+}
+
+const YAML_NODE: &str = "$homelab::Node";
+const NODE_FIELDS: &[&str] = &["$start", "$end", "$text", "$quoted", "$items", "$entries"];
+
+impl<'de> Deserialize<'de> for YamlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct(YAML_NODE, NODE_FIELDS, NodeVisitor)
+            .map(YamlValue)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let (mut start, mut end) = (0usize, 0usize);
+        let mut text = None;
+        let mut quoted = false;
+        let mut value = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "$start" => start = map.next_value()?,
+                "$end" => end = map.next_value()?,
+                "$text" => text = Some(map.next_value::<String>()?),
+                "$quoted" => quoted = map.next_value()?,
+                "$items" => {
+                    let items: Vec<YamlValue> = map.next_value()?;
+                    value = Some(Value::Seq(items.into_iter().map(|v| v.0).collect()));
+                }
+                "$entries" => {
+                    let entries: Vec<(YamlValue, YamlValue)> = map.next_value()?;
+                    value = Some(Value::Map(
+                        entries.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+                    ));
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        let value = match (value, text) {
+            (Some(v), _) => v,
+            (None, Some(text)) => Value::Scalar { text, quoted },
+            (None, None) => return Err(de::Error::custom("a YAML node without a value")),
+        };
+        Ok(Node {
+            value,
+            span: Span::new(start, end),
+        })
+    }
+}
+
+/// Hands a node to [`NodeVisitor`] as a map of its parts.
+struct NodeFields<'a> {
+    node: &'a Node,
+    keys: &'static [&'static str],
+    step: usize,
+}
+
+impl<'a> NodeFields<'a> {
+    fn new(node: &'a Node) -> Self {
+        let keys: &'static [&'static str] = match node.value {
+            Value::Scalar { .. } => &["$start", "$end", "$text", "$quoted"],
+            Value::Seq(_) => &["$start", "$end", "$items"],
+            Value::Map(_) => &["$start", "$end", "$entries"],
+        };
+        NodeFields {
+            node,
+            keys,
+            step: 0,
+        }
+    }
+}
+
+impl<'de> MapAccess<'de> for NodeFields<'_> {
+    type Error = DeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        let Some(key) = self.keys.get(self.step) else {
+            return Ok(None);
+        };
+        seed.deserialize((*key).into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+        let key = self.keys[self.step];
+        self.step += 1;
+        let node = self.node;
+        match (key, &node.value) {
+            ("$start", _) => seed.deserialize((node.span.start as u64).into_deserializer()),
+            ("$end", _) => seed.deserialize((node.span.end as u64).into_deserializer()),
+            ("$text", Value::Scalar { text, .. }) => {
+                seed.deserialize(text.as_str().into_deserializer())
+            }
+            ("$quoted", Value::Scalar { quoted, .. }) => {
+                seed.deserialize((*quoted).into_deserializer())
+            }
+            ("$items", Value::Seq(items)) => seed.deserialize(NodesDe::Items(items)),
+            ("$entries", Value::Map(entries)) => seed.deserialize(NodesDe::Entries(entries)),
+            _ => Err(de::Error::custom("a YAML node read out of order")),
+        }
+    }
+}
+
+/// The children of a node (or one node, or one key and value) as serde sequences.
+#[derive(Clone, Copy)]
+enum NodesDe<'a> {
+    Items(&'a [Node]),
+    Entries(&'a [(Node, Node)]),
+    Pair(&'a (Node, Node)),
+    One(&'a Node),
+}
+
+impl<'de> Deserializer<'de> for NodesDe<'_> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            NodesDe::One(node) => visitor.visit_map(NodeFields::new(node)),
+            seq => visitor.visit_seq(NodesSeq { de: seq, index: 0 }),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+struct NodesSeq<'a> {
+    de: NodesDe<'a>,
+    index: usize,
+}
+
+impl<'de> SeqAccess<'de> for NodesSeq<'_> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        let i = self.index;
+        self.index += 1;
+        let next = match self.de {
+            NodesDe::Items(items) => items.get(i).map(NodesDe::One),
+            NodesDe::Entries(entries) => entries.get(i).map(NodesDe::Pair),
+            NodesDe::Pair((k, v)) => match i {
+                0 => Some(NodesDe::One(k)),
+                1 => Some(NodesDe::One(v)),
+                _ => None,
+            },
+            NodesDe::One(_) => None,
+        };
+        next.map(|de| seed.deserialize(de)).transpose()
+    }
+}
+
 /// An error that has already been recorded as a diagnostic (or a serde-internal one).
 #[derive(Debug)]
 pub struct DeError {
@@ -477,6 +673,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if name == YAML_NODE {
+            return visitor.visit_map(NodeFields::new(self.node));
+        }
         if name == SPANNED {
             return visitor.visit_map(SpannedAccess {
                 de: Some(self),
@@ -937,6 +1136,35 @@ mod tests {
         let name = thing.name.unwrap();
         assert_eq!(name.value, "ok");
         assert_eq!(&src[name.span.start..name.span.end], "ok");
+    }
+
+    #[test]
+    fn yaml_values_pass_through_with_positions() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Holder {
+            values: Option<YamlValue>,
+            port: Option<u16>,
+        }
+        let src = "values:\n  a: {b: [1, 'x', null]}\n  c: &c yes\n  d: *c\nport: 80\n";
+        let node = parse(src).unwrap();
+        let (holder, diags) = from_node::<Holder>(&node);
+        assert!(diags.is_empty(), "{diags:?}");
+        let holder = holder.unwrap();
+        let values = holder.values.unwrap();
+        let Value::Map(root) = &node.value else {
+            panic!()
+        };
+        assert_eq!(values.0, root[0].1, "the node as parsed, spans and all");
+        assert_eq!(
+            values.to_json(),
+            serde_json::json!({"a": {"b": [1, "x", null]}, "c": "yes", "d": "yes"})
+        );
+        assert_eq!(
+            &src[values.span().start..values.span().end],
+            "a: {b: [1, 'x', null]}\n  c: &c yes\n  d: *c"
+        );
+        assert_eq!(holder.port, Some(80));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use crate::de::YamlValue;
+use crate::diag::Span;
 pub use crate::raw::{
     AcmeEnvironment, AlertSeverity, DnsProvider, KubeconfigAddress, NodeRole, OsUpdateMode,
 };
@@ -22,6 +24,36 @@ pub struct Lab {
     pub alerting: Alerting,
     pub services: Services,
     pub apps: Vec<App>,
+    /// The user's changes to catalog charts, by Helm release name (see [`CATALOG_RELEASES`]).
+    pub helm_overrides: BTreeMap<String, HelmOverride>,
+}
+
+/// Where the spec sets each catalog chart's `helm:` and the Helm release that key changes.
+/// The plan names its releases the same way (a test of the plan crate holds it to that).
+pub const CATALOG_RELEASES: &[(&str, &str)] = &[
+    ("infrastructure.nfs.helm", "nfs-provisioner"),
+    ("infrastructure.metallb.helm", "metallb"),
+    ("infrastructure.certManager.helm", "cert-manager"),
+    ("infrastructure.traefik.helm", "traefik"),
+    ("services.monitoring.helm", "kube-prometheus-stack"),
+    ("services.logging.helm.loki", "loki"),
+    ("services.logging.helm.alloy", "alloy"),
+    ("services.ollama.helm", "ollama"),
+    ("services.n8n.helm", "n8n"),
+];
+
+/// A catalog chart's `helm:` settings as the user wrote them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmOverride {
+    /// Replaces the pinned chart version.
+    pub version: Option<String>,
+    /// Deep-merged over the generated values; kept as written, with positions, so checks
+    /// against the chart can point into the spec.
+    pub values: Option<YamlValue>,
+    /// Where the `helm:` mapping is written.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// The name of a secret in `secrets.sops.yaml`.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::de::Spanned;
+use crate::de::{Spanned, YamlValue};
 
 type S<T> = Option<Spanned<T>>;
 
@@ -35,6 +35,9 @@ pub struct RawLab {
     pub tls: S<RawTls>,
     /// Where alerts go (phone push, webhooks) by severity.
     pub alerting: S<RawAlerting>,
+    /// Settings of the platform's infrastructure charts (NFS provisioner, MetalLB,
+    /// cert-manager, Traefik), which always run.
+    pub infrastructure: S<RawInfrastructure>,
     /// The platform services to run. A service runs when its key is present (set
     /// `enabled: false` to keep its settings but not run it).
     pub services: S<RawServices>,
@@ -401,6 +404,52 @@ pub struct RawWebhook {
     pub url: S<String>,
 }
 
+/// Your changes to a chart of the catalog: another version, and values of your own.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawHelm {
+    /// The chart version to install instead of the one homelab pins, e.g. a newer patch
+    /// release. The rendered `# renovate:` comment follows it. Values are checked against
+    /// the chart's `values.schema.json` only at the pinned version.
+    pub version: S<String>,
+    /// Helm values deep-merged over the values homelab generates: mappings merge key by key,
+    /// a list replaces the generated list, and `null` removes a generated key. `homelab plan`
+    /// shows what they change; `homelab validate` checks them against the chart.
+    pub values: S<YamlValue>,
+}
+
+/// The Helm settings of a chart of the platform.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawChartSettings {
+    /// Another chart version and your own values for this chart.
+    pub helm: S<RawHelm>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawInfrastructure {
+    /// The NFS provisioner (chart `nfs-subdir-external-provisioner`), run when `storage` is set.
+    pub nfs: S<RawChartSettings>,
+    /// MetalLB (chart `metallb`).
+    pub metallb: S<RawChartSettings>,
+    /// cert-manager (OCI chart `cert-manager`).
+    pub cert_manager: S<RawChartSettings>,
+    /// Traefik, which K3s bundles: only `helm.values` apply (written into its
+    /// HelmChartConfig); its version comes with K3s.
+    pub traefik: S<RawChartSettings>,
+}
+
+/// The Helm settings of the two charts of the logging service.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawLoggingHelm {
+    /// Loki (chart `loki`).
+    pub loki: S<RawHelm>,
+    /// Alloy, the log collector (chart `alloy`).
+    pub alloy: S<RawHelm>,
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawServices {
@@ -434,6 +483,8 @@ pub struct RawMonitoring {
     pub storage: S<String>,
     /// Grafana's admin password. Default: the secret `grafana-admin-password`.
     pub grafana_admin_password: S<RawSecretRef>,
+    /// Another version and your own values for the `kube-prometheus-stack` chart.
+    pub helm: S<RawHelm>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -445,6 +496,8 @@ pub struct RawLogging {
     pub retention: S<String>,
     /// Size of the Loki volume. Default: `10Gi`.
     pub storage: S<String>,
+    /// Another version and your own values for the `loki` and `alloy` charts.
+    pub helm: S<RawLoggingHelm>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -502,6 +555,8 @@ pub struct RawOllama {
     pub gpu: S<bool>,
     /// Host name under the domain. Default: `ollama`.
     pub host: S<String>,
+    /// Another version and your own values for the `ollama` chart.
+    pub helm: S<RawHelm>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -516,6 +571,8 @@ pub struct RawN8n {
     pub encryption_key: S<RawSecretRef>,
     /// Host name under the domain. Default: `n8n`.
     pub host: S<String>,
+    /// Another version and your own values for the `n8n` chart.
+    pub helm: S<RawHelm>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

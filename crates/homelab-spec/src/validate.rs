@@ -258,6 +258,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         .map(|s| services(&mut c, s))
         .unwrap_or_default();
     let apps: Vec<App> = raw.apps.iter().filter_map(|a| app(&mut c, a)).collect();
+    let helm_overrides = helm_overrides(&mut c, raw, &services, storage.is_some());
 
     cross_checks(
         &mut c,
@@ -279,6 +280,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             alerting,
             services,
             apps,
+            helm_overrides,
         }),
         _ => None,
     };
@@ -1948,6 +1950,197 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
         database: a.database.as_ref().map(|d| d.value.clone()),
         backup: a.backup.as_ref().is_none_or(|b| b.value),
     })
+}
+
+/// The `helm:` settings of every catalog chart that runs, by release name. Settings of a
+/// service that does not run are kept quietly, like its other settings; those of the NFS
+/// provisioner without `storage` are a warning, since it never runs then.
+fn helm_overrides(
+    c: &mut Checker,
+    raw: &RawLab,
+    services: &Services,
+    has_storage: bool,
+) -> BTreeMap<String, HelmOverride> {
+    let mut out = BTreeMap::new();
+    let infra = raw.infrastructure.as_ref();
+    fn settings(s: Option<&Spanned<RawChartSettings>>) -> Option<&Spanned<RawHelm>> {
+        s.and_then(|s| s.helm.as_ref())
+    }
+    let rs = raw.services.as_ref();
+    let logging = rs
+        .and_then(|s| s.logging.as_ref())
+        .and_then(|l| l.helm.as_ref());
+    let wanted: [(&str, Option<&Spanned<RawHelm>>, bool); 9] = [
+        (
+            "nfs-provisioner",
+            settings(infra.and_then(|i| i.nfs.as_ref())),
+            has_storage,
+        ),
+        (
+            "metallb",
+            settings(infra.and_then(|i| i.metallb.as_ref())),
+            true,
+        ),
+        (
+            "cert-manager",
+            settings(infra.and_then(|i| i.cert_manager.as_ref())),
+            true,
+        ),
+        (
+            "traefik",
+            settings(infra.and_then(|i| i.traefik.as_ref())),
+            true,
+        ),
+        (
+            "kube-prometheus-stack",
+            rs.and_then(|s| s.monitoring.as_ref())
+                .and_then(|m| m.helm.as_ref()),
+            services.monitoring.is_some(),
+        ),
+        (
+            "loki",
+            logging.and_then(|l| l.loki.as_ref()),
+            services.logging.is_some(),
+        ),
+        (
+            "alloy",
+            logging.and_then(|l| l.alloy.as_ref()),
+            services.logging.is_some(),
+        ),
+        (
+            "ollama",
+            rs.and_then(|s| s.ollama.as_ref())
+                .and_then(|o| o.helm.as_ref()),
+            services.ollama.is_some(),
+        ),
+        (
+            "n8n",
+            rs.and_then(|s| s.n8n.as_ref())
+                .and_then(|n| n.helm.as_ref()),
+            services.n8n.is_some(),
+        ),
+    ];
+    for (release, helm, runs) in wanted {
+        let Some(h) = helm else { continue };
+        if release == "nfs-provisioner" && !runs {
+            c.error(
+                Diagnostic::warning(
+                    "unused-key",
+                    "the NFS provisioner runs only with `storage`, so these Helm settings are not used",
+                )
+                .at(h.span)
+                .label("ignored")
+                .help("add a `storage:` section with your NFS export, or remove `infrastructure.nfs`"),
+            );
+        }
+        let over = helm_override(c, h, release);
+        if runs {
+            out.insert(release.to_string(), over);
+        }
+    }
+    out
+}
+
+fn helm_override(c: &mut Checker, h: &Spanned<RawHelm>, release: &str) -> HelmOverride {
+    if let Some(v) = &h.version {
+        if release == "traefik" {
+            c.error(
+                Diagnostic::error(
+                    "traefik-version",
+                    "Traefik's chart version cannot be chosen: K3s bundles Traefik and upgrades it with K3s",
+                )
+                .at(v.span)
+                .help("remove `version`; a newer Traefik comes with a newer `cluster.k3sVersion`, and `helm.values` still apply"),
+            );
+        } else {
+            check_chart_version(c, v);
+        }
+    }
+    if let Some(values) = &h.values {
+        check_values_shape(c, &values.value.0);
+    }
+    HelmOverride {
+        version: h
+            .version
+            .as_ref()
+            .filter(|_| release != "traefik")
+            .map(|v| v.value.trim().to_string()),
+        values: h.values.as_ref().map(|v| v.value.clone()),
+        span: h.span,
+    }
+}
+
+/// A chart version as Helm repositories and OCI registries tag them (`1.2.3`, `v1.21.1`).
+fn check_chart_version(c: &mut Checker, v: &Spanned<String>) {
+    let t = v.value.trim();
+    let ok = !t.is_empty()
+        && t.len() <= 128
+        && t.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+        && t.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ".-+_".contains(ch));
+    if !ok {
+        c.error(
+            Diagnostic::error(
+                "invalid-chart-version",
+                format!("`{}` is not a chart version", v.value),
+            )
+            .at(v.span)
+            .help("write the version as the chart repository lists it, e.g. `1.2.3` or `v1.21.1` (no ranges, no spaces)"),
+        );
+    }
+}
+
+/// Values must be a mapping; a secret-looking key holding plain text is a warning, because
+/// the values are written into the rendered tree as they are.
+fn check_values_shape(c: &mut Checker, node: &crate::yaml::Node) {
+    use crate::yaml::{Resolved, Value};
+    if !matches!(node.value, Value::Map(_)) && node.resolve() != Some(Resolved::Null) {
+        c.error(
+            Diagnostic::error(
+                "helm-values-not-mapping",
+                format!(
+                    "Helm values are a mapping of keys, but this is {}",
+                    node.describe()
+                ),
+            )
+            .at(node.span)
+            .help("write the chart's keys below `values:`, e.g. `values: {replicaCount: 2}`"),
+        );
+        return;
+    }
+    fn walk(c: &mut Checker, node: &crate::yaml::Node) {
+        match &node.value {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let key = k.scalar_text().unwrap_or_default();
+                    if crate::de::looks_secret(key)
+                        && v.scalar_text().is_some()
+                        && !matches!(v.resolve(), Some(Resolved::Null | Resolved::Bool(_)))
+                        && !key.to_ascii_lowercase().contains("existing")
+                    {
+                        c.error(
+                            Diagnostic::warning(
+                                "secret-in-values",
+                                format!("`{key}` looks like a secret, but Helm values are written in plain text into the rendered tree"),
+                            )
+                            .at(v.span)
+                            .conceal(v.span)
+                            .label("plain text, committed to git")
+                            .help("most charts read such values from an existing Secret (a key such as `existingSecret`): create it from `manifests:` or a chart of your own; if it is not a secret, ignore this warning"),
+                        );
+                    }
+                    walk(c, v);
+                }
+            }
+            Value::Seq(items) => {
+                for i in items {
+                    walk(c, i);
+                }
+            }
+            Value::Scalar { .. } => {}
+        }
+    }
+    walk(c, node);
 }
 
 fn check_env_name(c: &mut Checker, k: &str, span: Span) {

@@ -29,10 +29,10 @@ pub fn read(path: &Path) -> anyhow::Result<Result<LoadedSpec, InvalidSpec>> {
             return Err(e).with_context(|| format!("cannot read the spec {}", path.display()));
         }
     };
-    Ok(homelab_spec::load_bytes(
-        &path.display().to_string(),
-        &bytes,
-    ))
+    Ok(
+        homelab_spec::load_bytes(&path.display().to_string(), &bytes)
+            .and_then(homelab_plan::chart_values::check_loaded),
+    )
 }
 
 /// Reads at most one byte more than a spec may hold, so a huge file is refused without

@@ -131,6 +131,9 @@ pub fn plan(lab: &Lab) -> Plan {
     for app in &lab.apps {
         components.push(apps::component(&ctx, app));
     }
+    for c in &mut components {
+        apply_helm_overrides(lab, c);
+    }
     let present: BTreeSet<String> = components.iter().map(|c| c.name.clone()).collect();
     for c in &mut components {
         c.depends_on.retain(|d| present.contains(d));
@@ -156,6 +159,47 @@ pub fn plan(lab: &Lab) -> Plan {
         secrets,
         runbooks,
     }
+}
+
+/// The spec's `helm:` settings on the releases of a component: another version, the user's
+/// values merged over the generated ones, and the record of both for the plan.
+fn apply_helm_overrides(lab: &Lab, c: &mut Component) {
+    for r in &mut c.releases {
+        let Some(over) = lab.helm_overrides.get(&r.name) else {
+            continue;
+        };
+        let pinned = r.chart.version.clone();
+        if let Some(v) = &over.version {
+            r.chart.version = v.clone();
+        }
+        let generated = r.values.clone();
+        let changes = merge_override(over, &mut r.values);
+        c.overrides.push(crate::ChartOverride {
+            release: r.name.clone(),
+            chart: r.chart.name.clone(),
+            pinned_version: pinned,
+            version: r.chart.version.clone(),
+            generated,
+            values: r.values.clone(),
+            changes,
+        });
+    }
+}
+
+/// Merges the override's values into `values`, returning what changed.
+pub(crate) fn merge_override(
+    over: &homelab_spec::lab::HelmOverride,
+    values: &mut serde_json::Value,
+) -> Vec<crate::values::ValueChange> {
+    let Some(user) = &over.values else {
+        return Vec::new();
+    };
+    let generated = values.clone();
+    let user = user.to_json();
+    if user.is_object() {
+        crate::values::merge(values, &user);
+    }
+    crate::values::changes(&generated, values)
 }
 
 /// Namespaces are declared by every component that uses them; the first one in apply order

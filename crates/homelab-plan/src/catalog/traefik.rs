@@ -21,7 +21,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     let mut c = Component::new("traefik", Layer::Infrastructure, Some(NS));
     c.depends_on
         .extend(["metallb".to_string(), "cert-manager".to_string()]);
-    let values = json!({
+    let mut values = json!({
         "ports": {
             "web": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": true}}},
             "websecure": {"tls": {"enabled": true}},
@@ -41,6 +41,19 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "metrics": {"prometheus": {"entryPoint": "metrics"}},
         "logs": {"access": {"enabled": true}},
     });
+    if let Some(over) = ctx.lab.helm_overrides.get("traefik") {
+        let generated = values.clone();
+        let changes = super::merge_override(over, &mut values);
+        c.overrides.push(crate::ChartOverride {
+            release: "traefik".into(),
+            chart: "traefik".into(),
+            pinned_version: crate::versions::K3S_TRAEFIK_CHART.into(),
+            version: crate::versions::K3S_TRAEFIK_CHART.into(),
+            generated,
+            values: values.clone(),
+            changes,
+        });
+    }
     c.add(
         "helmchartconfig.yaml",
         json!({

@@ -622,3 +622,51 @@ fn renovate_reads_every_pinned_version() {
         "24.04".into()
     )));
 }
+
+/// `helm:` in the spec: the values files and HelmCharts carry the merged values, the pinned
+/// version moves with its Renovate comment, and the README says what the spec changed.
+#[test]
+fn helm_settings_reach_the_values_the_helm_charts_and_the_readme() {
+    let spec = format!(
+        "{SEED}\ninfrastructure:\n  metallb:\n    helm:\n      values:\n        controller: {{logLevel: debug}}\n        speaker: {{frr: null}}\n  certManager:\n    helm:\n      version: v1.21.2\n"
+    );
+    let tree = render_k3s(&plan_of(&spec));
+    let values = yaml_docs(
+        tree.text("infrastructure/metallb/values-homelab.yaml")
+            .unwrap(),
+    );
+    assert_eq!(values[0]["controller"]["logLevel"], "debug");
+    assert_eq!(values[0]["speaker"], json!({"frr": null}));
+    let charts = docs(&tree, "infrastructure/metallb/helmchart.yaml");
+    let chart = find(&charts, "HelmChart", "metallb");
+    let content = yaml_docs(chart["spec"]["valuesContent"].as_str().unwrap());
+    assert_eq!(
+        content[0], values[0],
+        "the HelmChart installs the values file's values"
+    );
+    let text = tree
+        .text("infrastructure/cert-manager/helmchart.yaml")
+        .unwrap();
+    assert!(
+        text.contains("  # renovate: datasource=docker depName=quay.io/jetstack/charts/cert-manager\n  version: v1.21.2\n"),
+        "{text}"
+    );
+    let readme = tree.text("infrastructure/metallb/README.md").unwrap();
+    assert!(
+        readme.contains("## Changed by homelab.yaml")
+            && readme.contains("- `metallb`: `+ controller.logLevel: \"debug\"`"),
+        "{readme}"
+    );
+    let readme = tree.text("infrastructure/cert-manager/README.md").unwrap();
+    assert!(
+        readme.contains("chart version v1.21.2 instead of the pinned v1.21.1"),
+        "{readme}"
+    );
+    assert!(
+        !tree
+            .text("infrastructure/nfs/README.md")
+            .unwrap()
+            .contains("Changed by"),
+        "untouched components say nothing"
+    );
+}

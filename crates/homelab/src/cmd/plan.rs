@@ -61,6 +61,25 @@ fn text(plan: &Plan) -> String {
                 r.name, r.chart.name, r.chart.version, r.chart.repo, r.namespace
             );
         }
+        for ov in &c.overrides {
+            if ov.version != ov.pinned_version {
+                let _ = writeln!(
+                    o,
+                    "       version of {}: {} (homelab pins {})",
+                    ov.release, ov.version, ov.pinned_version
+                );
+            }
+            if !ov.changes.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "       values of {} changed by homelab.yaml:",
+                    ov.release
+                );
+                for change in &ov.changes {
+                    let _ = writeln!(o, "         {}", change.describe());
+                }
+            }
+        }
         for ob in &c.objects {
             let _ = writeln!(o, "       {} {}  [{}]", ob.kind(), ob.name(), ob.file);
         }
@@ -145,6 +164,16 @@ fn data(plan: &Plan) -> Value {
                     "keys": s.data.keys().collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "files": c.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                "overrides": c.overrides.iter().map(|ov| json!({
+                    "release": ov.release,
+                    "chart": ov.chart,
+                    "pinnedVersion": ov.pinned_version,
+                    "version": ov.version,
+                    "changes": ov.changes.iter().map(|ch| json!({
+                        "path": ch.path,
+                        "change": ch.describe(),
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
                 "endpoints": c.endpoints,
                 "backups": c.backups,
             })

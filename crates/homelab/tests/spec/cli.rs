@@ -417,3 +417,45 @@ fn a_reader_that_stops_early_ends_the_program_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// `plan` shows what the spec's `helm:` settings change: another version and the values
+/// that differ from the generated ones, as text and as JSON.
+#[test]
+fn plan_shows_what_helm_settings_change() {
+    let work = Workdir::new();
+    let spec = format!(
+        "{}\ninfrastructure:\n  metallb:\n    helm:\n      values:\n        controller: {{logLevel: debug}}\n        speaker: {{frr: null}}\n  certManager:\n    helm:\n      version: v1.21.2\n",
+        Spec::seed().text()
+    );
+    work.write("homelab.yaml", &spec);
+    let run = work.run(&["plan"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let text = &run.stdout;
+    let metallb = text
+        .find("values of metallb changed by homelab.yaml:")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text[metallb..].contains("\n         - speaker.frr (was {\"enabled\":false})\n         + controller.logLevel: \"debug\"\n"), "{text}");
+    assert!(
+        text.contains("version of cert-manager: v1.21.2 (homelab pins v1.21.1)"),
+        "{text}"
+    );
+    let doc = work.run(&["plan", "--output", "json"]).json();
+    let cm = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cert-manager")
+        .unwrap();
+    assert_eq!(cm["releases"][0]["version"], "v1.21.2");
+    assert_eq!(cm["overrides"][0]["pinnedVersion"], "v1.21.1");
+    let m = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "metallb")
+        .unwrap();
+    assert_eq!(
+        m["overrides"][0]["changes"][1]["path"],
+        "controller.logLevel"
+    );
+}
