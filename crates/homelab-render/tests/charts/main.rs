@@ -40,6 +40,22 @@ labs! {
     gpu_ollama_route53_staging => gpu_route53_staging(),
     digitalocean_dns01 => digitalocean(),
     http01_without_optional_services => http01_bare(),
+    catalog_helm_overrides => catalog_overrides(),
+}
+
+/// The seed lab with `helm:` values on several catalog charts, Traefik's over K3s's own.
+fn catalog_overrides() -> String {
+    let s = replace(
+        SEED,
+        "    grafanaAdminPassword: {secret: grafana-admin-password}\n",
+        "    grafanaAdminPassword: {secret: grafana-admin-password}\n    helm:\n      values:\n        prometheus: {prometheusSpec: {retentionSize: 18GB}}\n        alertmanager: {alertmanagerSpec: {replicas: 1}}\n",
+    );
+    let s = replace(
+        &s,
+        "  n8n:\n    database: n8n\n",
+        "  n8n:\n    database: n8n\n    helm:\n      values:\n        main: {resources: {limits: {memory: 1Gi}}}\n",
+    );
+    s + "\ninfrastructure:\n  metallb:\n    helm:\n      values:\n        controller: {logLevel: debug}\n        speaker: {logLevel: warn}\n  traefik:\n    helm:\n      values:\n        logs: {general: {level: WARN}}\n        deployment: {replicas: 2}\n  nfs:\n    helm:\n      values:\n        nfs: {mountOptions: [nfsvers=4.2, hard]}\n"
 }
 
 /// The seed lab with Ollama on a GPU node, DNS-01 through Route 53 and staging certificates.
