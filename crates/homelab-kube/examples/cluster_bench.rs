@@ -149,7 +149,7 @@ async fn main() {
             }
             summary("apply", &times);
             if let (Some(a), Some(b)) = (before, served(&cluster).await) {
-                println!("  API requests per run: {}", (b - a - 1) / runs as u64);
+                println!("  API requests per run: {}", (b - a) / runs as u64);
             }
         }
         Some("status") => {
@@ -167,7 +167,7 @@ async fn main() {
             }
             summary("status", &times);
             if let (Some(a), Some(b)) = (before, served(&cluster).await) {
-                println!("  API requests per run: {}", (b - a - 1) / runs as u64);
+                println!("  API requests per run: {}", (b - a) / runs as u64);
             }
         }
         Some("backups") => {

@@ -1,5 +1,6 @@
 //! Finds the kubeconfig (`--kubeconfig`, then `KUBECONFIG`, then the default path), builds a
-//! client from it and checks the API answers. Must not write anything to the cluster.
+//! client from it and checks the API answers, waiting (bounded, reported) for one that is still
+//! starting. Must not write anything to the cluster.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::error::ConnectError;
+use crate::error::{ApplyError, ConnectError};
+use crate::events::{NoProgress, Progress};
+use crate::retry::{RetryPolicy, Transport, is_transient, transport_failure, with_retry_if};
 
 /// Where to look for the kubeconfig, in the order the CLI documents.
 #[derive(Debug, Clone, Default)]
@@ -98,10 +101,21 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Loads the kubeconfig and checks that the API answers (`GET /version`).
+    /// Loads the kubeconfig and checks that the API answers (`GET /version`), retrying with
+    /// the default policy without reporting the retries (see [`Cluster::connect_with`]).
     pub async fn connect(source: &KubeconfigSource) -> Result<Cluster, ConnectError> {
+        Cluster::connect_with(source, &RetryPolicy::default(), &NoProgress).await
+    }
+
+    /// Loads the kubeconfig and checks that the API answers, retrying a server that is still
+    /// starting (429, 5xx, a reset connection) as [`Cluster::ping_with`] does.
+    pub async fn connect_with(
+        source: &KubeconfigSource,
+        retry: &RetryPolicy,
+        progress: &dyn Progress,
+    ) -> Result<Cluster, ConnectError> {
         let cluster = Cluster::load(source).await?;
-        cluster.ping().await?;
+        cluster.ping_with(retry, progress).await?;
         Ok(cluster)
     }
 
@@ -144,13 +158,52 @@ impl Cluster {
         }
     }
 
-    /// Asks the API for its version; an error means the cluster is unreachable.
+    /// Asks the API for its version once; an error means the cluster is unreachable.
     pub async fn ping(&self) -> Result<String, ConnectError> {
-        match self.client.apiserver_version().await {
+        self.ping_with(&RetryPolicy::with_retries(0), &NoProgress)
+            .await
+    }
+
+    /// Asks the API for its version. A server that answers 429 or 5xx, or resets the
+    /// connection, is asked again under `retry` (each retry reported to `progress`): K3s
+    /// answers 503 for seconds while it starts. A refused connection, a TLS or DNS failure
+    /// fail at once: before anything ever answered, that is a wrong address or a cluster
+    /// that is down, and waiting would only hide it.
+    pub async fn ping_with(
+        &self,
+        retry: &RetryPolicy,
+        progress: &dyn Progress,
+    ) -> Result<String, ConnectError> {
+        let first_answer_possible =
+            |e: &kube::Error| is_transient(e) && transport_failure(e) != Some(Transport::Refused);
+        let result = with_retry_if(
+            retry,
+            progress,
+            "read",
+            "version of the Kubernetes API",
+            first_answer_possible,
+            || self.client.apiserver_version(),
+        )
+        .await;
+        match result {
             Ok(info) => Ok(info.git_version),
-            Err(err) => Err(ConnectError::Unreachable {
+            Err(ApplyError::Api {
+                code,
+                message,
+                attempts,
+                ..
+            }) => Err(ConnectError::Unreachable {
                 server: self.server.clone(),
-                reason: crate::retry::message_of(&err).1,
+                reason: match (code, attempts) {
+                    (Some(c), 1) => format!("{message} (HTTP {c})"),
+                    (Some(c), n) => format!("{message} (HTTP {c}, after {n} attempts)"),
+                    (None, 1) => message,
+                    (None, n) => format!("{message} (after {n} attempts)"),
+                },
+            }),
+            Err(other) => Err(ConnectError::Unreachable {
+                server: self.server.clone(),
+                reason: other.to_string(),
             }),
         }
     }

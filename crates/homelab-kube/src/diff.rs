@@ -12,7 +12,7 @@ use crate::apply::{ApplyOptions, Key, Run, plan_inventory};
 use crate::applyset;
 use crate::connect::Cluster;
 use crate::error::ApplyError;
-use crate::events::NoProgress;
+use crate::events::{NoProgress, Progress};
 use crate::model::{ApplyPlan, ObjectRef};
 use crate::objects::{comparable, redact_secret_pair, to_yaml};
 use crate::order::order_plan;
@@ -108,6 +108,17 @@ impl Cluster {
         plan: &ApplyPlan,
         options: &DiffOptions,
     ) -> Result<DiffReport, ApplyError> {
+        self.diff_with(plan, options, &NoProgress).await
+    }
+
+    /// [`Cluster::diff`], reporting retried requests to `progress` (the only events a diff
+    /// has).
+    pub async fn diff_with(
+        &self,
+        plan: &ApplyPlan,
+        options: &DiffOptions,
+        progress: &dyn Progress,
+    ) -> Result<DiffReport, ApplyError> {
         let ordered = order_plan(plan)?;
         let apply_options = ApplyOptions {
             dry_run: true,
@@ -115,12 +126,11 @@ impl Cluster {
             retry: options.retry.clone(),
             ..ApplyOptions::default()
         };
-        let progress = NoProgress;
         let mut run = Run {
             client: self.client().clone(),
             plan,
             options: &apply_options,
-            progress: &progress,
+            progress,
             resolver: tokio::sync::Mutex::new(Resolver::new(self.client().clone())),
             id: applyset::id_of(&plan.applyset),
             created: HashSet::new(),
@@ -140,7 +150,7 @@ impl Cluster {
         run.resolver
             .lock()
             .await
-            .prefetch(&api_versions, &options.retry, &progress)
+            .prefetch(&api_versions, &options.retry, progress)
             .await?;
         let jobs: Vec<(&str, &ObjectRef, &Value)> = ordered
             .iter()
@@ -170,7 +180,7 @@ impl Cluster {
                 Api::namespaced_with(run.client.clone(), &plan.applyset.namespace, &secrets);
             let parent_name = plan.applyset.parent_name();
             if let Some(parent) =
-                with_retry_opt(&options.retry, &progress, "read", &parent_name, || {
+                with_retry_opt(&options.retry, progress, "read", &parent_name, || {
                     parent_api.get(&parent_name)
                 })
                 .await?

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::connect::Cluster;
 use crate::error::ApplyError;
 use crate::events::ApplyEvent;
-use crate::retry::{RetryPolicy, is_transient, message_of, with_retry};
+use crate::retry::{RetryPolicy, is_transient, message_of, retry_reason, with_retry};
 use crate::wait::{Probe, api_resource, condition, get_json, job_resource, job_state};
 
 /// The label the Job controller puts on every pod of a Job (Kubernetes 1.27 and later).
@@ -120,6 +120,15 @@ pub enum JobError {
     },
 
     #[error(
+        "lost track of Job {namespace}/{name}: {reason}. It may still be running: follow it with `kubectl -n {namespace} logs -f job/{name}` and `kubectl -n {namespace} get job {name}`"
+    )]
+    LostTrack {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+
+    #[error(
         "Job {namespace}/{name} was deleted before it finished; see `kubectl -n {namespace} get events` for who deleted it"
     )]
     Vanished { namespace: String, name: String },
@@ -183,6 +192,9 @@ fn from_apply_error(err: ApplyError) -> JobError {
         },
     }
 }
+
+/// Drops every event (for reads whose retries the caller has no progress line for).
+static NO_EVENTS: crate::events::NoProgress = crate::events::NoProgress;
 
 /// Forwards the retry events of the shared retry helper as [`JobEvent::Retrying`].
 struct RetryEvents<'a>(&'a dyn JobProgress);
@@ -297,10 +309,13 @@ pub async fn missing_references(cluster: &Cluster, job: &Value) -> Result<Vec<St
     for (kind, plural, name) in wanted {
         let resource = api_resource("", "v1", kind, plural);
         let object = format!("{kind} {namespace}/{name}");
-        match get_json(cluster.client(), &resource, Some(&namespace), &name).await {
-            Ok(Some(_)) => {}
-            Ok(None) => missing.push(object),
-            Err(e) => return Err(api_error("read", &object, &e)),
+        let found = with_retry(&RetryPolicy::default(), &NO_EVENTS, "read", &object, || {
+            get_json(cluster.client(), &resource, Some(&namespace), &name)
+        })
+        .await
+        .map_err(from_apply_error)?;
+        if found.is_none() {
+            missing.push(object);
         }
     }
     Ok(missing)
@@ -322,9 +337,11 @@ pub async fn get_object(
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     };
-    get_json(cluster.client(), &resource, namespace, name)
-        .await
-        .map_err(|e| api_error("read", &object, &e))
+    with_retry(&RetryPolicy::default(), &NO_EVENTS, "read", &object, || {
+        get_json(cluster.client(), &resource, namespace, name)
+    })
+    .await
+    .map_err(from_apply_error)
 }
 
 /// Creates the Job `job` (a full `batch/v1` manifest), follows it until it finishes or
@@ -392,16 +409,12 @@ pub async fn create_job(
                     && is_transient(&e)
                     && !matches!(&e, kube::Error::Api(s) if s.code == 409) =>
             {
-                let (code, message) = message_of(&e);
                 progress.event(JobEvent::Retrying {
                     action: format!("create Job {namespace}/{name}"),
                     attempt,
-                    reason: match code {
-                        Some(c) => format!("HTTP {c}: {message}"),
-                        None => message,
-                    },
+                    reason: retry_reason(&e),
                 });
-                tokio::time::sleep(options.retry.backoff(attempt)).await;
+                tokio::time::sleep(options.retry.wait_after(attempt, &e)).await;
                 attempt += 1;
             }
             Err(e) => {
@@ -585,29 +598,43 @@ pub async fn follow_job(
     let started = Instant::now();
     let deadline = started + options.timeout;
     let object = format!("Job {namespace}/{name}");
-    let mut last_job = Value::Null;
-    let mut last_pods: Vec<Value> = Vec::new();
+    let jobs = job_resource();
+    let mut last_job: Value;
+    let mut last_pods: Vec<Value>;
     let mut pod_states: Vec<(String, String)> = Vec::new();
     // Lines of the current pod's log already reported.
     let mut followed: (String, usize) = (String::new(), 0);
+    let events = RetryEvents(progress);
+    // Each look retries passing failures (bounded, reported); a look that still fails loses
+    // the Job, which goes on running in the cluster, and the error says how to follow it.
+    let lost = |e: ApplyError| match e {
+        ApplyError::Api { attempts: 1, .. } => from_apply_error(e),
+        e => JobError::LostTrack {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            reason: e.to_string(),
+        },
+    };
     let finished = loop {
-        match get_json(client, &job_resource(), Some(namespace), name).await {
-            Ok(Some(job)) => last_job = job,
-            Ok(None) => {
+        let job = with_retry(&options.retry, &events, "read", &object, || {
+            get_json(client, &jobs, Some(namespace), name)
+        })
+        .await
+        .map_err(lost)?;
+        match job {
+            Some(job) => last_job = job,
+            None => {
                 return Err(JobError::Vanished {
                     namespace: namespace.to_string(),
                     name: name.to_string(),
                 });
             }
-            // A passing failure is just a missed look; the deadline still bounds the wait.
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(api_error("read", &object, &e)),
         }
-        match job_pods(client, namespace, uid).await {
-            Ok(pods) => last_pods = pods,
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(api_error("list the pods of", &object, &e)),
-        }
+        last_pods = with_retry(&options.retry, &events, "list the pods of", &object, || {
+            job_pods(client, namespace, uid)
+        })
+        .await
+        .map_err(lost)?;
         // A pod's end is told after the last lines of its log, its other states before.
         let mut ended = Vec::new();
         for pod in &last_pods {
@@ -664,11 +691,7 @@ pub async fn follow_job(
                 namespace: namespace.to_string(),
                 name: name.to_string(),
                 timeout: options.timeout,
-                job_status: if last_job.is_null() {
-                    "the Job's status could not be read".to_string()
-                } else {
-                    job_summary(&last_job)
-                },
+                job_status: job_summary(&last_job),
                 pod_status,
             });
         }

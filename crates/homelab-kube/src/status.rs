@@ -1,24 +1,28 @@
-//! One concurrent pass over the lab's health: nodes, components (HelmChart installed,
-//! workloads ready, PVCs bound, LoadBalancer IPs, certificates), HTTPS URLs and backup
-//! CronJobs. Every problem says what to do. Read-only: must not write to the cluster.
+//! One round over the lab's health: nodes, components (HelmChart installed, workloads ready,
+//! PVCs bound, LoadBalancer IPs, certificates), HTTPS URLs and backup CronJobs. Each kind is
+//! listed once cluster-wide, all lists and URL probes at the same moment, and every check is
+//! read from those lists. Every problem says what to do. Read-only: must not write to the
+//! cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::connect::Cluster;
+use crate::error::ApplyError;
+use crate::events::{NoProgress, Progress};
 use crate::model::WorkloadKind;
-use crate::retry::message_of;
+use crate::retry::{RetryPolicy, with_retry, with_retry_opt};
 use crate::tls::{TlsCheckOptions, check_url, client_config};
 use crate::wait::{
-    Probe, api_resource, condition, conditions_summary, crd_resource, crd_state, get_json,
+    Probe, api_resource, condition, conditions_summary, crd_resource, crd_state,
     helmchart_resource, job_resource, job_state, timestamp, workload_resource, workload_state,
 };
 
@@ -101,8 +105,10 @@ pub struct StatusChecks {
 /// How `status` runs.
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
-    /// Checks in flight at once.
+    /// URL probes in flight at once (the API lists all start together).
     pub concurrency: usize,
+    /// Retries of every API request.
+    pub retry: RetryPolicy,
     pub tls: TlsCheckOptions,
     /// A certificate with fewer days left is a problem.
     pub certificate_min_days: i64,
@@ -114,6 +120,7 @@ impl Default for StatusOptions {
     fn default() -> Self {
         StatusOptions {
             concurrency: 16,
+            retry: RetryPolicy::default(),
             tls: TlsCheckOptions::default(),
             certificate_min_days: 14,
             now: None,
@@ -225,234 +232,362 @@ impl StatusReport {
     }
 }
 
-/// The result of one concurrent task, put back in place after the pass.
-enum Outcome {
-    Nodes(Result<Vec<Value>, String>),
-    Component(usize, usize, Check, Option<Problem>),
-    Url(usize, UrlStatus, Option<Problem>),
-    Backup(usize, BackupStatus, Option<Problem>),
+/// One kind listed cluster-wide (or, where that is forbidden, per namespace): the objects by
+/// namespace and name, or why they could not be listed.
+struct Listing {
+    label: &'static str,
+    /// Cluster-scoped objects are under `None`.
+    by_namespace: BTreeMap<Option<String>, Result<BTreeMap<String, Value>, String>>,
+    /// The list as a whole failed (also when a namespace is asked that was not listed).
+    error: Option<String>,
+    /// The API does not serve the kind (404 on the list), e.g. a CRD not installed yet.
+    not_served: bool,
 }
 
-fn api_error(e: &kube::Error) -> String {
-    let (code, message) = message_of(e);
-    match code {
-        Some(c) => format!("API error {c}: {message}"),
-        None => message,
+impl Listing {
+    /// The object `namespace/name`: `Ok(None)` when it does not exist, `Err` when that could
+    /// not be known.
+    fn get(&self, namespace: Option<&str>, name: &str) -> Result<Option<&Value>, String> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.by_namespace.get(&namespace.map(str::to_string)) {
+            Some(Ok(objects)) => Ok(objects.get(name)),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// "does not exist", saying why when the kind itself is missing.
+    fn missing(&self) -> String {
+        if self.not_served {
+            format!(
+                "does not exist (the cluster does not serve {} at all yet)",
+                self.label
+            )
+        } else {
+            "does not exist".to_string()
+        }
     }
 }
 
-impl Cluster {
-    /// Checks everything in `checks` in one pass with at most `options.concurrency` requests
-    /// in flight. Never fails: an unreachable API is a report with [`Health::Unreachable`].
-    pub async fn status(&self, checks: &StatusChecks, options: &StatusOptions) -> StatusReport {
-        let version = match self.ping().await {
-            Ok(v) => v,
-            Err(crate::ConnectError::Unreachable { server, reason }) => {
-                return StatusReport::unreachable(&server, &reason);
+/// The kinds `status` reads, each listed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Node,
+    HelmChart,
+    Job,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Pvc,
+    Service,
+    Crd,
+    Certificate,
+    CronJob,
+}
+
+impl Kind {
+    fn resource(self) -> (ApiResource, &'static str) {
+        match self {
+            Kind::Node => (api_resource("", "v1", "Node", "nodes"), "Node"),
+            Kind::HelmChart => (helmchart_resource(), "HelmChart.helm.cattle.io"),
+            Kind::Job => (job_resource(), "Job.batch"),
+            Kind::Deployment => (
+                workload_resource(WorkloadKind::Deployment),
+                "Deployment.apps",
+            ),
+            Kind::StatefulSet => (
+                workload_resource(WorkloadKind::StatefulSet),
+                "StatefulSet.apps",
+            ),
+            Kind::DaemonSet => (workload_resource(WorkloadKind::DaemonSet), "DaemonSet.apps"),
+            Kind::Pvc => (
+                api_resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+                "PersistentVolumeClaim",
+            ),
+            Kind::Service => (api_resource("", "v1", "Service", "services"), "Service"),
+            Kind::Crd => (crd_resource(), "CustomResourceDefinition"),
+            Kind::Certificate => (
+                api_resource("cert-manager.io", "v1", "Certificate", "certificates"),
+                "Certificate.cert-manager.io",
+            ),
+            Kind::CronJob => (
+                api_resource("batch", "v1", "CronJob", "cronjobs"),
+                "CronJob.batch",
+            ),
+        }
+    }
+
+    fn cluster_scoped(self) -> bool {
+        matches!(self, Kind::Node | Kind::Crd)
+    }
+
+    fn of_workload(kind: WorkloadKind) -> Kind {
+        match kind {
+            WorkloadKind::Deployment => Kind::Deployment,
+            WorkloadKind::StatefulSet => Kind::StatefulSet,
+            WorkloadKind::DaemonSet => Kind::DaemonSet,
+        }
+    }
+}
+
+/// Every kind the checks need, with the namespaces they look into (for the per-namespace
+/// fallback when a cluster-wide list is forbidden).
+fn kinds_needed(checks: &StatusChecks) -> BTreeMap<Kind, BTreeSet<String>> {
+    let mut kinds: BTreeMap<Kind, BTreeSet<String>> = BTreeMap::new();
+    kinds.entry(Kind::Node).or_default();
+    for c in &checks.components {
+        let mut need = |kind: Kind, ns: &str| {
+            let entry = kinds.entry(kind).or_default();
+            if !kind.cluster_scoped() {
+                entry.insert(ns.to_string());
             }
-            Err(other) => return StatusReport::unreachable(self.server(), &other.to_string()),
         };
+        for h in &c.helm_charts {
+            need(Kind::HelmChart, &h.namespace);
+            need(Kind::Job, &h.namespace);
+        }
+        for w in &c.workloads {
+            need(Kind::of_workload(w.kind), &c.namespace);
+        }
+        if !c.pvcs.is_empty() {
+            need(Kind::Pvc, &c.namespace);
+        }
+        if !c.load_balancers.is_empty() {
+            need(Kind::Service, &c.namespace);
+        }
+        if !c.crds.is_empty() {
+            need(Kind::Crd, "");
+        }
+        if !c.certificates.is_empty() {
+            need(Kind::Certificate, &c.namespace);
+        }
+    }
+    for b in &checks.backups {
+        kinds
+            .entry(Kind::CronJob)
+            .or_default()
+            .insert(b.namespace.clone());
+    }
+    kinds
+}
+
+fn api_error(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Api {
+            code: Some(c),
+            message,
+            ..
+        } => format!("API error {c}: {message}"),
+        ApplyError::Api { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn group_by_namespace(
+    items: Vec<DynamicObject>,
+) -> BTreeMap<Option<String>, BTreeMap<String, Value>> {
+    let mut out: BTreeMap<Option<String>, BTreeMap<String, Value>> = BTreeMap::new();
+    for item in items {
+        let ns = item.metadata.namespace.clone();
+        let name = item.metadata.name.clone().unwrap_or_default();
+        out.entry(ns)
+            .or_default()
+            .insert(name, serde_json::to_value(item).unwrap_or_default());
+    }
+    out
+}
+
+/// Lists `kind` once, cluster-wide; when the kubeconfig's user may not do that (403), lists
+/// it in each namespace the checks look into instead, all at once.
+async fn list_kind(
+    client: &Client,
+    kind: Kind,
+    namespaces: &BTreeSet<String>,
+    retry: &RetryPolicy,
+    progress: &dyn Progress,
+) -> (Kind, Listing) {
+    let (resource, label) = kind.resource();
+    let mut listing = Listing {
+        label,
+        by_namespace: BTreeMap::new(),
+        error: None,
+        not_served: false,
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let params = ListParams::default();
+    let what = format!("{label} in all namespaces");
+    match with_retry(retry, progress, "list", &what, || api.list(&params)).await {
+        Ok(list) => {
+            for (ns, objects) in group_by_namespace(list.items) {
+                listing.by_namespace.insert(ns, Ok(objects));
+            }
+        }
+        Err(ApplyError::Api {
+            code: Some(404), ..
+        }) => listing.not_served = true,
+        Err(ApplyError::Api {
+            code: Some(403), ..
+        }) if !kind.cluster_scoped() && !namespaces.is_empty() => {
+            let per_namespace = futures::future::join_all(namespaces.iter().map(|ns| {
+                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+                let what = format!("{label} in namespace {ns}");
+                async move {
+                    let params = ListParams::default();
+                    let got =
+                        with_retry_opt(retry, progress, "list", &what, || api.list(&params)).await;
+                    (ns.clone(), got)
+                }
+            }))
+            .await;
+            for (ns, got) in per_namespace {
+                let entry = match got {
+                    Ok(list) => Ok(list
+                        .map(|l| {
+                            group_by_namespace(l.items)
+                                .into_values()
+                                .flatten()
+                                .collect()
+                        })
+                        .unwrap_or_default()),
+                    Err(e) => Err(api_error(&e)),
+                };
+                listing.by_namespace.insert(Some(ns), entry);
+            }
+        }
+        Err(e) => listing.error = Some(api_error(&e)),
+    }
+    (kind, listing)
+}
+
+impl Cluster {
+    /// Checks everything in `checks` in one pass. Never fails: an unreachable API is a report
+    /// with [`Health::Unreachable`]. See [`Cluster::status_with`].
+    pub async fn status(&self, checks: &StatusChecks, options: &StatusOptions) -> StatusReport {
+        self.status_with(checks, options, &NoProgress).await
+    }
+
+    /// Checks everything in `checks` in one round: `GET /version`, one list per kind the
+    /// checks need (cluster-wide, all at once) and every URL probe start together, and each
+    /// check is then read from those lists. Passing API failures are retried under
+    /// `options.retry` and reported to `progress`; when `/version` fails for good the report
+    /// says unreachable without waiting for the rest.
+    pub async fn status_with(
+        &self,
+        checks: &StatusChecks,
+        options: &StatusOptions,
+        progress: &dyn Progress,
+    ) -> StatusReport {
         let now = options.now.unwrap_or_else(Timestamp::now);
         let client = self.client().clone();
-        let mut tasks: Vec<BoxFuture<'_, Outcome>> = Vec::new();
-
-        {
-            let client = client.clone();
-            tasks.push(
-                async move {
-                    let api: Api<DynamicObject> =
-                        Api::all_with(client, &api_resource("", "v1", "Node", "nodes"));
-                    Outcome::Nodes(match api.list(&ListParams::default()).await {
-                        Ok(list) => Ok(list
-                            .items
-                            .into_iter()
-                            .map(|n| serde_json::to_value(n).unwrap_or_default())
-                            .collect()),
-                        Err(e) => Err(api_error(&e)),
-                    })
-                }
-                .boxed(),
-            );
-        }
-
-        let mut component_slots: Vec<Vec<Option<Check>>> = Vec::new();
-        for (ci, component) in checks.components.iter().enumerate() {
-            let mut slot = 0;
-            for chart in &component.helm_charts {
-                tasks.push(check_helm_chart(client.clone(), ci, slot, chart.clone()).boxed());
-                slot += 1;
-            }
-            for w in &component.workloads {
-                tasks.push(
-                    check_workload(
-                        client.clone(),
-                        ci,
-                        slot,
-                        component.namespace.clone(),
-                        w.clone(),
-                    )
-                    .boxed(),
-                );
-                slot += 1;
-            }
-            for pvc in &component.pvcs {
-                tasks.push(
-                    check_pvc(
-                        client.clone(),
-                        ci,
-                        slot,
-                        component.namespace.clone(),
-                        pvc.clone(),
-                    )
-                    .boxed(),
-                );
-                slot += 1;
-            }
-            for svc in &component.load_balancers {
-                tasks.push(
-                    check_load_balancer(
-                        client.clone(),
-                        ci,
-                        slot,
-                        component.namespace.clone(),
-                        svc.clone(),
-                        component.expected_addresses.get(svc).cloned(),
-                    )
-                    .boxed(),
-                );
-                slot += 1;
-            }
-            for crd in &component.crds {
-                tasks.push(check_crd(client.clone(), ci, slot, crd.clone()).boxed());
-                slot += 1;
-            }
-            for cert in &component.certificates {
-                tasks.push(
-                    check_certificate(
-                        client.clone(),
-                        ci,
-                        slot,
-                        component.namespace.clone(),
-                        cert.clone(),
-                        now,
-                        options.certificate_min_days,
-                    )
-                    .boxed(),
-                );
-                slot += 1;
-            }
-            component_slots.push(vec![None; slot]);
-        }
-
+        let needed = kinds_needed(checks);
+        let lists = futures::future::join_all(needed.iter().map(|(kind, namespaces)| {
+            list_kind(&client, *kind, namespaces, &options.retry, progress)
+        }));
         let tls_config = client_config(&options.tls);
-        for (ui, url) in checks.urls.iter().enumerate() {
+        let urls = futures::stream::iter(checks.urls.iter().map(|url| {
             let tls_config = tls_config.clone();
-            let tls = options.tls.clone();
-            let url = url.clone();
-            tasks.push(
-                async move {
-                    let probe = match tls_config {
-                        Ok(cfg) => check_url(&url.url, &url.host, cfg, &tls).await,
-                        Err(e) => crate::tls::UrlProbe {
-                            tls_version: None,
-                            http_status: None,
-                            error: Some(e),
-                        },
-                    };
-                    let ok = probe.error.is_none() && probe.http_status.is_some_and(|s| s < 500);
-                    let problem = (!ok).then(|| Problem {
-                        subject: url.url.clone(),
-                        problem: match (&probe.error, probe.http_status) {
-                            (Some(e), _) => e.clone(),
-                            (None, Some(s)) => format!("answered HTTP {s}"),
-                            (None, None) => "no answer".into(),
-                        },
-                        fix: format!(
-                            "check DNS for {} points at the ingress address, Traefik and the service behind it are running, and its certificate covers {}",
-                            url.host, url.host
-                        ),
-                    });
-                    Outcome::Url(
-                        ui,
-                        UrlStatus {
-                            url: url.url.clone(),
-                            host: url.host.clone(),
-                            ok,
-                            tls_version: probe.tls_version,
-                            http_status: probe.http_status,
-                            error: probe.error,
-                        },
-                        problem,
-                    )
-                }
-                .boxed(),
-            );
-        }
+            let tls = &options.tls;
+            async move { url_status(url, tls_config, tls).await }
+        }))
+        .buffered(options.concurrency.max(1))
+        .collect::<Vec<_>>();
+        let rest = futures::future::join(lists, urls);
+        let version = self.ping_with(&options.retry, progress);
+        let (version, (lists, urls)) =
+            match futures::future::select(Box::pin(version), Box::pin(rest)).await {
+                futures::future::Either::Left((version, rest)) => match version {
+                    Ok(v) => (v, rest.await),
+                    Err(e) => return unreachable_report(self.server(), e),
+                },
+                futures::future::Either::Right((rest, version)) => match version.await {
+                    Ok(v) => (v, rest),
+                    Err(e) => return unreachable_report(self.server(), e),
+                },
+            };
+        let lists: BTreeMap<Kind, Listing> = lists.into_iter().collect();
+        let listing = |kind: Kind| lists.get(&kind).expect("every needed kind was listed");
 
-        for (bi, backup) in checks.backups.iter().enumerate() {
-            tasks.push(check_backup(client.clone(), bi, backup.clone(), now).boxed());
-        }
+        let nodes_listing = listing(Kind::Node);
+        let node_items = match &nodes_listing.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(nodes_listing
+                .by_namespace
+                .values()
+                .flat_map(|r| r.iter().flat_map(|m| m.values().cloned()))
+                .collect()),
+        };
+        let (nodes, mut problems) = node_statuses(&checks.nodes, node_items);
 
-        let outcomes: Vec<Outcome> = futures::stream::iter(tasks)
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
-
-        let mut problems_nodes = Vec::new();
-        let mut nodes = Vec::new();
-        let mut component_problems: Vec<(usize, usize, Problem)> = Vec::new();
-        let mut urls: Vec<Option<(UrlStatus, Option<Problem>)>> = vec![None; checks.urls.len()];
-        let mut backups: Vec<Option<(BackupStatus, Option<Problem>)>> =
-            vec![None; checks.backups.len()];
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Nodes(result) => {
-                    let (n, p) = node_statuses(&checks.nodes, result);
-                    nodes = n;
-                    problems_nodes = p;
-                }
-                Outcome::Component(ci, slot, check, problem) => {
-                    component_slots[ci][slot] = Some(check);
-                    if let Some(p) = problem {
-                        component_problems.push((ci, slot, p));
-                    }
-                }
-                Outcome::Url(i, status, problem) => urls[i] = Some((status, problem)),
-                Outcome::Backup(i, status, problem) => backups[i] = Some((status, problem)),
+        let mut components = Vec::new();
+        for c in &checks.components {
+            let mut results: Vec<(Check, Option<Problem>)> = Vec::new();
+            for chart in &c.helm_charts {
+                results.push(helm_chart_check(
+                    listing(Kind::HelmChart),
+                    listing(Kind::Job),
+                    chart,
+                ));
             }
+            for w in &c.workloads {
+                results.push(workload_check(
+                    listing(Kind::of_workload(w.kind)),
+                    &c.namespace,
+                    w,
+                ));
+            }
+            for pvc in &c.pvcs {
+                results.push(pvc_check(listing(Kind::Pvc), &c.namespace, pvc));
+            }
+            for svc in &c.load_balancers {
+                results.push(load_balancer_check(
+                    listing(Kind::Service),
+                    &c.namespace,
+                    svc,
+                    c.expected_addresses.get(svc).map(String::as_str),
+                ));
+            }
+            for crd in &c.crds {
+                results.push(crd_check(listing(Kind::Crd), crd));
+            }
+            for cert in &c.certificates {
+                results.push(certificate_check(
+                    listing(Kind::Certificate),
+                    &c.namespace,
+                    cert,
+                    now,
+                    options.certificate_min_days,
+                ));
+            }
+            let checks: Vec<Check> = results
+                .into_iter()
+                .map(|(check, problem)| {
+                    problems.extend(problem);
+                    check
+                })
+                .collect();
+            components.push(ComponentStatus {
+                name: c.name.clone(),
+                namespace: c.namespace.clone(),
+                healthy: checks.iter().all(|c| c.ok),
+                checks,
+            });
         }
-        component_problems.sort_by_key(|(ci, slot, _)| (*ci, *slot));
-
-        let mut problems = problems_nodes;
-        problems.extend(component_problems.into_iter().map(|(_, _, p)| p));
-        let components: Vec<ComponentStatus> = checks
-            .components
-            .iter()
-            .zip(component_slots)
-            .map(|(c, slots)| {
-                let checks: Vec<Check> = slots.into_iter().flatten().collect();
-                ComponentStatus {
-                    name: c.name.clone(),
-                    namespace: c.namespace.clone(),
-                    healthy: checks.iter().all(|c| c.ok),
-                    checks,
-                }
-            })
-            .collect();
         let urls: Vec<UrlStatus> = urls
             .into_iter()
-            .flatten()
-            .map(|(s, p)| {
-                problems.extend(p);
-                s
+            .map(|(status, problem)| {
+                problems.extend(problem);
+                status
             })
             .collect();
-        let backups: Vec<BackupStatus> = backups
-            .into_iter()
-            .flatten()
-            .map(|(s, p)| {
-                problems.extend(p);
-                s
+        let backups: Vec<BackupStatus> = checks
+            .backups
+            .iter()
+            .map(|b| {
+                let (status, problem) = backup_status(listing(Kind::CronJob), b, now);
+                problems.extend(problem);
+                status
             })
             .collect();
         StatusReport {
@@ -470,6 +605,54 @@ impl Cluster {
             problems,
         }
     }
+}
+
+fn unreachable_report(server: &str, e: crate::ConnectError) -> StatusReport {
+    match e {
+        crate::ConnectError::Unreachable { server, reason } => {
+            StatusReport::unreachable(&server, &reason)
+        }
+        other => StatusReport::unreachable(server, &other.to_string()),
+    }
+}
+
+async fn url_status(
+    url: &UrlCheck,
+    tls_config: Result<std::sync::Arc<rustls::ClientConfig>, String>,
+    tls: &TlsCheckOptions,
+) -> (UrlStatus, Option<Problem>) {
+    let probe = match tls_config {
+        Ok(cfg) => check_url(&url.url, &url.host, cfg, tls).await,
+        Err(e) => crate::tls::UrlProbe {
+            tls_version: None,
+            http_status: None,
+            error: Some(e),
+        },
+    };
+    let ok = probe.error.is_none() && probe.http_status.is_some_and(|s| s < 500);
+    let problem = (!ok).then(|| Problem {
+        subject: url.url.clone(),
+        problem: match (&probe.error, probe.http_status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => format!("answered HTTP {s}"),
+            (None, None) => "no answer".into(),
+        },
+        fix: format!(
+            "check DNS for {} points at the ingress address, Traefik and the service behind it are running, and its certificate covers {}",
+            url.host, url.host
+        ),
+    });
+    (
+        UrlStatus {
+            url: url.url.clone(),
+            host: url.host.clone(),
+            ok,
+            tls_version: probe.tls_version,
+            http_status: probe.http_status,
+            error: probe.error,
+        },
+        problem,
+    )
 }
 
 fn node_statuses(
@@ -556,17 +739,22 @@ fn node_statuses(
     (statuses, problems)
 }
 
-fn component_outcome(
-    ci: usize,
-    slot: usize,
+/// A check from a lookup: `judge` says what the object's state means (`Ok` detail or `Err`
+/// problem); a missing object and a failed list are problems too.
+fn judged(
     what: String,
-    result: Result<Result<String, String>, String>,
     fix: String,
-) -> Outcome {
-    match result {
-        Ok(Ok(detail)) => Outcome::Component(
-            ci,
-            slot,
+    listing: &Listing,
+    found: Result<Option<&Value>, String>,
+    judge: impl FnOnce(&Value) -> Result<String, String>,
+) -> (Check, Option<Problem>) {
+    let verdict = match found {
+        Ok(Some(v)) => judge(v),
+        Ok(None) => Err(listing.missing()),
+        Err(e) => Err(e),
+    };
+    match verdict {
+        Ok(detail) => (
             Check {
                 what,
                 ok: true,
@@ -574,9 +762,7 @@ fn component_outcome(
             },
             None,
         ),
-        Ok(Err(problem)) | Err(problem) => Outcome::Component(
-            ci,
-            slot,
+        Err(problem) => (
             Check {
                 what: what.clone(),
                 ok: false,
@@ -591,180 +777,166 @@ fn component_outcome(
     }
 }
 
-async fn check_workload(
-    client: Client,
-    ci: usize,
-    slot: usize,
-    ns: String,
-    w: WorkloadRef,
-) -> Outcome {
+fn workload_check(listing: &Listing, ns: &str, w: &WorkloadRef) -> (Check, Option<Problem>) {
     let what = format!("{} {ns}/{}", w.kind, w.name);
     let lower = w.kind.to_string().to_lowercase();
     let fix = format!(
         "see `kubectl -n {ns} describe {lower}/{}` and `kubectl -n {ns} logs {lower}/{}`",
         w.name, w.name
     );
-    let result = match get_json(&client, &workload_resource(w.kind), Some(&ns), &w.name).await {
-        Ok(Some(v)) => Ok(match workload_state(w.kind, &v) {
+    judged(
+        what,
+        fix,
+        listing,
+        listing.get(Some(ns), &w.name),
+        |v| match workload_state(w.kind, v) {
             Probe::Ready => Ok("ready".to_string()),
             Probe::Pending(s) | Probe::Failed(s) => Err(format!("not ready: {s}")),
-        }),
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
-    };
-    component_outcome(ci, slot, what, result, fix)
+        },
+    )
 }
 
-async fn check_pvc(client: Client, ci: usize, slot: usize, ns: String, name: String) -> Outcome {
+fn pvc_check(listing: &Listing, ns: &str, name: &str) -> (Check, Option<Problem>) {
     let what = format!("PersistentVolumeClaim {ns}/{name}");
     let fix = format!(
         "see `kubectl -n {ns} describe pvc/{name}`; check the NFS provisioner is running and its StorageClass exists"
     );
-    let r = api_resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims");
-    let result = match get_json(&client, &r, Some(&ns), &name).await {
-        Ok(Some(v)) => Ok(match v.pointer("/status/phase").and_then(Value::as_str) {
-            Some("Bound") => Ok("Bound".to_string()),
-            other => Err(format!("not bound (phase {})", other.unwrap_or("unknown"))),
-        }),
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
-    };
-    component_outcome(ci, slot, what, result, fix)
+    judged(what, fix, listing, listing.get(Some(ns), name), |v| match v
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+    {
+        Some("Bound") => Ok("Bound".to_string()),
+        other => Err(format!("not bound (phase {})", other.unwrap_or("unknown"))),
+    })
 }
 
-async fn check_crd(client: Client, ci: usize, slot: usize, name: String) -> Outcome {
+fn crd_check(listing: &Listing, name: &str) -> (Check, Option<Problem>) {
     let what = format!("CustomResourceDefinition {name}");
     let fix = format!(
         "see `kubectl describe crd/{name}`; it is installed by its component's chart, so check that chart's HelmChart and install job"
     );
-    let result = match get_json(&client, &crd_resource(), None, &name).await {
-        Ok(Some(v)) => Ok(match crd_state(&v) {
+    judged(
+        what,
+        fix,
+        listing,
+        listing.get(None, name),
+        |v| match crd_state(v) {
             Probe::Ready => Ok("established".to_string()),
             Probe::Pending(s) | Probe::Failed(s) => Err(format!("not established: {s}")),
-        }),
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
-    };
-    component_outcome(ci, slot, what, result, fix)
+        },
+    )
 }
 
-async fn check_load_balancer(
-    client: Client,
-    ci: usize,
-    slot: usize,
-    ns: String,
-    name: String,
-    expected: Option<String>,
-) -> Outcome {
+fn load_balancer_check(
+    listing: &Listing,
+    ns: &str,
+    name: &str,
+    expected: Option<&str>,
+) -> (Check, Option<Problem>) {
     let what = format!("Service {ns}/{name}");
     let mut fix = "check MetalLB is running and its IPAddressPool has a free address: `kubectl -n infra get ipaddresspools,l2advertisements`".to_string();
-    if let Some(want) = &expected {
+    if let Some(want) = expected {
         fix = format!(
             "{fix}; the Service asks for {want} with the annotation metallb.io/loadBalancerIPs, which must lie in the pool and not be taken by another Service"
         );
     }
-    let r = api_resource("", "v1", "Service", "services");
-    let result = match get_json(&client, &r, Some(&ns), &name).await {
-        Ok(Some(v)) => {
-            let addresses: Vec<String> = v
-                .pointer("/status/loadBalancer/ingress")
-                .and_then(Value::as_array)
-                .map(|ingress| {
-                    ingress
-                        .iter()
-                        .filter_map(|i| {
-                            i.get("ip")
-                                .or_else(|| i.get("hostname"))
-                                .and_then(Value::as_str)
-                                .map(str::to_string)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Ok(match &expected {
-                _ if addresses.is_empty() => Err("no LoadBalancer address assigned".to_string()),
-                Some(want) if !addresses.contains(want) => Err(format!(
-                    "has address {} instead of {want}",
-                    addresses.join(", ")
-                )),
-                _ => Ok(format!("address {}", addresses.join(", "))),
+    judged(what, fix, listing, listing.get(Some(ns), name), |v| {
+        let addresses: Vec<String> = v
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .map(|ingress| {
+                ingress
+                    .iter()
+                    .filter_map(|i| {
+                        i.get("ip")
+                            .or_else(|| i.get("hostname"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .collect()
             })
+            .unwrap_or_default();
+        match expected {
+            _ if addresses.is_empty() => Err("no LoadBalancer address assigned".to_string()),
+            Some(want) if !addresses.iter().any(|a| a == want) => Err(format!(
+                "has address {} instead of {want}",
+                addresses.join(", ")
+            )),
+            _ => Ok(format!("address {}", addresses.join(", "))),
         }
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
-    };
-    component_outcome(ci, slot, what, result, fix)
+    })
 }
 
-async fn check_certificate(
-    client: Client,
-    ci: usize,
-    slot: usize,
-    ns: String,
-    name: String,
+fn certificate_check(
+    listing: &Listing,
+    ns: &str,
+    name: &str,
     now: Timestamp,
     min_days: i64,
-) -> Outcome {
+) -> (Check, Option<Problem>) {
     let what = format!("Certificate {ns}/{name}");
     let fix = format!(
         "see `kubectl -n {ns} describe certificate/{name}` and its CertificateRequest/Order; check the ClusterIssuer's DNS-01 credentials"
     );
-    let r = api_resource("cert-manager.io", "v1", "Certificate", "certificates");
-    let result = match get_json(&client, &r, Some(&ns), &name).await {
-        Ok(Some(v)) => {
-            let ready = condition(&v, "Ready")
-                .and_then(|c| c.get("status"))
-                .and_then(Value::as_str)
-                == Some("True");
-            let days = timestamp(&v, "/status/notAfter")
-                .map(|t| (t.as_second() - now.as_second()).div_euclid(86_400));
-            Ok(match (ready, days) {
-                (false, _) => Err(format!("not ready: {}", conditions_summary(&v))),
-                (true, Some(d)) if d < min_days => Err(format!(
-                    "expires in {d} days (renewal should have happened)"
-                )),
-                (true, Some(d)) => Ok(format!("ready, expires in {d} days")),
-                (true, None) => Ok("ready".to_string()),
-            })
+    judged(what, fix, listing, listing.get(Some(ns), name), |v| {
+        let ready = condition(v, "Ready")
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True");
+        let days = timestamp(v, "/status/notAfter")
+            .map(|t| (t.as_second() - now.as_second()).div_euclid(86_400));
+        match (ready, days) {
+            (false, _) => Err(format!("not ready: {}", conditions_summary(v))),
+            (true, Some(d)) if d < min_days => Err(format!(
+                "expires in {d} days (renewal should have happened)"
+            )),
+            (true, Some(d)) => Ok(format!("ready, expires in {d} days")),
+            (true, None) => Ok("ready".to_string()),
         }
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
-    };
-    component_outcome(ci, slot, what, result, fix)
+    })
 }
 
-async fn check_helm_chart(client: Client, ci: usize, slot: usize, chart: HelmChartRef) -> Outcome {
-    let ns = chart.namespace.clone();
+fn helm_chart_check(
+    charts: &Listing,
+    jobs: &Listing,
+    chart: &HelmChartRef,
+) -> (Check, Option<Problem>) {
+    let ns = chart.namespace.as_str();
     let what = format!("HelmChart {ns}/{}", chart.name);
-    let mut fix = format!("see `kubectl -n {ns} describe helmchart/{}`", chart.name);
-    let result = match get_json(&client, &helmchart_resource(), Some(&ns), &chart.name).await {
-        Ok(Some(v)) => match v.pointer("/status/jobName").and_then(Value::as_str) {
-            None => Ok(Err("helm-controller has not run an install job".to_string())),
-            Some(job_name) => {
-                fix = format!("see `kubectl -n {ns} logs job/{job_name}`");
-                match get_json(&client, &job_resource(), Some(&ns), job_name).await {
-                    Ok(Some(job)) => Ok(match job_state(&job) {
-                        Probe::Ready => Ok("installed".to_string()),
-                        Probe::Pending(s) => {
-                            Err(format!("install job {job_name} not finished: {s}"))
-                        }
-                        Probe::Failed(s) => Err(format!("install job {job_name}: {s}")),
-                    }),
-                    Ok(None) => Ok(Err(format!("install job {job_name} does not exist"))),
-                    Err(e) => Err(api_error(&e)),
-                }
-            }
-        },
-        Ok(None) => Ok(Err("does not exist".to_string())),
-        Err(e) => Err(api_error(&e)),
+    let found = charts.get(Some(ns), &chart.name);
+    let job_name = found
+        .as_ref()
+        .ok()
+        .and_then(|c| c.as_ref())
+        .and_then(|c| c.pointer("/status/jobName"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let fix = match &job_name {
+        Some(job) => format!("see `kubectl -n {ns} logs job/{job}`"),
+        None => format!("see `kubectl -n {ns} describe helmchart/{}`", chart.name),
     };
-    component_outcome(ci, slot, what, result, fix)
+    judged(what, fix, charts, found, |_| {
+        let Some(job_name) = &job_name else {
+            return Err("helm-controller has not run an install job".to_string());
+        };
+        match jobs.get(Some(ns), job_name)? {
+            Some(job) => match job_state(job) {
+                Probe::Ready => Ok("installed".to_string()),
+                Probe::Pending(s) => Err(format!("install job {job_name} not finished: {s}")),
+                Probe::Failed(s) => Err(format!("install job {job_name}: {s}")),
+            },
+            None => Err(format!("install job {job_name} does not exist")),
+        }
+    })
 }
 
-async fn check_backup(client: Client, i: usize, backup: BackupCheck, now: Timestamp) -> Outcome {
+fn backup_status(
+    listing: &Listing,
+    backup: &BackupCheck,
+    now: Timestamp,
+) -> (BackupStatus, Option<Problem>) {
     let ns = &backup.namespace;
     let name = &backup.cronjob;
-    let r = api_resource("batch", "v1", "CronJob", "cronjobs");
     let mut status = BackupStatus {
         namespace: ns.clone(),
         cronjob: name.clone(),
@@ -773,9 +945,9 @@ async fn check_backup(client: Client, i: usize, backup: BackupCheck, now: Timest
         age_seconds: None,
         detail: String::new(),
     };
-    match get_json(&client, &r, Some(ns), name).await {
+    match listing.get(Some(ns), name) {
         Ok(Some(v)) => {
-            if let Some(t) = timestamp(&v, "/status/lastSuccessfulTime") {
+            if let Some(t) = timestamp(v, "/status/lastSuccessfulTime") {
                 let age = now.as_second() - t.as_second();
                 status.last_success = Some(t.to_string());
                 status.age_seconds = Some(age);
@@ -796,7 +968,7 @@ async fn check_backup(client: Client, i: usize, backup: BackupCheck, now: Timest
             }
         }
         Ok(None) => status.detail = "the CronJob does not exist".into(),
-        Err(e) => status.detail = api_error(&e),
+        Err(e) => status.detail = e,
     }
     let problem = (!status.ok).then(|| Problem {
         subject: format!("backup CronJob {ns}/{name}"),
@@ -805,7 +977,7 @@ async fn check_backup(client: Client, i: usize, backup: BackupCheck, now: Timest
             "see `kubectl -n {ns} get jobs` and the last job's logs; run one now with `kubectl -n {ns} create job --from=cronjob/{name} {name}-manual`"
         ),
     });
-    Outcome::Backup(i, status, problem)
+    (status, problem)
 }
 
 fn human_age(seconds: i64) -> String {

@@ -15,7 +15,7 @@ use crate::error::ApplyError;
 use crate::events::Progress;
 use crate::model::{WaitFor, WorkloadKind};
 use crate::resolve::Resolver;
-use crate::retry::{RetryPolicy, is_not_found, is_transient, message_of};
+use crate::retry::{RetryPolicy, is_not_found, message_of, with_retry};
 
 /// What a look at an object's status says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,12 +294,11 @@ pub(crate) async fn wait_for(
     let start = Instant::now();
     let mut delay = PollDelay::new(ctx.poll);
     loop {
+        // Each look retries passing failures itself (bounded, reported); one that still
+        // fails ends the wait rather than polling a broken API until the timeout.
         let probe = match probe_once(ctx, resolver, what, since).await {
             Ok(p) => p,
-            Err(e) if is_transient(&e) || is_not_found(&e) => {
-                Probe::Pending(format!("API answered: {}", message_of(&e).1))
-            }
-            Err(e) => Probe::Failed(format!("API answered: {}", message_of(&e).1)),
+            Err(e) => Probe::Failed(e.to_string()),
         };
         match probe {
             Probe::Ready => return Ok(()),
@@ -326,34 +325,51 @@ pub(crate) async fn wait_for(
     }
 }
 
-/// One look at a gate. Errors are the API's; callers decide what they mean.
+/// [`get_json`] with the context's retries; `what` names the object in events and errors.
+async fn get_retrying(
+    ctx: &WaitContext<'_>,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, ApplyError> {
+    let what = match namespace {
+        Some(ns) => format!("{} {ns}/{name}", resource.kind),
+        None => format!("{} {name}", resource.kind),
+    };
+    with_retry(ctx.retry, ctx.progress, "read", &what, || {
+        get_json(ctx.client, resource, namespace, name)
+    })
+    .await
+}
+
+/// One look at a gate. Passing API failures are retried; an error is one that stayed.
 pub(crate) async fn probe_once(
     ctx: &WaitContext<'_>,
     resolver: &tokio::sync::Mutex<Resolver>,
     what: &WaitFor,
     since: Option<Timestamp>,
-) -> Result<Probe, kube::Error> {
+) -> Result<Probe, ApplyError> {
     let client = ctx.client;
     match what {
-        WaitFor::CrdEstablished { name } => {
-            Ok(match get_json(client, &crd_resource(), None, name).await? {
+        WaitFor::CrdEstablished { name } => Ok(
+            match get_retrying(ctx, &crd_resource(), None, name).await? {
                 Some(crd) => crd_state(&crd),
                 None => Probe::Pending("the CustomResourceDefinition does not exist yet".into()),
-            })
-        }
+            },
+        ),
         WaitFor::Available {
             kind,
             namespace,
             name,
         } => Ok(
-            match get_json(client, &workload_resource(*kind), Some(namespace), name).await? {
+            match get_retrying(ctx, &workload_resource(*kind), Some(namespace), name).await? {
                 Some(w) => workload_state(*kind, &w),
                 None => Probe::Pending(format!("{kind} does not exist yet")),
             },
         ),
         WaitFor::HelmChartInstalled { namespace, name } => {
             let Some(chart) =
-                get_json(client, &helmchart_resource(), Some(namespace), name).await?
+                get_retrying(ctx, &helmchart_resource(), Some(namespace), name).await?
             else {
                 return Ok(Probe::Pending("the HelmChart does not exist yet".into()));
             };
@@ -363,7 +379,7 @@ pub(crate) async fn probe_once(
                         .into(),
                 ));
             };
-            let Some(job) = get_json(client, &job_resource(), Some(namespace), job_name).await?
+            let Some(job) = get_retrying(ctx, &job_resource(), Some(namespace), job_name).await?
             else {
                 return Ok(Probe::Pending(format!(
                     "install job {job_name} does not exist yet"
@@ -391,12 +407,16 @@ pub(crate) async fn probe_once(
                 &service.namespace,
                 &api_resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
             );
-            let list = slices
-                .list(
-                    &ListParams::default()
-                        .labels(&format!("kubernetes.io/service-name={}", service.name)),
-                )
-                .await?;
+            let params = ListParams::default()
+                .labels(&format!("kubernetes.io/service-name={}", service.name));
+            let list = with_retry(
+                ctx.retry,
+                ctx.progress,
+                "list",
+                &format!("EndpointSlices of Service {service}"),
+                || slices.list(&params),
+            )
+            .await?;
             let ready = list.items.iter().any(|s| {
                 s.data
                     .get("endpoints")
@@ -426,7 +446,7 @@ async fn dry_run_create(
     ctx: &WaitContext<'_>,
     resolver: &tokio::sync::Mutex<Resolver>,
     probe: &Value,
-) -> Result<Probe, kube::Error> {
+) -> Result<Probe, ApplyError> {
     let r = crate::model::ObjectRef::from_manifest(probe);
     let resolved = match resolver
         .lock()
@@ -447,8 +467,14 @@ async fn dry_run_create(
         (Some(ns), true) => Api::namespaced_with(ctx.client.clone(), ns, &resolved.resource),
         _ => Api::all_with(ctx.client.clone(), &resolved.resource),
     };
-    let object: DynamicObject =
-        serde_json::from_value(probe.clone()).map_err(kube::Error::SerdeError)?;
+    let object: DynamicObject = match serde_json::from_value(probe.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            return Ok(Probe::Failed(format!(
+                "the webhook probe {r} is not a valid object: {e}"
+            )));
+        }
+    };
     let params = PostParams {
         dry_run: true,
         field_manager: Some(ctx.field_manager.to_string()),

@@ -421,6 +421,67 @@ async fn standin_status_reports_ready_and_unready_objects_as_json() {
     );
 }
 
+/// `status` of a seed-sized lab is one round of requests: `GET /version` and one
+/// cluster-wide list per kind its checks read, all in flight together, whatever the number
+/// of objects checked (38 here).
+#[tokio::test]
+async fn standin_status_is_one_round_of_one_list_per_kind() {
+    let standin = StandIn::start(&StandInOptions {
+        controller_delay: Duration::from_millis(10),
+        crd_delay: Duration::ZERO,
+        nodes: vec!["server-1".into(), "agent-1".into(), "agent-2".into()],
+        ..StandInOptions::default()
+    });
+    let backend = Backend::StandIn(standin);
+    let cluster = connect(&backend).await;
+    let Backend::StandIn(standin) = &backend else {
+        unreachable!()
+    };
+    let (plan, checks) = support::seed_sized_lab();
+    let plan: ApplyPlan = serde_json::from_value(plan).unwrap();
+    let mut checks: StatusChecks = serde_json::from_value(checks).unwrap();
+    checks.urls.clear();
+    cluster
+        .apply(&plan, &options(&backend), &|_| {})
+        .await
+        .expect("apply the seed-sized lab");
+    for b in &checks.backups {
+        standin.patch_status(
+            &format!(
+                "/apis/batch/v1/namespaces/{}/cronjobs/{}",
+                b.namespace, b.cronjob
+            ),
+            json!({"lastSuccessfulTime": now_minus(60)}),
+        );
+    }
+    let checked: usize = checks
+        .components
+        .iter()
+        .map(|c| {
+            c.helm_charts.len()
+                + c.workloads.len()
+                + c.pvcs.len()
+                + c.load_balancers.len()
+                + c.certificates.len()
+        })
+        .sum::<usize>()
+        + checks.backups.len()
+        + 1;
+    assert_eq!(checked, 38, "checks of the seed-sized lab");
+
+    // With latency, requests sent one after the other would never overlap.
+    standin.set_latency(Duration::from_millis(300));
+    standin.reset_max_in_flight();
+    let before = standin.request_count();
+    let report = cluster.status(&checks, &StatusOptions::default()).await;
+    let requests = standin.request_count() - before;
+    assert_eq!(report.health, Health::Healthy, "{:#?}", report.problems);
+    // version + Node, HelmChart, Job, Deployment, StatefulSet, DaemonSet,
+    // PersistentVolumeClaim, Service, Certificate, CronJob
+    assert_eq!(requests, 11, "one request per kind, not per object");
+    assert_eq!(standin.max_in_flight(), 11, "all sent at once");
+}
+
 #[tokio::test]
 async fn real_cluster_status_names_an_unready_workload() {
     let Some(kubeconfig) = real_cluster("real_cluster_status_names_an_unready_workload") else {

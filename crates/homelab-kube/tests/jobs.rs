@@ -424,13 +424,57 @@ async fn passing_read_failures_are_looked_past_and_a_deleted_job_is_reported() {
         }
         inner(req)
     }));
-    let (_, sink) = recorder();
+    let (events, sink) = recorder();
     let outcome = run_job(&cluster, &job_manifest(), &options(), &sink)
         .await
         .unwrap();
     drop(cluster);
     server.await.unwrap();
     assert!(outcome.succeeded);
+    // ... and the retry is said on the progress line.
+    assert!(
+        events.lock().unwrap().iter().any(|e| matches!(e,
+            JobEvent::Retrying { action, attempt: 1, reason }
+                if action == "read Job data/restore-1" && reason == "HTTP 503: try again")),
+        "{:?}",
+        events.lock().unwrap()
+    );
+
+    // An API that stays unavailable: the retries are bounded, and the error says the Job
+    // may still be running and how to follow it.
+    let (cluster, server) = mock(Box::new(|req| match req.method.as_str() {
+        "POST" => Reply::Json(201, job_with_status("uid-1", json!({}))),
+        _ => Reply::Json(
+            503,
+            status(503, "ServiceUnavailable", "apiserver is restarting"),
+        ),
+    }));
+    let (events, sink) = recorder();
+    let err = run_job(&cluster, &job_manifest(), &options(), &sink)
+        .await
+        .unwrap_err();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    assert!(matches!(err, JobError::LostTrack { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("apiserver is restarting")
+            && text.contains("kubectl -n data logs -f job/restore-1"),
+        "{text}"
+    );
+    let gets = seen.iter().filter(|s| s.method == "GET").count() as u32;
+    assert_eq!(
+        gets,
+        options().retry.attempts,
+        "one look, retried up to the bound"
+    );
+    let retries = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, JobEvent::Retrying { .. }))
+        .count() as u32;
+    assert_eq!(retries, options().retry.attempts - 1);
 
     // A Job deleted by someone else while it is followed.
     let (cluster, server) = mock(Box::new(|req| match req.method.as_str() {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use homelab_kube::{
     ApplyError, ApplyEvent, ApplyOptions, ApplyPlan, ApplySetRef, ApplyUnit, Cluster, DiffOptions,
-    NamespacedName, ObjectChange, ObjectOutcome, RetryPolicy, WaitFor, WorkloadKind, applyset_id,
+    Health, NamespacedName, ObjectChange, ObjectOutcome, RetryPolicy, StatusChecks, StatusOptions,
+    WaitFor, WorkloadKind, applyset_id,
 };
 use http::{Request, Response};
 use kube::client::Body;
@@ -661,26 +662,24 @@ async fn conflicts_throttling_and_server_errors_are_retried_with_backoff() {
             _ => None,
         })
         .collect();
+    // Each wait is jittered within the upper half of the doubling backoff (1, 2, 4 ms).
+    let said: Vec<(u32, String)> = retries.iter().map(|(a, _, r)| (*a, r.clone())).collect();
     assert_eq!(
-        retries,
-        vec![
-            (
-                1,
-                Duration::from_millis(1),
-                "HTTP 409: scripted failure 409".to_string()
-            ),
-            (
-                2,
-                Duration::from_millis(2),
-                "HTTP 429: scripted failure 429".to_string()
-            ),
-            (
-                3,
-                Duration::from_millis(4),
-                "HTTP 503: scripted failure 503".to_string()
-            ),
+        said,
+        [
+            (1, "HTTP 409: scripted failure 409".to_string()),
+            (2, "HTTP 429: scripted failure 429".to_string()),
+            (3, "HTTP 503: scripted failure 503".to_string()),
         ]
     );
+    for ((attempt, wait, _), cap_ms) in retries.iter().zip([1u64, 2, 4]) {
+        let cap = Duration::from_millis(cap_ms);
+        assert!(
+            *wait >= cap / 2 && *wait <= cap,
+            "attempt {attempt}: waited {wait:?}, not within {:?}..={cap:?}",
+            cap / 2
+        );
+    }
 }
 
 #[tokio::test]
@@ -1369,5 +1368,180 @@ async fn gates_that_all_pass_are_looked_at_once_each_and_the_rest_in_order() {
             "waiting CustomResourceDefinition b.example.com to be established",
             "done CustomResourceDefinition b.example.com to be established",
         ]
+    );
+}
+
+fn version() -> Value {
+    json!({"major": "1", "minor": "34", "gitVersion": "v1.34.1+k3s1", "gitCommit": "", "gitTreeState": "clean",
+        "buildDate": "", "goVersion": "", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+/// `status` lists each kind once cluster-wide, all at once with `/version`; where the user may
+/// not list a kind cluster-wide (403), it lists it in each namespace the checks look into.
+#[tokio::test]
+async fn status_lists_each_kind_once_and_falls_back_to_namespaces_when_forbidden() {
+    let (cluster, server) = mock(Box::new(|req| {
+        let list = |items: Value| {
+            Some((
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+            ))
+        };
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/version") => Some((200, version())),
+            ("GET", "/api/v1/nodes") => list(
+                json!([{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "server-1"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}]),
+            ),
+            ("GET", "/apis/apps/v1/deployments") => Some((
+                403,
+                status(
+                    403,
+                    "Forbidden",
+                    "deployments.apps is forbidden at the cluster scope",
+                ),
+            )),
+            ("GET", "/apis/apps/v1/namespaces/apps/deployments") => list(json!([
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps", "generation": 1},
+                 "spec": {"replicas": 1},
+                 "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}])),
+            ("GET", "/apis/apps/v1/namespaces/data/deployments") => Some((
+                403,
+                status(403, "Forbidden", "deployments.apps is forbidden in data"),
+            )),
+            ("GET", "/api/v1/persistentvolumeclaims") => list(json!([
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db", "namespace": "data"}, "status": {"phase": "Bound"}},
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db", "namespace": "apps"}, "status": {"phase": "Pending"}}])),
+            ("GET", "/apis/cert-manager.io/v1/certificates") => Some((
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            )),
+            _ => None,
+        }
+    }));
+    let checks: StatusChecks = serde_json::from_value(json!({
+        "nodes": ["server-1"],
+        "components": [
+            {"name": "web", "namespace": "apps", "workloads": [{"kind": "Deployment", "name": "web"}], "certificates": ["web-tls"]},
+            {"name": "db", "namespace": "data", "workloads": [{"kind": "Deployment", "name": "db"}], "pvcs": ["db"]},
+        ],
+    }))
+    .unwrap();
+    let options = StatusOptions {
+        retry: RetryPolicy::with_retries(0),
+        ..StatusOptions::default()
+    };
+    let report = cluster.status(&checks, &options).await;
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let mut lines: Vec<String> = seen.iter().map(Seen::line).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "GET /api/v1/nodes",
+            "GET /api/v1/persistentvolumeclaims",
+            "GET /apis/apps/v1/deployments",
+            "GET /apis/apps/v1/namespaces/apps/deployments",
+            "GET /apis/apps/v1/namespaces/data/deployments",
+            "GET /apis/cert-manager.io/v1/certificates",
+            "GET /version",
+        ]
+    );
+    assert_eq!(report.health, Health::Unhealthy);
+    assert_eq!(report.version.as_deref(), Some("v1.34.1+k3s1"));
+    let details: Vec<(String, bool, String)> = report
+        .components
+        .iter()
+        .flat_map(|c| {
+            c.checks
+                .iter()
+                .map(|k| (k.what.clone(), k.ok, k.detail.clone()))
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("Deployment apps/web".to_string(), true, "ready".to_string()),
+            (
+                "Certificate apps/web-tls".to_string(),
+                false,
+                "does not exist (the cluster does not serve Certificate.cert-manager.io at all yet)".to_string()
+            ),
+            (
+                "Deployment data/db".to_string(),
+                false,
+                "API error 403: deployments.apps is forbidden in data".to_string()
+            ),
+            ("PersistentVolumeClaim data/db".to_string(), true, "Bound".to_string()),
+        ]
+    );
+}
+
+/// `GET /version` answered 503 (K3s starting) is asked again, each retry reported; a server
+/// that keeps answering 503 is unreachable after the bounded attempts.
+#[tokio::test]
+async fn the_version_check_waits_for_a_starting_server_within_bounds() {
+    let mut unavailable = 3;
+    let (cluster, server) = mock(Box::new(move |req| {
+        if req.path == "/version" && unavailable > 0 {
+            unavailable -= 1;
+            return Some((
+                503,
+                status(503, "ServiceUnavailable", "apiserver not ready"),
+            ));
+        }
+        (req.path == "/version").then(|| (200, version()))
+    }));
+    let (events, sink) = recorder();
+    let policy = fast().retry;
+    assert_eq!(
+        cluster.ping_with(&policy, &sink).await.unwrap(),
+        "v1.34.1+k3s1"
+    );
+    drop(cluster);
+    assert_eq!(server.await.unwrap().len(), 4);
+    let attempts: Vec<u32> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::Retrying {
+                action,
+                object,
+                attempt,
+                reason,
+                ..
+            } => {
+                assert_eq!(
+                    (action.as_str(), object.as_str()),
+                    ("read", "version of the Kubernetes API")
+                );
+                assert_eq!(reason, "HTTP 503: apiserver not ready");
+                Some(*attempt)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+
+    let (cluster, server) = mock(Box::new(|req| {
+        (req.path == "/version").then(|| {
+            (
+                503,
+                status(503, "ServiceUnavailable", "apiserver not ready"),
+            )
+        })
+    }));
+    let err = cluster.ping_with(&policy, &|_| {}).await.unwrap_err();
+    drop(cluster);
+    assert_eq!(server.await.unwrap().len(), policy.attempts as usize);
+    assert_eq!(
+        err.to_string(),
+        "the Kubernetes API at https://mock is unreachable: apiserver not ready (HTTP 503, after 4 attempts); check the cluster is running and the kubeconfig points at it (nothing was changed)"
     );
 }

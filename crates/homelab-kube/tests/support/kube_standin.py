@@ -29,7 +29,10 @@ Faults, for the retry and safety tests (through the admin API or flags):
   the connection with a TCP reset instead of answering, or with `action: restart` does that
   and also stops listening for `seconds` (clients are refused), as a restarting K3s does;
 - `--ignore-label-selectors` (or POST /_standin/mode {"ignoreLabelSelectors": true}) makes
-  lists return every object of the kind, as a server or proxy that drops the parameter would.
+  lists return every object of the kind, as a server or proxy that drops the parameter would;
+- POST /_standin/mode {"latencyMs": N} changes the latency added to every request.
+GET /_standin/requests says how many API requests were served and the most answered at once
+(`maxInFlight`, reset by DELETE).
 
 Tests talk to it only through the Kubernetes API (and a small /_standin/ admin API for fault
 injection and request counts). It prints "READY <port>" once it listens.
@@ -219,6 +222,8 @@ class StandIn(kmock.KubernetesEmulator):
         self.rv = itertools.count(100)
         self.faults = []
         self.request_count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.chart_payloads = {}  # (namespace, name) of a HelmChart -> manifests it installs
         self.chart_installed = {}  # (namespace, name) of a HelmChart -> keys it created
         self.lb_addresses = (f'192.0.2.{i}' for i in itertools.count(10))
@@ -290,15 +295,23 @@ class StandIn(kmock.KubernetesEmulator):
         return aiohttp.web.json_response(obj, status=status)
 
     async def _handle(self, request):
+        path = request.url.path
+        if path.startswith('/_standin/'):
+            return await self._admin(request)
         self.request_count += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._serve(request, path)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, request, path):
         if self.request_log is not None:
             self.request_log.write(f'{request.method} {request.url.path_qs}\n')
             self.request_log.flush()
         if self.latency:
             await asyncio.sleep(self.latency)
-        path = request.url.path
-        if path.startswith('/_standin/'):
-            return await self._admin(request)
         for fault in self.faults:
             if fault['count'] > 0 and fault['method'] in (request.method, '*') \
                     and re.search(fault['path'], path):
@@ -332,7 +345,8 @@ class StandIn(kmock.KubernetesEmulator):
                 runner = server.server.runner
                 transports += list(runner.server._connections.values())
                 sites += list(runner.sites)
-            for site in sites:
+            sites = [(site, site._server.sockets[0].getsockname()[:2]) for site in sites]
+            for site, _ in sites:
                 site._server.close()
         for transport in transports:
             if transport is None or transport.is_closing():
@@ -348,8 +362,7 @@ class StandIn(kmock.KubernetesEmulator):
 
     async def _listen(self, sites):
         loop = asyncio.get_running_loop()
-        for site in sites:
-            host, port = site._sock.getsockname()[:2]
+        for site, (host, port) in sites:
             site._server = await loop.create_server(site._runner.server, host=host, port=port,
                                                     reuse_address=True)
 
@@ -359,7 +372,10 @@ class StandIn(kmock.KubernetesEmulator):
             mode = dict(request.data)
             if 'ignoreLabelSelectors' in mode:
                 self.ignore_label_selectors = bool(mode['ignoreLabelSelectors'])
-            return self._json({'ignoreLabelSelectors': self.ignore_label_selectors})
+            if 'latencyMs' in mode:
+                self.latency = float(mode['latencyMs']) / 1000.0
+            return self._json({'ignoreLabelSelectors': self.ignore_label_selectors,
+                               'latencyMs': self.latency * 1000.0})
         if path == '/_standin/faults' and request.method == 'POST':
             fault = dict(request.data)
             fault.setdefault('method', '*')
@@ -369,8 +385,11 @@ class StandIn(kmock.KubernetesEmulator):
         if path == '/_standin/faults' and request.method == 'DELETE':
             self.faults.clear()
             return self._json({'faults': 0})
-        if path == '/_standin/requests':
+        if path == '/_standin/requests' and request.method == 'DELETE':
+            self.max_in_flight = self.in_flight
             return self._json({'count': self.request_count})
+        if path == '/_standin/requests':
+            return self._json({'count': self.request_count, 'maxInFlight': self.max_in_flight})
         if path == '/_standin/charts' and request.method == 'POST':
             chart = dict(request.data)
             self.chart_payloads[(chart['namespace'], chart['name'])] = list(chart.get('objects', []))

@@ -238,7 +238,31 @@ impl StandIn {
         self.request("DELETE", "/_standin/faults", "application/json", None);
     }
 
-    /// How many requests the stand-in served so far.
+    /// The most API requests the stand-in was answering at once since the last
+    /// [`StandIn::reset_max_in_flight`].
+    pub fn max_in_flight(&self) -> u64 {
+        self.request("GET", "/_standin/requests", "application/json", None)
+            .1["maxInFlight"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Changes the latency added to every request from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        let (code, _) = self.request(
+            "POST",
+            "/_standin/mode",
+            "application/json",
+            Some(&json!({"latencyMs": latency.as_secs_f64() * 1000.0})),
+        );
+        assert_eq!(code, 200);
+    }
+
+    pub fn reset_max_in_flight(&self) {
+        self.request("DELETE", "/_standin/requests", "application/json", None);
+    }
+
+    /// How many API requests the stand-in served so far (its admin API's not counted).
     pub fn request_count(&self) -> u64 {
         self.request("GET", "/_standin/requests", "application/json", None)
             .1["count"]

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use homelab_kube::{
     ApplyEvent, ApplyOptions, ApplyReport, Cluster, ConnectError, KubeconfigSource, ObjectOutcome,
-    Progress,
+    Progress, RetryPolicy,
 };
 use homelab_plan::Plan;
 use homelab_secrets::{Identities, IdentityEnv, SecretsStore};
@@ -54,9 +54,20 @@ pub struct ClusterArgs {
     /// The kubeconfig context to use instead of its current one.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// How often a request that failed for a passing reason (HTTP 429 or 5xx, a reset
+    /// connection, or a refused one once the API has answered, as while K3s restarts) is
+    /// tried again, with pauses from 0.25 s doubling to 8 s (jittered); each retry is shown.
+    /// 0 gives up at once.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub api_retries: u32,
 }
 
 impl ClusterArgs {
+    /// The retries `--api-retries` asks for.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy::with_retries(self.api_retries)
+    }
+
     /// Where to find the kubeconfig, in the documented order.
     pub fn source(&self, lab_name: &str) -> KubeconfigSource {
         let default_path = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| {
@@ -80,6 +91,36 @@ pub(crate) fn connect_error(e: ConnectError, unreachable_code: u8) -> anyhow::Er
         message: e.to_string(),
     }
     .into()
+}
+
+/// Shows the retries of API requests as progress lines (`retrying list ... in 0.4s (attempt 1
+/// failed: HTTP 503: ...)`); silent with `--quiet` and `--output json`. For commands whose
+/// only progress is retries (`diff`, `status`, connecting).
+pub(crate) struct RetryLines<'o>(pub &'o Output);
+
+impl Progress for RetryLines<'_> {
+    fn event(&self, event: ApplyEvent) {
+        if let Some(line) = retry_line(&event) {
+            self.0.status(line);
+        }
+    }
+}
+
+/// The progress line of a retry event.
+fn retry_line(event: &ApplyEvent) -> Option<String> {
+    match event {
+        ApplyEvent::Retrying {
+            action,
+            object,
+            attempt,
+            backoff,
+            reason,
+        } => Some(format!(
+            "retrying {action} {object} in {:.1}s (attempt {attempt} failed: {reason})",
+            backoff.as_secs_f64()
+        )),
+        _ => None,
+    }
 }
 
 /// A runtime for the one library call a command makes.
@@ -132,8 +173,9 @@ pub fn run(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8
     let lab = &loaded.lab.name;
     let rt = runtime()?;
     let source = args.cluster.source(lab);
+    let retry = args.cluster.retry();
     let cluster = rt
-        .block_on(Cluster::connect(&source))
+        .block_on(Cluster::connect_with(&source, &retry, &RetryLines(out)))
         .map_err(|e| connect_error(e, exit::FAILURE))?;
     let units = cluster_plan.apply.units.len();
     let objects: usize = cluster_plan
@@ -155,6 +197,7 @@ pub fn run(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8
     let mut options = ApplyOptions {
         dry_run: args.dry_run,
         prune: args.prune,
+        retry,
         ..ApplyOptions::default()
     };
     if let Some(t) = args.timeout {
@@ -438,16 +481,11 @@ impl Progress for ApplyProgress<'_> {
                     self.line(format!("{unit}: {object} {would}{}", outcome.as_str()));
                 }
             }
-            ApplyEvent::Retrying {
-                action,
-                object,
-                attempt,
-                backoff,
-                reason,
-            } => self.line(format!(
-                "retrying {action} {object} in {:.1}s (attempt {attempt} failed: {reason})",
-                backoff.as_secs_f64()
-            )),
+            ApplyEvent::Retrying { .. } => {
+                if let Some(line) = retry_line(&event) {
+                    self.line(line);
+                }
+            }
             ApplyEvent::Waiting { unit, what } => {
                 if let Some(bar) = state.units.get(&unit).and_then(|l| l.bar.as_ref()) {
                     bar.set_message(format!("waiting for {what}"));

@@ -129,7 +129,7 @@ pub(crate) fn no_report(ran: &Ran, what: &str, e: &homelab_backup::RecordError) 
 
 fn postgres(global: &Global, args: &RunArgs, out: &Output) -> anyhow::Result<u8> {
     let (_, _, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab)?;
+    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
     out.status(format!(
         "Backing up PostgreSQL of lab `{}` now (from CronJob {}/{})",
         setup.lab, setup.namespace, setup.cronjob
@@ -285,7 +285,7 @@ fn run_text(run: &BackupRun, setup: &BackupSetup) -> String {
 
 fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
     let (loaded, plan, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab)?;
+    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
     let script_args: Vec<String> = if args.verify {
         vec!["--verify".into()]
     } else {
@@ -517,7 +517,7 @@ fn drill(global: &Global, args: &DrillArgs, out: &Output) -> anyhow::Result<u8> 
         check_database_name("--db", db)?;
     }
     let (_, _, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab)?;
+    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
     let script_args: Vec<String> = args
         .databases
         .iter()

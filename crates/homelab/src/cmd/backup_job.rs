@@ -236,16 +236,26 @@ fn salt() -> u16 {
 pub struct Connected {
     rt: tokio::runtime::Runtime,
     cluster: Cluster,
+    /// `--api-retries`, for every request of the Job's run.
+    retry: homelab_kube::RetryPolicy,
 }
 
 /// Connects to the lab's cluster: a kubeconfig that is missing or wrong is a usage error (2),
 /// an API that does not answer a failure (1).
-pub fn connect(args: &JobArgs, lab_name: &str) -> anyhow::Result<Connected> {
+pub fn connect(args: &JobArgs, lab_name: &str, out: &Output) -> anyhow::Result<Connected> {
     let rt = super::apply::runtime()?;
     let cluster = rt
-        .block_on(Cluster::connect(&args.cluster.source(lab_name)))
+        .block_on(Cluster::connect_with(
+            &args.cluster.source(lab_name),
+            &args.cluster.retry(),
+            &super::apply::RetryLines(out),
+        ))
         .map_err(|e| super::apply::connect_error(e, exit::FAILURE))?;
-    Ok(Connected { rt, cluster })
+    Ok(Connected {
+        rt,
+        cluster,
+        retry: args.cluster.retry(),
+    })
 }
 
 /// A Job that ran to an end (succeeded or not).
@@ -344,7 +354,7 @@ pub fn run(
         timeout,
         poll_interval: Duration::from_millis(500),
         follow_log: !out.quiet && !out.is_json(),
-        ..JobOptions::default()
+        retry: conn.retry.clone(),
     };
     let progress = |event: JobEvent| match event {
         JobEvent::Created { namespace, name } => out.status(format!(
@@ -363,7 +373,9 @@ pub fn run(
             action,
             attempt,
             reason,
-        } => out.detail(format!("  retrying {action} (attempt {attempt}): {reason}")),
+        } => out.status(format!(
+            "  retrying {action} (attempt {attempt} failed: {reason})"
+        )),
     };
     let outcome = conn
         .rt

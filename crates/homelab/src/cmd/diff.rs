@@ -7,7 +7,7 @@ use clap::Args;
 use homelab_kube::{Cluster, DiffOptions, DiffReport, ObjectChange};
 use serde_json::json;
 
-use super::apply::{ClusterArgs, connect_error, load_cluster_plan, runtime};
+use super::apply::{ClusterArgs, RetryLines, connect_error, load_cluster_plan, runtime};
 use crate::cli::Global;
 use crate::cluster_plan::component_of_unit;
 use crate::exit::{self, Exit};
@@ -40,15 +40,21 @@ pub fn run(global: &Global, args: &DiffArgs, out: &Output) -> anyhow::Result<u8>
     let (loaded, _plan, cluster_plan) = load_cluster_plan(global, out).map_err(failed)?;
     let lab = &loaded.lab.name;
     let rt = runtime().map_err(failed)?;
+    let retry = args.cluster.retry();
+    let progress = RetryLines(out);
     let cluster = rt
-        .block_on(Cluster::connect(&args.cluster.source(lab)))
+        .block_on(Cluster::connect_with(
+            &args.cluster.source(lab),
+            &retry,
+            &progress,
+        ))
         .map_err(|e| connect_error(e, exit::USAGE))?;
     let options = DiffOptions {
         prune: args.prune,
-        ..DiffOptions::default()
+        retry,
     };
     let report = rt
-        .block_on(cluster.diff(&cluster_plan.apply, &options))
+        .block_on(cluster.diff_with(&cluster_plan.apply, &options, &progress))
         .map_err(|e| failed(anyhow::anyhow!("cannot compute the diff: {e}")))?;
     let changes = report.has_changes();
     let code = if changes { exit::FAILURE } else { exit::OK };

@@ -173,7 +173,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
         }
         .into());
     }
-    let conn = backup_job::connect(&args.job, &setup.lab)?;
+    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
     let name = match target {
         Target::Database(db) => format!("database {db}"),
         Target::Globals => "the roles".to_string(),

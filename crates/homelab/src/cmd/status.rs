@@ -11,7 +11,7 @@ use clap::Args;
 use homelab_kube::{Cluster, Health, StatusOptions, StatusReport, TlsCheckOptions};
 use serde_json::json;
 
-use super::apply::{ClusterArgs, connect_error, runtime};
+use super::apply::{ClusterArgs, RetryLines, connect_error, runtime};
 use crate::cli::Global;
 use crate::exit;
 use crate::output::Output;
@@ -93,9 +93,10 @@ pub fn run(global: &Global, args: &StatusArgs, out: &Output) -> anyhow::Result<u
         .map_err(|e| connect_error(e, exit::USAGE))?;
     let options = StatusOptions {
         tls,
+        retry: args.cluster.retry(),
         ..StatusOptions::default()
     };
-    let report = rt.block_on(cluster.status(&checks, &options));
+    let report = rt.block_on(cluster.status_with(&checks, &options, &RetryLines(out)));
     let code = match report.health {
         Health::Healthy => exit::OK,
         Health::Unhealthy => exit::FAILURE,
