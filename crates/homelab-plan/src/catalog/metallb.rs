@@ -14,17 +14,24 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     let net = &ctx.lab.network;
     let mut c = Component::new("metallb", Layer::Infrastructure, Some(NS));
     c.add("namespace.yaml", infra_namespace());
+    let values = json!({
+        // Layer 2 only: the spec has no BGP, so neither the FRR sidecar nor the FRR-K8s
+        // DaemonSet (the chart's default BGP backend since 0.15) is deployed.
+        "speaker": {"frr": {"enabled": false}},
+        "frrk8s": {"enabled": false},
+        "controller": {"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}},
+    });
     let pin = versions::METALLB;
     c.releases.push(HelmRelease {
         name: "metallb".into(),
         namespace: NS.into(),
-        chart: ChartRef { name: pin.dep_name.into(), repo: pin.registry_url.into(), version: pin.version.into() },
+        chart: ChartRef {
+            name: pin.dep_name.into(),
+            repo: pin.registry_url.into(),
+            version: pin.version.into(),
+        },
         create_namespace: false,
-        values: json!({
-            // Layer 2 only: the FRR routing sidecar is for BGP, which a home LAN does not use.
-            "speaker": {"frr": {"enabled": false}},
-            "controller": {"resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}},
-        }),
+        values,
     });
     let l = || labels("metallb", "metallb", "load-balancer");
     c.add(

@@ -230,6 +230,9 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     for monitor in pod_monitors(ctx) {
         c.add("monitors.yaml", monitor);
     }
+    for object in metallb_monitor() {
+        c.add("monitors.yaml", object);
+    }
     c.endpoints.push(Endpoint {
         name: "grafana".into(),
         url: format!("https://{grafana}"),
@@ -610,12 +613,6 @@ fn pod_monitors(ctx: &Ctx) -> Vec<Value> {
         json!({"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}),
         "http-metrics",
     );
-    pm(
-        "metallb",
-        "infra",
-        json!({"app.kubernetes.io/name": "metallb"}),
-        "monitoring",
-    );
     if ctx.lab.services.postgres.is_some() {
         pm(
             "postgres",
@@ -625,6 +622,46 @@ fn pod_monitors(ctx: &Ctx) -> Vec<Value> {
         );
     }
     out
+}
+
+/// MetalLB's controller and speaker serve their metrics themselves, always over HTTPS and
+/// only to a caller whose token may `get /metrics` (Prometheus's ClusterRole may), on the
+/// port `metricshttps` (9120). A headless Service over both and a ServiceMonitor with
+/// Prometheus's own token scrape them. They live here rather than in the chart's values:
+/// the chart's monitors need the monitoring CRDs, which this component installs after
+/// MetalLB, and 0.16.1's PodMonitor names a port (`monitoring`) its pods do not have
+/// (docs/adr/0080-metallb-metrics-from-the-monitoring-component.md).
+fn metallb_monitor() -> Vec<Value> {
+    let metallb_ns = super::nfs::NS;
+    let l = labels("metallb", "metallb-metrics", "monitoring");
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata("metallb-metrics", Some(metallb_ns), l.clone()),
+            "spec": {
+                "clusterIP": "None",
+                "selector": {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/instance": "metallb"},
+                "ports": [{"name": "metricshttps", "port": 9120, "targetPort": "metricshttps"}],
+            },
+        }),
+        json!({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": metadata("metallb", Some(NS), labels("metallb", "metallb", "monitoring")),
+            "spec": {
+                "namespaceSelector": {"matchNames": [metallb_ns]},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/instance": "metallb-metrics"}},
+                "endpoints": [{
+                    "port": "metricshttps",
+                    "scheme": "https",
+                    "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                    // The serving certificate is self-signed by MetalLB itself.
+                    "tlsConfig": {"insecureSkipVerify": true},
+                }],
+            },
+        }),
+    ]
 }
 
 /// Runbooks for the alerts that no other component documents.

@@ -364,8 +364,14 @@ pub fn run_lab(spec: &str) -> LabRun {
     let cluster = cluster_objects(&chart_objects);
     objects.extend(chart_objects);
 
+    // CustomResourceDefinitions are validated once for all labs (check_crds).
+    let without_crds: Vec<Obj> = objects
+        .iter()
+        .filter(|o| o.kind() != "CustomResourceDefinition")
+        .cloned()
+        .collect();
     findings.extend(schemas::kubernetes(
-        &objects,
+        &without_crds,
         &kube_version,
         &tmp.path().join("validate"),
     ));
@@ -389,4 +395,45 @@ fn build_layers(root: &Path) -> Vec<Value> {
     }
     assert!(!objects.is_empty(), "no layer in {}", root.display());
     objects
+}
+
+/// Templates every lab's charts and validates each distinct CRD among them once with the
+/// strict Kubernetes schemas.
+pub fn check_crds(labs: &[(&str, String)]) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut findings = Vec::new();
+    let mut crds: Vec<Obj> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut kube_versions = std::collections::BTreeSet::new();
+    for (i, (name, spec)) in labs.iter().enumerate() {
+        let dir = tmp.path().join(format!("{i}"));
+        write_k3s(&render_k3s(&plan_of(spec)), &dir.join("tree"), false);
+        let kube_version = kube_version(spec);
+        let releases = releases(&build_layers(&dir.join("tree")), &kube_version);
+        kube_versions.insert(kube_version.clone());
+        for result in setup::template_all(&releases, &kube_version, &dir.join("helm")) {
+            match result {
+                Ok(t) => {
+                    for o in t.objects {
+                        if o["kind"] == "CustomResourceDefinition" && seen.insert(o.to_string()) {
+                            crds.push(Obj {
+                                origin: t.release.id(),
+                                value: o,
+                            });
+                        }
+                    }
+                }
+                Err(e) => findings.push(format!("lab {name}: {e}")),
+            }
+        }
+    }
+    assert!(!crds.is_empty(), "no chart ships a CRD");
+    for kube_version in kube_versions {
+        findings.extend(schemas::kubernetes(
+            &crds,
+            &kube_version,
+            &tmp.path().join(format!("validate-{kube_version}")),
+        ));
+    }
+    findings
 }

@@ -18,6 +18,10 @@ pub struct Crds {
     schemas: BTreeMap<(String, String, String), Value>,
     /// (group, kind) -> whether the CRD is namespaced.
     namespaced: BTreeMap<(String, String), bool>,
+    /// Compiled schemas, by the same key as `schemas` (compiling a large CRD costs far more
+    /// than validating one object against it).
+    compiled:
+        std::cell::RefCell<BTreeMap<(String, String, String), std::rc::Rc<jsonschema::Validator>>>,
 }
 
 impl Crds {
@@ -52,6 +56,7 @@ impl Crds {
         let mut crds = Crds {
             schemas: BTreeMap::new(),
             namespaced: BTreeMap::new(),
+            compiled: Default::default(),
         };
         crds.add(objects);
         crds
@@ -59,6 +64,7 @@ impl Crds {
 
     /// Adds the CRDs among `objects`; a later definition of the same kind replaces an earlier one.
     pub fn add(&mut self, objects: &[Value]) {
+        self.compiled.borrow_mut().clear();
         for crd in objects
             .iter()
             .filter(|o| o["kind"] == "CustomResourceDefinition")
@@ -84,7 +90,6 @@ impl Crds {
     }
 
     /// Whether the CRD of this apiVersion and kind is namespaced (`None`: no such CRD).
-    #[allow(dead_code)] // the tree tests only validate; the chart tier also places objects
     pub fn namespaced(&self, api_version: &str, kind: &str) -> Option<bool> {
         let (group, _) = api_version.split_once('/')?;
         self.namespaced
@@ -125,11 +130,24 @@ impl Crds {
                 if namespaced { "needs" } else { "must not have" }
             ));
         }
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .should_validate_formats(false)
-            .build(schema)
-            .map_err(|e| format!("the CRD schema of {api} {kind} does not compile: {e}"))?;
+        let key = (group.to_string(), version.to_string(), kind.to_string());
+        let cached = self.compiled.borrow().get(&key).cloned();
+        let validator = match cached {
+            Some(v) => v,
+            None => {
+                let v = std::rc::Rc::new(
+                    jsonschema::options()
+                        .with_draft(jsonschema::Draft::Draft4)
+                        .should_validate_formats(false)
+                        .build(schema)
+                        .map_err(|e| {
+                            format!("the CRD schema of {api} {kind} does not compile: {e}")
+                        })?,
+                );
+                self.compiled.borrow_mut().insert(key, v.clone());
+                v
+            }
+        };
         let errors: Vec<String> = validator
             .iter_errors(object)
             .map(|e| format!("{} at {}", e, e.instance_path()))
