@@ -955,6 +955,13 @@ impl<'a> Run<'a> {
                     self.id
                 )));
             }
+            if applyset::is_kept(&value) {
+                return Ok(Some(format!(
+                    "it is marked {}={}: homelab never deletes it (delete it by hand if you mean to)",
+                    applyset::ANNOTATION_KEEP,
+                    applyset::KEEP_VALUE
+                )));
+            }
             let params = DeleteParams {
                 dry_run: self.options.dry_run,
                 propagation_policy: Some(PropagationPolicy::Background),
@@ -1043,6 +1050,7 @@ impl<'a> Run<'a> {
                 .collect()
                 .await;
         let mut unlistable = Vec::new();
+        let mut kept: Vec<String> = Vec::new();
         // (kind, name, uid, is ours, owner uids)
         let mut objects: Vec<(String, String, String, bool, Vec<String>)> = Vec::new();
         for (resource, items) in listed {
@@ -1055,6 +1063,13 @@ impl<'a> Run<'a> {
             };
             for item in items {
                 let value = serde_json::to_value(&item).unwrap_or_default();
+                if applyset::is_kept(&value) {
+                    kept.push(format!(
+                        "{} {}",
+                        resource.kind,
+                        item.metadata.name.clone().unwrap_or_default()
+                    ));
+                }
                 objects.push((
                     resource.kind.clone(),
                     item.metadata.name.clone().unwrap_or_default(),
@@ -1073,6 +1088,15 @@ impl<'a> Run<'a> {
             return Ok(Some(format!(
                 "not every kind in namespace {namespace} could be listed, so nothing proves it holds only homelab's objects ({}); fix that, then prune again",
                 unlistable.join("; ")
+            )));
+        }
+        if !kept.is_empty() {
+            kept.sort();
+            return Ok(Some(format!(
+                "namespace {namespace} holds objects marked {}={} ({}), which deleting it would delete; remove them by hand first if you mean to",
+                applyset::ANNOTATION_KEEP,
+                applyset::KEEP_VALUE,
+                name_list(&kept)
             )));
         }
         // Objects made by controllers from ours (a Deployment's ReplicaSets and their Pods)

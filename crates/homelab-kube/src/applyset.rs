@@ -15,6 +15,19 @@ pub(crate) const ANNOTATION_TOOLING: &str = "applyset.kubernetes.io/tooling";
 pub(crate) const ANNOTATION_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 pub(crate) const ANNOTATION_NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 pub(crate) const TOOLING_NAME: &str = "homelab";
+/// An object carrying this annotation with [`KEEP_VALUE`] is never pruned, even when the plan
+/// no longer has it (the static volume of existing NFS data), and its namespace stays.
+pub const ANNOTATION_KEEP: &str = "homelab-rs.github.io/prune";
+pub const KEEP_VALUE: &str = "never";
+
+/// Whether an object is marked to be kept by prune.
+pub(crate) fn is_kept(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_KEEP))
+        .and_then(serde_json::Value::as_str)
+        == Some(KEEP_VALUE)
+}
 
 /// The ApplySet ID of a parent object: `applyset-<base64url(sha256(name.namespace.kind.group))>-v1`
 /// (unpadded URL-safe base64, RFC 4648), the value of both `applyset.kubernetes.io/id` on the

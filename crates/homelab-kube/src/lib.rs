@@ -23,7 +23,7 @@ mod tls;
 mod wait;
 
 pub use apply::{ApplyOptions, ApplyReport, ObjectReport, PrunedObject, UnitReport};
-pub use applyset::{applyset_id, group_kind_label};
+pub use applyset::{ANNOTATION_KEEP, KEEP_VALUE, applyset_id, group_kind_label};
 pub use connect::{Cluster, KubeconfigSource};
 pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
 pub use error::{ApplyError, ConnectError, PlanError};

@@ -968,3 +968,95 @@ async fn standin_dry_run_and_diff_on_an_empty_cluster_write_nothing() {
         assert!(!exists(&cluster, &path).await, "{path} was written");
     }
 }
+
+/// Objects marked `homelab-rs.github.io/prune: never` (the static volume of existing NFS
+/// data and its claim) survive a prune of the unit that had them, and so does their namespace;
+/// the report says why.
+#[tokio::test]
+async fn standin_prune_keeps_objects_marked_never_and_their_namespace() {
+    let standin = StandIn::start(&StandInOptions::default());
+    let mut lab = LabPlan::new("keep");
+    lab.without = vec![
+        "podinfo-chart".into(),
+        "postgres".into(),
+        "cert-manager".into(),
+        "web".into(),
+    ];
+    let media = lab.ns("media");
+    let keep = json!({homelab_kube::ANNOTATION_KEEP: homelab_kube::KEEP_VALUE});
+    let labels = json!({"app.kubernetes.io/name": "media"});
+    let mut with_share = plan(&lab);
+    with_share.units.push(
+        serde_json::from_value(json!({"name": "shares", "dependsOn": ["namespaces"], "objects": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": media, "labels": labels}},
+            {"apiVersion": "v1", "kind": "PersistentVolume",
+             "metadata": {"name": format!("share-{media}"), "labels": labels, "annotations": keep},
+             "spec": {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteMany"],
+                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                      "nfs": {"server": "192.168.2.2", "path": "/volume1/media"},
+                      "claimRef": {"namespace": media, "name": "share-media"}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "share-media", "namespace": media, "labels": labels, "annotations": keep},
+             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
+                      "volumeName": format!("share-{media}"), "resources": {"requests": {"storage": "1Ti"}}}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "settings", "namespace": media, "labels": labels}, "data": {"k": "v"}},
+        ]}))
+        .unwrap(),
+    );
+    let backend = Backend::StandIn(standin);
+    let cluster = connect(&backend).await;
+    let opts = ApplyOptions {
+        prune: true,
+        ..options(&backend)
+    };
+    cluster.apply(&with_share, &opts, &|_| {}).await.unwrap();
+    let pv = format!("/api/v1/persistentvolumes/share-{media}");
+    let pvc = format!("/api/v1/namespaces/{media}/persistentvolumeclaims/share-media");
+    assert!(exists(&cluster, &pv).await && exists(&cluster, &pvc).await);
+
+    // The unit is gone from the plan: its ConfigMap goes, the marked objects and the
+    // namespace stay, each with its reason.
+    let without = plan(&lab);
+    let report = cluster.apply(&without, &opts, &|_| {}).await.unwrap();
+    let by_kind = |kind: &str| {
+        report
+            .pruned
+            .iter()
+            .find(|p| p.object.kind == kind)
+            .unwrap_or_else(|| panic!("{kind} not in {:?}", report.pruned))
+    };
+    assert!(by_kind("ConfigMap").deleted);
+    for kind in ["PersistentVolume", "PersistentVolumeClaim", "Namespace"] {
+        let p = by_kind(kind);
+        assert!(!p.deleted, "{kind} was deleted");
+        let reason = p.kept_because.as_deref().unwrap();
+        assert!(
+            reason.contains("homelab-rs.github.io/prune=never"),
+            "{kind}: {reason}"
+        );
+    }
+    assert!(
+        by_kind("Namespace")
+            .kept_because
+            .as_deref()
+            .unwrap()
+            .contains("PersistentVolumeClaim share-media")
+    );
+    assert!(exists(&cluster, &pv).await && exists(&cluster, &pvc).await);
+    assert!(exists(&cluster, &format!("/api/v1/namespaces/{media}")).await);
+    assert!(
+        !exists(
+            &cluster,
+            &format!("/api/v1/namespaces/{media}/configmaps/settings")
+        )
+        .await
+    );
+    // Pruning again changes nothing and says the same.
+    let again = cluster.apply(&without, &opts, &|_| {}).await.unwrap();
+    assert!(
+        again.pruned.iter().all(|p| !p.deleted),
+        "{:?}",
+        again.pruned
+    );
+}

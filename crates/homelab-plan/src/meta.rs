@@ -7,6 +7,11 @@ pub const PART_OF: &str = "homelab";
 /// `app.kubernetes.io/managed-by` on everything the lab owns.
 pub const MANAGED_BY: &str = "homelab";
 
+/// Marks an object `homelab apply --prune` never deletes, even when the plan no longer has it
+/// (the static volumes of existing NFS data). homelab-kube's prune reads the same pair.
+pub const KEEP_ANNOTATION: &str = "homelab-rs.github.io/prune";
+pub const KEEP_VALUE: &str = "never";
+
 /// The recommended labels (seeds' architecture: name, instance, component, part-of, managed-by).
 pub fn labels(name: &str, instance: &str, component: &str) -> Value {
     json!({

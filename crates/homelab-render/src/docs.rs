@@ -203,7 +203,7 @@ pub(crate) fn component_readme(
             Flavor::Flux => {
                 let _ = writeln!(
                     o,
-                    "Flux installs each release from `helmrelease.yaml` with the chart source in `helmrepository.yaml`; `flux get helmreleases -A` shows their state.\n"
+                    "Flux installs each release from `helmrelease.yaml` with the chart source in `helmrepository.yaml` (`ocirepository.yaml` for a chart from an OCI registry); `flux get helmreleases -A` shows their state.\n"
                 );
             }
         }

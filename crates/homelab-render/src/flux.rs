@@ -1,4 +1,5 @@
-//! The flux flavor's delivery: `HelmRepository` + `HelmRelease` per release, and one Flux
+//! The flux flavor's delivery: `HelmRepository` (or, for a chart in an OCI registry,
+//! `OCIRepository`) + `HelmRelease` per release, and one Flux
 //! `Kustomization` per component (plus a `-config` stage for custom resources whose CRDs the
 //! component's own chart installs), ordered by the plan's dependencies. Pure.
 
@@ -33,15 +34,33 @@ pub(crate) fn needs_own_crds(component: &Component, object: &Object) -> bool {
         .is_some_and(|chart| component.releases.iter().any(|r| r.chart.name == chart))
 }
 
+/// The media type of a Helm chart's layer in an OCI artifact, which an OCIRepository must
+/// select for a HelmRelease to read it as a chart.
+const HELM_CHART_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+/// The source of a release: an `OCIRepository` pinned to the chart's tag for an OCI chart
+/// (the kind Flux recommends for them), a `HelmRepository` otherwise.
 pub(crate) fn helm_repository(release: &HelmRelease, component: &Component) -> Value {
     let chart = &release.chart;
-    let mut spec = json!({"interval": "12h", "url": chart.repo});
-    if chart.is_oci() {
-        spec["type"] = json!("oci");
-    }
+    let (kind, spec) = if chart.is_oci() {
+        (
+            "OCIRepository",
+            json!({
+                "interval": "12h",
+                "url": format!("{}/{}", chart.repo.trim_end_matches('/'), chart.name),
+                "ref": {"tag": chart.version},
+                "layerSelector": {"mediaType": HELM_CHART_LAYER, "operation": "copy"},
+            }),
+        )
+    } else {
+        (
+            "HelmRepository",
+            json!({"interval": "12h", "url": chart.repo}),
+        )
+    };
     json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "HelmRepository",
+        "kind": kind,
         "metadata": {
             "name": release.name,
             "namespace": FLUX_NAMESPACE,
@@ -54,6 +73,34 @@ pub(crate) fn helm_repository(release: &HelmRelease, component: &Component) -> V
 /// The HelmRelease without its values (they are appended as the last key of `spec`).
 fn helm_release_head(release: &HelmRelease, component: &Component) -> Value {
     let chart = &release.chart;
+    let mut spec = serde_json::Map::new();
+    spec.insert("interval".into(), json!("30m"));
+    spec.insert("releaseName".into(), json!(release.name));
+    if chart.is_oci() {
+        // The OCIRepository names the chart and its version.
+        spec.insert(
+            "chartRef".into(),
+            json!({"kind": "OCIRepository", "name": release.name, "namespace": FLUX_NAMESPACE}),
+        );
+    } else {
+        spec.insert(
+            "chart".into(),
+            json!({"spec": {
+                "chart": chart.name,
+                "version": chart.version,
+                "sourceRef": {"kind": "HelmRepository", "name": release.name, "namespace": FLUX_NAMESPACE},
+                "interval": "12h",
+            }}),
+        );
+    }
+    spec.insert(
+        "install".into(),
+        json!({"createNamespace": release.create_namespace, "crds": "CreateReplace", "remediation": {"retries": 3}}),
+    );
+    spec.insert(
+        "upgrade".into(),
+        json!({"crds": "CreateReplace", "remediation": {"retries": 3}}),
+    );
     json!({
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
@@ -62,31 +109,40 @@ fn helm_release_head(release: &HelmRelease, component: &Component) -> Value {
             "namespace": release.namespace,
             "labels": homelab_plan::meta::labels(&chart.name, &release.name, &component.name),
         },
-        "spec": {
-            "interval": "30m",
-            "releaseName": release.name,
-            "chart": {"spec": {
-                "chart": chart.name,
-                "version": chart.version,
-                "sourceRef": {"kind": "HelmRepository", "name": release.name, "namespace": FLUX_NAMESPACE},
-                "interval": "12h",
-            }},
-            "install": {"createNamespace": release.create_namespace, "crds": "CreateReplace", "remediation": {"retries": 3}},
-            "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3}},
-        },
+        "spec": spec,
     })
 }
 
-pub(crate) fn helm_repository_file(component: &Component) -> String {
-    let mut out = String::from(HEADER);
-    out.push_str(&homelab_spec::emit::to_yaml_documents(
-        component
-            .releases
-            .iter()
-            .map(|r| helm_repository(r, component))
-            .collect::<Vec<_>>()
-            .iter(),
-    ));
+/// The component's source files: `helmrepository.yaml` for charts from Helm repositories,
+/// `ocirepository.yaml` (with the Renovate comment above each tag) for OCI charts.
+pub(crate) fn source_files(component: &Component) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let (oci, helm): (Vec<&HelmRelease>, Vec<&HelmRelease>) =
+        component.releases.iter().partition(|r| r.chart.is_oci());
+    if !helm.is_empty() {
+        let mut text = String::from(HEADER);
+        text.push_str(&homelab_spec::emit::to_yaml_documents(
+            helm.iter()
+                .map(|r| helm_repository(r, component))
+                .collect::<Vec<_>>()
+                .iter(),
+        ));
+        out.push(("helmrepository.yaml", text));
+    }
+    if !oci.is_empty() {
+        let mut text = String::from(HEADER);
+        for (i, r) in oci.iter().enumerate() {
+            if i > 0 {
+                text.push_str("---\n");
+            }
+            let doc = homelab_spec::emit::to_yaml(&helm_repository(r, component));
+            text.push_str(&annotate(
+                &doc,
+                Some((&["spec", "ref", "tag"], &chart_comment(&r.chart))),
+            ));
+        }
+        out.push(("ocirepository.yaml", text));
+    }
     out
 }
 
@@ -98,10 +154,10 @@ pub(crate) fn helm_release_file(component: &Component) -> String {
         }
         let head = homelab_spec::emit::to_yaml(&helm_release_head(release, component));
         let comment = chart_comment(&release.chart);
-        out.push_str(&annotate(
-            &head,
-            Some((&["spec", "chart", "spec", "version"], &comment)),
-        ));
+        // An OCI chart's version is in its OCIRepository, which carries the comment.
+        let pin: Option<(&[&str], &str)> = (!release.chart.is_oci())
+            .then_some((&["spec", "chart", "spec", "version"][..], comment.as_str()));
+        out.push_str(&annotate(&head, pin));
         match &release.values {
             Value::Object(m) if !m.is_empty() => {
                 out.push_str("  values:\n");

@@ -138,23 +138,22 @@ fn component(
                 main.push("helmchart.yaml".into());
             }
             Flavor::Flux => {
-                tree.insert(
-                    format!("{dir}/helmrepository.yaml"),
-                    Content::Text(flux::helm_repository_file(c)),
-                    FILE_MODE,
-                );
+                for (file, text) in flux::source_files(c) {
+                    tree.insert(format!("{dir}/{file}"), Content::Text(text), FILE_MODE);
+                    let kind = if file == "ocirepository.yaml" {
+                        "OCIRepository"
+                    } else {
+                        "HelmRepository"
+                    };
+                    notes.push(FileNote::releases(file, kind, c));
+                    main.push(file.into());
+                }
                 tree.insert(
                     format!("{dir}/helmrelease.yaml"),
                     Content::Text(flux::helm_release_file(c)),
                     FILE_MODE,
                 );
-                notes.push(FileNote::releases(
-                    "helmrepository.yaml",
-                    "HelmRepository",
-                    c,
-                ));
                 notes.push(FileNote::releases("helmrelease.yaml", "HelmRelease", c));
-                main.push("helmrepository.yaml".into());
                 main.push("helmrelease.yaml".into());
             }
         }

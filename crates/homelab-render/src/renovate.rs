@@ -7,10 +7,10 @@ use serde_json::json;
 use crate::yaml::{Line, unquote, walk};
 
 /// The regex manager's patterns (ECMAScript/RE2 syntax, which Rust's `regex` also reads):
-/// a chart `version:`, a container `image:` and a Dockerfile `FROM`, each on the line after
-/// the comment.
+/// a chart `version:` (or an OCIRepository's `tag:`), a container `image:` and a Dockerfile
+/// `FROM`, each on the line after the comment.
 pub const RENOVATE_MATCH_STRINGS: [&str; 3] = [
-    r#"# renovate: datasource=(?<datasource>\S+) depName=(?<depName>\S+)(?: registryUrl=(?<registryUrl>\S+))?\n\s*version: ['"]?(?<currentValue>[^'"\s]+)['"]?\n"#,
+    r#"# renovate: datasource=(?<datasource>\S+) depName=(?<depName>\S+)(?: registryUrl=(?<registryUrl>\S+))?\n\s*(?:version|tag): ['"]?(?<currentValue>[^'"\s]+)['"]?\n"#,
     r#"# renovate: datasource=(?<datasource>\S+) depName=(?<depName>\S+)(?: registryUrl=(?<registryUrl>\S+))?\n\s*(?:- )?image: ['"]?\S+:(?<currentValue>[^\s:/@'"]+)['"]?\n"#,
     r#"# renovate: datasource=(?<datasource>\S+) depName=(?<depName>\S+)(?: registryUrl=(?<registryUrl>\S+))?\nFROM \S+:(?<currentValue>\S+)\n"#,
 ];
@@ -87,7 +87,7 @@ fn comment_for(line: &Line<'_>, chart_version: Option<(&[&str], &str)>) -> Optio
     }
     let key = line.key?;
     if let Some((path, comment)) = chart_version
-        && key == "version"
+        && path.last() == Some(&key)
         && line.path == path
     {
         return Some(comment.to_string());

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
-    AcmeEnvironment, AlertSeverity, DnsProvider, KubeconfigAddress, NodeRole, OsUpdateMode,
+    AcmeEnvironment, AlertSeverity, AppAuth, DnsProvider, KubeconfigAddress, NodeRole,
+    OsUpdateMode, PortProtocol,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
 
@@ -24,6 +25,10 @@ pub struct Lab {
     pub alerting: Alerting,
     pub services: Services,
     pub apps: Vec<App>,
+    /// Volumes several apps mount.
+    pub shares: Vec<Share>,
+    /// The user's own Helm charts, in spec order.
+    pub charts: Vec<UserChart>,
     /// The user's changes to catalog charts, by Helm release name (see [`CATALOG_RELEASES`]).
     pub helm_overrides: BTreeMap<String, HelmOverride>,
 }
@@ -388,6 +393,63 @@ pub struct App {
     pub volumes: Vec<Volume>,
     pub database: Option<String>,
     pub backup: bool,
+    /// Ports on the app's LoadBalancer Service (none: no such Service).
+    pub ports: Vec<AppPort>,
+    pub load_balancer_ip: Option<Ipv4Addr>,
+    pub host_network: bool,
+    /// `None`: not set by homelab, so whoever scales the Deployment decides.
+    pub replicas: Option<u32>,
+    pub resources: Resources,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub probe: Option<Probe>,
+    pub metrics: Option<Metrics>,
+    pub gpu: bool,
+    pub auth: AppAuth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: PortProtocol,
+}
+
+/// Container resources; `None` fields are not set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub requests_cpu: Option<String>,
+    pub requests_memory: Option<String>,
+    pub limits_cpu: Option<String>,
+    pub limits_memory: Option<String>,
+}
+
+impl Default for Resources {
+    /// What an app gets without `resources`: a small reservation and a memory ceiling.
+    fn default() -> Self {
+        Resources {
+            requests_cpu: Some("50m".into()),
+            requests_memory: Some("128Mi".into()),
+            limits_cpu: None,
+            limits_memory: Some("1Gi".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    pub path: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    pub port: u16,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -395,7 +457,134 @@ pub struct App {
 pub struct Volume {
     pub name: String,
     pub mount_path: String,
-    pub size: Quantity,
+    pub source: VolumeSource,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum VolumeSource {
+    /// A claim of the app's own.
+    Claim { size: Quantity },
+    /// A share from `shares:`, optionally a directory inside it.
+    #[serde(rename_all = "camelCase")]
+    Share {
+        share: String,
+        sub_path: Option<String>,
+    },
+}
+
+/// A Helm chart of the user's own.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserChart {
+    pub name: String,
+    pub repo: String,
+    pub chart: String,
+    pub version: String,
+    pub namespace: String,
+    pub values: Option<YamlValue>,
+    /// Component names (catalog components, apps, charts) it comes after.
+    pub depends_on: Vec<String>,
+    pub host: Option<ChartHost>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartHost {
+    pub name: String,
+    pub service: String,
+    pub port: u16,
+}
+
+/// The names of the catalog's components in a lab, as the plan names them (its tests hold it
+/// to that), and the spec's names for them that `dependsOn` also accepts.
+pub fn catalog_components(lab_has: &CatalogPresence) -> Vec<&'static str> {
+    let mut out = vec!["local-path", "metallb", "cert-manager", "traefik"];
+    for (present, name) in [
+        (lab_has.storage, "nfs"),
+        (lab_has.monitoring, "prometheus"),
+        (lab_has.logging, "loki"),
+        (lab_has.postgres, "postgres"),
+        (lab_has.ollama, "ollama"),
+        (lab_has.n8n, "n8n"),
+        (lab_has.paperless, "paperless"),
+        (lab_has.dev_proxy, "nginx"),
+        (lab_has.dev_containers, "dev-containers"),
+        (lab_has.shares, "shares"),
+    ] {
+        if present {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Which optional catalog components a lab has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogPresence {
+    pub storage: bool,
+    pub monitoring: bool,
+    pub logging: bool,
+    pub postgres: bool,
+    pub ollama: bool,
+    pub n8n: bool,
+    pub paperless: bool,
+    pub dev_proxy: bool,
+    pub dev_containers: bool,
+    pub shares: bool,
+}
+
+/// Every catalog component name, present or not, which no app or chart may take.
+pub const CATALOG_NAMES: &[&str] = &[
+    "k3s",
+    "local-path",
+    "nfs",
+    "metallb",
+    "cert-manager",
+    "traefik",
+    "prometheus",
+    "loki",
+    "postgres",
+    "ollama",
+    "n8n",
+    "paperless",
+    "nginx",
+    "dev-containers",
+    "shares",
+    "manifests",
+];
+
+/// The spec's words for catalog components whose component is named otherwise.
+pub const COMPONENT_SYNONYMS: &[(&str, &str)] = &[
+    ("monitoring", "prometheus"),
+    ("logging", "loki"),
+    ("devProxy", "nginx"),
+    ("dev-proxy", "nginx"),
+    ("devContainers", "dev-containers"),
+    ("certManager", "cert-manager"),
+    ("nfs-provisioner", "nfs"),
+];
+
+/// A volume several apps mount.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    pub name: String,
+    pub kind: ShareKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum ShareKind {
+    /// Existing data on an NFS server: a static volume that is never deleted.
+    Nfs {
+        server: String,
+        path: String,
+        capacity: Quantity,
+    },
+    /// A new shared claim from the lab's storage class.
+    Claim { size: Quantity },
 }
 
 impl Lab {

@@ -44,6 +44,56 @@ pub struct RawLab {
     /// Your own applications: each gets a Deployment, Service, HTTPS host name and storage.
     #[serde(default)]
     pub apps: Vec<Spanned<RawApp>>,
+    /// Volumes several apps mount: existing data on the NAS (`nfs`) or a new shared volume
+    /// (`size`).
+    #[serde(default)]
+    pub shares: Vec<Spanned<RawShare>>,
+    /// Helm charts of your own, installed like the catalog's (a HelmChart for K3s, a
+    /// HelmRelease for Flux) and checked by `homelab status`.
+    #[serde(default)]
+    pub charts: Vec<Spanned<RawChart>>,
+}
+
+/// A Helm chart of your own.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawChart {
+    /// The release name (DNS label), e.g. `jellyfin`; also its directory
+    /// `applications/<name>` and what `dependsOn` lists.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// The chart repository: an `https://` Helm repository, or an `oci://` registry path
+    /// without the chart's name (e.g. `oci://ghcr.io/org/charts`).
+    #[schemars(required)]
+    pub repo: S<String>,
+    /// The chart's name in the repository.
+    #[schemars(required)]
+    pub chart: S<String>,
+    /// The chart version, e.g. `1.4.2` (a Renovate comment keeps it current).
+    #[schemars(required)]
+    pub version: S<String>,
+    /// The namespace it installs into. Default: the release name.
+    pub namespace: S<String>,
+    /// The chart's Helm values.
+    pub values: S<YamlValue>,
+    /// Components or charts installed (and ready) before this one, e.g. `[postgres, metallb]`.
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+    /// An HTTPS host name under the domain for one of the chart's Services.
+    pub host: S<RawChartHost>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawChartHost {
+    /// The host name under the domain. Default: the release name.
+    pub name: S<String>,
+    /// The Service the chart creates (see `helm template`), e.g. `jellyfin`.
+    #[schemars(required)]
+    pub service: S<String>,
+    /// That Service's port.
+    #[schemars(required)]
+    pub port: S<u16>,
 }
 
 /// A reference to a value kept in the encrypted secrets file (`secrets.sops.yaml`), never the
@@ -664,6 +714,34 @@ pub struct RawApp {
     pub database: S<String>,
     /// Include the app's volumes in the documented backup (NFS snapshots). Default: true.
     pub backup: S<bool>,
+    /// Further ports reachable on the LAN through a LoadBalancer Service (DNS, media
+    /// streaming, ...), e.g. `[{name: dns-udp, port: 53, protocol: UDP}]`.
+    #[serde(default)]
+    pub ports: Vec<Spanned<RawAppPort>>,
+    /// The address of the app's LoadBalancer Service, from `network.loadBalancerPool`, not
+    /// the ingress IP and not another app's. Default: MetalLB picks a free one.
+    pub load_balancer_ip: S<String>,
+    /// Run in the node's network namespace (device discovery, mDNS). Its namespace becomes
+    /// privileged, so give such an app a `namespace` of its own.
+    pub host_network: S<bool>,
+    /// How many pods. When left out, homelab does not set it, so `kubectl scale` sticks.
+    pub replicas: S<u32>,
+    /// CPU and memory requests and limits.
+    pub resources: S<RawResources>,
+    /// The container's entrypoint, replacing the image's.
+    #[serde(default)]
+    pub command: Vec<Spanned<String>>,
+    /// Arguments to the entrypoint, replacing the image's.
+    #[serde(default)]
+    pub args: Vec<Spanned<String>>,
+    /// Readiness and liveness check over HTTP.
+    pub probe: S<RawProbe>,
+    /// Scrape the app's Prometheus metrics (a ServiceMonitor; needs `services.monitoring`).
+    pub metrics: S<RawMetrics>,
+    /// Run on a GPU node with one NVIDIA GPU (`runtimeClassName: nvidia`). Default: false.
+    pub gpu: S<bool>,
+    /// A login in front of the app's web address: `none` (default) or `basic`.
+    pub auth: S<AppAuth>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -675,7 +753,117 @@ pub struct RawVolume {
     /// Where it is mounted in the container, e.g. `/app/data`.
     #[schemars(required)]
     pub mount_path: S<String>,
-    /// Size, e.g. `5Gi`.
-    #[schemars(required)]
+    /// Size of a new volume of the app's own, e.g. `5Gi`. Give either `size` or `share`.
     pub size: S<String>,
+    /// A volume from `shares:` that other apps mount too (give it instead of `size`).
+    pub share: S<String>,
+    /// With `share`: the directory inside the share to mount, e.g. `tv` (default: all of it).
+    pub sub_path: S<String>,
+    /// Mount it read-only. Default: false.
+    pub read_only: S<bool>,
+}
+
+/// A port of an app reachable on the LAN at the app's load-balancer address.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAppPort {
+    /// Port name (up to 15 lowercase letters, digits and `-`), e.g. `dns-udp`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// The port number, the same in the container and on the load-balancer address.
+    #[schemars(required)]
+    pub port: S<u16>,
+    /// `TCP` (default) or `UDP`.
+    pub protocol: S<PortProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema, serde::Serialize)]
+pub enum PortProtocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+impl std::fmt::Display for PortProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortProtocol::Tcp => "TCP",
+            PortProtocol::Udp => "UDP",
+        })
+    }
+}
+
+/// CPU and memory of a container.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawResourceAmounts {
+    /// CPU as cores (`2`, `0.5`) or millicores (`500m`).
+    pub cpu: S<String>,
+    /// Memory, e.g. `512Mi` or `2Gi`.
+    pub memory: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawResources {
+    /// What the scheduler reserves for the app. Default: `{cpu: 50m, memory: 128Mi}`.
+    pub requests: S<RawResourceAmounts>,
+    /// The most it may use. Default: `{memory: 1Gi}` (no CPU limit).
+    pub limits: S<RawResourceAmounts>,
+}
+
+/// An HTTP check of the app's health.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProbe {
+    /// The path that answers 2xx or 3xx while the app is healthy, e.g. `/health`.
+    #[schemars(required)]
+    pub path: S<String>,
+    /// The port it answers on. Default: the app's `port`.
+    pub port: S<u16>,
+}
+
+/// Prometheus metrics the app serves.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetrics {
+    /// The port serving them (may be the app's `port`).
+    #[schemars(required)]
+    pub port: S<u16>,
+    /// The path. Default: `/metrics`.
+    pub path: S<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppAuth {
+    /// No login in front of the app (it has its own, or needs none).
+    None,
+    /// The lab's login (user `admin`, the Traefik dashboard's password) in front of it.
+    Basic,
+}
+
+/// A volume that several apps mount.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawShare {
+    /// The name apps use in `volumes: [{share: NAME}]` (DNS label), e.g. `media`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// Existing data on the NAS, mounted as it is. `prune` never deletes it.
+    pub nfs: S<RawShareNfs>,
+    /// A new shared volume of this size from the lab's storage class, e.g. `100Gi` (for
+    /// `nfs`: the capacity the volume declares, default `1Ti`).
+    pub size: S<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawShareNfs {
+    /// The exported directory, e.g. `/volume1/media`.
+    #[schemars(required)]
+    pub path: S<String>,
+    /// The NFS server. Default: the server of `storage.nfs`.
+    pub server: S<String>,
 }

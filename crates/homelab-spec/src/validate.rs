@@ -259,15 +259,29 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         .unwrap_or_default();
     let apps: Vec<App> = raw.apps.iter().filter_map(|a| app(&mut c, a)).collect();
     let helm_overrides = helm_overrides(&mut c, raw, &services, storage.is_some());
+    let shares = shares(&mut c, raw, storage.as_ref());
+    app_checks(
+        &mut c,
+        raw,
+        &apps,
+        &shares,
+        network.as_ref(),
+        &services,
+        cluster.as_ref(),
+    );
 
+    let charts = charts(&mut c, raw, &services, storage.is_some(), &apps);
     cross_checks(
         &mut c,
         raw,
         network.as_ref(),
         storage.as_ref(),
-        &services,
-        &apps,
-        &alerting,
+        Parts {
+            services: &services,
+            apps: &apps,
+            alerting: &alerting,
+            charts: &charts,
+        },
     );
 
     let lab = match (name, network, cluster, tls) {
@@ -280,6 +294,8 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             alerting,
             services,
             apps,
+            shares,
+            charts,
             helm_overrides,
         }),
         _ => None,
@@ -1883,15 +1899,7 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
             "where the volume appears in the container",
             "add e.g. `mountPath: /data`",
         );
-        let size = c
-            .require(
-                &v.size,
-                v.span,
-                "size",
-                "how big the volume is",
-                "add e.g. `size: 5Gi`",
-            )
-            .and_then(|s| c.parse(s, "invalid-quantity", Quantity::parse));
+        let source = volume_source(c, v);
         if let Some(n) = vname
             && c.label(n, "volume name")
             && let Some(first) = vol_names.insert(n.value.clone(), n.span)
@@ -1921,14 +1929,161 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
                 )),
             );
         }
-        if let (Some(n), Some(m), Some(size)) = (vname, mount, size) {
+        if let (Some(n), Some(m), Some(source)) = (vname, mount, source) {
             volumes.push(Volume {
                 name: n.value.clone(),
                 mount_path: m.value.clone(),
-                size,
+                source,
+                read_only: v.read_only.as_ref().is_some_and(|r| r.value),
             });
         }
     }
+    let ports = app_ports(c, a);
+    let load_balancer_ip = a
+        .load_balancer_ip
+        .as_ref()
+        .and_then(|ip| c.parse(ip, "invalid-address", parse_ipv4));
+    if let (Some(ip), true) = (&a.load_balancer_ip, a.ports.is_empty()) {
+        c.error(
+            Diagnostic::warning(
+                "unused-key",
+                "`loadBalancerIp` is only used with `ports`: without them the app has no LoadBalancer Service",
+            )
+            .at(ip.span)
+            .label("ignored")
+            .help("add the ports to expose at this address, e.g. `ports: [{name: dns-udp, port: 53, protocol: UDP}]`, or remove `loadBalancerIp`"),
+        );
+    }
+    let resources = a
+        .resources
+        .as_ref()
+        .map(|r| resources(c, r))
+        .unwrap_or_default();
+    let container_ports: Vec<u16> = port
+        .map(|p| p.value)
+        .into_iter()
+        .chain(
+            a.ports
+                .iter()
+                .filter_map(|p| p.port.as_ref().map(|p| p.value)),
+        )
+        .collect();
+    let probe = a.probe.as_ref().and_then(|p| {
+        let path = c.require(
+            &p.path,
+            p.span,
+            "path",
+            "the HTTP path that answers while the app is healthy",
+            "add e.g. `path: /health`",
+        )?;
+        http_path(c, path, "probe path");
+        let port = match &p.port {
+            Some(pp) => {
+                if !container_ports.contains(&pp.value) {
+                    c.error(
+                        Diagnostic::error(
+                            "probe-port",
+                            format!(
+                                "the probe checks port {}, which the app does not declare",
+                                pp.value
+                            ),
+                        )
+                        .at(pp.span)
+                        .help("use the app's `port` (the default) or one of its `ports`"),
+                    );
+                }
+                pp.value
+            }
+            None => port.map_or(0, |p| p.value),
+        };
+        Some(Probe {
+            path: path.value.clone(),
+            port,
+        })
+    });
+    let metrics = a.metrics.as_ref().and_then(|m| {
+        let mport = c.require(
+            &m.port,
+            m.span,
+            "port",
+            "the port serving the metrics",
+            "add e.g. `port: 9090` (or the app's `port`)",
+        )?;
+        if mport.value == 0 {
+            c.error(
+                Diagnostic::error("invalid-port", "port 0 cannot serve metrics")
+                    .at(mport.span)
+                    .help("write the port the app serves `/metrics` on"),
+            );
+        }
+        if let Some(p) = a.ports.iter().find(|p| {
+            p.port.as_ref().is_some_and(|pp| pp.value == mport.value)
+                && p.protocol
+                    .as_ref()
+                    .is_some_and(|pr| pr.value == PortProtocol::Udp)
+        }) {
+            c.error(
+                Diagnostic::error(
+                    "metrics-port-udp",
+                    format!(
+                        "port {} is a UDP port; Prometheus scrapes over HTTP (TCP)",
+                        mport.value
+                    ),
+                )
+                .at(mport.span)
+                .related(p.span, "declared as UDP here")
+                .help("use the TCP port the app serves its metrics on"),
+            );
+        }
+        let path = match &m.path {
+            Some(p) => {
+                http_path(c, p, "metrics path");
+                p.value.clone()
+            }
+            None => "/metrics".to_string(),
+        };
+        Some(Metrics {
+            port: mport.value,
+            path,
+        })
+    });
+    let auth = a.auth.as_ref().map_or(AppAuth::None, |x| x.value);
+    if let (Some(au), Some(h)) = (&a.auth, &a.host)
+        && au.value == AppAuth::Basic
+        && h.value == "none"
+    {
+        c.error(
+            Diagnostic::error(
+                "auth-without-host",
+                "`auth: basic` guards the app's web address, but `host: none` gives it none",
+            )
+            .at(au.span)
+            .related(h.span, "no web address")
+            .help("remove `auth`, or give the app a host name"),
+        );
+    }
+    if let Some(r) = &a.replicas
+        && r.value == 0
+    {
+        c.error(
+            Diagnostic::warning("zero-replicas", "`replicas: 0` keeps the app stopped")
+                .at(r.span)
+                .help("remove `replicas` to let `kubectl scale` decide, or set at least 1; ignore this if the app is meant to be off"),
+        );
+    }
+    let check_words = |c: &mut Checker, list: &[Spanned<String>], what: &str| {
+        for w in list {
+            if w.value.is_empty() {
+                c.error(
+                    Diagnostic::error("empty-argument", format!("an empty {what} entry"))
+                        .at(w.span)
+                        .help("remove it, or quote the text it should be"),
+                );
+            }
+        }
+    };
+    check_words(c, &a.command, "`command`");
+    check_words(c, &a.args, "`args`");
     let host = match &a.host {
         Some(h) if h.value == "none" => None,
         Some(h) => Some(h.value.clone()),
@@ -1949,7 +2104,865 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
         volumes,
         database: a.database.as_ref().map(|d| d.value.clone()),
         backup: a.backup.as_ref().is_none_or(|b| b.value),
+        ports,
+        load_balancer_ip,
+        host_network: a.host_network.as_ref().is_some_and(|h| h.value),
+        replicas: a.replicas.as_ref().map(|r| r.value),
+        resources,
+        command: a.command.iter().map(|w| w.value.clone()).collect(),
+        args: a.args.iter().map(|w| w.value.clone()).collect(),
+        probe,
+        metrics,
+        gpu: a.gpu.as_ref().is_some_and(|g| g.value),
+        auth,
     })
+}
+
+fn shares(c: &mut Checker, raw: &RawLab, storage: Option<&Storage>) -> Vec<Share> {
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::new();
+    for sh in &raw.shares {
+        let Some(name) = c.require(
+            &sh.name,
+            sh.span,
+            "name",
+            "each share needs a name",
+            "add e.g. `name: media`",
+        ) else {
+            continue;
+        };
+        if !c.label(name, "share name") {
+            continue;
+        }
+        if let Some(first) = names.insert(name.value.clone(), name.span) {
+            c.error(
+                Diagnostic::error(
+                    "duplicate-share",
+                    format!("two shares are named `{}`", name.value),
+                )
+                .at(name.span)
+                .related(first, "first used here")
+                .help("give each share its own name"),
+            );
+            continue;
+        }
+        let size = sh
+            .size
+            .as_ref()
+            .and_then(|s| c.parse(s, "invalid-quantity", Quantity::parse));
+        let kind = match &sh.nfs {
+            Some(nfs) => {
+                let path = c.require(
+                    &nfs.path,
+                    nfs.span,
+                    "path",
+                    "the exported directory with the data",
+                    "add e.g. `path: /volume1/media`",
+                );
+                if let Some(p) = path
+                    && !p.value.starts_with('/')
+                {
+                    c.error(
+                        Diagnostic::error(
+                            "nfs-path",
+                            format!("the NFS path `{}` is not absolute", p.value),
+                        )
+                        .at(p.span)
+                        .help(format!(
+                            "write the exported path from the server's root, e.g. `/{}`",
+                            p.value.trim_start_matches("./")
+                        )),
+                    );
+                }
+                let server = match (&nfs.server, storage) {
+                    (Some(srv), _) => {
+                        host_or_ip(c, srv, "NFS server");
+                        Some(srv.value.clone())
+                    }
+                    (None, Some(st)) => Some(st.nfs.server.clone()),
+                    (None, None) => {
+                        c.error(
+                            Diagnostic::error("missing-key", "`server` is missing: the spec has no `storage.nfs` whose server this share could use")
+                                .at(Span::point(nfs.span.start))
+                                .label("add `server` to this mapping")
+                                .help("add e.g. `server: 192.168.2.2`, the NAS holding the export"),
+                        );
+                        None
+                    }
+                };
+                path.zip(server).map(|(p, server)| ShareKind::Nfs {
+                    server,
+                    path: p.value.clone(),
+                    capacity: size
+                        .clone()
+                        .unwrap_or_else(|| Quantity::parse("1Ti").expect("default")),
+                })
+            }
+            None => match (size, &sh.size) {
+                (Some(size), _) => Some(ShareKind::Claim { size }),
+                (None, Some(_)) => None,
+                (None, None) => {
+                    c.error(
+                        Diagnostic::error("share-kind", format!("the share `{}` says neither where its data is nor how big it is", name.value))
+                            .at(name.span)
+                            .help("add `nfs: {path: /volume1/media}` for existing data on the NAS, or `size: 100Gi` for a new shared volume"),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(kind) = kind {
+            out.push(Share {
+                name: name.value.clone(),
+                kind,
+            });
+        }
+    }
+    out
+}
+
+/// The user's own charts: names that no other component has, a repository Helm can read, and
+/// `dependsOn` naming components of this lab without a cycle.
+fn charts(
+    c: &mut Checker,
+    raw: &RawLab,
+    services: &Services,
+    has_storage: bool,
+    apps: &[App],
+) -> Vec<UserChart> {
+    let presence = CatalogPresence {
+        storage: has_storage,
+        monitoring: services.monitoring.is_some(),
+        logging: services.logging.is_some(),
+        postgres: services.postgres.is_some(),
+        ollama: services.ollama.is_some(),
+        n8n: services.n8n.is_some(),
+        paperless: services.paperless.is_some(),
+        dev_proxy: services.dev_proxy.is_some() || !services.dev_containers.is_empty(),
+        dev_containers: !services.dev_containers.is_empty(),
+        shares: apps.iter().any(|a| {
+            a.volumes
+                .iter()
+                .any(|v| matches!(v.source, VolumeSource::Share { .. }))
+        }),
+    };
+    let catalog = catalog_components(&presence);
+    let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    let chart_names: Vec<&str> = raw
+        .charts
+        .iter()
+        .filter_map(|ch| ch.name.as_ref().map(|n| n.value.as_str()))
+        .collect();
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::new();
+    // (chart, its dependsOn entries that are charts, with their spans)
+    let mut edges: Vec<(String, Vec<(String, Span)>)> = Vec::new();
+    for ch in &raw.charts {
+        let name = c.require(
+            &ch.name,
+            ch.span,
+            "name",
+            "the release name",
+            "add e.g. `name: jellyfin`",
+        );
+        let repo = c.require(
+            &ch.repo,
+            ch.span,
+            "repo",
+            "where the chart comes from",
+            "add e.g. `repo: https://charts.example.com` or `repo: oci://ghcr.io/org/charts`",
+        );
+        let chart = c.require(
+            &ch.chart,
+            ch.span,
+            "chart",
+            "the chart's name in the repository",
+            "add e.g. `chart: jellyfin`",
+        );
+        let version = c.require(
+            &ch.version,
+            ch.span,
+            "version",
+            "the chart version to install",
+            "add e.g. `version: 1.4.2`",
+        );
+        let mut name_ok = false;
+        if let Some(n) = name
+            && c.label(n, "chart name")
+        {
+            if CATALOG_NAMES.contains(&n.value.as_str())
+                || CATALOG_RELEASES.iter().any(|(_, r)| *r == n.value)
+            {
+                c.error(
+                    Diagnostic::error("chart-name-taken", format!("`{}` is the name of a component or Helm release of the catalog", n.value))
+                        .at(n.span)
+                        .help(format!("choose another release name, e.g. `my-{}`; to change the catalog's own chart, use its `helm:` settings", n.value)),
+                );
+            } else if app_names.contains(&n.value.as_str()) {
+                c.error(
+                    Diagnostic::error("chart-name-taken", format!("`{}` is also the name of an app", n.value))
+                        .at(n.span)
+                        .help("give the chart or the app another name: each names a directory of the rendered tree"),
+                );
+            } else if let Some(first) = seen.insert(n.value.clone(), n.span) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-chart",
+                        format!("two charts are named `{}`", n.value),
+                    )
+                    .at(n.span)
+                    .related(first, "first used here")
+                    .help("give each chart its own release name"),
+                );
+            } else {
+                name_ok = true;
+            }
+        }
+        if let Some(r) = repo {
+            let rest = r
+                .value
+                .strip_prefix("https://")
+                .or_else(|| r.value.strip_prefix("oci://"));
+            let ok = rest.is_some_and(|rest| {
+                !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
+            });
+            if !ok {
+                let help = if r.value.starts_with("http://") {
+                    format!(
+                        "use `https://{}`: chart downloads must not be open to tampering on the way",
+                        &r.value[7..]
+                    )
+                } else {
+                    "write an `https://` Helm repository (the URL holding `index.yaml`) or an `oci://` registry path without the chart's name".to_string()
+                };
+                c.error(
+                    Diagnostic::error(
+                        "chart-repo",
+                        format!(
+                            "`{}` is not an https:// or oci:// chart repository",
+                            r.value
+                        ),
+                    )
+                    .at(r.span)
+                    .help(help),
+                );
+            }
+        }
+        if let Some(ch_name) = chart
+            && (ch_name.value.is_empty() || ch_name.value.contains(['/', ' ', ':']))
+        {
+            c.error(
+                Diagnostic::error(
+                    "invalid-chart",
+                    format!("`{}` is not a chart name", ch_name.value),
+                )
+                .at(ch_name.span)
+                .help(
+                    "write the chart's own name, e.g. `jellyfin`; the repository goes into `repo`",
+                ),
+            );
+        }
+        if let Some(v) = version {
+            check_chart_version(c, v);
+        }
+        let namespace = match &ch.namespace {
+            Some(ns) => {
+                c.label(ns, "namespace");
+                Some(ns.value.clone())
+            }
+            None => name.map(|n| n.value.clone()),
+        };
+        if let Some(v) = &ch.values {
+            check_values_shape(c, &v.value.0);
+        }
+        let mut depends_on = Vec::new();
+        let mut chart_deps = Vec::new();
+        for d in &ch.depends_on {
+            let canonical = COMPONENT_SYNONYMS
+                .iter()
+                .find(|(word, _)| *word == d.value)
+                .map_or(d.value.as_str(), |(_, c)| *c);
+            if name.is_some_and(|n| n.value == d.value) {
+                c.error(
+                    Diagnostic::error(
+                        "depends-on-cycle",
+                        format!("the chart `{}` depends on itself", d.value),
+                    )
+                    .at(d.span)
+                    .help("remove it from its own `dependsOn`"),
+                );
+                continue;
+            }
+            if chart_names.contains(&canonical) {
+                chart_deps.push((canonical.to_string(), d.span));
+            } else if !catalog.contains(&canonical) && !app_names.contains(&canonical) {
+                let mut known: Vec<&str> = catalog.clone();
+                known.extend(app_names.iter().copied());
+                known.extend(
+                    chart_names
+                        .iter()
+                        .copied()
+                        .filter(|n| name.is_none_or(|me| me.value != *n)),
+                );
+                let mut diag = Diagnostic::error(
+                    "unknown-dependency",
+                    if CATALOG_NAMES.contains(&canonical) {
+                        format!("`{}` is not part of this lab: it is not enabled", d.value)
+                    } else {
+                        format!(
+                            "`{}` is neither a component, an app nor a chart of this lab",
+                            d.value
+                        )
+                    },
+                )
+                .at(d.span);
+                diag = match crate::de::did_you_mean(&d.value, &known) {
+                    Some(m) => diag.suggest(m).help(format!("did you mean `{m}`?")),
+                    None => diag.help(format!(
+                        "name one of {}",
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                };
+                c.error(diag);
+                continue;
+            }
+            if !depends_on.contains(&canonical.to_string()) {
+                depends_on.push(canonical.to_string());
+            }
+        }
+        let host = ch.host.as_ref().and_then(|h| {
+            let service = c.require(
+                &h.service,
+                h.span,
+                "service",
+                "the chart's Service the host name leads to",
+                "add e.g. `service: jellyfin` (`helm template` shows the chart's Services)",
+            );
+            let port = c.require(
+                &h.port,
+                h.span,
+                "port",
+                "the Service's port",
+                "add e.g. `port: 8096`",
+            );
+            if let Some(s) = service {
+                c.label(s, "service name");
+            }
+            if let Some(p) = port
+                && p.value == 0
+            {
+                c.error(
+                    Diagnostic::error("invalid-port", "port 0 is not a Service port")
+                        .at(p.span)
+                        .help("write the port of the Service, e.g. `8096`"),
+                );
+            }
+            Some(ChartHost {
+                name: h
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .or_else(|| name.map(|n| n.value.clone()))?,
+                service: service?.value.clone(),
+                port: port?.value,
+            })
+        });
+        if let (Some(n), true) = (name, name_ok) {
+            edges.push((n.value.clone(), chart_deps));
+        }
+        if let (Some(n), true, Some(repo), Some(chart), Some(version), Some(namespace)) =
+            (name, name_ok, repo, chart, version, namespace)
+        {
+            out.push(UserChart {
+                name: n.value.clone(),
+                repo: repo.value.trim_end_matches('/').to_string(),
+                chart: chart.value.clone(),
+                version: version.value.trim().to_string(),
+                namespace,
+                values: ch.values.as_ref().map(|v| v.value.clone()),
+                depends_on,
+                host,
+            });
+        }
+    }
+    report_cycles(c, &edges);
+    out
+}
+
+/// A `dependsOn` cycle among the charts, reported once at the entry that closes it.
+fn report_cycles(c: &mut Checker, edges: &[(String, Vec<(String, Span)>)]) {
+    let index = |name: &str| edges.iter().position(|(n, _)| n == name);
+    // 0: not visited, 1: on the current path, 2: done.
+    let mut state = vec![0u8; edges.len()];
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    fn visit(
+        i: usize,
+        edges: &[(String, Vec<(String, Span)>)],
+        index: &dyn Fn(&str) -> Option<usize>,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+        found: &mut Vec<(Vec<String>, Span)>,
+    ) {
+        state[i] = 1;
+        path.push(i);
+        for (dep, span) in &edges[i].1 {
+            let Some(j) = index(dep) else { continue };
+            match state[j] {
+                0 => visit(j, edges, index, state, path, found),
+                1 => {
+                    let from = path.iter().position(|&p| p == j).unwrap_or(0);
+                    let cycle: Vec<String> =
+                        path[from..].iter().map(|&p| edges[p].0.clone()).collect();
+                    found.push((cycle, *span));
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state[i] = 2;
+    }
+    let mut found = Vec::new();
+    for i in 0..edges.len() {
+        if state[i] == 0 {
+            visit(i, edges, &index, &mut state, &mut Vec::new(), &mut found);
+        }
+    }
+    for (cycle, span) in found {
+        let mut key = cycle.clone();
+        key.sort();
+        if !reported.insert(key) {
+            continue;
+        }
+        let mut shown = cycle.clone();
+        shown.push(cycle[0].clone());
+        c.error(
+            Diagnostic::error(
+                "depends-on-cycle",
+                format!(
+                    "the charts depend on each other in a circle: {}",
+                    shown.join(" -> ")
+                ),
+            )
+            .at(span)
+            .label("this closes the circle")
+            .help("nothing could be installed first: remove one of these `dependsOn` entries"),
+        );
+    }
+}
+
+/// Rules between apps and the rest: load-balancer addresses, shares, metrics, GPUs.
+fn app_checks(
+    c: &mut Checker,
+    raw: &RawLab,
+    apps: &[App],
+    shares: &[Share],
+    network: Option<&(Network, NetSpans)>,
+    services: &Services,
+    cluster: Option<&Cluster>,
+) {
+    let raw_apps = raw
+        .apps
+        .iter()
+        .filter(|ra| ra.name.is_some() && ra.image.is_some() && ra.port.is_some());
+    let mut addresses: HashMap<Ipv4Addr, (String, Span)> = HashMap::new();
+    let ingress_span = raw
+        .network
+        .as_ref()
+        .and_then(|n| n.ingress_ip.as_ref())
+        .map(|i| i.span);
+    let share_names: Vec<&str> = shares.iter().map(|s| s.name.as_str()).collect();
+    let mut used: HashMap<&str, Vec<(&str, Span)>> = HashMap::new();
+    for (a, ra) in apps.iter().zip(raw_apps) {
+        if let (Some(ip), Some(rip), Some((net, _))) =
+            (a.load_balancer_ip, &ra.load_balancer_ip, network)
+        {
+            let pool = net.load_balancer_pool;
+            if !pool.contains(ip) {
+                c.error(
+                    Diagnostic::error("lb-ip-outside-pool", format!("the address {ip} is not in the load-balancer pool {pool}"))
+                        .at(rip.span)
+                        .help(format!("MetalLB only hands out addresses from `network.loadBalancerPool`; choose a free one in {pool}, or leave `loadBalancerIp` out to get one")),
+                );
+            } else if ip == net.ingress_ip {
+                let mut d = Diagnostic::error("lb-ip-taken", format!("the address {ip} is the ingress IP, which Traefik answers on"))
+                    .at(rip.span)
+                    .help(format!("choose another free address in {pool}; the apps' web pages are reached through the ingress anyway"));
+                if let Some(s) = ingress_span {
+                    d = d.related(s, "ingress IP set here");
+                } else {
+                    d = d.label("the ingress IP is the first address of the pool by default");
+                }
+                c.error(d);
+            } else if let Some((other, first)) = addresses.get(&ip) {
+                c.error(
+                    Diagnostic::error(
+                        "lb-ip-taken",
+                        format!("the address {ip} is already the app `{other}`'s"),
+                    )
+                    .at(rip.span)
+                    .related(*first, "taken here")
+                    .help(format!("give each app its own address in {pool}")),
+                );
+            } else {
+                addresses.insert(ip, (a.name.clone(), rip.span));
+            }
+        }
+        for (v, rv) in a.volumes.iter().zip(ra.volumes.iter().filter(|rv| {
+            rv.name.is_some()
+                && rv.mount_path.is_some()
+                && (rv.size.is_some() != rv.share.is_some())
+        })) {
+            let VolumeSource::Share { share, .. } = &v.source else {
+                continue;
+            };
+            let span = rv.share.as_ref().map_or(rv.span, |s| s.span);
+            let defined_but_invalid = raw
+                .shares
+                .iter()
+                .any(|rs| rs.name.as_ref().is_some_and(|n| n.value == *share));
+            if !share_names.contains(&share.as_str()) && defined_but_invalid {
+                // Its own errors are reported at the share.
+                continue;
+            }
+            if !share_names.contains(&share.as_str()) {
+                let mut d = Diagnostic::error(
+                    "unknown-share",
+                    format!(
+                        "the app `{}` mounts the share `{share}`, which `shares:` does not define",
+                        a.name
+                    ),
+                )
+                .at(span);
+                d = match crate::de::did_you_mean(share, &share_names) {
+                    Some(m) => d.suggest(m).help(format!("did you mean `{m}`? Otherwise add `{{name: {share}, nfs: {{path: /volume1/{share}}}}}` to `shares:`")),
+                    None => d.help(format!("add it to `shares:`, e.g. `{{name: {share}, nfs: {{path: /volume1/{share}}}}}` for data already on the NAS")),
+                };
+                c.error(d);
+                continue;
+            }
+            used.entry(share_names[share_names.iter().position(|n| n == share).expect("known")])
+                .or_default()
+                .push((a.namespace.as_str(), span));
+        }
+        if let (Some(_), Some(rm)) = (&a.metrics, &ra.metrics)
+            && services.monitoring.is_none()
+        {
+            c.error(
+                Diagnostic::error("metrics-without-monitoring", format!("the app `{}` asks for its metrics to be scraped, but monitoring is not enabled", a.name))
+                    .at(rm.span)
+                    .help("add `services.monitoring` (Prometheus scrapes through its ServiceMonitor), or remove `metrics`"),
+            );
+        }
+        if let (true, Some(h)) = (a.host_network, &ra.host_network)
+            && a.namespace == "apps"
+        {
+            c.error(
+                Diagnostic::warning("host-network-shared-namespace", format!("the app `{}` uses the host network, which makes its namespace `apps` privileged for every app in it", a.name))
+                    .at(h.span)
+                    .help(format!("give it a namespace of its own, e.g. `namespace: {}`", a.name)),
+            );
+        }
+        if let (true, Some(rg), Some(cl)) = (a.gpu, &ra.gpu, cluster)
+            && !cl.nodes.iter().any(|n| n.gpu)
+        {
+            c.error(
+                Diagnostic::warning("no-gpu-node", format!("the app `{}` needs a GPU, but no node has `gpu: true`", a.name))
+                    .at(rg.span)
+                    .help("set `gpu: true` (and the label `homelab/gpu: nvidia`) on the node with the NVIDIA GPU, or the app's pod stays pending"),
+            );
+        }
+    }
+    for (share, rs) in shares
+        .iter()
+        .zip(raw.shares.iter().filter(|r| r.name.is_some()))
+    {
+        let name_span = rs.name.as_ref().map_or(rs.span, |n| n.span);
+        match used.get(share.name.as_str()) {
+            None => c.error(
+                Diagnostic::warning("unused-share", format!("no app mounts the share `{}`", share.name))
+                    .at(name_span)
+                    .help(format!("mount it with `volumes: [{{name: {0}, mountPath: /{0}, share: {0}}}]`, or remove it", share.name)),
+            ),
+            Some(users) if matches!(share.kind, ShareKind::Claim { .. }) => {
+                let first_ns = users[0].0;
+                if let Some((ns, span)) = users.iter().find(|(ns, _)| *ns != first_ns) {
+                    c.error(
+                        Diagnostic::error("share-namespaces", format!("the share `{}` is mounted in the namespaces `{first_ns}` and `{ns}`, but a new shared volume lives in one namespace", share.name))
+                            .at(*span)
+                            .related(users[0].1, format!("mounted in `{first_ns}` here"))
+                            .help("put the apps that share it in one `namespace`, or make it an `nfs` share, which every namespace can mount"),
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Where a volume's data comes from: a size of its own or a share, not both.
+fn volume_source(c: &mut Checker, v: &Spanned<RawVolume>) -> Option<VolumeSource> {
+    match (&v.size, &v.share) {
+        (Some(size), Some(share)) => {
+            c.error(
+                Diagnostic::error(
+                    "volume-size-and-share",
+                    "a volume is either the app's own (`size`) or a share (`share`), not both",
+                )
+                .at(share.span)
+                .related(size.span, "size given here")
+                .help(format!(
+                    "remove `size` to mount the share `{}` (its size is set in `shares:`), or remove `share`",
+                    share.value
+                )),
+            );
+            None
+        }
+        (Some(size), None) => {
+            if let Some(sp) = &v.sub_path {
+                c.error(
+                    Diagnostic::warning("unused-key", "`subPath` is only used with `share`")
+                        .at(sp.span)
+                        .label("ignored")
+                        .help("remove `subPath`: the app's own volume is mounted whole"),
+                );
+            }
+            c.parse(size, "invalid-quantity", Quantity::parse)
+                .map(|size| VolumeSource::Claim { size })
+        }
+        (None, Some(share)) => {
+            let sub_path = v.sub_path.as_ref().map(|sp| {
+                let ok = !sp.value.is_empty()
+                    && !sp.value.starts_with('/')
+                    && sp
+                        .value
+                        .split('/')
+                        .all(|part| part != ".." && !part.is_empty());
+                if !ok {
+                    c.error(
+                        Diagnostic::error(
+                            "invalid-sub-path",
+                            format!("`{}` is not a directory inside the share", sp.value),
+                        )
+                        .at(sp.span)
+                        .help("write a relative path without `..`, e.g. `tv` or `media/movies`"),
+                    );
+                }
+                sp.value.clone()
+            });
+            Some(VolumeSource::Share {
+                share: share.value.clone(),
+                sub_path,
+            })
+        }
+        (None, None) => {
+            c.error(
+                Diagnostic::error(
+                    "missing-key",
+                    "`size` is missing: how big the volume is (or `share` for a volume from `shares:`)",
+                )
+                .at(Span::new(v.span.start, v.span.start))
+                .scope(v.span)
+                .suggest("size")
+                .label("add `size` to this mapping")
+                .help("add e.g. `size: 5Gi`, or `share: media` to mount a share"),
+            );
+            None
+        }
+    }
+}
+
+/// The ports of an app's LoadBalancer Service: names, numbers and protocols, each pair once.
+fn app_ports(c: &mut Checker, a: &Spanned<RawApp>) -> Vec<AppPort> {
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut numbers: HashMap<(u16, PortProtocol), Span> = HashMap::new();
+    let mut out = Vec::new();
+    for p in &a.ports {
+        let name = c.require(
+            &p.name,
+            p.span,
+            "name",
+            "each port needs a name",
+            "add e.g. `name: dns-udp`",
+        );
+        let number = c.require(
+            &p.port,
+            p.span,
+            "port",
+            "the port number",
+            "add e.g. `port: 53`",
+        );
+        let protocol = p.protocol.as_ref().map_or(PortProtocol::Tcp, |pr| pr.value);
+        if let Some(n) = name {
+            let ok = !n.value.is_empty()
+                && n.value.len() <= 15
+                && n.value
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                && n.value.chars().any(|ch| ch.is_ascii_lowercase())
+                && !n.value.starts_with('-')
+                && !n.value.ends_with('-')
+                && !n.value.contains("--");
+            if !ok {
+                c.error(
+                    Diagnostic::error("invalid-port-name", format!("`{}` is not a port name", n.value))
+                        .at(n.span)
+                        .help("use up to 15 lowercase letters, digits and single `-`, with at least one letter, e.g. `dns-udp` or `rtsp`"),
+                );
+            } else if n.value == "http" || n.value == "metrics" {
+                c.error(
+                    Diagnostic::error("reserved-port-name", format!("the port name `{}` is the app's own", n.value))
+                        .at(n.span)
+                        .help("homelab names the app's `port` `http` and its metrics port `metrics`; choose another name"),
+                );
+            } else if let Some(first) = names.insert(n.value.clone(), n.span) {
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-port-name",
+                        format!("two ports of this app are named `{}`", n.value),
+                    )
+                    .at(n.span)
+                    .related(first, "first used here")
+                    .help("give each port its own name, e.g. `dns-tcp` and `dns-udp`"),
+                );
+            }
+        }
+        if let Some(num) = number {
+            if num.value == 0 {
+                c.error(
+                    Diagnostic::error("invalid-port", "port 0 cannot be exposed")
+                        .at(num.span)
+                        .help("write the port the container listens on"),
+                );
+            } else if let Some(first) = numbers.insert((num.value, protocol), num.span) {
+                // At the protocol when it is written: a protocol the reader rejected stands
+                // in as TCP, and this is then not reported a second time.
+                let at = p.protocol.as_ref().map_or(num.span, |pr| pr.span);
+                c.error(
+                    Diagnostic::error(
+                        "duplicate-port",
+                        format!("port {}/{protocol} is listed twice", num.value),
+                    )
+                    .at(at)
+                    .related(first, "first listed here")
+                    .help("list each port and protocol once; the same number may appear once as TCP and once as UDP"),
+                );
+            }
+        }
+        if let (Some(n), Some(num)) = (name, number) {
+            out.push(AppPort {
+                name: n.value.clone(),
+                port: num.value,
+                protocol,
+            });
+        }
+    }
+    out
+}
+
+fn resources(c: &mut Checker, r: &Spanned<RawResources>) -> Resources {
+    let mut out = Resources::default();
+    type Amounts = (Option<(String, Span)>, Option<(Quantity, Span)>);
+    let amounts = |c: &mut Checker, a: &Option<Spanned<RawResourceAmounts>>| -> Amounts {
+        let Some(a) = a else { return (None, None) };
+        let cpu = a.cpu.as_ref().filter(|v| {
+            let ok = v.value.parse::<f64>().is_ok_and(|f| f > 0.0)
+                || v.value
+                    .strip_suffix('m')
+                    .is_some_and(|m| m.parse::<u32>().is_ok_and(|m| m > 0));
+            if !ok {
+                c.error(
+                    Diagnostic::error("invalid-cpu", format!("`{}` is not a CPU amount", v.value))
+                        .at(v.span)
+                        .help("write cores (`2`, `0.5`) or millicores (`500m`)"),
+                );
+            }
+            ok
+        });
+        let memory = a.memory.as_ref().and_then(|m| {
+            c.parse(m, "invalid-quantity", Quantity::parse)
+                .map(|q| (q, m.span))
+        });
+        (cpu.map(|v| (v.value.clone(), v.span)), memory)
+    };
+    let (req_cpu, req_mem) = amounts(c, &r.requests);
+    let (lim_cpu, lim_mem) = amounts(c, &r.limits);
+    let millis = |s: &str| {
+        s.strip_suffix('m').map_or_else(
+            || s.parse::<f64>().ok().map(|f| f * 1000.0),
+            |m| m.parse().ok(),
+        )
+    };
+    if let (Some((rq, rs)), Some((lq, ls))) = (&req_mem, &lim_mem)
+        && rq.bytes() > lq.bytes()
+    {
+        c.error(
+            Diagnostic::error(
+                "requests-above-limits",
+                format!("the memory request {rq} is above the limit {lq}"),
+            )
+            .at(*rs)
+            .related(*ls, "limit set here")
+            .help("Kubernetes refuses such a pod: lower the request or raise the limit"),
+        );
+    }
+    if let (Some((rq, rs)), Some((lq, ls))) = (&req_cpu, &lim_cpu)
+        && millis(rq).zip(millis(lq)).is_some_and(|(r, l)| r > l)
+    {
+        c.error(
+            Diagnostic::error(
+                "requests-above-limits",
+                format!("the CPU request {rq} is above the limit {lq}"),
+            )
+            .at(*rs)
+            .related(*ls, "limit set here")
+            .help("Kubernetes refuses such a pod: lower the request or raise the limit"),
+        );
+    }
+    if let Some((v, _)) = req_cpu {
+        out.requests_cpu = Some(v);
+    }
+    if let Some((q, _)) = req_mem {
+        out.requests_memory = Some(q.to_string());
+    }
+    if let Some((v, _)) = lim_cpu {
+        out.limits_cpu = Some(v);
+    }
+    if let Some((q, _)) = lim_mem {
+        out.limits_memory = Some(q.to_string());
+    }
+    // A request above the default limit raises the limit with it, instead of a pod that
+    // Kubernetes refuses.
+    if r.limits.as_ref().is_none_or(|l| l.memory.is_none())
+        && let (Some(rq), Some(lm)) = (&out.requests_memory, &out.limits_memory)
+        && Quantity::parse(rq)
+            .ok()
+            .zip(Quantity::parse(lm).ok())
+            .is_some_and(|(a, b)| a.bytes() > b.bytes())
+    {
+        out.limits_memory = Some(rq.clone());
+    }
+    out
+}
+
+/// An absolute URL path without spaces, for probes and metrics.
+fn http_path(c: &mut Checker, p: &Spanned<String>, what: &str) {
+    if !p.value.starts_with('/') || p.value.contains(char::is_whitespace) {
+        c.error(
+            Diagnostic::error(
+                "invalid-http-path",
+                format!("`{}` is not a {what}", p.value),
+            )
+            .at(p.span)
+            .help(format!(
+                "write a path starting with `/`, e.g. `/{}`",
+                p.value.trim_start_matches('/').trim()
+            )),
+        );
+    }
 }
 
 /// The `helm:` settings of every catalog chart that runs, by release name. Settings of a
@@ -2163,15 +3176,27 @@ fn check_env_name(c: &mut Checker, k: &str, span: Span) {
 
 /// Rules that span sections: host names, storage for stateful services, database owners,
 /// NFS against the pool, receivers for critical alerts.
+/// The validated sections the cross checks read.
+struct Parts<'a> {
+    services: &'a Services,
+    apps: &'a [App],
+    alerting: &'a Alerting,
+    charts: &'a [UserChart],
+}
+
 fn cross_checks(
     c: &mut Checker,
     raw: &RawLab,
     network: Option<&(Network, NetSpans)>,
     storage: Option<&Storage>,
-    services: &Services,
-    apps: &[App],
-    alerting: &Alerting,
+    parts: Parts<'_>,
 ) {
+    let Parts {
+        services,
+        apps,
+        alerting,
+        charts,
+    } = parts;
     let rs = raw.services.as_ref();
     // Host names under the domain.
     let mut hosts: Vec<(String, String, Span)> = Vec::new();
@@ -2230,6 +3255,22 @@ fn cross_checks(
                 format!("app {}", a.name),
                 host_span(&ra.host, name_span),
             ));
+        }
+    }
+    for ch in charts {
+        if let Some(h) = &ch.host {
+            let span = raw
+                .charts
+                .iter()
+                .filter_map(|rc| {
+                    rc.host
+                        .as_ref()
+                        .filter(|_| rc.name.as_ref().is_some_and(|n| n.value == ch.name))
+                })
+                .map(|rh| rh.name.as_ref().map_or(rh.span, |n| n.span))
+                .next()
+                .unwrap_or_default();
+            hosts.push((h.name.clone(), format!("chart {}", ch.name), span));
         }
     }
     let mut seen: HashMap<String, (String, Span)> = HashMap::new();
@@ -2291,8 +3332,20 @@ fn cross_checks(
             }
         }
         for (a, ra) in apps.iter().zip(&raw.apps) {
-            if !a.volumes.is_empty() {
+            if a.volumes
+                .iter()
+                .any(|v| matches!(v.source, VolumeSource::Claim { .. }))
+            {
                 stateful.push(("an app with volumes", ra.span));
+            }
+        }
+        for (sh, rs) in raw
+            .shares
+            .iter()
+            .filter_map(|r| Some((r.size.as_ref()?, r)))
+        {
+            if rs.nfs.is_none() {
+                stateful.push(("a share with `size`", sh.span));
             }
         }
         for (what, span) in stateful {

@@ -3,6 +3,7 @@
 
 mod apps;
 mod cert_manager;
+mod charts;
 mod dev_containers;
 mod dev_proxy;
 mod k3s;
@@ -15,6 +16,7 @@ mod nfs;
 mod ollama;
 mod paperless;
 mod postgres;
+mod shares;
 mod traefik;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,8 +130,19 @@ pub fn plan(lab: &Lab) -> Plan {
     if !s.dev_containers.is_empty() {
         components.push(dev_containers::component(&ctx));
     }
+    let mounts_share = |a: &homelab_spec::lab::App| {
+        a.volumes
+            .iter()
+            .any(|v| matches!(v.source, homelab_spec::lab::VolumeSource::Share { .. }))
+    };
+    if lab.apps.iter().any(mounts_share) {
+        components.push(shares::component(&ctx));
+    }
     for app in &lab.apps {
         components.push(apps::component(&ctx, app));
+    }
+    for chart in &lab.charts {
+        components.push(charts::component(&ctx, chart));
     }
     for c in &mut components {
         apply_helm_overrides(lab, c);
@@ -207,6 +220,27 @@ pub(crate) fn merge_override(
 /// A component whose objects live in a namespace another component declares depends on that
 /// component, so the namespace exists before them however the components are applied.
 fn dedupe_shared_objects(components: &mut [Component]) {
+    // A namespace declared with different Pod Security levels gets the most permissive one
+    // any of its users needs (a host-network app needs `privileged`).
+    let rank = |level: &str| match level {
+        "privileged" => 2,
+        "baseline" => 1,
+        _ => 0,
+    };
+    let mut levels: BTreeMap<String, String> = BTreeMap::new();
+    for o in components.iter().flat_map(|c| c.objects.iter()) {
+        if o.kind() != "Namespace" {
+            continue;
+        }
+        if let Some(level) =
+            o.manifest["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as_str()
+        {
+            let entry = levels.entry(o.name().to_string()).or_default();
+            if entry.is_empty() || rank(level) > rank(entry) {
+                *entry = level.to_string();
+            }
+        }
+    }
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut namespace_owner: BTreeMap<String, String> = BTreeMap::new();
     for c in components.iter_mut() {
@@ -218,6 +252,19 @@ fn dedupe_shared_objects(components: &mut [Component]) {
             );
             seen.insert(key)
         });
+        for o in &mut c.objects {
+            if o.kind() == "Namespace"
+                && let Some(level) = levels.get(o.name())
+                && let Some(labels) = o.manifest["metadata"]["labels"].as_object_mut()
+            {
+                for mode in ["enforce", "audit", "warn"] {
+                    labels.insert(
+                        format!("pod-security.kubernetes.io/{mode}"),
+                        serde_json::Value::String(level.clone()),
+                    );
+                }
+            }
+        }
         for o in &c.objects {
             if o.kind() == "Namespace" {
                 namespace_owner.insert(o.name().to_string(), c.name.clone());

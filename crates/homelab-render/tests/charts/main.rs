@@ -46,6 +46,7 @@ labs! {
     digitalocean_dns01 => digitalocean(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
+    media_lab => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/media-lab.yaml")).unwrap(),
 }
 
 /// The seed lab with `helm:` values on several catalog charts, Traefik's over K3s's own.

@@ -13,7 +13,7 @@ use homelab_render::{
 use homelab_secrets::canary::Canaries;
 use homelab_secrets::{Identities, Recipient, SecretRequirement, SecretsStore};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::validators::{build_layers, kubernetes_version, validate_objects};
@@ -208,7 +208,8 @@ fn every_flux_layer_builds_and_every_object_is_valid() {
         let clusters = out.join(format!("clusters/{}/components.yaml", lab.plan.lab_name));
         objects.extend(yaml_docs(&fs::read_to_string(clusters).unwrap()));
         // Each release is a HelmRelease carrying exactly the plan's values, from a
-        // HelmRepository at the plan's chart source.
+        // HelmRepository at the plan's chart source, or for an OCI chart from an
+        // OCIRepository pinned to the chart's tag.
         for c in &lab.plan.components {
             for r in &c.releases {
                 let hr = objects
@@ -218,18 +219,33 @@ fn every_flux_layer_builds_and_every_object_is_valid() {
                     })
                     .unwrap_or_else(|| panic!("no HelmRelease {}", r.name));
                 assert_eq!(hr["spec"]["values"], r.values, "{}", r.name);
-                assert_eq!(
-                    hr["spec"]["chart"]["spec"]["version"],
-                    r.chart.version.as_str()
-                );
-                let repo = objects
-                    .iter()
-                    .find(|o| {
-                        o["kind"] == "HelmRepository" && o["metadata"]["name"] == r.name.as_str()
-                    })
-                    .unwrap();
-                assert_eq!(repo["spec"]["url"], r.chart.repo.as_str());
-                assert_eq!(repo["spec"]["type"] == "oci", r.chart.is_oci());
+                let source = |kind: &str| {
+                    objects
+                        .iter()
+                        .find(|o| o["kind"] == kind && o["metadata"]["name"] == r.name.as_str())
+                        .unwrap_or_else(|| panic!("no {kind} {}", r.name))
+                };
+                if r.chart.is_oci() {
+                    assert_eq!(
+                        hr["spec"]["chartRef"],
+                        json!({"kind": "OCIRepository", "name": r.name, "namespace": "flux-system"})
+                    );
+                    assert!(hr["spec"].get("chart").is_none());
+                    let repo = source("OCIRepository");
+                    assert_eq!(
+                        repo["spec"]["url"],
+                        format!("{}/{}", r.chart.repo, r.chart.name).as_str()
+                    );
+                    assert_eq!(repo["spec"]["ref"]["tag"], r.chart.version.as_str());
+                } else {
+                    assert_eq!(
+                        hr["spec"]["chart"]["spec"]["version"],
+                        r.chart.version.as_str()
+                    );
+                    let repo = source("HelmRepository");
+                    assert_eq!(repo["spec"]["url"], r.chart.repo.as_str());
+                    assert!(repo["spec"].get("type").is_none());
+                }
             }
         }
         assert!(!objects.iter().any(|o| o["kind"] == "HelmChart"));
@@ -368,4 +384,50 @@ fn flux_needs_secret_values_and_says_which_one_is_missing() {
     // Debug output of the tree names Secrets, never their values.
     let debug = format!("{tree:?}");
     lab.canaries.assert_absent("Debug of the tree", &debug);
+}
+
+/// Renovate reads every chart version of the flux tree: a HelmRelease's `version` for a Helm
+/// repository, the OCIRepository's `tag` for an OCI chart.
+#[test]
+fn renovate_reads_every_flux_chart_version() {
+    let lab = Lab::new(SEED);
+    let tree = render(&lab.plan, Flavor::Flux, Some(&lab.store())).unwrap();
+    let patterns: Vec<regex::Regex> = homelab_render::RENOVATE_MATCH_STRINGS
+        .iter()
+        .map(|p| regex::Regex::new(p).unwrap())
+        .collect();
+    let mut oci = 0;
+    for c in &lab.plan.components {
+        for r in &c.releases {
+            let (file, dep) = if r.chart.is_oci() {
+                oci += 1;
+                (
+                    "ocirepository.yaml",
+                    format!(
+                        "{}/{}",
+                        r.chart.repo.trim_start_matches("oci://"),
+                        r.chart.name
+                    ),
+                )
+            } else {
+                ("helmrelease.yaml", r.chart.name.clone())
+            };
+            let text = tree
+                .text(&format!("{}/{file}", c.dir()))
+                .unwrap_or_else(|| panic!("{}/{file}", c.dir()));
+            let found = patterns.iter().any(|p| {
+                p.captures_iter(text)
+                    .any(|cap| cap["depName"] == *dep && cap["currentValue"] == *r.chart.version)
+            });
+            assert!(
+                found,
+                "{dep} {} is not read by Renovate in {file}:\n{text}",
+                r.chart.version
+            );
+        }
+    }
+    assert!(
+        oci >= 1,
+        "the seed lab installs cert-manager from an OCI registry"
+    );
 }
