@@ -46,6 +46,7 @@ fn values_merge_over_the_generated_ones_and_the_plan_records_the_difference() {
         metallb.values,
         json!({
             "speaker": {"frr": null},
+            "frrk8s": {"enabled": false},
             "controller": {
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
                 "logLevel": "debug",
