@@ -146,10 +146,13 @@ pub enum HostOutcome {
         /// Changes made before the failure.
         changes: Vec<String>,
     },
-    /// The host was not worked on.
+    /// The operation stopped before every phase that concerned this host had run on it: its
+    /// state after those phases was never examined.
     Skipped {
-        /// Why.
+        /// Why, naming the first phase that did not run on it.
         reason: String,
+        /// Changes made (or, in a dry run, found to be needed) before the stop.
+        changes: Vec<String>,
     },
 }
 
@@ -232,7 +235,12 @@ impl fmt::Display for Report {
                         writeln!(f, "  - done before the failure: {c}")?;
                     }
                 }
-                HostOutcome::Skipped { reason } => writeln!(f, "{}: skipped: {reason}", h.host)?,
+                HostOutcome::Skipped { reason, changes } => {
+                    writeln!(f, "{}: skipped: {reason}", h.host)?;
+                    for c in changes {
+                        writeln!(f, "  - done before the stop: {c}")?;
+                    }
+                }
             }
             for w in &h.warnings {
                 writeln!(f, "  ! {w}")?;

@@ -224,10 +224,33 @@ impl<'a> Run<'a> {
         self.emit(phase, Some(host), EventKind::Failed { message });
     }
 
+    /// Host `host` will not be worked on from phase `title` on, because the run stopped: it
+    /// is reported as skipped (with what was done on it before), never with an outcome no
+    /// phase observed. Only the first phase it misses is recorded and announced.
+    fn skip(&self, title: &str, host: usize, why: &str) {
+        {
+            let mut st = self.slots[host].state.lock().expect("slot lock");
+            if st.failed.is_some() || st.skipped.is_some() {
+                return;
+            }
+            st.involved = true;
+            st.skipped = Some(format!(
+                "not worked on from phase \"{title}\" on, because the run stopped: {why}"
+            ));
+        }
+        self.emit(
+            title,
+            Some(host),
+            EventKind::Skipped {
+                reason: why.to_string(),
+            },
+        );
+    }
+
     async fn one(&self, phase: &dyn Phase, host: usize) {
         let title = phase.title();
         if let Some(why) = self.stopped() {
-            self.emit(title, Some(host), EventKind::Skipped { reason: why });
+            self.skip(title, host, &why);
             return;
         }
         self.slots[host].state.lock().expect("slot lock").involved = true;
@@ -306,15 +329,26 @@ impl<'a> Run<'a> {
                         .await;
                 }
                 Mode::OneAtATime => {
-                    for h in targets {
+                    for (i, &h) in targets.iter().enumerate() {
                         self.one(*phase, h).await;
                         if self.is_failed(h) && phase.on_failure(self, h) == OnFailure::StopRun {
+                            let why = self.stopped().unwrap_or_default();
+                            for &later in &targets[i + 1..] {
+                                self.skip(title, later, &why);
+                            }
                             break;
                         }
                     }
                 }
             }
             self.emit(title, None, EventKind::PhaseFinished);
+        }
+        if let Some(why) = self.stopped() {
+            for phase in &phases[started..] {
+                for h in phase.hosts(self) {
+                    self.skip(phase.title(), h, &why);
+                }
+            }
         }
         for phase in phases[..started].iter().rev() {
             phase.cleanup(self).await;
@@ -342,7 +376,7 @@ impl<'a> Run<'a> {
                 if !st.involved {
                     return None;
                 }
-                let mut warnings = st.warnings.clone();
+                let warnings = st.warnings.clone();
                 let outcome = if let Some((phase, error)) = &st.failed {
                     HostOutcome::Failed {
                         phase: phase.clone(),
@@ -352,6 +386,11 @@ impl<'a> Run<'a> {
                 } else if let Some(reason) = &st.skipped {
                     HostOutcome::Skipped {
                         reason: reason.clone(),
+                        changes: if self.dry_run {
+                            st.would.clone()
+                        } else {
+                            st.changes.clone()
+                        },
                     }
                 } else if self.dry_run {
                     if st.would.is_empty() {
@@ -368,13 +407,6 @@ impl<'a> Run<'a> {
                         changes: st.changes.clone(),
                     }
                 };
-                if let Some(why) = &stopped
-                    && !matches!(outcome, HostOutcome::Failed { .. })
-                {
-                    warnings.push(format!(
-                        "the operation stopped before this host was finished: {why}"
-                    ));
-                }
                 Some(HostReport {
                     host: self.host(i).name.clone(),
                     outcome,

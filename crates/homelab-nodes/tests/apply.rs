@@ -528,3 +528,88 @@ async fn hosts_that_cannot_run_k3s_are_refused_and_left_alone() {
         "a refused host is not prepared either"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_a_stopped_run_never_examined_are_skipped_not_unchanged() {
+    let mut lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    let mut inv = lab.inventory(V);
+    inv.timeouts.ready = std::time::Duration::from_secs(2);
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap();
+
+    // s1 (the control server) gets a new config and comes up NotReady: the run stops in
+    // "Install first server". a1 gets a new update policy, written in "Prepare hosts" before
+    // the stop; s2 and a1 would also get new labels, which no phase ever looked at.
+    inv.hosts[0].k3s_config.push_str("node-ip: 10.9.9.9\n");
+    lab.set_fail_ready("s1", true);
+    inv.prepare.reboot_at = Some("04:00".into());
+    inv.hosts[1].labels.insert("tier".into(), "db".into());
+    inv.hosts[2].labels.insert("tier".into(), "apps".into());
+    let rec = Recorder::default();
+    let err = apply(&inv, &ApplyOptions::default(), &rec)
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    let stopped = report.stopped.clone().unwrap();
+    assert!(
+        stopped.contains("s1 failed in phase \"Install first server\""),
+        "{stopped}"
+    );
+    match &report.host("s1").unwrap().outcome {
+        HostOutcome::Failed { phase, .. } => assert_eq!(phase, "Install first server"),
+        other => panic!("{other:?}"),
+    }
+    for h in ["s2", "a1"] {
+        match &report.host(h).unwrap().outcome {
+            HostOutcome::Skipped { reason, changes } => {
+                assert!(
+                    reason.contains("Join") && reason.contains(&stopped),
+                    "{h}: {reason}"
+                );
+                // What was done before the stop is still reported, and only that.
+                assert!(
+                    changes
+                        .iter()
+                        .all(|c| c.contains("52homelab-unattended-upgrades")),
+                    "{h}: {changes:?}"
+                );
+                assert_eq!(changes.len(), 1, "{h}: {changes:?}");
+            }
+            other => {
+                panic!("{h} was never examined past Prepare, yet reported {other:?}\n{report}")
+            }
+        }
+        assert!(
+            rec.events().iter().any(|e| e.host.as_deref() == Some(h)
+                && matches!(&e.kind, EventKind::Skipped { reason } if reason.contains(&stopped))),
+            "{h} is said to be skipped as it happens"
+        );
+    }
+    let text = report.to_string();
+    assert!(text.contains("s2: skipped: "), "{text}");
+    assert!(text.contains("a1: skipped: "), "{text}");
+    assert!(!text.contains("unchanged"), "{text}");
+    assert!(lab.state()["nodes"]["a1"]["labels"].get("tier").is_none());
+
+    // The control server unreachable: the others connected and were never looked at.
+    lab.set_fail_ready("s1", false);
+    lab.stop_sshd("s1");
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let report = err.report().unwrap();
+    for h in ["s2", "a1"] {
+        match &report.host(h).unwrap().outcome {
+            HostOutcome::Skipped { reason, changes } => {
+                assert!(reason.contains("Gather facts"), "{reason}");
+                assert!(changes.is_empty(), "{changes:?}");
+            }
+            other => panic!("{h}: {other:?}\n{report}"),
+        }
+    }
+}

@@ -170,7 +170,7 @@ fn k3s_configs_carry_the_settings_the_platform_needs() {
         "etcd-snapshot-retention: 14",
         "etcd-snapshot-dir: /mnt/k3s-snapshots",
         "bind-address=0.0.0.0",
-        "token-file: /etc/rancher/k3s/token",
+        "token-file: /etc/rancher/k3s/cluster-token",
         "- k3s-master",
     ] {
         assert!(

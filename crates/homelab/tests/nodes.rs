@@ -213,7 +213,7 @@ fn line_of<'t>(text: &'t str, start: &str) -> &'t str {
 
 #[test]
 fn three_nodes_converge_rerun_unchanged_then_an_agent_is_removed() {
-    let lab = CliLab::start(&[
+    let mut lab = CliLab::start(&[
         ("s1", Role::Server),
         ("a1", Role::Agent),
         ("a2", Role::Agent),
@@ -294,6 +294,20 @@ fn three_nodes_converge_rerun_unchanged_then_an_agent_is_removed() {
         let config = hosts.file(h, "/etc/rancher/k3s/config.yaml").unwrap();
         assert!(!config.contains(TOKEN));
         assert!(config.contains(&format!("node-name: \"{h}\"")), "{config}");
+        // Every token path the file names, in its comment and its `token-file`, is the file
+        // the token really is in.
+        let named: Vec<&str> = config
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .filter(|w| w.starts_with("/etc/rancher/k3s/") && w.contains("token"))
+            .collect();
+        assert!(named.len() >= 2, "{config}");
+        for path in named {
+            assert_eq!(
+                hosts.file(h, path).as_deref(),
+                Some(TOKEN),
+                "{h}: config.yaml names {path} as the token file:\n{config}"
+            );
+        }
     }
     // The plan's server config arrived: certificate names, snapshot settings, disabled addons.
     let s1_config = hosts.file("s1", "/etc/rancher/k3s/config.yaml").unwrap();
@@ -380,6 +394,39 @@ fn three_nodes_converge_rerun_unchanged_then_an_agent_is_removed() {
             .any(|e| e["action"] == "remove" && e["node"] == "a2"),
         "{history:#}"
     );
+
+    // The first server is down: the run stops, and the agents it never looked at are
+    // "skipped" (a2, removed above, is not "unchanged" either), in text and in JSON.
+    lab.hosts.as_mut().unwrap().stop_sshd("s1");
+    let (stdout, _) = lab.expect(1, &["nodes", "apply"]);
+    assert!(
+        line_of(&stdout, "s1: ").starts_with("s1: FAILED in Connect: "),
+        "{stdout}"
+    );
+    for h in ["a1", "a2"] {
+        let line = line_of(&stdout, &format!("{h}: "));
+        assert!(
+            line.starts_with(&format!(
+                "{h}: skipped: not worked on from phase \"Gather facts\" on, because the run stopped: s1 failed"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(!stdout.contains("unchanged"), "{stdout}");
+    let report = lab.json(1, &["--output", "json", "nodes", "apply"]);
+    assert_eq!(outcome(&report, "s1")["outcome"], "failed");
+    for h in ["a1", "a2"] {
+        let o = outcome(&report, h);
+        assert_eq!(o["outcome"], "skipped", "{report:#}");
+        assert!(
+            o["reason"]
+                .as_str()
+                .unwrap()
+                .contains("s1 failed in phase \"Connect\"")
+        );
+        assert_eq!(o["changes"], serde_json::json!([]));
+    }
+    assert!(report["stopped"].as_str().unwrap().contains("s1 failed"));
 }
 
 #[test]

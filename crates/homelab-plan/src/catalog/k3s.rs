@@ -8,7 +8,8 @@ use super::Ctx;
 use crate::{Component, Layer, NodePlan, PlainFile, SecretGenerator};
 
 pub(crate) const TOKEN_SECRET: &str = "k3s-token";
-pub(crate) const TOKEN_FILE: &str = "/etc/rancher/k3s/token";
+/// Where `homelab nodes apply` writes the join token (`homelab_nodes::TOKEN_PATH`; ADR 0032).
+pub(crate) const TOKEN_FILE: &str = "/etc/rancher/k3s/cluster-token";
 const API_PORT: u16 = 6443;
 
 pub(super) fn component(ctx: &Ctx) -> Component {

@@ -506,9 +506,10 @@ pub(crate) fn report_json(
                     );
                     m.insert("changes".into(), json!(changes));
                 }
-                HostOutcome::Skipped { reason } => {
+                HostOutcome::Skipped { reason, changes } => {
                     m.insert("outcome".into(), json!("skipped"));
                     m.insert("reason".into(), json!(reason));
+                    m.insert("changes".into(), json!(changes));
                 }
             }
             m.insert("warnings".into(), json!(h.warnings));
