@@ -70,6 +70,7 @@ fn plaintext_of(v: &Value) -> Option<(Zeroizing<Vec<u8>>, &'static str)> {
         ),
         Value::Bytes(b) => (b.clone(), "bytes"),
         Value::Timestamp(t) => (timestamp_text(t)?.into_bytes(), "time"),
+        Value::Comment(c) => (c.as_bytes().to_vec(), "comment"),
         Value::Null | Value::Seq(_) | Value::Map(_) => return None,
     };
     Some((Zeroizing::new(bytes), ty))
@@ -83,7 +84,7 @@ fn timestamp_text(t: &str) -> Option<String> {
 /// Encrypts a scalar; empty strings stay empty and unencrypted, as sops leaves them.
 pub(crate) fn encrypt_scalar(v: &Value, key: &DataKey, aad: &str) -> Result<String, String> {
     let (plain, ty) = plaintext_of(v).ok_or_else(|| "not a scalar".to_owned())?;
-    if plain.is_empty() && matches!(ty, "str" | "bytes") {
+    if plain.is_empty() && matches!(ty, "str" | "bytes" | "comment") {
         return Ok(String::new());
     }
     let mut iv = [0u8; IV_LEN];
@@ -194,11 +195,7 @@ fn typed(plain: &[u8], ty: &str) -> Result<Value, CipherFailure> {
             let ts = parse_rfc3339(t).ok_or_else(|| bad("timestamp"))?;
             Value::Timestamp(ts.to_rfc3339_nano())
         }
-        "comment" | "comment_inline" => {
-            return Err(CipherFailure::Malformed(
-                "an encrypted comment is stored as a value".to_owned(),
-            ));
-        }
+        "comment" => Value::Comment(text()?.to_owned()),
         other => {
             return Err(CipherFailure::Malformed(format!(
                 "unknown value type `{other}`"

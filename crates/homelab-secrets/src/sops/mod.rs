@@ -1,5 +1,5 @@
-//! The SOPS YAML format with age recipients: decrypting (data key via age, every value, MAC
-//! check) and encrypting (fresh IVs, new `lastmodified` and MAC) whole documents. Pure: text
+//! The SOPS YAML format with age recipients: decrypting (data key via age, every value and
+//! comment, MAC check) and encrypting (fresh IVs, new `lastmodified` and MAC) whole documents. Pure: text
 //! in, text out; it never writes a file and never returns plaintext except as a `SecretString`
 //! or a tree the caller asked for.
 
@@ -366,8 +366,19 @@ impl<'a> Walker<'a> {
                     path.pop();
                     out.insert(k, enc);
                 }
+                let comments = m
+                    .comments()
+                    .iter()
+                    .map(|(at, text)| Ok((*at, self.encrypt_comment(text, path)?)))
+                    .collect::<Result<_, SopsError>>()?;
+                out.set_comments(comments);
                 Ok(Value::Map(out))
             }
+            // In a list sops keeps an encrypted comment as an item (`- ENC[...,type:comment]`).
+            Value::Comment(text) if self.rule.should_encrypt(path) && !text.is_empty() => {
+                Ok(Value::Str(self.encrypt_comment(text, path)?))
+            }
+            Value::Comment(text) => Ok(Value::Comment(text.clone())),
             Value::Seq(items) => Ok(Value::Seq(
                 items
                     .iter()
@@ -391,6 +402,35 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A comment's text as the file stores it: encrypted with the key path of the collection
+    /// it is in, outside the MAC, as sops does; left as it is where the rule says plaintext.
+    fn encrypt_comment(&self, text: &str, path: &[String]) -> Result<String, SopsError> {
+        if text.is_empty() || !self.rule.should_encrypt(path) {
+            return Ok(text.to_owned());
+        }
+        encrypt_scalar(
+            &Value::Comment(text.to_owned()),
+            self.key,
+            &additional_data(path),
+        )
+        .map_err(|reason| SopsError::Unencryptable {
+            path: path_text(path),
+            reason,
+        })
+    }
+
+    /// A stored comment's plaintext. Like sops, a comment that does not decrypt is taken as
+    /// a plaintext comment (older sops releases wrote them so); comments are not in the MAC.
+    fn decrypt_comment(&self, text: &str, path: &[String]) -> String {
+        if !text.starts_with("ENC[AES256_GCM,") || !self.rule.should_encrypt(path) {
+            return text.to_owned();
+        }
+        match decrypt_scalar(text, self.key, &additional_data(path)) {
+            Ok(Value::Comment(plain)) => plain,
+            _ => text.to_owned(),
+        }
+    }
+
     fn decrypt(&mut self, v: &Value, path: &mut Vec<String>) -> Result<Value, SopsError> {
         match v {
             Value::Map(m) => {
@@ -401,8 +441,15 @@ impl<'a> Walker<'a> {
                     path.pop();
                     out.insert(k, plain);
                 }
+                let comments = m
+                    .comments()
+                    .iter()
+                    .map(|(at, text)| (*at, self.decrypt_comment(text, path)))
+                    .collect();
+                out.set_comments(comments);
                 Ok(Value::Map(out))
             }
+            Value::Comment(text) => Ok(Value::Comment(self.decrypt_comment(text, path))),
             Value::Seq(items) => Ok(Value::Seq(
                 items
                     .iter()
@@ -435,7 +482,9 @@ impl<'a> Walker<'a> {
                 } else {
                     leaf.clone()
                 };
-                self.hash(encrypted, &plain);
+                if !matches!(plain, Value::Comment(_)) {
+                    self.hash(encrypted, &plain);
+                }
                 Ok(plain)
             }
         }

@@ -36,6 +36,10 @@ impl Emitter {
     fn document(&mut self, doc: &Value) {
         match doc {
             Value::Map(m) if !m.is_empty() => self.block_map(m, 0, false),
+            Value::Map(m) if !m.comments().is_empty() => {
+                self.block_map(m, 0, false);
+                self.out.push_str("{}\n");
+            }
             Value::Seq(s) if !s.is_empty() => self.block_seq(s, 0, false),
             other => {
                 self.scalar(other, self.best, false);
@@ -53,12 +57,59 @@ impl Emitter {
         self.out.extend(std::iter::repeat_n(' ', col));
     }
 
+    fn comment(&mut self, text: &str, col: usize) {
+        self.pad(col);
+        self.out.push('#');
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    /// The comments of `m` before entry `index`.
+    fn map_comments(&mut self, m: &Mapping, index: usize, col: usize) {
+        for (_, text) in m.comments().iter().filter(|(at, _)| *at == index) {
+            self.comment(text, col);
+        }
+    }
+
+    /// Writes the comments a collection starts with, before the `- ` of the list item that
+    /// holds it (after `- ` they would turn the item into a null); returns how many.
+    fn leading_comments(&mut self, item: &Value, col: usize) -> usize {
+        match item {
+            Value::Map(m) if !m.is_empty() => {
+                self.map_comments(m, 0, col);
+                0
+            }
+            Value::Seq(items) => {
+                let n = items
+                    .iter()
+                    .take_while(|i| matches!(i, Value::Comment(_)))
+                    .count();
+                if n == items.len() {
+                    return 0;
+                }
+                for i in &items[..n] {
+                    if let Value::Comment(text) = i {
+                        self.comment(text, col);
+                    }
+                }
+                n
+            }
+            _ => 0,
+        }
+    }
+
     fn block_map(&mut self, m: &Mapping, col: usize, first_inline: bool) {
         for (i, (key, value)) in m.iter().enumerate() {
             if !(i == 0 && first_inline) {
+                self.map_comments(m, i, col);
                 self.pad(col);
             }
-            self.string(key, col, true);
+            if key == "<<" {
+                // go-yaml v3 writes a merge key with its tag, as sops prints it.
+                self.out.push_str("!!merge <<");
+            } else {
+                self.string(key, col, true);
+            }
             self.out.push(':');
             match value {
                 Value::Map(inner) if !inner.is_empty() => {
@@ -79,17 +130,35 @@ impl Emitter {
                 }
             }
         }
+        self.map_comments(m, m.len(), col);
     }
 
     fn block_seq(&mut self, items: &[Value], col: usize, first_inline: bool) {
-        for (i, item) in items.iter().enumerate() {
-            if !(i == 0 && first_inline) {
-                self.pad(col);
+        let mut pending_dash = first_inline;
+        for item in items {
+            if let Value::Comment(text) = item {
+                if pending_dash {
+                    // Only reached for a list of comments alone, which `leading_comments` leaves.
+                    self.out.push_str("[]\n");
+                    pending_dash = false;
+                }
+                self.comment(text, col);
+                continue;
             }
+            let skip = if pending_dash {
+                0
+            } else {
+                let n = self.leading_comments(item, col);
+                self.pad(col);
+                n
+            };
+            pending_dash = false;
             self.out.push_str("- ");
             match item {
                 Value::Map(inner) if !inner.is_empty() => self.block_map(inner, col + 2, true),
-                Value::Seq(inner) if !inner.is_empty() => self.block_seq(inner, col + 2, true),
+                Value::Seq(inner) if inner.len() > skip => {
+                    self.block_seq(&inner[skip..], col + 2, true)
+                }
                 scalar => {
                     self.scalar(scalar, col + 2, true);
                     self.out.push('\n');
@@ -119,7 +188,7 @@ impl Emitter {
                 self.out
                     .push_str(&base64::engine::general_purpose::STANDARD.encode(b));
             }
-            Value::Str(s) => self.string(s, block_indent, !block_ok),
+            Value::Str(s) | Value::Comment(s) => self.string(s, block_indent, !block_ok),
             Value::Seq(_) => self.out.push_str("[]"),
             Value::Map(_) => self.out.push_str("{}"),
         }

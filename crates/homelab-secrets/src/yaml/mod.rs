@@ -36,6 +36,9 @@ pub enum Value {
     Seq(Vec<Value>),
     /// A mapping with its key order.
     Map(Mapping),
+    /// A comment line between the items of a sequence (the text after `#`). sops keeps comments
+    /// in its tree; in a sequence they are items, encrypted as `type:comment` values.
+    Comment(String),
 }
 
 impl Value {
@@ -75,6 +78,7 @@ impl Value {
             Value::Bytes(_) => "binary",
             Value::Seq(_) => "list",
             Value::Map(_) => "map",
+            Value::Comment(_) => "comment",
         }
     }
 
@@ -87,7 +91,7 @@ impl Value {
             Value::Float(f) => Some(go_float_g(*f)),
             Value::Str(s) | Value::Timestamp(s) => Some(s.clone()),
             Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            Value::Seq(_) | Value::Map(_) => None,
+            Value::Seq(_) | Value::Map(_) | Value::Comment(_) => None,
         }
     }
 }
@@ -95,7 +99,7 @@ impl Value {
 impl Zeroize for Value {
     fn zeroize(&mut self) {
         match self {
-            Value::Str(s) | Value::Timestamp(s) => s.zeroize(),
+            Value::Str(s) | Value::Timestamp(s) | Value::Comment(s) => s.zeroize(),
             Value::Bytes(b) => b.zeroize(),
             Value::Int(i) => i.zeroize(),
             Value::Float(f) => f.zeroize(),
@@ -118,10 +122,12 @@ impl fmt::Debug for Value {
     }
 }
 
-/// A YAML mapping with string keys, in file order.
+/// A YAML mapping with string keys, in file order, and the comment lines between its entries.
 #[derive(Clone, PartialEq, Default)]
 pub struct Mapping {
     entries: Vec<(String, Value)>,
+    /// Comment lines (the text after `#`), each with the number of entries before it.
+    comments: Vec<(usize, String)>,
 }
 
 impl Mapping {
@@ -169,10 +175,30 @@ impl Mapping {
         None
     }
 
-    /// Removes `key`, returning its value.
+    /// Removes `key`, returning its value. Comments before it stay where the entry was.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let index = self.entries.iter().position(|(k, _)| k == key)?;
+        for (at, _) in &mut self.comments {
+            if *at > index {
+                *at -= 1;
+            }
+        }
         Some(self.entries.remove(index).1)
+    }
+
+    /// The comment lines with the number of entries before each, in order.
+    pub fn comments(&self) -> &[(usize, String)] {
+        &self.comments
+    }
+
+    /// Adds a comment line after the entries there are now.
+    pub fn push_comment(&mut self, text: impl Into<String>) {
+        self.comments.push((self.entries.len(), text.into()));
+    }
+
+    /// Replaces the comment lines (positions as [`Mapping::comments`] gives them).
+    pub fn set_comments(&mut self, comments: Vec<(usize, String)>) {
+        self.comments = comments;
     }
 
     /// Entries in order.
@@ -213,6 +239,9 @@ impl Zeroize for Mapping {
     fn zeroize(&mut self) {
         for (_, v) in &mut self.entries {
             v.zeroize();
+        }
+        for (_, c) in &mut self.comments {
+            c.zeroize();
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Builds `Value` trees from `saphyr-parser` events; pure, it must not drop a key or value
-//! silently (duplicate keys and complex keys are errors, as in go-yaml v3).
+//! Builds `Value` trees from `saphyr-parser` events, with the comment lines placed where sops
+//! (go-yaml v3) places them; pure, it must not drop a key, value or comment silently
+//! (duplicate keys and complex keys are errors, as in go-yaml v3).
 
 use std::collections::HashMap;
 
@@ -17,12 +18,28 @@ enum Frame {
     Seq {
         items: Vec<Value>,
         anchor: usize,
+        /// The column of the key (or list item) this sequence is the value of.
+        owner_col: usize,
+        /// The column of the sequence itself (its `-` indicators).
+        col: usize,
     },
     Map {
         map: Mapping,
         pending_key: Option<String>,
+        /// The column of the key waiting for its value.
+        key_col: usize,
         anchor: usize,
+        owner_col: usize,
     },
+}
+
+/// A comment in the source: where it starts (character index, line, column) and the text
+/// after its `#`.
+struct SourceComment {
+    index: usize,
+    line: usize,
+    col: usize,
+    text: String,
 }
 
 struct Builder {
@@ -32,24 +49,44 @@ struct Builder {
     /// The source text of anchored scalars, for aliases used as mapping keys.
     anchor_texts: HashMap<usize, String>,
     alias_nodes: usize,
+    /// Comments not placed yet, in source order.
+    comments: std::collections::VecDeque<SourceComment>,
 }
 
-/// Parses every document of a YAML stream. An empty stream gives no documents.
+/// Parses every document of a YAML stream, comments included. An empty stream gives no
+/// documents.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut events = Vec::new();
     let mut parser = Parser::new_from_str(text);
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(scan_error)?;
+        let end = matches!(event, Event::StreamEnd);
+        events.push((event, span));
+        if end {
+            break;
+        }
+    }
+    let scalars: Vec<(usize, usize)> = events
+        .iter()
+        .filter(|(e, _)| matches!(e, Event::Scalar(..)))
+        .map(|(_, span)| (span.start.index(), span.end.index()))
+        .collect();
     let mut b = Builder {
         stack: Vec::new(),
         docs: Vec::new(),
         anchors: HashMap::new(),
         anchor_texts: HashMap::new(),
         alias_nodes: 0,
+        comments: scan_comments(text, &scalars).into(),
     };
-    while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(scan_error)?;
+    let mut doc_starts = Vec::new();
+    for (event, span) in events {
         match event {
             Event::StreamEnd => break,
-            Event::Nothing | Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd => {}
+            Event::DocumentStart(_) => doc_starts.push(span.start.index()),
+            Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
             Event::Scalar(text, style, anchor, tag) => {
+                b.before_node(span);
                 if b.awaiting_key() {
                     b.key(text.into_owned(), anchor, span)?;
                 } else {
@@ -65,30 +102,40 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
                 if b.awaiting_key() {
                     return Err(at(span, "complex mapping keys (lists) are not supported"));
                 }
+                b.before_node(span);
+                let owner_col = b.owner_col();
                 b.stack.push(Frame::Seq {
                     items: Vec::new(),
                     anchor,
+                    owner_col,
+                    col: span.start.col(),
                 });
             }
             Event::MappingStart(anchor, _) => {
                 if b.awaiting_key() {
                     return Err(at(span, "complex mapping keys (maps) are not supported"));
                 }
+                b.before_node(span);
+                let owner_col = b.owner_col();
                 b.stack.push(Frame::Map {
                     map: Mapping::new(),
                     pending_key: None,
+                    key_col: 0,
                     anchor,
+                    owner_col,
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
+                b.foot_comments(span);
                 let (value, anchor) = match b.stack.pop() {
-                    Some(Frame::Seq { items, anchor }) => (Value::Seq(items), anchor),
+                    Some(Frame::Seq { items, anchor, .. }) => (Value::Seq(items), anchor),
                     Some(Frame::Map { map, anchor, .. }) => (Value::Map(map), anchor),
                     None => return Err(at(span, "unbalanced end of collection")),
                 };
                 b.complete(value, anchor, span)?;
             }
             Event::Alias(id) => {
+                b.before_node(span);
                 if b.awaiting_key() {
                     let text =
                         b.anchor_texts.get(&id).cloned().ok_or_else(|| {
@@ -110,10 +157,112 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
             }
         }
     }
+    // What is left are comments after the last entry of a document: they end its mapping.
+    while let Some(c) = b.comments.pop_front() {
+        let doc = doc_starts
+            .iter()
+            .rposition(|start| *start <= c.index)
+            .unwrap_or(0);
+        if let Some(Value::Map(m)) = b.docs.get_mut(doc) {
+            m.push_comment(c.text);
+        } else if let Some(Value::Seq(items)) = b.docs.get_mut(doc) {
+            items.push(Value::Comment(c.text));
+        }
+    }
     Ok(b.docs)
 }
 
+/// Finds every comment: a `#` at the start of a line or after white space that is not inside
+/// a scalar (`scalars` are the character ranges of every scalar, in order).
+fn scan_comments(text: &str, scalars: &[(usize, usize)]) -> Vec<SourceComment> {
+    let mut out = Vec::new();
+    let inside = |index: usize| {
+        let after = scalars.partition_point(|(start, _)| *start <= index);
+        after > 0 && index < scalars[after - 1].1
+    };
+    let mut index = 0;
+    for (line_no, line) in text.split('\n').enumerate() {
+        let mut previous_blank = true;
+        for (col, c) in line.chars().enumerate() {
+            if c == '#' && previous_blank && !inside(index + col) {
+                let text: String = line.chars().skip(col + 1).collect();
+                out.push(SourceComment {
+                    index: index + col,
+                    line: line_no + 1,
+                    col,
+                    text: text.trim_end_matches('\r').to_owned(),
+                });
+                break;
+            }
+            previous_blank = matches!(c, ' ' | '\t');
+        }
+        index += line.chars().count() + 1;
+    }
+    out
+}
+
 impl Builder {
+    /// The column that owns a collection starting now: the key it is the value of, or the
+    /// list it is an item of.
+    fn owner_col(&self) -> usize {
+        match self.stack.last() {
+            Some(Frame::Map { key_col, .. }) => *key_col,
+            Some(Frame::Seq { col, .. }) => *col,
+            None => 0,
+        }
+    }
+
+    /// Places the comments before a node that starts an entry (a key, or a list item), and
+    /// those on the node's own line (sops writes line comments before their entry).
+    fn before_node(&mut self, span: Span) {
+        let starts_entry = matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                pending_key: None,
+                ..
+            }) | Some(Frame::Seq { .. })
+        );
+        if !starts_entry {
+            return;
+        }
+        let line = span.start.line();
+        while self
+            .comments
+            .front()
+            .is_some_and(|c| c.index < span.start.index() || c.line == line)
+        {
+            let c = self.comments.pop_front().expect("checked above");
+            match self.stack.last_mut() {
+                Some(Frame::Map { map, .. }) => map.push_comment(c.text),
+                Some(Frame::Seq { items, .. }) => items.push(Value::Comment(c.text)),
+                None => {}
+            }
+        }
+    }
+
+    /// Places the comments that end the collection closing at `span`: those before the next
+    /// token, indented deeper than it and at least as deep as the collection's owner (go-yaml
+    /// v3's foot comments). The last collection of a document takes all that are left before.
+    fn foot_comments(&mut self, span: Span) {
+        let next_col = span.start.col();
+        let last = self.stack.len() == 1;
+        let Some(frame) = self.stack.last_mut() else {
+            return;
+        };
+        let owner_col = match frame {
+            Frame::Map { owner_col, .. } | Frame::Seq { owner_col, .. } => *owner_col,
+        };
+        while self.comments.front().is_some_and(|c| {
+            c.index < span.start.index() && (last || (c.col > next_col && c.col >= owner_col))
+        }) {
+            let c = self.comments.pop_front().expect("checked above");
+            match frame {
+                Frame::Map { map, .. } => map.push_comment(c.text),
+                Frame::Seq { items, .. } => items.push(Value::Comment(c.text)),
+            }
+        }
+    }
+
     fn awaiting_key(&self) -> bool {
         matches!(
             self.stack.last(),
@@ -130,13 +279,17 @@ impl Builder {
             self.anchors.insert(anchor, Value::Str(text.clone()));
         }
         if let Some(Frame::Map {
-            map, pending_key, ..
+            map,
+            pending_key,
+            key_col,
+            ..
         }) = self.stack.last_mut()
         {
             if map.contains_key(&text) {
                 return Err(at(span, format!("mapping key `{text}` is defined twice")));
             }
             *pending_key = Some(text);
+            *key_col = span.start.col();
         }
         Ok(())
     }
@@ -309,6 +462,42 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let docs = parse_documents("---\n").unwrap();
         assert_eq!(docs, vec![Value::Null]);
+    }
+
+    #[test]
+    fn comments_are_placed_as_sops_places_them_and_hashes_in_scalars_are_not_comments() {
+        let v = one(
+            "# top\ndb:\n    # head\n    user: app # inline\n    list:\n        # item\n        - a\n        - b\n    # foot\n# next\napi: 'x # y'\nblock: |\n    # not a comment\nplain: a#b\n# end\n",
+        );
+        let m = v.as_map().unwrap();
+        assert_eq!(
+            m.comments(),
+            [
+                (0, " top".to_owned()),
+                (1, " next".to_owned()),
+                (4, " end".to_owned())
+            ]
+        );
+        let db = m.get("db").unwrap().as_map().unwrap();
+        assert_eq!(
+            db.comments(),
+            [(0, " head".to_owned()), (0, " inline".to_owned())]
+        );
+        assert_eq!(
+            db.get("list"),
+            Some(&Value::Seq(vec![
+                Value::Comment(" item".into()),
+                Value::Str("a".into()),
+                Value::Str("b".into()),
+                Value::Comment(" foot".into()),
+            ]))
+        );
+        assert_eq!(m.get("api"), Some(&Value::Str("x # y".into())));
+        assert_eq!(
+            m.get("block"),
+            Some(&Value::Str("# not a comment\n".into()))
+        );
+        assert_eq!(m.get("plain"), Some(&Value::Str("a#b".into())));
     }
 
     #[test]

