@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::vault::VaultError;
 use crate::yaml::YamlError;
 
 /// Result alias for this crate.
@@ -43,11 +44,30 @@ pub enum SopsError {
     /// A feature of the format this implementation does not handle.
     #[error("unsupported SOPS feature: {0}")]
     Unsupported(String),
-    /// The file has no age recipients to decrypt the data key with.
+    /// The file has no age recipients or Vault keys to decrypt the data key with.
     #[error(
-        "the file has no age recipients (only other key types such as PGP or KMS), which homelab cannot use"
+        "the file has no age recipients or Vault transit keys (only other key types such as PGP or KMS), which homelab cannot use"
     )]
     NoAgeRecipients,
+    /// Neither an age identity nor a Vault transit key opened the data key.
+    #[error(
+        "no key opened the data key: age: {age}; {}",
+        vault.iter().map(|(uri, e)| format!("Vault {uri}: {e}")).collect::<Vec<_>>().join("; ")
+    )]
+    NoKeyOpened {
+        /// Why age did not (the recipients and our identities).
+        age: String,
+        /// Each Vault key and why it did not.
+        vault: Vec<(String, VaultError)>,
+    },
+    /// A Vault call failed while writing the file's keys.
+    #[error("Vault transit key {uri}: {source}")]
+    Vault {
+        /// The transit key.
+        uri: String,
+        /// What failed.
+        source: Box<VaultError>,
+    },
     /// None of the identities is a recipient.
     #[error(
         "wrong key: none of the age identities ({identities}) can decrypt the data key; the file's recipients are {}",
@@ -311,6 +331,9 @@ pub enum Error {
         /// Where and what.
         reason: String,
     },
+    /// The Vault/OpenBao configuration of the environment is unusable.
+    #[error("{0}")]
+    Vault(VaultError),
     /// A git command failed during a scan.
     #[error("git failed in {}: {reason}", path.display())]
     Git {

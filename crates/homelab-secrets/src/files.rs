@@ -12,6 +12,7 @@ use crate::error::{Error, Result, SopsError};
 use crate::identity::{Identities, Recipient};
 use crate::sops::{self, EncryptOptions, SopsDocument};
 use crate::sops_config::FLUX_ENCRYPTED_REGEX;
+use crate::vault::VaultKey;
 use crate::yaml::{self, Value};
 
 /// Mode of every file this crate writes that holds secrets (encrypted or not).
@@ -47,6 +48,19 @@ pub fn encrypt_file(path: &Path, options: &EncryptOptions) -> Result<String> {
     })
 }
 
+/// `sops -e` with Vault transit keys in `options`: the credentials come from `identities`.
+pub fn encrypt_file_with_keys(
+    path: &Path,
+    options: &EncryptOptions,
+    identities: &Identities,
+) -> Result<String> {
+    let text = zeroize::Zeroizing::new(read_text(path)?);
+    sops::encrypt_text_with(&text, options, identities).map_err(|reason| Error::Encrypt {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
 /// `sops -e -i`: replaces a plaintext file with its encryption, atomically (mode 0600).
 pub fn encrypt_file_in_place(path: &Path, options: &EncryptOptions) -> Result<()> {
     let encrypted = encrypt_file(path, options)?;
@@ -64,19 +78,41 @@ pub(crate) fn write_secret_file(path: &Path, text: &str) -> Result<()> {
 /// What [`rekey_file`] changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RekeyReport {
-    /// Recipients added.
+    /// age recipients added.
     pub added: Vec<String>,
-    /// Recipients removed.
+    /// age recipients removed.
     pub removed: Vec<String>,
-    /// The recipients now.
+    /// The age recipients now.
     pub recipients: Vec<String>,
+    /// Vault transit keys added (sops's URI form).
+    pub added_vault: Vec<String>,
+    /// Vault transit keys removed.
+    pub removed_vault: Vec<String>,
+    /// The Vault transit keys now.
+    pub vault_keys: Vec<String>,
 }
 
 impl RekeyReport {
     /// Whether the file changed.
     pub fn changed(&self) -> bool {
-        !self.added.is_empty() || !self.removed.is_empty()
+        !self.added.is_empty()
+            || !self.removed.is_empty()
+            || !self.added_vault.is_empty()
+            || !self.removed_vault.is_empty()
     }
+}
+
+/// The keys a rekey adds and removes.
+#[derive(Debug, Clone, Default)]
+pub struct KeyChanges {
+    /// age recipients to add.
+    pub add: Vec<Recipient>,
+    /// age recipients to remove.
+    pub remove: Vec<Recipient>,
+    /// Vault/OpenBao transit keys to add (the data key is wrapped through Vault).
+    pub add_vault: Vec<VaultKey>,
+    /// Transit keys to remove.
+    pub remove_vault: Vec<VaultKey>,
 }
 
 /// Adds and removes age recipients of a SOPS file, re-encrypting only its data key. Refuses to
@@ -86,6 +122,24 @@ pub fn rekey_file(
     identities: &Identities,
     add: &[Recipient],
     remove: &[Recipient],
+) -> Result<RekeyReport> {
+    let changes = KeyChanges {
+        add: add.to_vec(),
+        remove: remove.to_vec(),
+        ..KeyChanges::default()
+    };
+    rekey_file_keys(path, identities, &changes)
+}
+
+/// Adds and removes age recipients and Vault transit keys of a SOPS file (one key group:
+/// any of them decrypts), re-encrypting only its data key; values, MAC and `lastmodified`
+/// stay as they were. Refuses to leave no key, to remove an age recipient whose identity
+/// you hold, and to remove the only key you can open the file with. Nothing is written when
+/// any Vault call fails.
+pub fn rekey_file_keys(
+    path: &Path,
+    identities: &Identities,
+    changes: &KeyChanges,
 ) -> Result<RekeyReport> {
     let text = read_text(path)?;
     let doc = sops::decrypt_text(&text, identities).map_err(|reason| Error::Decrypt {
@@ -97,12 +151,16 @@ pub fn rekey_file(
         reason,
     };
     let current = doc.recipients();
-    for r in remove {
+    for r in &changes.remove {
         let r = r.to_string();
         if !current.contains(&r) {
             return Err(refuse(format!(
                 "{r} is not a recipient; the recipients are {}",
-                current.join(", ")
+                if current.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    current.join(", ")
+                }
             )));
         }
         if let Some(source) = identities.source_of(&r) {
@@ -112,29 +170,74 @@ pub fn rekey_file(
             )));
         }
     }
-    let removed: Vec<String> = remove.iter().map(ToString::to_string).collect();
+    let current_vault = doc.vault_keys();
+    for k in &changes.remove_vault {
+        if !current_vault.contains(&k.uri()) {
+            return Err(refuse(format!(
+                "{k} is not a Vault key of the file; its Vault keys are {}",
+                if current_vault.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    current_vault.join(", ")
+                }
+            )));
+        }
+    }
+    let removed: Vec<String> = changes.remove.iter().map(ToString::to_string).collect();
     let mut next: Vec<String> = current
         .iter()
         .filter(|r| !removed.contains(r))
         .cloned()
         .collect();
     let mut added = Vec::new();
-    for r in add {
+    for r in &changes.add {
         let r = r.to_string();
         if !next.contains(&r) {
             next.push(r.clone());
             added.push(r);
         }
     }
-    if next.is_empty() {
+    let removed_vault: Vec<String> = changes.remove_vault.iter().map(VaultKey::uri).collect();
+    let mut next_vault: Vec<VaultKey> = doc
+        .metadata()
+        .vault
+        .iter()
+        .filter(|e| !removed_vault.contains(&e.uri()))
+        .filter_map(|e| VaultKey::new(&e.vault_address, &e.engine_path, &e.key_name).ok())
+        .collect();
+    let mut added_vault = Vec::new();
+    for k in &changes.add_vault {
+        if !next_vault.iter().any(|v| v.uri() == k.uri()) && !current_vault.contains(&k.uri()) {
+            next_vault.push(k.clone());
+            added_vault.push(k.uri());
+        }
+    }
+    if next.is_empty() && next_vault.is_empty() {
         return Err(refuse(
             "that would remove the last recipient, and nobody could decrypt the file".to_owned(),
         ));
+    }
+    // Removing a Vault key you opened the file with, when none of the remaining keys is
+    // yours, would lock you out as surely as removing your own age key.
+    if !removed_vault.is_empty() {
+        let age_left = next.iter().any(|r| identities.source_of(r).is_some());
+        let vault_left = next_vault
+            .iter()
+            .any(|k| identities.vault_credential_for(&k.address).is_some());
+        if !age_left && !vault_left {
+            return Err(refuse(format!(
+                "none of the keys left after removing {} is one you hold (no age identity of yours is a recipient, and there is no Vault credential for the remaining keys); removing it would lock you out. Add your own key first",
+                removed_vault.join(", ")
+            )));
+        }
     }
     let report = RekeyReport {
         added,
         removed,
         recipients: next.clone(),
+        added_vault,
+        removed_vault,
+        vault_keys: next_vault.iter().map(VaultKey::uri).collect(),
     };
     if !report.changed() {
         return Ok(report);
@@ -144,9 +247,11 @@ pub fn rekey_file(
         .map(|r| r.parse())
         .collect::<Result<Vec<Recipient>>>()?;
     let rekeyed =
-        sops::rekey_text(&text, identities, &recipients).map_err(|reason| Error::Encrypt {
-            path: path.to_owned(),
-            reason,
+        sops::rekey_text(&text, identities, &recipients, &next_vault).map_err(|reason| {
+            Error::Encrypt {
+                path: path.to_owned(),
+                reason,
+            }
         })?;
     write_secret_file(path, &rekeyed)?;
     Ok(report)

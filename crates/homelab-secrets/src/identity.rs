@@ -12,9 +12,12 @@ use std::str::FromStr;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use crate::atomic::write_new_atomic;
 use crate::error::{Error, Result};
 use crate::timefmt::now_rfc3339;
+use crate::vault::{VaultCredential, VaultEnv};
 
 /// The environment variable holding identities inline (as sops reads it).
 pub const ENV_SOPS_AGE_KEY: &str = "SOPS_AGE_KEY";
@@ -89,10 +92,12 @@ struct Entry {
     source: IdentitySource,
 }
 
-/// A set of age identities (secret keys). `Debug` shows public keys and sources only.
+/// What can open a file's data key: age identities (secret keys), tried first, and Vault or
+/// OpenBao credentials. `Debug` shows public keys, addresses and sources only.
 #[derive(Default)]
 pub struct Identities {
     entries: Vec<Entry>,
+    vault: Vec<Arc<VaultCredential>>,
 }
 
 impl fmt::Debug for Identities {
@@ -103,6 +108,7 @@ impl fmt::Debug for Identities {
                     .iter()
                     .map(|e| format!("{} (from {})", e.recipient, e.source)),
             )
+            .entries(self.vault.iter().map(|c| format!("{c:?}")))
             .finish()
     }
 }
@@ -147,7 +153,10 @@ impl Identities {
                 reason: "no `AGE-SECRET-KEY-1...` line found".to_owned(),
             });
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            vault: Vec::new(),
+        })
     }
 
     /// Loads an identity file, refusing it when group or others may read or write it.
@@ -173,8 +182,11 @@ impl Identities {
     /// Loads the identities the environment points to, as sops does: `SOPS_AGE_KEY` and
     /// `SOPS_AGE_KEY_FILE` (which must exist when set); without the latter, the homelab
     /// default file when it exists. At least one identity must be found.
+    /// The Vault/OpenBao credentials of `env.vault` are added (tried after the age
+    /// identities); with one, no age identity is needed.
     pub fn from_env(env: &IdentityEnv) -> Result<Self> {
         let mut ids = Identities::empty();
+        ids.vault = env.vault.credentials().map_err(Error::Vault)?;
         if let Some(inline) = &env.sops_age_key {
             ids.extend(Self::parse(inline.expose_secret(), IdentitySource::EnvVar)?);
         }
@@ -186,27 +198,48 @@ impl Identities {
             ids.extend(Self::load_file(&path)?);
         } else if path.exists() {
             ids.extend(Self::load_file(&path)?);
-        } else if ids.is_empty() {
+        } else if ids.is_empty() && ids.vault.is_empty() {
             return Err(Error::NoIdentity { path });
         }
         Ok(ids)
     }
 
-    /// Adds other identities (duplicates are skipped).
+    /// Adds other identities and credentials (duplicates are skipped).
     pub fn extend(&mut self, other: Identities) {
         for entry in other.entries {
             if !self.entries.iter().any(|e| e.recipient == entry.recipient) {
                 self.entries.push(entry);
             }
         }
+        self.vault.extend(other.vault);
     }
 
-    /// Number of identities.
+    /// Adds a Vault/OpenBao credential, tried after the age identities.
+    pub fn with_vault(mut self, credential: VaultCredential) -> Self {
+        self.vault.push(Arc::new(credential));
+        self
+    }
+
+    /// The Vault/OpenBao credentials.
+    pub fn vault_credentials(&self) -> &[Arc<VaultCredential>] {
+        &self.vault
+    }
+
+    /// The credential for a Vault address, if one is held.
+    pub fn vault_credential_for(&self, address: &str) -> Option<&VaultCredential> {
+        let address = address.trim_end_matches('/');
+        self.vault
+            .iter()
+            .find(|c| c.address() == address)
+            .map(|c| &**c)
+    }
+
+    /// Number of age identities.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether there are none.
+    /// Whether there are no age identities.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -224,7 +257,7 @@ impl Identities {
             .map(|e| &e.source)
     }
 
-    /// A description for messages: public keys with their sources.
+    /// A description for messages: public keys with their sources (age only).
     pub fn describe(&self) -> String {
         if self.entries.is_empty() {
             return "none".to_owned();
@@ -234,6 +267,14 @@ impl Identities {
             .map(|e| format!("{} from {}", e.recipient, e.source))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The Vault credentials for messages: `token from VAULT_TOKEN for http://...`.
+    pub fn describe_vault(&self) -> Vec<String> {
+        self.vault
+            .iter()
+            .map(|c| format!("{} for {}", c.describe(), c.address()))
+            .collect()
     }
 
     pub(crate) fn age_identities(&self) -> impl Iterator<Item = &dyn age::Identity> {
@@ -255,6 +296,8 @@ pub struct IdentityEnv {
     pub xdg_config_home: Option<PathBuf>,
     /// `HOME`.
     pub home: Option<PathBuf>,
+    /// The Vault/OpenBao variables (`VAULT_ADDR`, `VAULT_TOKEN`, `BAO_*`, AppRole).
+    pub vault: VaultEnv,
 }
 
 impl fmt::Debug for IdentityEnv {
@@ -264,6 +307,7 @@ impl fmt::Debug for IdentityEnv {
             .field("sops_age_key_file", &self.sops_age_key_file)
             .field("xdg_config_home", &self.xdg_config_home)
             .field("home", &self.home)
+            .field("vault", &self.vault)
             .finish()
     }
 }
@@ -278,6 +322,7 @@ impl IdentityEnv {
             sops_age_key_file: var(ENV_SOPS_AGE_KEY_FILE).map(PathBuf::from),
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
+            vault: VaultEnv::from_process_env(),
         }
     }
 
@@ -345,6 +390,7 @@ pub fn create_identity_file(path: &Path) -> Result<(Identities, Recipient)> {
             recipient: recipient.clone(),
             source: IdentitySource::File(path.to_owned()),
         }],
+        vault: Vec::new(),
     };
     Ok((ids, recipient))
 }
@@ -374,7 +420,8 @@ pub fn init_identity(env: &IdentityEnv) -> Result<IdentityInit> {
             created: false,
         });
     }
-    let (identities, _) = create_identity_file(&path)?;
+    let (mut identities, _) = create_identity_file(&path)?;
+    identities.vault = env.vault.credentials().map_err(Error::Vault)?;
     Ok(IdentityInit {
         identities,
         path: Some(path),

@@ -1,4 +1,4 @@
-//! The lab's secrets: the SOPS (age) file format, identities and `.sops.yaml`, the secrets
+//! The lab's secrets: the SOPS file format (age recipients and Vault/OpenBao transit keys), identities and `.sops.yaml`, the secrets
 //! store (`secrets.sops.yaml`) with generation and rotation, editing, leak scanning, and
 //! redaction. Each `homelab secrets <sub>` command is one call into this crate; it never
 //! prints, logs or returns a secret except as a `SecretString` the caller asked for.
@@ -29,22 +29,25 @@ pub mod sops;
 pub mod sops_config;
 pub mod store;
 mod timefmt;
+pub mod vault;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result, SopsError};
 pub use files::{
-    RekeyReport, SECRET_FILE_MODE, decrypt_file, encrypt_file, encrypt_file_in_place,
-    encrypt_kubernetes_secret, encrypt_kubernetes_secret_stable, open_file, rekey_file,
+    KeyChanges, RekeyReport, SECRET_FILE_MODE, decrypt_file, encrypt_file, encrypt_file_in_place,
+    encrypt_file_with_keys, encrypt_kubernetes_secret, encrypt_kubernetes_secret_stable, open_file,
+    rekey_file, rekey_file_keys,
 };
 pub use generate::{Alphabet, Generator, SecretRequirement};
 pub use identity::{Identities, IdentityEnv, IdentitySource, Recipient};
 pub use redact::{KnownSecrets, Redactor};
-pub use sops::{EncryptOptions, EncryptionRule, SopsDocument};
+pub use sops::{EncryptOptions, EncryptionRule, KeyUsed, SopsDocument};
 pub use store::{
     GenerateReport, RotateReport, SECRETS_FILE, SecretListing, SecretStatus, SecretsStore,
 };
+pub use vault::{VaultCredential, VaultEnv, VaultError, VaultKey};
 
 /// What [`init_lab`] found and did.
 #[derive(Debug)]

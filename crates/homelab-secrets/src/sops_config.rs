@@ -56,8 +56,19 @@ impl CreationRule {
             .iter()
             .map(|r| r.parse())
             .collect::<Result<Vec<Recipient>>>()?;
+        // sops's `hc_vault_transit_uri`: comma-separated transit key URIs.
+        let vault = match self.other.get("hc_vault_transit_uri") {
+            Some(Value::Str(uris)) => uris
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| u.parse().map_err(Error::Vault))
+                .collect::<Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
         Ok(EncryptOptions {
             recipients,
+            vault,
             rule: self.rule.clone().unwrap_or_default(),
             mac_only_encrypted: self.mac_only_encrypted,
         })

@@ -154,6 +154,7 @@ fn what_homelab_encrypts_sops_decrypts_to_the_same_text() {
             "mac-only.enc.yaml",
             EncryptOptions {
                 recipients: vec![me.clone()],
+                vault: Vec::new(),
                 rule: EncryptionRule::UnencryptedRegex("^(name|int)$".into()),
                 mac_only_encrypted: true,
             },
@@ -162,6 +163,7 @@ fn what_homelab_encrypts_sops_decrypts_to_the_same_text() {
             "suffix.enc.yaml",
             EncryptOptions {
                 recipients: vec![me.clone()],
+                vault: Vec::new(),
                 rule: EncryptionRule::EncryptedSuffix("word".into()),
                 mac_only_encrypted: false,
             },

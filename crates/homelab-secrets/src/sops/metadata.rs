@@ -97,9 +97,37 @@ pub struct AgeEntry {
     pub enc: String,
 }
 
+/// One Vault/OpenBao transit key of a file and the data key it wrapped (`hc_vault`), with the
+/// fields sops writes, in its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultEntry {
+    /// `vault_address`: `scheme://host[:port]`.
+    pub vault_address: String,
+    /// `engine_path`: the transit engine's mount.
+    pub engine_path: String,
+    /// `key_name`: the transit key.
+    pub key_name: String,
+    /// `created_at`: RFC 3339, when the data key was wrapped.
+    pub created_at: String,
+    /// `enc`: the wrapped data key (`vault:v1:...`).
+    pub enc: String,
+}
+
+impl VaultEntry {
+    /// sops's text form of the key: `ADDRESS/v1/ENGINE/keys/NAME`.
+    pub fn uri(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.vault_address, self.engine_path, self.key_name
+        )
+    }
+}
+
 /// The `sops:` block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metadata {
+    /// Vault/OpenBao transit keys with their wrapped data keys.
+    pub vault: Vec<VaultEntry>,
     /// age recipients with their encrypted data keys.
     pub age: Vec<AgeEntry>,
     /// `lastmodified`, as written.
@@ -116,15 +144,8 @@ pub struct Metadata {
     pub(crate) other: Vec<(String, Value)>,
 }
 
-/// Fields sops writes before `age` and between `mac` and the rules, in its order.
-const LEADING_KEY_SOURCES: [&str; 6] = [
-    "shamir_threshold",
-    "kms",
-    "gcp_kms",
-    "hckms",
-    "azure_kv",
-    "hc_vault",
-];
+/// Fields sops writes before `hc_vault` and `age`, in its order.
+const LEADING_KEY_SOURCES: [&str; 5] = ["shamir_threshold", "kms", "gcp_kms", "hckms", "azure_kv"];
 
 impl Metadata {
     /// Reads the `sops:` mapping.
@@ -144,6 +165,7 @@ impl Metadata {
             }
         };
         let mut age = Vec::new();
+        let mut vault = Vec::new();
         let mut lastmodified = None;
         let mut mac = None;
         let mut version = String::new();
@@ -153,6 +175,7 @@ impl Metadata {
         for (key, value) in m.iter() {
             match key {
                 "age" => age = parse_age(value)?,
+                "hc_vault" => vault = parse_vault(value)?,
                 "lastmodified" => lastmodified = Some(text("lastmodified", value)?),
                 "mac" => mac = Some(text("mac", value)?),
                 "version" => version = text("version", value)?,
@@ -207,6 +230,7 @@ impl Metadata {
             });
         }
         Ok(Metadata {
+            vault,
             age,
             lastmodified: lastmodified.ok_or_else(|| invalid("lastmodified", "missing"))?,
             mac: mac.ok_or_else(|| invalid("mac", "missing"))?,
@@ -224,6 +248,22 @@ impl Metadata {
             if let Some((_, v)) = self.other.iter().find(|(k, _)| k == key) {
                 m.insert(key, v.clone());
             }
+        }
+        if !self.vault.is_empty() {
+            let entries = self
+                .vault
+                .iter()
+                .map(|e| {
+                    let mut entry = Mapping::new();
+                    entry.insert("vault_address", Value::Str(e.vault_address.clone()));
+                    entry.insert("engine_path", Value::Str(e.engine_path.clone()));
+                    entry.insert("key_name", Value::Str(e.key_name.clone()));
+                    entry.insert("created_at", Value::Str(e.created_at.clone()));
+                    entry.insert("enc", Value::Str(e.enc.clone()));
+                    Value::Map(entry)
+                })
+                .collect();
+            m.insert("hc_vault", Value::Seq(entries));
         }
         if !self.age.is_empty() {
             let entries = self
@@ -256,14 +296,12 @@ impl Metadata {
         m
     }
 
-    /// Whether the file has key sources other than age (which homelab keeps but cannot use).
+    /// Whether the file has key sources other than age and Vault (which homelab keeps but
+    /// cannot use).
     pub fn has_other_key_sources(&self) -> bool {
-        self.other.iter().any(|(k, _)| {
-            matches!(
-                k.as_str(),
-                "kms" | "gcp_kms" | "hckms" | "azure_kv" | "hc_vault" | "pgp"
-            )
-        })
+        self.other
+            .iter()
+            .any(|(k, _)| matches!(k.as_str(), "kms" | "gcp_kms" | "hckms" | "azure_kv" | "pgp"))
     }
 }
 
@@ -274,6 +312,44 @@ fn is_empty_collection(v: &Value) -> bool {
         Value::Map(m) => m.is_empty(),
         _ => false,
     }
+}
+
+fn parse_vault(v: &Value) -> Result<Vec<VaultEntry>, SopsError> {
+    let invalid = |reason: String| SopsError::InvalidMetadata {
+        field: "hc_vault",
+        reason,
+    };
+    let items = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Seq(items) => items,
+        other => {
+            return Err(invalid(format!(
+                "expected a list, found a {}",
+                other.type_name()
+            )));
+        }
+    };
+    items
+        .iter()
+        .filter(|item| !matches!(item, Value::Comment(_)))
+        .enumerate()
+        .map(|(i, item)| {
+            let m = item
+                .as_map()
+                .ok_or_else(|| invalid(format!("entry {} is not a mapping", i + 1)))?;
+            let field = |name: &str| match m.get(name) {
+                Some(Value::Str(s)) | Some(Value::Timestamp(s)) => Ok(s.clone()),
+                _ => Err(invalid(format!("entry {} has no `{name}` string", i + 1))),
+            };
+            Ok(VaultEntry {
+                vault_address: field("vault_address")?,
+                engine_path: field("engine_path")?,
+                key_name: field("key_name")?,
+                created_at: field("created_at")?,
+                enc: field("enc")?,
+            })
+        })
+        .collect()
 }
 
 fn parse_age(v: &Value) -> Result<Vec<AgeEntry>, SopsError> {

@@ -14,12 +14,13 @@ use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
 pub use metadata::{
-    AgeEntry, DEFAULT_UNENCRYPTED_SUFFIX, EncryptionRule, Metadata, SOPS_FORMAT_VERSION,
+    AgeEntry, DEFAULT_UNENCRYPTED_SUFFIX, EncryptionRule, Metadata, SOPS_FORMAT_VERSION, VaultEntry,
 };
 
 use crate::error::SopsError;
 use crate::identity::{Identities, Recipient};
 use crate::timefmt::{now_rfc3339, parse_rfc3339};
+use crate::vault::{VaultError, VaultKey};
 use crate::yaml::{self, Mapping, Value};
 pub(crate) use cipher::DataKey;
 use cipher::{CipherFailure, decrypt_scalar, encrypt_scalar, mac_bytes};
@@ -37,11 +38,46 @@ const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
 /// The indentation sops's YAML store writes with.
 const SOPS_INDENT: usize = 4;
 
+/// Which key opened a file's data key, for `-v` and `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUsed {
+    /// An age identity.
+    Age {
+        /// Its public key.
+        recipient: String,
+        /// Where it came from (`SOPS_AGE_KEY`, a file).
+        source: String,
+    },
+    /// A Vault/OpenBao transit key.
+    Vault {
+        /// The key, in sops's URI form.
+        uri: String,
+        /// The credential (`token from VAULT_TOKEN`).
+        credential: String,
+    },
+}
+
+impl std::fmt::Display for KeyUsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyUsed::Age { recipient, source } => {
+                write!(f, "the age identity {recipient} from {source}")
+            }
+            KeyUsed::Vault { uri, credential } => {
+                write!(f, "the Vault transit key {uri} with the {credential}")
+            }
+        }
+    }
+}
+
 /// How to encrypt a new file.
 #[derive(Debug, Clone)]
 pub struct EncryptOptions {
-    /// Who can decrypt (at least one).
+    /// age recipients (at least one of these or of `vault`).
     pub recipients: Vec<Recipient>,
+    /// Vault/OpenBao transit keys that also wrap the data key (one key group: any of them
+    /// and of the age recipients decrypts).
+    pub vault: Vec<VaultKey>,
     /// Which values are encrypted.
     pub rule: EncryptionRule,
     /// Whether the MAC covers only encrypted values.
@@ -53,9 +89,16 @@ impl EncryptOptions {
     pub fn new(recipients: Vec<Recipient>) -> Self {
         Self {
             recipients,
+            vault: Vec::new(),
             rule: EncryptionRule::default(),
             mac_only_encrypted: false,
         }
+    }
+
+    /// Also wrap the data key with these transit keys.
+    pub fn with_vault(mut self, keys: Vec<VaultKey>) -> Self {
+        self.vault = keys;
+        self
     }
 
     /// Use `encrypted_regex`.
@@ -71,6 +114,7 @@ pub struct SopsDocument {
     documents: Vec<Value>,
     metadata: Metadata,
     data_key: DataKey,
+    opened_with: Option<KeyUsed>,
 }
 
 impl std::fmt::Debug for SopsDocument {
@@ -89,18 +133,32 @@ impl Drop for SopsDocument {
 }
 
 impl SopsDocument {
-    /// A new document set with a fresh data key encrypted to `options.recipients`.
+    /// A new document set with a fresh data key encrypted to `options.recipients` (age
+    /// only: a transit key in `options.vault` needs [`SopsDocument::new_with_keys`]).
     pub fn new(documents: Vec<Value>, options: &EncryptOptions) -> Result<Self, SopsError> {
+        Self::new_with_keys(documents, options, &Identities::empty())
+    }
+
+    /// A new document set with a fresh data key encrypted to the age recipients and wrapped
+    /// by the transit keys of `options`, with the Vault credentials of `identities`.
+    pub fn new_with_keys(
+        documents: Vec<Value>,
+        options: &EncryptOptions,
+        identities: &Identities,
+    ) -> Result<Self, SopsError> {
         check_documents(&documents)?;
-        if options.recipients.is_empty() {
+        if options.recipients.is_empty() && options.vault.is_empty() {
             return Err(SopsError::NoRecipients);
         }
         options.rule.compile()?;
         let data_key = DataKey::generate();
         let age = encrypt_data_key(&data_key, &options.recipients)?;
+        let vault = wrap_data_key(&data_key, &options.vault, &[], identities)?;
         Ok(Self {
+            opened_with: None,
             documents,
             metadata: Metadata {
+                vault,
                 age,
                 lastmodified: String::new(),
                 mac: String::new(),
@@ -126,6 +184,16 @@ impl SopsDocument {
     /// The metadata as read (or as last written).
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// Which key opened the data key (`None` for a new document).
+    pub fn opened_with(&self) -> Option<&KeyUsed> {
+        self.opened_with.as_ref()
+    }
+
+    /// The Vault transit keys of the data key, in sops's URI form.
+    pub fn vault_keys(&self) -> Vec<String> {
+        self.metadata.vault.iter().map(VaultEntry::uri).collect()
     }
 
     /// The age recipients of the data key.
@@ -180,16 +248,42 @@ impl SopsDocument {
     /// Replaces the age recipients, encrypting the same data key to each. Values, MAC and
     /// `lastmodified` are not touched.
     pub(crate) fn set_recipients(&mut self, recipients: &[Recipient]) -> Result<(), SopsError> {
-        if recipients.is_empty() {
+        if recipients.is_empty() && self.metadata.vault.is_empty() {
             return Err(SopsError::NoRecipients);
         }
         self.metadata.age = encrypt_data_key(&self.data_key, recipients)?;
         Ok(())
     }
+
+    /// Replaces the transit keys: entries of keys that stay are kept as they are, new keys
+    /// wrap the same data key (a Vault call each). Values, MAC and `lastmodified` are not
+    /// touched.
+    pub(crate) fn set_vault_keys(
+        &mut self,
+        keys: &[VaultKey],
+        identities: &Identities,
+    ) -> Result<(), SopsError> {
+        if keys.is_empty() && self.metadata.age.is_empty() {
+            return Err(SopsError::NoRecipients);
+        }
+        self.metadata.vault =
+            wrap_data_key(&self.data_key, keys, &self.metadata.vault, identities)?;
+        Ok(())
+    }
 }
 
-/// Encrypts plaintext YAML documents (all of them, as `sops -e` does).
+/// Encrypts plaintext YAML documents (all of them, as `sops -e` does) to age recipients only.
 pub fn encrypt_text(plain_yaml: &str, options: &EncryptOptions) -> Result<String, SopsError> {
+    encrypt_text_with(plain_yaml, options, &Identities::empty())
+}
+
+/// Encrypts plaintext YAML documents to the age recipients and Vault transit keys of
+/// `options`, with the Vault credentials of `identities`.
+pub fn encrypt_text_with(
+    plain_yaml: &str,
+    options: &EncryptOptions,
+    identities: &Identities,
+) -> Result<String, SopsError> {
     let documents = yaml::parse_documents(plain_yaml).map_err(SopsError::Yaml)?;
     if documents
         .first()
@@ -198,14 +292,14 @@ pub fn encrypt_text(plain_yaml: &str, options: &EncryptOptions) -> Result<String
     {
         return Err(SopsError::AlreadyEncrypted);
     }
-    SopsDocument::new(documents, options)?.encrypt()
+    SopsDocument::new_with_keys(documents, options, identities)?.encrypt()
 }
 
 /// Decrypts SOPS-encrypted YAML: the data key with one of `identities`, every value, then
 /// checks the MAC. Any failure is an error; no partial plaintext is returned.
 pub fn decrypt_text(text: &str, identities: &Identities) -> Result<SopsDocument, SopsError> {
     let (documents, metadata) = split_metadata(text)?;
-    let data_key = decrypt_data_key(&metadata, identities)?;
+    let (data_key, opened_with) = decrypt_data_key(&metadata, identities)?;
     let rule = metadata.rule.compile()?;
     let mut walker = Walker::new(&rule, metadata.mac_only_encrypted, &data_key);
     let mut plain = Vec::with_capacity(documents.len());
@@ -219,6 +313,7 @@ pub fn decrypt_text(text: &str, identities: &Identities) -> Result<SopsDocument,
         documents: plain,
         metadata,
         data_key,
+        opened_with: Some(opened_with),
     })
 }
 
@@ -228,8 +323,13 @@ pub(crate) fn rekey_text(
     text: &str,
     identities: &Identities,
     recipients: &[Recipient],
+    vault: &[VaultKey],
 ) -> Result<String, SopsError> {
     let mut verified = decrypt_text(text, identities)?;
+    if recipients.is_empty() && vault.is_empty() {
+        return Err(SopsError::NoRecipients);
+    }
+    verified.set_vault_keys(vault, identities)?;
     verified.set_recipients(recipients)?;
     let (encrypted_docs, _) = split_metadata(text)?;
     Ok(emit_encrypted(encrypted_docs, &verified.metadata))
@@ -548,7 +648,109 @@ fn encrypt_data_key(key: &DataKey, recipients: &[Recipient]) -> Result<Vec<AgeEn
         .collect()
 }
 
-fn decrypt_data_key(metadata: &Metadata, identities: &Identities) -> Result<DataKey, SopsError> {
+fn decrypt_data_key(
+    metadata: &Metadata,
+    identities: &Identities,
+) -> Result<(DataKey, KeyUsed), SopsError> {
+    if metadata.age.is_empty() && metadata.vault.is_empty() {
+        return Err(SopsError::NoAgeRecipients);
+    }
+    let age_failure = match decrypt_data_key_age(metadata, identities) {
+        Ok(found) => return Ok(found),
+        Err(e) => e,
+    };
+    if metadata.vault.is_empty() {
+        return Err(age_failure);
+    }
+    let mut failures = Vec::new();
+    for entry in &metadata.vault {
+        match unwrap_with_vault(entry, identities) {
+            Ok(found) => return Ok(found),
+            Err(e) => failures.push((entry.uri(), e)),
+        }
+    }
+    Err(SopsError::NoKeyOpened {
+        age: match age_failure {
+            SopsError::NoAgeRecipients => "the file has no age recipients".to_owned(),
+            other => other.to_string(),
+        },
+        vault: failures,
+    })
+}
+
+fn unwrap_with_vault(
+    entry: &VaultEntry,
+    identities: &Identities,
+) -> Result<(DataKey, KeyUsed), VaultError> {
+    let key = VaultKey::new(&entry.vault_address, &entry.engine_path, &entry.key_name)?;
+    let credential = identities
+        .vault_credential_for(&key.address)
+        .ok_or_else(|| VaultError::NoCredential {
+            address: key.address.clone(),
+            configured: identities
+                .vault_credentials()
+                .iter()
+                .map(|c| c.address().to_owned())
+                .collect(),
+        })?;
+    let plain = credential.decrypt(&key, &entry.enc)?;
+    let data_key = DataKey::from_slice(&plain).ok_or_else(|| VaultError::BadResponse {
+        address: key.address.clone(),
+        path: format!("{}/decrypt/{}", key.engine_path, key.key_name),
+        reason: format!("the data key is {} bytes, expected 32", plain.len()),
+    })?;
+    Ok((
+        data_key,
+        KeyUsed::Vault {
+            uri: key.uri(),
+            credential: credential.describe(),
+        },
+    ))
+}
+
+/// The `hc_vault` entries for `keys`: an entry in `existing` for the same key is kept as it
+/// is; any other key wraps the data key through Vault.
+fn wrap_data_key(
+    key: &DataKey,
+    keys: &[VaultKey],
+    existing: &[VaultEntry],
+    identities: &Identities,
+) -> Result<Vec<VaultEntry>, SopsError> {
+    keys.iter()
+        .map(|k| {
+            if let Some(entry) = existing.iter().find(|e| e.uri() == k.uri()) {
+                return Ok(entry.clone());
+            }
+            let fail = |source: VaultError| SopsError::Vault {
+                uri: k.uri(),
+                source: Box::new(source),
+            };
+            let credential = identities.vault_credential_for(&k.address).ok_or_else(|| {
+                fail(VaultError::NoCredential {
+                    address: k.address.clone(),
+                    configured: identities
+                        .vault_credentials()
+                        .iter()
+                        .map(|c| c.address().to_owned())
+                        .collect(),
+                })
+            })?;
+            let enc = credential.encrypt(k, key.bytes()).map_err(fail)?;
+            Ok(VaultEntry {
+                vault_address: k.address.clone(),
+                engine_path: k.engine_path.clone(),
+                key_name: k.key_name.clone(),
+                created_at: now_rfc3339(),
+                enc,
+            })
+        })
+        .collect()
+}
+
+fn decrypt_data_key_age(
+    metadata: &Metadata,
+    identities: &Identities,
+) -> Result<(DataKey, KeyUsed), SopsError> {
     if metadata.age.is_empty() {
         return Err(SopsError::NoAgeRecipients);
     }
@@ -559,7 +761,16 @@ fn decrypt_data_key(metadata: &Metadata, identities: &Identities) -> Result<Data
     for entry in entries {
         let ours = identities.source_of(&entry.recipient).is_some();
         match try_age_decrypt(&entry.enc, identities) {
-            Ok(key) => return Ok(key),
+            Ok(key) => {
+                let used = KeyUsed::Age {
+                    recipient: entry.recipient.clone(),
+                    source: identities
+                        .source_of(&entry.recipient)
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "an identity".to_owned()),
+                };
+                return Ok((key, used));
+            }
             Err(age::DecryptError::NoMatchingKeys) if !ours => {}
             Err(e) => {
                 if damaged.is_none() {
