@@ -2,12 +2,9 @@
 //! once and maps it to an exit code (0 ok, 1 failure or unhealthy, 2 usage or invalid spec).
 
 mod cli;
-mod cluster_plan;
 mod cmd;
 mod exit;
-mod inventory;
 mod output;
-mod spec_file;
 
 use clap::Parser;
 

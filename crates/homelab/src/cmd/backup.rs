@@ -4,19 +4,21 @@
 //! database command itself and never touches a dump.
 
 use clap::{Args, Subcommand};
-use homelab_backup::records::{
-    DrillDatabaseStatus, DumpKind, DumpValidity, Outcome, TableCheck, TableStatus,
-};
+use homelab_backup::records::{DrillDatabaseStatus, DumpKind, DumpValidity, Outcome, TableCheck};
 use homelab_backup::{BackupListing, BackupRun, DrillReport, UtcTime};
 use serde_json::{Value, json};
 
-use super::backup_job::{self, BackupSetup, JobArgs, Operation, Ran, human_age, report_lines};
-use super::nodes::{block_on, table};
+use homelab_ops::inventory::{self, Needs};
+
 use crate::cli::Global;
+use crate::cmd::shared::backup::{check_database_name, failed, load, no_report, table_status};
+use crate::cmd::shared::backup_job::{
+    self, BackupSetup, JobArgs, Operation, human_age, report_lines,
+};
+use crate::cmd::shared::format::table;
+use crate::cmd::shared::nodes::{ConnectArgs, block_on};
 use crate::exit;
-use crate::inventory::{self, ConnectArgs, Needs};
 use crate::output::{Output, human_size};
-use crate::spec_file;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -83,48 +85,6 @@ pub fn run(global: &Global, args: &BackupArgs, out: &Output) -> anyhow::Result<u
         BackupCommand::List(a) => list(global, a, out),
         BackupCommand::Drill(a) => drill(global, a, out),
     }
-}
-
-/// The spec, its plan and the backup setup, with the spec's warnings shown.
-pub(crate) fn load(
-    global: &Global,
-    out: &Output,
-) -> anyhow::Result<(homelab_spec::LoadedSpec, homelab_plan::Plan, BackupSetup)> {
-    let loaded = spec_file::load_valid(&global.file, out)?;
-    let plan = homelab_plan::plan(&loaded.lab);
-    let setup = backup_job::setup(&plan)?;
-    Ok((loaded, plan, setup))
-}
-
-/// Prints a report for a command that failed, and the one-line reason under it.
-pub(crate) fn failed(out: &Output, text: String, data: Value, reason: String) -> u8 {
-    out.result(|| text, &data);
-    if !out.is_json() {
-        out.error(&anyhow::anyhow!(reason), exit::FAILURE);
-    }
-    exit::FAILURE
-}
-
-/// `reason` and where to read more, for a Job whose script left no report.
-pub(crate) fn no_report(ran: &Ran, what: &str, e: &homelab_backup::RecordError) -> anyhow::Error {
-    let tail = ran.log_tail(5);
-    let why = ran
-        .outcome
-        .failure
-        .clone()
-        .unwrap_or_else(|| "it ended without a report".into());
-    anyhow::Error::from(exit::Exit {
-        code: exit::FAILURE,
-        message: format!(
-            "{what} did not complete: {why} ({e}); see {}{}",
-            ran.logs_hint(),
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!("; its log ends with:\n{tail}")
-            }
-        ),
-    })
 }
 
 fn postgres(global: &Global, args: &RunArgs, out: &Output) -> anyhow::Result<u8> {
@@ -323,13 +283,12 @@ fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
             &global.file,
             &loaded,
             &plan,
-            &args.conn,
-            None,
+            &args.conn.access(None),
             Needs::SudoOnly,
         ) {
             Err(e) => Err(format!(
                 "the node inventory is not available: {}",
-                chain(&e)
+                chain(&e.into())
             )),
             Ok(lab) => {
                 let inv = &lab.inventory;
@@ -618,19 +577,6 @@ fn table_row(t: &TableCheck) -> Vec<String> {
     vec![t.database.clone(), t.table.clone(), rows, table_status(t)]
 }
 
-/// What a table's check found, in words (problems in capitals, to stand out in a table).
-pub(crate) fn table_status(t: &TableCheck) -> String {
-    match t.status {
-        TableStatus::Ok => "ok".to_string(),
-        TableStatus::Mismatch if t.expected_rows == t.actual_rows => {
-            "DIFFERS: same row count, different contents (checksum)".to_string()
-        }
-        TableStatus::Mismatch => "DIFFERS: row count".to_string(),
-        TableStatus::Missing => "MISSING after restore".to_string(),
-        TableStatus::Unexpected => "UNEXPECTED: not recorded at dump time".to_string(),
-    }
-}
-
 fn drill_text(report: &DrillReport) -> String {
     let s = &report.summary;
     let mut text = if report.passed() {
@@ -692,24 +638,4 @@ fn drill_text(report: &DrillReport) -> String {
         ));
     }
     text
-}
-
-/// A database name as PostgreSQL takes it: 1 to 63 bytes, no control characters. Checked
-/// before anything runs, so a typo is a usage error and not a failed Job.
-pub(crate) fn check_database_name(flag: &str, name: &str) -> anyhow::Result<()> {
-    if name.is_empty() {
-        return Err(exit::usage(format!("{flag} needs a database name")));
-    }
-    if name.len() > 63 {
-        return Err(exit::usage(format!(
-            "{flag} {name:?} is {} bytes long; PostgreSQL database names are at most 63 bytes",
-            name.len()
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(exit::usage(format!(
-            "{flag} {name:?} contains a control character; give the database's name as `homelab backup list` shows it"
-        )));
-    }
-    Ok(())
 }

@@ -7,9 +7,10 @@ use clap::Args;
 use homelab_kube::{Cluster, DiffOptions, DiffReport, ObjectChange};
 use serde_json::json;
 
-use super::apply::{ClusterArgs, RetryLines, connect_error, load_cluster_plan, runtime};
+use homelab_ops::cluster_plan::component_of_unit;
+
 use crate::cli::Global;
-use crate::cluster_plan::component_of_unit;
+use crate::cmd::shared::cluster::{ClusterArgs, RetryLines, connect_error, load_cluster_plan, runtime};
 use crate::exit::{self, Exit};
 use crate::output::Output;
 

@@ -6,12 +6,14 @@ use clap::{Args, Subcommand};
 use homelab_nodes::{DEFAULT_SNAPSHOT_PREFIX, SnapshotInfo};
 use serde_json::json;
 
-use super::nodes::{
-    Confirmation, Progress, block_on, conclude, load_inventory, nodes_error, table,
-};
+use homelab_ops::inventory::Needs;
+
 use crate::cli::Global;
+use crate::cmd::shared::format::table;
+use crate::cmd::shared::nodes::{
+    Confirmation, ConnectArgs, Progress, block_on, conclude, load_inventory, nodes_error,
+};
 use crate::exit;
-use crate::inventory::{ConnectArgs, Needs};
 use crate::output::{Output, human_size};
 
 #[derive(Debug, Args)]

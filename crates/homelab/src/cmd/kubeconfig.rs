@@ -9,10 +9,11 @@ use homelab_nodes::KubeconfigOptions;
 use homelab_spec::lab::KubeconfigAddress;
 use serde_json::json;
 
-use super::nodes::{Progress, block_on, load_inventory, nodes_error};
+use homelab_ops::inventory::{Needs, api_certificate_names};
+
 use crate::cli::Global;
+use crate::cmd::shared::nodes::{ConnectArgs, Progress, block_on, load_inventory, nodes_error};
 use crate::exit;
-use crate::inventory::{ConnectArgs, Needs, api_certificate_names};
 use crate::output::Output;
 
 #[derive(Debug, Args)]

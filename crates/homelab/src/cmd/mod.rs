@@ -2,7 +2,6 @@
 
 pub(crate) mod apply;
 pub(crate) mod backup;
-mod backup_job;
 mod completions;
 pub(crate) mod diff;
 pub(crate) mod etcd;
@@ -14,6 +13,7 @@ mod render;
 pub(crate) mod restore;
 mod schema;
 pub(crate) mod secrets;
+mod shared;
 pub(crate) mod status;
 mod validate;
 

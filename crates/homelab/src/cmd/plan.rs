@@ -7,12 +7,12 @@ use homelab_plan::{Plan, SecretGenerator};
 use serde_json::{Value, json};
 
 use crate::cli::Global;
+use crate::cmd::shared::spec;
 use crate::exit;
 use crate::output::Output;
-use crate::spec_file;
 
 pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
-    let loaded = spec_file::load_valid(&global.file, out)?;
+    let loaded = spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
     // The JSON document is only built when it is asked for: for thousands of apps it costs
     // as much as the plan itself.

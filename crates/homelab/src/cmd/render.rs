@@ -9,12 +9,12 @@ use homelab_secrets::{Identities, IdentityEnv, Recipient, SECRETS_FILE, SecretsS
 use serde_json::json;
 
 use crate::cli::{self, Global, RenderArgs};
+use crate::cmd::shared::spec;
 use crate::exit;
 use crate::output::Output;
-use crate::spec_file;
 
 pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u8> {
-    let loaded = spec_file::load_valid(&global.file, out)?;
+    let loaded = spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
     let flavor = match args.flavor {
         cli::Flavor::K3s => Flavor::K3s,

@@ -12,9 +12,9 @@ use homelab_backup::records::{
 };
 use serde_json::{Value, json};
 
-use super::backup::{check_database_name, failed, load, no_report};
-use super::backup_job::{self, JobArgs, Operation, human_age, report_lines};
 use crate::cli::Global;
+use crate::cmd::shared::backup::{check_database_name, failed, load, no_report, table_status};
+use crate::cmd::shared::backup_job::{self, JobArgs, Operation, human_age, report_lines};
 use crate::exit;
 use crate::output::Output;
 use crate::output::human_size;
@@ -395,7 +395,7 @@ fn failed_table(t: &TableCheck) -> String {
     format!(
         "  {}: {}, rows {} (recorded {}), checksum {} (recorded {})\n",
         t.table,
-        super::backup::table_status(t),
+        table_status(t),
         t.actual_rows
             .map(|v| v.to_string())
             .unwrap_or_else(|| "-".into()),

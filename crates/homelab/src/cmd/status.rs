@@ -11,8 +11,10 @@ use clap::Args;
 use homelab_kube::{Cluster, Health, StatusOptions, StatusReport, TlsCheckOptions};
 use serde_json::json;
 
-use super::apply::{ClusterArgs, RetryLines, connect_error, runtime};
 use crate::cli::Global;
+use crate::cmd::shared::cluster::{ClusterArgs, RetryLines, connect_error, runtime};
+use crate::cmd::shared::format::table as columns;
+use crate::cmd::shared::spec;
 use crate::exit;
 use crate::output::Output;
 
@@ -52,10 +54,10 @@ fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
 }
 
 pub fn run(global: &Global, args: &StatusArgs, out: &Output) -> anyhow::Result<u8> {
-    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let loaded = spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
     let lab = &loaded.lab.name;
-    let checks = crate::cluster_plan::status_checks(&plan);
+    let checks = homelab_ops::cluster_plan::status_checks(&plan);
 
     let mut tls = TlsCheckOptions::default();
     let mut resolve = BTreeMap::new();
@@ -123,7 +125,6 @@ fn mark(ok: bool) -> &'static str {
 /// The report as a table a person reads in one screen: a headline, nodes, components, URLs,
 /// backups, then each problem with what to do.
 fn table(lab: &str, report: &StatusReport) -> String {
-    use crate::cmd::nodes::table as columns;
     let verdict = match report.health {
         Health::Healthy => "healthy".to_string(),
         Health::Unhealthy => format!("UNHEALTHY ({} problems)", report.problems.len()),

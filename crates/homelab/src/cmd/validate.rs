@@ -1,21 +1,21 @@
 //! `homelab validate`: reads the spec and reports every problem with its place and a fix,
 //! including secrets the spec uses that secrets.sops.yaml lacks (read without the key).
 
-use serde_json::json;
+use homelab_ops::secrets::NamesCheck;
+use serde_json::{Value, json};
 
 use crate::cli::Global;
+use crate::cmd::shared::secrets::fail;
+use crate::cmd::shared::spec;
 use crate::exit;
 use crate::output::Output;
-use crate::spec_file;
-
-use super::secrets::check as secrets;
 
 pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
     let name = global.file.display().to_string();
-    match spec_file::read(&global.file)? {
+    match spec::read(&global.file)? {
         Ok(loaded) => {
             out.diagnostics(&loaded.source.render(&loaded.warnings));
-            let secrets = secrets::check(&global.file, &loaded, out)?;
+            let secrets = check_secrets(&global.file, &loaded, out)?;
             if !secrets.missing.is_empty() {
                 return Ok(missing_secrets(&name, &loaded, &secrets, out));
             }
@@ -50,7 +50,7 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
                         "services": services,
                         "apps": lab.apps.len(),
                     },
-                    "secrets": secrets.to_json(),
+                    "secrets": secrets_json(&secrets),
                 }),
             );
             Ok(exit::OK)
@@ -83,7 +83,7 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
 fn missing_secrets(
     name: &str,
     loaded: &homelab_spec::LoadedSpec,
-    secrets: &secrets::Check,
+    secrets: &NamesCheck,
     out: &Output,
 ) -> u8 {
     out.diagnostics(&loaded.source.render(&secrets.missing));
@@ -103,10 +103,65 @@ fn missing_secrets(
             "errors": secrets.missing.len(),
             "warnings": loaded.warnings.len(),
             "diagnostics": loaded.source.to_json(&all),
-            "secrets": secrets.to_json(),
+            "secrets": secrets_json(secrets),
         }),
     );
     exit::USAGE
+}
+
+/// Checks the secrets file next to `spec` against what the lab needs, by name; says so
+/// (without failing) when there is no secrets file yet, and warns of secrets it lacks or
+/// holds without a value.
+fn check_secrets(
+    spec: &std::path::Path,
+    loaded: &homelab_spec::LoadedSpec,
+    out: &Output,
+) -> anyhow::Result<NamesCheck> {
+    let file = homelab_ops::secrets::secrets_file(spec);
+    if file.exists() {
+        out.detail(format!(
+            "checking secret names in {} (without decrypting)",
+            file.display()
+        ));
+    }
+    let plan = homelab_plan::plan(&loaded.lab);
+    let check = homelab_ops::secrets::check_names(spec, loaded, &plan).map_err(fail)?;
+    if !check.exists {
+        out.status(format!(
+            "secrets not checked: {} does not exist yet; create it with `homelab secrets init`",
+            check.file.display()
+        ));
+        return Ok(check);
+    }
+    if !check.not_generated.is_empty() {
+        out.warn(format!(
+            "{} lacks {} the lab generates itself: {}; add them with `homelab secrets init`",
+            check.file.display(),
+            count(check.not_generated.len(), "secret"),
+            check.not_generated.join(", ")
+        ));
+    }
+    if !check.unset.is_empty() {
+        out.warn(format!(
+            "{} not set yet (\"set me\"): {}; set each with `homelab secrets set NAME`",
+            match check.unset.len() {
+                1 => "1 secret is".to_string(),
+                n => format!("{n} secrets are"),
+            },
+            check.unset.join(", ")
+        ));
+    }
+    Ok(check)
+}
+
+fn secrets_json(check: &NamesCheck) -> Value {
+    json!({
+        "file": check.file.display().to_string(),
+        "checked": check.exists,
+        "missing": check.missing_names,
+        "unset": check.unset,
+        "notGenerated": check.not_generated,
+    })
 }
 
 /// "1 node", "3 nodes".

@@ -9,7 +9,7 @@ use homelab_secrets::{
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{LabFiles, fail, identities};
+use crate::cmd::shared::secrets::{LabFiles, fail, identities};
 use crate::exit::{self, Exit};
 use crate::output::Output;
 

@@ -10,8 +10,9 @@ use homelab_secrets::{
 };
 use serde_json::json;
 
-use super::{LabFiles, count, fail, lab_requirements};
+use super::{count, lab_requirements};
 use crate::cli::Global;
+use crate::cmd::shared::secrets::{LabFiles, fail};
 use crate::exit::{self, Exit};
 use crate::output::Output;
 

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use homelab_secrets::{SecretListing, store};
 use serde_json::json;
 
-use super::{LabFiles, count, fail, lab_requirements};
+use super::{count, lab_requirements};
 use crate::cli::Global;
+use crate::cmd::shared::secrets::{LabFiles, fail};
 use crate::exit;
 use crate::output::Output;
 

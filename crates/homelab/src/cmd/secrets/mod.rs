@@ -1,24 +1,22 @@
-//! `homelab secrets ...`: the clap definitions of the subcommands and what they share (where
-//! the store is, the lab's secret requirements, identities, and turning library errors into
-//! messages with a next step). Each subcommand is one call into `homelab-secrets`; nothing here
-//! prints or logs a secret value except `get` and `decrypt`, to stdout, when asked.
+//! `homelab secrets ...`: the clap definitions of the subcommands and what only they share
+//! (the lab's secret requirements, counting). Each subcommand is one call into
+//! `homelab-secrets`; nothing here prints or logs a secret value except `get` and `decrypt`,
+//! to stdout, when asked.
 
-pub(crate) mod check;
 mod files;
 mod init;
 mod list;
 mod scan;
 mod values;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use homelab_plan::{Plan, SecretGenerator};
-use homelab_secrets::{Error, Identities, IdentityEnv, SECRETS_FILE, SecretRequirement, SopsError};
-use homelab_spec::LoadedSpec;
+use homelab_secrets::SecretRequirement;
 
 use crate::cli::Global;
-use crate::exit::{self, Exit};
+use crate::cmd::shared::secrets::LabFiles;
+use crate::cmd::shared::spec;
 use crate::output::Output;
 
 #[derive(Debug, Args)]
@@ -158,153 +156,14 @@ pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<
     }
 }
 
-/// Where a lab's files are: the directory of the spec file.
-pub(crate) struct LabFiles {
-    pub root: PathBuf,
-    pub store: PathBuf,
-}
-
-impl LabFiles {
-    pub fn of(spec: &Path) -> Self {
-        let root = spec
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let store = if root == Path::new(".") {
-            PathBuf::from(SECRETS_FILE)
-        } else {
-            root.join(SECRETS_FILE)
-        };
-        LabFiles { root, store }
-    }
-
-    /// A file of the lab; spelt without `./` when the lab is the current directory.
-    pub fn file(&self, name: &str) -> PathBuf {
-        if self.root == Path::new(".") {
-            PathBuf::from(name)
-        } else {
-            self.root.join(name)
-        }
-    }
-}
-
-/// Every secret the lab needs, as the secrets library describes them: the plan's secrets, and
-/// secrets the spec references that no component generates (node sudo passwords), which only
-/// the user can provide.
-pub(crate) fn requirements(loaded: &LoadedSpec, plan: &Plan) -> Vec<SecretRequirement> {
-    let mut out: Vec<SecretRequirement> = plan
-        .secrets
-        .iter()
-        .map(|need| {
-            let req = match &need.generator {
-                SecretGenerator::Password { length } => {
-                    SecretRequirement::password(&need.name, *length)
-                }
-                SecretGenerator::Hex { bytes } => SecretRequirement::hex_key(&need.name, *bytes),
-                SecretGenerator::Htpasswd {
-                    user,
-                    password_secret,
-                } => SecretRequirement::htpasswd(&need.name, user, password_secret),
-                SecretGenerator::UserProvided => {
-                    SecretRequirement::user_provided(&need.name, &need.description)
-                }
-            };
-            req.used_by(need.used_by.iter().cloned())
-        })
-        .collect();
-    let planned = out.len();
-    for (secret, used_by) in loaded.lab.secret_refs() {
-        let name = secret.name();
-        match out.iter().position(|r| r.name == name) {
-            // The plan knows who uses its secrets; spec-only ones collect every user.
-            Some(i) if i < planned => {}
-            Some(i) => {
-                if !out[i].used_by.contains(&used_by) {
-                    out[i].used_by.push(used_by);
-                }
-            }
-            None => out.push(
-                SecretRequirement::user_provided(name, format!("referenced by {used_by}"))
-                    .used_by([used_by]),
-            ),
-        }
-    }
-    out
-}
-
 /// Reads the spec (it must be valid) and the lab's secret requirements.
 pub(crate) fn lab_requirements(
     global: &Global,
     out: &Output,
 ) -> anyhow::Result<Vec<SecretRequirement>> {
-    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let loaded = spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
-    Ok(requirements(&loaded, &plan))
-}
-
-/// The age identities from the environment, with where they came from on `-v`.
-pub(crate) fn identities(out: &Output) -> anyhow::Result<Identities> {
-    let ids = Identities::from_env(&IdentityEnv::from_process_env()).map_err(fail)?;
-    out.detail(format!("age identities: {}", ids.describe()));
-    Ok(ids)
-}
-
-/// A library error as the CLI reports it: exit 2 for bad input, 1 otherwise, with what to do
-/// next. Every failing operation of the library leaves files unchanged, and the message says so.
-pub(crate) fn fail(err: Error) -> anyhow::Error {
-    let code = match &err {
-        Error::UnknownSecret { .. }
-        | Error::EmptyValue { .. }
-        | Error::InvalidSecretName { .. }
-        | Error::InvalidRecipient { .. }
-        | Error::Rotate { .. }
-        | Error::Rekey { .. }
-        | Error::Requirement { .. }
-        | Error::IdentityExists { .. } => exit::USAGE,
-        _ => exit::FAILURE,
-    };
-    let message = match hint(&err) {
-        Some(h) => format!("{err}; {h}"),
-        None => err.to_string(),
-    };
-    Exit { code, message }.into()
-}
-
-fn hint(err: &Error) -> Option<String> {
-    Some(match err {
-        Error::Decrypt { path, reason } => match reason {
-            SopsError::NoMatchingIdentity { .. } => format!(
-                "point SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) at the identity of one of those recipients, or ask someone who can open {} to run `homelab secrets rekey --add <your public key>`; nothing was changed",
-                path.display()
-            ),
-            SopsError::MacMismatch
-            | SopsError::MacAuthentication
-            | SopsError::ValueAuthentication { .. }
-            | SopsError::MalformedValue { .. }
-            | SopsError::DataKey { .. }
-            | SopsError::NotEncrypted { .. } => format!(
-                "the file was changed outside sops/homelab or is damaged; see what changed with `git diff -- {0}` and restore it with `git checkout -- {0}`; nothing was changed",
-                path.display()
-            ),
-            _ => "nothing was changed".to_string(),
-        },
-        Error::Read { .. } => "check the path and its permissions; nothing was changed".into(),
-        Error::EmptyValue { .. } => "give a non-empty value; nothing was changed".into(),
-        Error::UnknownSecret { .. }
-        | Error::InvalidSecretName { .. }
-        | Error::Rotate { .. }
-        | Error::Rekey { .. }
-        | Error::SecretUnset { .. }
-        | Error::InvalidRecipient { .. }
-        | Error::Requirement { .. }
-        | Error::SopsConfig { .. }
-        | Error::StoreShape { .. }
-        | Error::IdentityPermissions { .. }
-        | Error::IdentityParse { .. }
-        | Error::Encrypt { .. } => "nothing was changed".into(),
-        _ => return None,
-    })
+    Ok(homelab_ops::secrets::requirements(&loaded, &plan))
 }
 
 /// "1 secret", "3 secrets".

@@ -7,7 +7,8 @@ use homelab_secrets::scan::{Location, ScanOptions, scan_with};
 use homelab_secrets::{Identities, IdentityEnv, KnownSecrets, SecretsStore};
 use serde_json::json;
 
-use super::{LabFiles, count, fail};
+use super::count;
+use crate::cmd::shared::secrets::{LabFiles, fail};
 use crate::exit;
 use crate::output::Output;
 

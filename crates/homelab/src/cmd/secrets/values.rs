@@ -13,8 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{LabFiles, fail, identities, lab_requirements};
+use super::lab_requirements;
 use crate::cli::Global;
+use crate::cmd::shared::secrets::{LabFiles, fail, identities};
 use crate::exit;
 use crate::output::Output;
 
@@ -219,7 +220,7 @@ fn read_value(name: &str) -> anyhow::Result<SecretString> {
 pub fn rotate(global: &Global, lab: &LabFiles, name: &str, out: &Output) -> anyhow::Result<u8> {
     // Some values live on in a database or in etcd: a new value there must be changed by hand
     // first, or re-applying would lock the lab out of its own data.
-    let loaded = crate::spec_file::load_valid(&global.file, out)?;
+    let loaded = crate::cmd::shared::spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
     if let Some(how) = plan
         .secrets

@@ -13,6 +13,8 @@ use homelab_kube::{Cluster, JobError, JobEvent, JobOptions, JobOutcome};
 use homelab_plan::Plan;
 use serde_json::{Value, json};
 
+use super::cluster::{ClusterArgs, RetryLines, connect_error, runtime};
+use super::format::parse_duration;
 use crate::exit::{self, Exit};
 use crate::output::Output;
 
@@ -20,10 +22,10 @@ use crate::output::Output;
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
     #[command(flatten)]
-    pub cluster: super::apply::ClusterArgs,
+    pub cluster: ClusterArgs,
     /// How long to follow the Job before giving up on it (it keeps running in the cluster),
     /// e.g. `90s`, `30m`, `2h`.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = super::nodes::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -243,14 +245,14 @@ pub struct Connected {
 /// Connects to the lab's cluster: a kubeconfig that is missing or wrong is a usage error (2),
 /// an API that does not answer a failure (1).
 pub fn connect(args: &JobArgs, lab_name: &str, out: &Output) -> anyhow::Result<Connected> {
-    let rt = super::apply::runtime()?;
+    let rt = runtime()?;
     let cluster = rt
         .block_on(Cluster::connect_with(
             &args.cluster.source(lab_name),
             &args.cluster.retry(),
-            &super::apply::RetryLines(out),
+            &RetryLines(out),
         ))
-        .map_err(|e| super::apply::connect_error(e, exit::FAILURE))?;
+        .map_err(|e| connect_error(e, exit::FAILURE))?;
     Ok(Connected {
         rt,
         cluster,

@@ -1,66 +1,100 @@
 //! Builds the node engine's inventory from the validated spec, its plan and the secrets file
-//! (cluster token, sudo password), plus the SSH and install options every node command shares.
-//! Reads local files only; never contacts a host and never prints a secret.
+//! (cluster token, sudo password) and the caller's SSH and install choices. Reads local files
+//! only; never contacts a host, never prints, and never puts a secret in an error.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::Args;
 use homelab_nodes::{
-    DEFAULT_INSTALLER_URL, Host, InstallSource, Inventory, Role, SshOptions, SshTarget, Taint,
-    TaintEffect,
+    Host, InstallSource, Inventory, Role, SshOptions, SshTarget, Taint, TaintEffect,
 };
 use homelab_plan::Plan;
-use homelab_secrets::{Error as SecretsError, Identities, IdentityEnv, SECRETS_FILE, SecretsStore};
+use homelab_secrets::{Error as SecretsError, Identities, IdentityEnv, SecretsStore};
 use homelab_spec::LoadedSpec;
 use homelab_spec::lab::{Lab, NodeRole, OsUpdateMode};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::exit;
+use crate::secrets::{lab_dir, secrets_file};
 
 /// The secret holding the cluster join token.
 pub const TOKEN_SECRET: &str = "k3s-token";
 
-/// How to reach the hosts: shared by every command that talks to nodes.
-#[derive(Debug, Clone, Args)]
-pub struct ConnectArgs {
+/// How to reach the hosts and where k3s comes from: what the caller chooses beyond the spec.
+#[derive(Debug, Clone, Default)]
+pub struct NodeAccess {
     /// An SSH client configuration file to use instead of `~/.ssh/config` (`ssh -F`).
-    ///
-    /// Host keys, ProxyJump, identities and the agent work as with `ssh`; unknown or changed
-    /// host keys are refused. OpenSSH reads `~/.ssh/config` from your account's home
-    /// directory (not `$HOME`), so this is the way to point it elsewhere.
-    #[arg(long = "ssh-config", env = "HOMELAB_SSH_CONFIG", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Where the hosts get k3s from; `None` keeps the engine's default (online, get.k3s.io).
+    pub install: Option<InstallSource>,
 }
 
-/// Where k3s comes from: shared by `nodes apply` and `nodes upgrade`.
-#[derive(Debug, Clone, Args)]
-pub struct InstallArgs {
-    /// Install without internet access on the hosts: upload `install.sh`, the k3s binary
-    /// (`k3s`, `k3s-arm64` or `k3s-armhf`) and the images archive
-    /// (`k3s-airgap-images-<arch>.tar[.zst|.gz]`) from this local directory.
-    #[arg(long, value_name = "DIR")]
-    pub airgap: Option<PathBuf>,
-    /// Where the hosts download the k3s installer from (a local mirror of get.k3s.io).
-    /// Ignored with `--airgap`.
-    #[arg(
-        long,
-        env = "HOMELAB_K3S_INSTALLER_URL",
-        value_name = "URL",
-        default_value = DEFAULT_INSTALLER_URL
+/// Why the inventory cannot be built. Names files, secrets and nodes, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The plan lacks a node of the spec (a defect of the plan, not of the spec).
+    #[error("the plan has no entry for node {node}")]
+    NodeNotPlanned { node: String },
+    /// The secrets file does not exist.
+    #[error(
+        "{} does not exist, and {why} is kept there; run `homelab secrets init` to create it (it generates the cluster token)",
+        path.display()
     )]
-    pub installer_url: String,
+    SecretsFileMissing { path: PathBuf, why: String },
+    /// No age identity to open the secrets file with.
+    #[error("reading {why} from {} needs your age key", path.display())]
+    AgeKey {
+        path: PathBuf,
+        why: String,
+        #[source]
+        source: Box<SecretsError>,
+    },
+    /// The secrets file could not be opened (decrypted and verified).
+    #[error(transparent)]
+    OpenSecrets(Box<SecretsError>),
+    /// A secret the nodes need is in the file without a value.
+    #[error("{}", unset_message(what, name, path))]
+    SecretUnset {
+        name: String,
+        what: String,
+        path: PathBuf,
+    },
+    /// A secret the nodes need is not in the file at all.
+    #[error("{}", unknown_message(what, name, path))]
+    SecretNotInFile {
+        name: String,
+        what: String,
+        path: PathBuf,
+    },
+    /// Reading a secret from the opened file failed.
+    #[error(transparent)]
+    ReadSecret(Box<SecretsError>),
 }
 
-impl InstallArgs {
-    fn source(&self) -> InstallSource {
-        match &self.airgap {
-            Some(dir) => InstallSource::Airgap { dir: dir.clone() },
-            None => InstallSource::Online {
-                installer_url: self.installer_url.clone(),
-            },
-        }
+fn unset_message(what: &str, name: &str, path: &Path) -> String {
+    if name == TOKEN_SECRET {
+        format!(
+            "{what} (`{name}`) in {} has no value; run `homelab secrets init` to generate it, or `homelab secrets set {name}` to give the token of an existing cluster",
+            path.display()
+        )
+    } else {
+        format!(
+            "{what} (`{name}`) in {} has no value; set it with `homelab secrets set {name}`",
+            path.display()
+        )
+    }
+}
+
+fn unknown_message(what: &str, name: &str, path: &Path) -> String {
+    if name == TOKEN_SECRET {
+        format!(
+            "{} has no `{name}` ({what}); run `homelab secrets init` to add it (existing values are kept), or `homelab secrets set {name}` to give the token of an existing cluster",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} has no `{name}` ({what}); add it with `homelab secrets set {name}`",
+            path.display()
+        )
     }
 }
 
@@ -80,33 +114,19 @@ pub struct LabInventory {
     pub warnings: Vec<String>,
 }
 
-/// The directory the spec lives in (secrets and relative key paths are next to it).
-pub fn lab_dir(spec: &Path) -> PathBuf {
-    spec.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
 /// Builds the inventory for `loaded` (with its `plan`), reading the secrets `needs` asks for
 /// from `secrets.sops.yaml` next to the spec file `spec`.
 pub fn build(
     spec: &Path,
     loaded: &LoadedSpec,
     plan: &Plan,
-    conn: &ConnectArgs,
-    install: Option<&InstallArgs>,
+    access: &NodeAccess,
     needs: Needs,
-) -> anyhow::Result<LabInventory> {
+) -> Result<LabInventory, InventoryError> {
     let lab = &loaded.lab;
-    let dir = lab_dir(spec);
-    let hosts = hosts(lab, plan, &dir)?;
+    let hosts = hosts(lab, plan, &lab_dir(spec))?;
     let sudo_refs = sudo_secrets(lab);
-    let secrets_path = if dir == Path::new(".") {
-        PathBuf::from(SECRETS_FILE)
-    } else {
-        dir.join(SECRETS_FILE)
-    };
+    let secrets_path = secrets_file(spec);
     let (token, sudo_passwords) = if needs == Needs::TokenAndSudo || !sudo_refs.is_empty() {
         let store = open_store(&secrets_path, needs, sudo_refs.first())?;
         let token = match needs {
@@ -144,11 +164,11 @@ pub fn build(
     );
     inventory.sudo_passwords = sudo_passwords;
     inventory.ssh = SshOptions {
-        config_file: conn.ssh_config.clone(),
+        config_file: access.ssh_config.clone(),
         control_dir: None,
     };
-    if let Some(install) = install {
-        inventory.install = install.source();
+    if let Some(install) = &access.install {
+        inventory.install = install.clone();
     }
     inventory.prepare.nfs_common = lab.storage.is_some();
     inventory.prepare.unattended_upgrades = lab.cluster.os_updates.automatic != OsUpdateMode::None;
@@ -169,7 +189,7 @@ pub fn build(
     })
 }
 
-fn hosts(lab: &Lab, plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Host>> {
+fn hosts(lab: &Lab, plan: &Plan, dir: &Path) -> Result<Vec<Host>, InventoryError> {
     lab.cluster
         .nodes
         .iter()
@@ -178,7 +198,9 @@ fn hosts(lab: &Lab, plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Host>> {
                 .nodes
                 .iter()
                 .find(|p| p.name == node.name)
-                .with_context(|| format!("the plan has no entry for node {}", node.name))?;
+                .ok_or_else(|| InventoryError::NodeNotPlanned {
+                    node: node.name.clone(),
+                })?;
             Ok(Host {
                 name: node.name.clone(),
                 role: match node.role {
@@ -246,7 +268,7 @@ fn open_store(
     path: &Path,
     needs: Needs,
     sudo: Option<&(String, Vec<String>)>,
-) -> anyhow::Result<SecretsStore> {
+) -> Result<SecretsStore, InventoryError> {
     let why = match (needs, sudo) {
         (Needs::TokenAndSudo, _) => format!("the cluster join token (`{TOKEN_SECRET}`)"),
         (Needs::SudoOnly, Some((name, nodes))) => {
@@ -258,14 +280,19 @@ fn open_store(
         (Needs::SudoOnly, None) => "the lab's secrets".to_string(),
     };
     if !path.exists() {
-        return Err(exit::usage(format!(
-            "{} does not exist, and {why} is kept there; run `homelab secrets init` to create it (it generates the cluster token)",
-            path.display()
-        )));
+        return Err(InventoryError::SecretsFileMissing {
+            path: path.to_path_buf(),
+            why,
+        });
     }
-    let identities = Identities::from_env(&IdentityEnv::from_process_env())
-        .with_context(|| format!("reading {why} from {} needs your age key", path.display()))?;
-    Ok(SecretsStore::open(path, &identities)?)
+    let identities = Identities::from_env(&IdentityEnv::from_process_env()).map_err(|source| {
+        InventoryError::AgeKey {
+            path: path.to_path_buf(),
+            why,
+            source: Box::new(source),
+        }
+    })?;
+    SecretsStore::open(path, &identities).map_err(|e| InventoryError::OpenSecrets(Box::new(e)))
 }
 
 fn get_secret(
@@ -273,34 +300,20 @@ fn get_secret(
     path: &Path,
     name: &str,
     what: &str,
-) -> anyhow::Result<SecretString> {
+) -> Result<SecretString, InventoryError> {
     match store.get(name) {
         Ok(value) if !value.expose_secret().is_empty() => Ok(value.clone()),
-        Ok(_) | Err(SecretsError::SecretUnset { .. }) => {
-            Err(exit::usage(if name == TOKEN_SECRET {
-                format!(
-                    "{what} (`{name}`) in {} has no value; run `homelab secrets init` to generate it, or `homelab secrets set {name}` to give the token of an existing cluster",
-                    path.display()
-                )
-            } else {
-                format!(
-                    "{what} (`{name}`) in {} has no value; set it with `homelab secrets set {name}`",
-                    path.display()
-                )
-            }))
-        }
-        Err(SecretsError::UnknownSecret { .. }) => Err(exit::usage(if name == TOKEN_SECRET {
-            format!(
-                "{} has no `{name}` ({what}); run `homelab secrets init` to add it (existing values are kept), or `homelab secrets set {name}` to give the token of an existing cluster",
-                path.display()
-            )
-        } else {
-            format!(
-                "{} has no `{name}` ({what}); add it with `homelab secrets set {name}`",
-                path.display()
-            )
-        })),
-        Err(e) => Err(e.into()),
+        Ok(_) | Err(SecretsError::SecretUnset { .. }) => Err(InventoryError::SecretUnset {
+            name: name.to_string(),
+            what: what.to_string(),
+            path: path.to_path_buf(),
+        }),
+        Err(SecretsError::UnknownSecret { .. }) => Err(InventoryError::SecretNotInFile {
+            name: name.to_string(),
+            what: what.to_string(),
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(InventoryError::ReadSecret(Box::new(e))),
     }
 }
 

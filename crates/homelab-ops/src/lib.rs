@@ -1,0 +1,12 @@
+//! Operating the lab as library calls, for every front end (the CLI today, `up` and the
+//! dashboard next): the Plan mapped to what `homelab-kube` applies and checks, the node
+//! inventory `homelab-nodes` works on, and the secrets the lab needs.
+//!
+//! Each module takes the validated lab and what the operation needs (plan, secrets, connection
+//! choices) and returns typed data, reporting progress through events. Nothing here writes to
+//! a terminal, parses a command line or decides an exit code: errors are `thiserror` enums
+//! that name what failed and carry its context, and the front end decides how to show them.
+
+pub mod cluster_plan;
+pub mod inventory;
+pub mod secrets;

@@ -1,0 +1,141 @@
+//! What the commands that use the Kubernetes API share: the kubeconfig and retry flags,
+//! connection problems as exit codes, retries as progress lines, the runtime, and the plan as `homelab-kube` input with its Secrets
+//! filled from the secrets file. Decides nothing about objects and never prints a secret value.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use homelab_kube::{ApplyEvent, ConnectError, KubeconfigSource, Progress, RetryPolicy};
+use homelab_ops::cluster_plan::{self, ClusterPlan};
+use homelab_plan::Plan;
+use homelab_secrets::{Identities, IdentityEnv, SecretsStore};
+use homelab_spec::LoadedSpec;
+
+use super::secrets::{LabFiles, fail};
+use super::spec;
+use crate::cli::Global;
+use crate::exit::{self, Exit};
+use crate::output::Output;
+
+/// Which cluster to talk to; shared by every command that uses the Kubernetes API.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig to use [default: $KUBECONFIG, else ~/.kube/<lab>.yaml, the file
+    /// `homelab kubeconfig` writes].
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use instead of its current one.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// How often a request that failed for a passing reason (HTTP 429 or 5xx, a reset
+    /// connection, or a refused one once the API has answered, as while K3s restarts) is
+    /// tried again, with pauses from 0.25 s doubling to 8 s (jittered); each retry is shown.
+    /// 0 gives up at once.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub api_retries: u32,
+}
+
+impl ClusterArgs {
+    /// The retries `--api-retries` asks for.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy::with_retries(self.api_retries)
+    }
+
+    /// Where to find the kubeconfig, in the documented order.
+    pub fn source(&self, lab_name: &str) -> KubeconfigSource {
+        let default_path = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| {
+            PathBuf::from(h)
+                .join(".kube")
+                .join(format!("{lab_name}.yaml"))
+        });
+        KubeconfigSource::from_env(self.kubeconfig.clone(), self.context.clone(), default_path)
+    }
+}
+
+/// A connection problem as the CLI reports it: a kubeconfig that is missing or wrong is a
+/// usage error (2); an API that does not answer is `unreachable_code`.
+pub(crate) fn connect_error(e: ConnectError, unreachable_code: u8) -> anyhow::Error {
+    let code = match e {
+        ConnectError::Unreachable { .. } | ConnectError::Client { .. } => unreachable_code,
+        _ => exit::USAGE,
+    };
+    Exit {
+        code,
+        message: e.to_string(),
+    }
+    .into()
+}
+
+/// Shows the retries of API requests as progress lines (`retrying list ... in 0.4s (attempt 1
+/// failed: HTTP 503: ...)`); silent with `--quiet` and `--output json`. For commands whose
+/// only progress is retries (`diff`, `status`, connecting).
+pub(crate) struct RetryLines<'o>(pub &'o Output);
+
+impl Progress for RetryLines<'_> {
+    fn event(&self, event: ApplyEvent) {
+        if let Some(line) = retry_line(&event) {
+            self.0.status(line);
+        }
+    }
+}
+
+/// The progress line of a retry event.
+pub(crate) fn retry_line(event: &ApplyEvent) -> Option<String> {
+    match event {
+        ApplyEvent::Retrying {
+            action,
+            object,
+            attempt,
+            backoff,
+            reason,
+        } => Some(format!(
+            "retrying {action} {object} in {:.1}s (attempt {attempt} failed: {reason})",
+            backoff.as_secs_f64()
+        )),
+        _ => None,
+    }
+}
+
+/// A runtime for the one library call a command makes.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime that drives the Kubernetes API requests")
+}
+
+/// The spec, its plan, and the plan as `homelab-kube` input with its Secrets filled from the
+/// secrets file. Fails before any network access when a secret cannot be read.
+pub(crate) fn load_cluster_plan(
+    global: &Global,
+    out: &Output,
+) -> anyhow::Result<(LoadedSpec, Plan, ClusterPlan)> {
+    let loaded = spec::load_valid(&global.file, out)?;
+    let plan = homelab_plan::plan(&loaded.lab);
+    let needs_secrets = plan.components.iter().any(|c| !c.secret_objects.is_empty());
+    let cluster = if needs_secrets {
+        let files = LabFiles::of(&global.file);
+        let identities = Identities::from_env(&IdentityEnv::from_process_env()).map_err(fail)?;
+        out.detail(format!("age identities: {}", identities.describe()));
+        let store = SecretsStore::open(&files.store, &identities).map_err(fail)?;
+        cluster_plan::cluster_plan(&plan, &store).map_err(|e| Exit {
+            code: exit::FAILURE,
+            message: e.to_string(),
+        })?
+    } else {
+        cluster_plan::cluster_plan(&plan, &NoSecrets).map_err(|e| Exit {
+            code: exit::FAILURE,
+            message: e.to_string(),
+        })?
+    };
+    Ok((loaded, plan, cluster))
+}
+
+struct NoSecrets;
+
+impl homelab_render::SecretValues for NoSecrets {
+    fn secret(&self, name: &str) -> Result<secrecy::SecretString, String> {
+        Err(format!("no secrets file is read for `{name}`"))
+    }
+}
