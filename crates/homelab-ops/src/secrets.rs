@@ -132,3 +132,162 @@ pub fn check_names(
     }
     Ok(check)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homelab_secrets::SecretsStore;
+    use homelab_secrets::identity::create_identity_file;
+    use secrecy::SecretString;
+
+    const SPEC: &str = r#"name: lab
+network:
+  subnet: 10.1.0.0/24
+  gateway: 10.1.0.1
+  domain: lab.example.com
+  loadBalancerPool: 10.1.0.100-10.1.0.120
+cluster:
+  k3sVersion: v1.34.2+k3s1
+  nodes:
+    - name: s1
+      role: server
+      address: 10.1.0.10
+      ssh: {sudoPassword: {secret: sudo-pw}}
+    - name: a1
+      role: agent
+      address: 10.1.0.11
+      ssh: {sudoPassword: {secret: sudo-pw}}
+tls:
+  acmeEmail: you@example.com
+  challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cf}}
+"#;
+
+    fn load() -> (LoadedSpec, Plan) {
+        let loaded = homelab_spec::load_str("homelab.yaml", SPEC)
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let plan = homelab_plan::plan(&loaded.lab);
+        (loaded, plan)
+    }
+
+    #[test]
+    fn the_secrets_file_is_next_to_the_spec_and_named_as_the_user_would() {
+        assert_eq!(
+            secrets_file(Path::new("homelab.yaml")),
+            Path::new(SECRETS_FILE)
+        );
+        assert_eq!(
+            secrets_file(Path::new("labs/home/homelab.yaml")),
+            Path::new("labs/home").join(SECRETS_FILE)
+        );
+        assert_eq!(lab_dir(Path::new("homelab.yaml")), Path::new("."));
+    }
+
+    #[test]
+    fn requirements_are_the_plans_secrets_and_what_only_the_spec_references() {
+        let (loaded, plan) = load();
+        let reqs = requirements(&loaded, &plan);
+        for need in &plan.secrets {
+            let req = reqs.iter().find(|r| r.name == need.name).unwrap();
+            let planned: Vec<String> = need.used_by.iter().cloned().collect();
+            assert_eq!(req.used_by, planned, "{}", need.name);
+        }
+        // No component generates the sudo password: the user gives it, and both nodes use it.
+        let sudo = reqs.iter().find(|r| r.name == "sudo-pw").unwrap();
+        assert!(matches!(
+            sudo.generator,
+            homelab_secrets::Generator::UserProvided { .. }
+        ));
+        assert_eq!(sudo.used_by.len(), 2, "{:?}", sudo.used_by);
+        let names: Vec<&str> = reqs.iter().map(|r| r.name.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "each secret once: {names:?}");
+    }
+
+    #[test]
+    fn without_a_secrets_file_nothing_is_checked_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("homelab.yaml");
+        let (loaded, plan) = load();
+        let check = check_names(&spec, &loaded, &plan).unwrap();
+        assert!(!check.exists);
+        assert_eq!(check.file, dir.path().join(SECRETS_FILE));
+        assert!(check.missing.is_empty() && check.unset.is_empty());
+        assert!(check.not_generated.is_empty());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// Writes the lab's secrets file with `set` given values and `unset` as placeholders,
+    /// for a key that is then thrown away: the check must not need one.
+    fn write_store(dir: &Path, set: &[&str], unset: &[&str]) {
+        let key = dir.join("key.txt");
+        let (_, recipient) = create_identity_file(&key).unwrap();
+        let mut store = SecretsStore::create(&dir.join(SECRETS_FILE), &[recipient]).unwrap();
+        let placeholders: Vec<SecretRequirement> = set
+            .iter()
+            .chain(unset)
+            .map(|n| SecretRequirement::user_provided(*n, "test"))
+            .collect();
+        store.generate_missing(&placeholders).unwrap();
+        for name in set {
+            store
+                .set(name, SecretString::from(format!("{name}-value")))
+                .unwrap();
+        }
+        store.save().unwrap();
+        std::fs::remove_file(key).unwrap();
+    }
+
+    #[test]
+    fn the_check_names_unset_and_not_generated_secrets_without_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("homelab.yaml");
+        let (loaded, plan) = load();
+        write_store(dir.path(), &["cf"], &["sudo-pw"]);
+        let check = check_names(&spec, &loaded, &plan).unwrap();
+        assert!(check.exists);
+        assert!(check.missing.is_empty(), "{:?}", check.missing);
+        assert!(check.missing_names.is_empty());
+        assert_eq!(check.unset, ["sudo-pw"]);
+        // What the plan generates is not in the file yet: `secrets init` adds it.
+        let generated: Vec<&str> = plan
+            .secrets
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| *n != "cf")
+            .collect();
+        assert!(!generated.is_empty());
+        assert_eq!(check.not_generated, generated);
+    }
+
+    #[test]
+    fn a_referenced_secret_the_file_lacks_is_one_error_at_its_first_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("homelab.yaml");
+        let (loaded, plan) = load();
+        write_store(dir.path(), &["cf"], &[]);
+        let check = check_names(&spec, &loaded, &plan).unwrap();
+        assert_eq!(check.missing_names, ["sudo-pw"]);
+        assert_eq!(check.missing.len(), 1, "{:?}", check.missing);
+        let error = &check.missing[0];
+        assert_eq!(error.code, "unknown-secret");
+        assert!(error.message.contains("node s1"), "{}", error.message);
+        assert!(error.span.is_some(), "the error is at the reference");
+        assert!(check.unset.is_empty());
+        assert!(!check.not_generated.contains(&"sudo-pw".to_string()));
+    }
+
+    #[test]
+    fn a_damaged_secrets_file_is_an_error_of_the_secrets_library_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("homelab.yaml");
+        let (loaded, plan) = load();
+        std::fs::write(dir.path().join(SECRETS_FILE), "just: [text\n").unwrap();
+        let err = check_names(&spec, &loaded, &plan).unwrap_err();
+        assert!(
+            err.to_string().contains(SECRETS_FILE),
+            "the message names the file: {err}"
+        );
+    }
+}

@@ -10,7 +10,9 @@ use serde_json::json;
 use homelab_ops::cluster_plan::component_of_unit;
 
 use crate::cli::Global;
-use crate::cmd::shared::cluster::{ClusterArgs, RetryLines, connect_error, load_cluster_plan, runtime};
+use crate::cmd::shared::cluster::{
+    ClusterArgs, RetryLines, connect_error, load_cluster_plan, runtime,
+};
 use crate::exit::{self, Exit};
 use crate::output::Output;
 

@@ -9,10 +9,10 @@ use clap::Args;
 use homelab_kube::{ApplyEvent, ConnectError, KubeconfigSource, Progress, RetryPolicy};
 use homelab_ops::cluster_plan::{self, ClusterPlan};
 use homelab_plan::Plan;
-use homelab_secrets::{Identities, IdentityEnv, SecretsStore};
+use homelab_secrets::SecretsStore;
 use homelab_spec::LoadedSpec;
 
-use super::secrets::{LabFiles, fail};
+use super::secrets::{LabFiles, fail, identities};
 use super::spec;
 use crate::cli::Global;
 use crate::exit::{self, Exit};
@@ -116,8 +116,7 @@ pub(crate) fn load_cluster_plan(
     let needs_secrets = plan.components.iter().any(|c| !c.secret_objects.is_empty());
     let cluster = if needs_secrets {
         let files = LabFiles::of(&global.file);
-        let identities = Identities::from_env(&IdentityEnv::from_process_env()).map_err(fail)?;
-        out.detail(format!("age identities: {}", identities.describe()));
+        let identities = identities(out)?;
         let store = SecretsStore::open(&files.store, &identities).map_err(fail)?;
         cluster_plan::cluster_plan(&plan, &store).map_err(|e| Exit {
             code: exit::FAILURE,
