@@ -5,6 +5,10 @@
 //! when a Job of the CronJob exits 0, and `backup.sh` exits 0 only when every dump of the run
 //! was written and verified. A CronJob that never succeeded has no such series: the second
 //! half of the expression covers it from `kube_cronjob_created`.
+//!
+//! The rule has no `for:`: it is a P1, due on the phone within a minute of the threshold
+//! (NFR5), and its signal is a timestamp compared with the clock, which one bad scrape cannot
+//! fake (a failed scrape leaves no sample, so the rule sees nothing rather than an old time).
 
 /// A Prometheus alerting rule, field by field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +45,7 @@ pub fn backup_freshness_alert(namespace: &str, cronjob: &str, max_age_hours: u32
     AlertRule {
         name: BACKUP_ALERT_NAME.to_string(),
         expr,
-        for_duration: "10m".to_string(),
+        for_duration: "0s".to_string(),
         severity: "critical".to_string(),
         summary: format!("No successful PostgreSQL backup for more than {max_age_hours} hours"),
         description: format!(

@@ -379,6 +379,7 @@ pub fn run_lab(spec: &str) -> LabRun {
     let mut everything = objects.clone();
     everything.extend(cluster);
     findings.extend(checks::all(&everything));
+    findings.extend(crate::p1::findings(&everything));
     LabRun {
         templated,
         findings,

@@ -5,6 +5,8 @@
 //! objects point at (see README.md beside this file). Run it alone with
 //! `cargo nextest run -p homelab-render --test charts`.
 
+#[path = "../tree/alert_budget.rs"]
+mod alert_budget;
 #[path = "../tree/common.rs"]
 #[allow(dead_code)]
 mod common;
@@ -15,6 +17,7 @@ mod crd;
 mod checks;
 mod lab;
 mod negative;
+mod p1;
 mod schemas;
 mod setup;
 

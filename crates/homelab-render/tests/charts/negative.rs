@@ -358,3 +358,65 @@ fn helm_refuses_values_the_charts_schema_rejects() {
         "{err}"
     );
 }
+
+#[test]
+fn a_critical_rule_whose_path_exceeds_nfr5s_minute_is_reported() {
+    use base64::Engine;
+    let config = "route:\n  receiver: 'null'\n  group_by: [alertname]\n  routes:\n  - matchers: ['severity=\"critical\"']\n    receiver: phone\n    group_by: ['...']\n    group_wait: 10s\nreceivers:\n- name: 'null'\n- name: phone\n";
+    let chart = |value: Value| Obj {
+        origin: "release monitoring/kube-prometheus-stack (chart kube-prometheus-stack 88.5.3)"
+            .into(),
+        value,
+    };
+    let base = vec![
+        chart(json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "kps", "namespace": "monitoring"},
+            "spec": {"scrapeInterval": "15s", "evaluationInterval": "30s"},
+        })),
+        chart(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "alertmanager-kps", "namespace": "monitoring"},
+            "data": {"alertmanager.yaml": base64::engine::general_purpose::STANDARD.encode(config)},
+        })),
+    ];
+    let rule = |severity: &str, for_: &str| {
+        chart(json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "kps-kubernetes-apps", "namespace": "monitoring"},
+            "spec": {"groups": [{"name": "kubernetes-apps", "rules": [
+                {"alert": "KubeAPIDown", "expr": "absent(up{job=\"apiserver\"} == 1)", "for": for_, "labels": {"severity": severity}},
+            ]}]},
+        }))
+    };
+    let with = |extra: Vec<Obj>| {
+        let mut all = base.clone();
+        all.extend(extra);
+        crate::p1::findings(&all)
+    };
+    let found = with(vec![rule("critical", "15m")]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("P1 KubeAPIDown (PrometheusRule monitoring/kps-kubernetes-apps (release monitoring/kube-prometheus-stack")
+            && found[0].contains("for 900 s")
+            && found[0].contains("= 955 s"),
+        "{}",
+        found[0]
+    );
+    assert!(with(vec![rule("warning", "15m")]).is_empty());
+    // 15 s scrape + 30 s evaluation + 10 s group_wait: within the minute without a `for:`.
+    assert!(with(vec![rule("critical", "0s")]).is_empty());
+    // A monitor that scrapes once a minute makes the same rule miss it.
+    let slow_monitor = chart(json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"name": "slow", "namespace": "monitoring"},
+        "spec": {"endpoints": [{"port": "metrics", "interval": "1m"}]},
+    }));
+    let found = with(vec![rule("critical", "0s"), slow_monitor]);
+    assert!(
+        found.len() == 1
+            && found[0].contains("detection 60 s")
+            && found[0].contains("ServiceMonitor slow"),
+        "{found:?}"
+    );
+}

@@ -371,6 +371,7 @@ fn monitoring_rules_receivers_and_runbooks() {
         "PostgresDown",
         "NfsProvisionerDown",
         "PersistentVolumeClaimNotBound",
+        "PersistentVolumeClaimLost",
         "PodCrashLooping",
         "NodeMemoryPressure",
         "CertificateExpiringSoon",
@@ -391,7 +392,9 @@ fn monitoring_rules_receivers_and_runbooks() {
         .as_array()
         .unwrap();
     assert!(routes.iter().any(|r| r["receiver"] == "phone"
-        && r["matchers"] == json!(["severity=~\"critical\""])));
+        && r["matchers"] == json!(["severity=\"critical\""])
+        && r["group_wait"] == "10s"
+        && r["group_by"] == json!(["..."])));
     for component in ["kubeEtcd", "kubeControllerManager", "kubeScheduler"] {
         assert_eq!(values[component]["endpoints"], json!(["192.168.2.20"]));
     }

@@ -1,6 +1,10 @@
 //! Tests of the rendered tree: snapshot and determinism, contents, re-rendering, and the
-//! real validators (kubectl kustomize, Kubernetes and CRD schemas, promtool, amtool, nginx).
+//! real validators (kubectl kustomize, Kubernetes and CRD schemas, promtool, amtool, nginx),
+//! and the P1 alert paths against NFR5's minute.
 
+#[allow(dead_code)] // shared with the chart tier, which uses all of it
+mod alert_budget;
+mod alerts;
 mod common;
 mod contents;
 mod crd;

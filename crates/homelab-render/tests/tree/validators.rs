@@ -119,7 +119,7 @@ pub fn validate_objects(objects: &[Value], k8s_version: &str) {
     let _ = custom;
 }
 
-fn layers_of(spec: &str) -> (tempfile::TempDir, Vec<Value>) {
+pub fn layers_of(spec: &str) -> (tempfile::TempDir, Vec<Value>) {
     let tmp = tempfile::tempdir().unwrap();
     write_k3s(&render_k3s(&plan_of(spec)), tmp.path(), false);
     let objects = build_layers(tmp.path());
@@ -260,7 +260,7 @@ fn amtool_accepts_the_alertmanager_config() {
 }
 
 /// The minor version of the installed amtool (`amtool, version 0.25.0 ...`).
-fn amtool_minor() -> u32 {
+pub fn amtool_minor() -> u32 {
     let out = run_ok(Command::new(tool("amtool")).arg("--version"));
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
@@ -277,7 +277,7 @@ fn amtool_minor() -> u32 {
 /// 0.26; kube-prometheus-stack runs a newer one, but Debian's amtool is 0.25. For an older
 /// amtool those two keys become the inline `user_key`/`token` with dummy values; everything
 /// else is checked as rendered.
-fn for_amtool(config: &Value, minor: u32) -> Value {
+pub fn for_amtool(config: &Value, minor: u32) -> Value {
     let mut c = config.clone();
     if minor >= 26 {
         return c;
