@@ -7,6 +7,7 @@
 //! a terminal, parses a command line or decides an exit code: errors are `thiserror` enums
 //! that name what failed and carry its context, and the front end decides how to show them.
 
+pub mod backup_job;
 pub mod cluster_plan;
 pub mod inventory;
 pub mod secrets;

@@ -1,5 +1,5 @@
 //! `homelab backup postgres|list|drill`: runs the rendered backup scripts in Jobs (through
-//! `backup_job`), reads their reports with `homelab-backup`'s parsers, and prints them as
+//! `homelab_ops::backup_job`), reads their reports with `homelab-backup`'s parsers, and prints them as
 //! text or JSON; `list` adds the etcd snapshots through `homelab-nodes`. It never runs a
 //! database command itself and never touches a dump.
 
@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use homelab_ops::inventory::{self, Needs};
 
 use crate::cli::Global;
-use crate::cmd::shared::backup::{check_database_name, failed, load, no_report, table_status};
-use crate::cmd::shared::backup_job::{
-    self, BackupSetup, JobArgs, Operation, human_age, report_lines,
+use homelab_ops::backup_job::{BackupSetup, Operation};
+
+use crate::cmd::shared::backup::{
+    self, JobArgs, check_database_name, failed, job_json, load, no_report, report_lines,
+    table_status,
 };
-use crate::cmd::shared::format::table;
+use crate::cmd::shared::format::{human_age, table};
 use crate::cmd::shared::nodes::{ConnectArgs, block_on};
 use crate::exit;
 use crate::output::{Output, human_size};
@@ -89,12 +91,12 @@ pub fn run(global: &Global, args: &BackupArgs, out: &Output) -> anyhow::Result<u
 
 fn postgres(global: &Global, args: &RunArgs, out: &Output) -> anyhow::Result<u8> {
     let (_, _, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
+    let conn = backup::connect(&args.job, &setup.lab, out)?;
     out.status(format!(
         "Backing up PostgreSQL of lab `{}` now (from CronJob {}/{})",
         setup.lab, setup.namespace, setup.cronjob
     ));
-    let ran = backup_job::run(&conn, &setup, Operation::Backup, &[], args.job.timeout, out)?;
+    let ran = backup::run(&conn, &setup, Operation::Backup, &[], args.job.timeout, out)?;
     if ran.outcome.exit_code == Some(homelab_backup::postgres::EXIT_LOCKED) {
         return Err(exit::Exit {
             code: exit::FAILURE,
@@ -119,7 +121,7 @@ fn postgres(global: &Global, args: &RunArgs, out: &Output) -> anyhow::Result<u8>
     let data = json!({
         "ok": ok,
         "exitCode": if ok { exit::OK } else { exit::FAILURE },
-        "job": ran.json(),
+        "job": job_json(&ran),
         "run": raw,
     });
     let text = run_text(&record, &setup);
@@ -245,13 +247,13 @@ fn run_text(run: &BackupRun, setup: &BackupSetup) -> String {
 
 fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
     let (loaded, plan, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
+    let conn = backup::connect(&args.job, &setup.lab, out)?;
     let script_args: Vec<String> = if args.verify {
         vec!["--verify".into()]
     } else {
         vec![]
     };
-    let ran = backup_job::run(
+    let ran = backup::run(
         &conn,
         &setup,
         Operation::List,
@@ -274,7 +276,7 @@ fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
         Ok(l) => l,
         Err(e) => return Err(no_report(&ran, "listing the dumps", &e)),
     };
-    let now = backup_job::now();
+    let now = homelab_ops::backup_job::now();
 
     // etcd snapshots: best effort, the dumps are worth showing without them. A failure is
     // the reason they were skipped, not an error of the command.
@@ -323,7 +325,7 @@ fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
         "ok": true,
         "exitCode": exit::OK,
         "lab": setup.lab,
-        "job": ran.json(),
+        "job": job_json(&ran),
         "dumps": dumps_json,
         "lastSuccess": record(homelab_backup::postgres::STATUS_LINE_PREFIX),
         "lastRun": record(homelab_backup::postgres::LAST_RUN_LINE_PREFIX),
@@ -476,7 +478,7 @@ fn drill(global: &Global, args: &DrillArgs, out: &Output) -> anyhow::Result<u8> 
         check_database_name("--db", db)?;
     }
     let (_, _, setup) = load(global, out)?;
-    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
+    let conn = backup::connect(&args.job, &setup.lab, out)?;
     let script_args: Vec<String> = args
         .databases
         .iter()
@@ -486,7 +488,7 @@ fn drill(global: &Global, args: &DrillArgs, out: &Output) -> anyhow::Result<u8> 
         "Drilling the PostgreSQL dumps of lab `{}`: restore into scratch databases and compare every table",
         setup.lab
     ));
-    let ran = backup_job::run(
+    let ran = backup::run(
         &conn,
         &setup,
         Operation::Drill,
@@ -518,7 +520,7 @@ fn drill(global: &Global, args: &DrillArgs, out: &Output) -> anyhow::Result<u8> 
     let data = json!({
         "ok": passed,
         "exitCode": if passed { exit::OK } else { exit::FAILURE },
-        "job": ran.json(),
+        "job": job_json(&ran),
         "summary": grouped("summary").pop(),
         "databases": grouped("database"),
         "tables": grouped("table"),

@@ -1,5 +1,5 @@
 //! `homelab restore postgres`: asks for a confirmation (or takes `--yes`), runs the rendered
-//! `restore.sh` in a Job (through `backup_job`), and reports which database holds the
+//! `restore.sh` in a Job (through `homelab_ops::backup_job`), and reports which database holds the
 //! restored data and which one was kept beside it. It never restores without a confirmation,
 //! and drops the database it replaced only when asked to (`--drop-old`).
 
@@ -13,8 +13,13 @@ use homelab_backup::records::{
 use serde_json::{Value, json};
 
 use crate::cli::Global;
-use crate::cmd::shared::backup::{check_database_name, failed, load, no_report, table_status};
-use crate::cmd::shared::backup_job::{self, JobArgs, Operation, human_age, report_lines};
+use homelab_ops::backup_job::Operation;
+
+use crate::cmd::shared::backup::{
+    self, JobArgs, check_database_name, failed, job_json, load, no_report, report_lines,
+    table_status,
+};
+use crate::cmd::shared::format::human_age;
 use crate::exit;
 use crate::output::Output;
 use crate::output::human_size;
@@ -173,7 +178,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
         }
         .into());
     }
-    let conn = backup_job::connect(&args.job, &setup.lab, out)?;
+    let conn = backup::connect(&args.job, &setup.lab, out)?;
     let name = match target {
         Target::Database(db) => format!("database {db}"),
         Target::Globals => "the roles".to_string(),
@@ -184,7 +189,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
         out.status(format!(
             "Looking up the dumps of {name} on the backup volume"
         ));
-        let ran = backup_job::run(&conn, &setup, Operation::List, &[], args.job.timeout, out)?;
+        let ran = backup::run(&conn, &setup, Operation::List, &[], args.job.timeout, out)?;
         let listing = BackupListing::parse(&ran.outcome.log)
             .map_err(|e| no_report(&ran, "listing the dumps", &e))?;
         let backup_dir = backup_dir_of(&ran.manifest);
@@ -235,7 +240,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
                 ),
             }));
         };
-        let now = backup_job::now();
+        let now = homelab_ops::backup_job::now();
         let question = format!(
             "{} from {} (taken {}, {} ago, {})?\n{}",
             match target {
@@ -286,7 +291,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
             _ => "into a new database, checked, then swapped in".to_string(),
         }
     ));
-    let ran = backup_job::run(
+    let ran = backup::run(
         &conn,
         &setup,
         Operation::Restore,
@@ -308,7 +313,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
     let data = json!({
         "ok": restored,
         "exitCode": if restored { exit::OK } else if refused { exit::USAGE } else { exit::FAILURE },
-        "job": ran.json(),
+        "job": job_json(&ran),
         "restore": lines.iter().rfind(|l| l["kind"] == "summary").cloned().unwrap_or(Value::Null),
         "failedTables": lines.iter().filter(|l| l["kind"] == "table").cloned().collect::<Vec<_>>(),
     });

@@ -1,5 +1,5 @@
 //! How the commands write and read values on the command line: aligned tables for text
-//! output, and durations in the spec's notation for options.
+//! output, ages, and durations in the spec's notation for options.
 
 use std::time::Duration;
 
@@ -38,6 +38,17 @@ pub(crate) fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `45s`, `12m`, `3h`, `2d`: how long ago, to the largest whole unit.
+pub(crate) fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +71,13 @@ mod tests {
             t,
             "NAME            SIZE     AGE\non-demand-s1-1  4.0 KiB  3m\n"
         );
+    }
+
+    #[test]
+    fn ages_are_readable() {
+        assert_eq!(human_age(59), "59s");
+        assert_eq!(human_age(3 * 3600 + 5), "3h");
+        assert_eq!(human_age(-4), "0s");
+        assert_eq!(human_age(2 * 86400), "2d");
     }
 }

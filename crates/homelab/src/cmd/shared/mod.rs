@@ -4,7 +4,6 @@
 //! imports only from here (and from the output module); nothing here is a command itself.
 
 pub(crate) mod backup;
-pub(crate) mod backup_job;
 pub(crate) mod cluster;
 pub(crate) mod format;
 pub(crate) mod nodes;

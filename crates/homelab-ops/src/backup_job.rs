@@ -1,32 +1,66 @@
 //! Runs one of the PostgreSQL backup scripts as a one-off Job made from the plan's backup
-//! CronJob: builds the Job (pure), connects, checks that what its pod needs exists, follows it
-//! with progress lines through `Output`, and hands back how it ended with its log. What the
-//! scripts' output means is for `backup.rs` and `restore.rs` to read; this module never
-//! interprets it, and never deletes or changes an object in the cluster.
+//! CronJob: finds the CronJob in the plan and builds the Job (pure), checks that what its pod
+//! needs exists, follows it to its end with its events handed to the caller, and hands back
+//! how it ended with its log. What the scripts' output means is for the caller to read; this
+//! module never interprets it, never prints, and never deletes or changes an object in the
+//! cluster.
 
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Args;
 use homelab_backup::UtcTime;
-use homelab_kube::{Cluster, JobError, JobEvent, JobOptions, JobOutcome};
+use homelab_kube::{Cluster, JobError, JobEvent, JobOptions, JobOutcome, RetryPolicy};
 use homelab_plan::Plan;
 use serde_json::{Value, json};
 
-use super::cluster::{ClusterArgs, RetryLines, connect_error, runtime};
-use super::format::parse_duration;
-use crate::exit::{self, Exit};
-use crate::output::Output;
-
-/// Which cluster to talk to, and how long to follow the Job.
-#[derive(Debug, Clone, Args)]
-pub struct JobArgs {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// How long to follow the Job before giving up on it (it keeps running in the cluster),
-    /// e.g. `90s`, `30m`, `2h`.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub timeout: Duration,
+/// Why a backup script Job could not be made, started or followed to its end. A script that
+/// ran and failed is not an error: it is a [`Ran`] whose outcome did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupJobError {
+    /// The lab has no PostgreSQL, so there is no backup CronJob to make a Job from.
+    #[error(
+        "the lab has no PostgreSQL backups: enable `services.postgres` in the spec (it backs up every database nightly), then `homelab apply`"
+    )]
+    NoPostgresBackups,
+    /// The plan names a backup CronJob it does not hold (a defect of the plan).
+    #[error("the plan names backup CronJob {namespace}/{cronjob} but does not hold it")]
+    CronJobNotPlanned { namespace: String, cronjob: String },
+    /// The plan's backup CronJob does not run the backup script the way the Jobs expect.
+    #[error(
+        "the plan's backup CronJob {namespace}/{cronjob} does not run `bash <dir>/backup.sh` (it runs {command:?})"
+    )]
+    UnexpectedCommand {
+        namespace: String,
+        cronjob: String,
+        command: Vec<String>,
+    },
+    /// A backup run needs the CronJob in the cluster (it owns the Job), and it is not there.
+    #[error(
+        "the backup CronJob {namespace}/{cronjob} is not in the cluster, so there is nothing to run a backup from; apply the lab first (`homelab apply`). Nothing was started."
+    )]
+    CronJobNotInCluster { namespace: String, cronjob: String },
+    /// Objects the Job's pod needs (Secrets, ConfigMaps, PVCs) are not in the cluster.
+    #[error(
+        "the {} Job needs {}, which {} not in the cluster; apply the lab first (`homelab apply`). Nothing was started.",
+        operation.word(),
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" }
+    )]
+    MissingReferences {
+        operation: Operation,
+        missing: Vec<String>,
+    },
+    /// The Job's namespace is not in the cluster.
+    #[error("{source}; apply the lab first (`homelab apply`)")]
+    NamespaceMissing {
+        operation: Operation,
+        source: JobError,
+    },
+    /// Looking at the cluster, creating the Job or following it failed.
+    #[error("{source}")]
+    Job {
+        operation: Operation,
+        source: JobError,
+    },
 }
 
 /// What a backup script Job is made from: the plan's backup CronJob and where it keeps things.
@@ -56,7 +90,8 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn script(self) -> &'static str {
+    /// The script's file name in the scripts directory.
+    pub fn script(self) -> &'static str {
         match self {
             Operation::Backup => homelab_backup::postgres::BACKUP_SCRIPT,
             Operation::Restore => homelab_backup::postgres::RESTORE_SCRIPT,
@@ -65,7 +100,8 @@ impl Operation {
         }
     }
 
-    fn word(self) -> &'static str {
+    /// The operation in one word, as Job names and labels carry it.
+    pub fn word(self) -> &'static str {
         match self {
             Operation::Backup => "backup",
             Operation::Restore => "restore",
@@ -86,26 +122,22 @@ impl Operation {
 }
 
 /// Finds the PostgreSQL backup CronJob in the plan.
-pub fn setup(plan: &Plan) -> anyhow::Result<BackupSetup> {
+pub fn setup(plan: &Plan) -> Result<BackupSetup, BackupJobError> {
     let Some((component, backup)) = plan.components.iter().find_map(|c| {
         c.backups
             .iter()
             .find(|b| b.name == "postgres")
             .map(|b| (c, b))
     }) else {
-        return Err(exit::usage(
-            "the lab has no PostgreSQL backups: enable `services.postgres` in the spec (it backs up every database nightly), then `homelab apply`",
-        ));
+        return Err(BackupJobError::NoPostgresBackups);
     };
     let cronjob = component
         .objects
         .iter()
         .find(|o| o.kind() == "CronJob" && o.name() == backup.cronjob)
-        .with_context(|| {
-            format!(
-                "the plan names backup CronJob {}/{} but does not hold it",
-                backup.namespace, backup.cronjob
-            )
+        .ok_or_else(|| BackupJobError::CronJobNotPlanned {
+            namespace: backup.namespace.clone(),
+            cronjob: backup.cronjob.clone(),
         })?;
     let template = cronjob.manifest["spec"]["jobTemplate"].clone();
     let container = &template["spec"]["template"]["spec"]["containers"][0];
@@ -117,11 +149,13 @@ pub fn setup(plan: &Plan) -> anyhow::Result<BackupSetup> {
         ["bash", script, ..] if script.ends_with(&format!("/{}", Operation::Backup.script())) => {
             script[..script.len() - Operation::Backup.script().len() - 1].to_string()
         }
-        _ => anyhow::bail!(
-            "the plan's backup CronJob {}/{} does not run `bash <dir>/backup.sh` (it runs {command:?})",
-            backup.namespace,
-            backup.cronjob
-        ),
+        _ => {
+            return Err(BackupJobError::UnexpectedCommand {
+                namespace: backup.namespace.clone(),
+                cronjob: backup.cronjob.clone(),
+                command: command.iter().map(|c| c.to_string()).collect(),
+            });
+        }
     };
     let pvc = template["spec"]["template"]["spec"]["volumes"]
         .as_array()
@@ -234,32 +268,6 @@ fn salt() -> u16 {
     ((nanos ^ std::process::id().rotate_left(16)) % 0x1_0000) as u16
 }
 
-/// A connected cluster and the runtime that drives it.
-pub struct Connected {
-    rt: tokio::runtime::Runtime,
-    cluster: Cluster,
-    /// `--api-retries`, for every request of the Job's run.
-    retry: homelab_kube::RetryPolicy,
-}
-
-/// Connects to the lab's cluster: a kubeconfig that is missing or wrong is a usage error (2),
-/// an API that does not answer a failure (1).
-pub fn connect(args: &JobArgs, lab_name: &str, out: &Output) -> anyhow::Result<Connected> {
-    let rt = runtime()?;
-    let cluster = rt
-        .block_on(Cluster::connect_with(
-            &args.cluster.source(lab_name),
-            &args.cluster.retry(),
-            &RetryLines(out),
-        ))
-        .map_err(|e| connect_error(e, exit::FAILURE))?;
-    Ok(Connected {
-        rt,
-        cluster,
-        retry: args.cluster.retry(),
-    })
-}
-
 /// A Job that ran to an end (succeeded or not).
 pub struct Ran {
     pub outcome: JobOutcome,
@@ -275,20 +283,6 @@ impl Ran {
         )
     }
 
-    /// The Job as data for `--output json`.
-    pub fn json(&self) -> Value {
-        let o = &self.outcome;
-        json!({
-            "namespace": o.namespace,
-            "name": o.name,
-            "pod": o.pod,
-            "succeeded": o.succeeded,
-            "exitCode": o.exit_code,
-            "failure": o.failure,
-            "seconds": o.elapsed.as_secs_f64(),
-        })
-    }
-
     /// The last lines of the log that are not report lines, to show when a script said
     /// nothing a report could be read from.
     pub fn log_tail(&self, lines: usize) -> String {
@@ -302,35 +296,58 @@ impl Ran {
     }
 }
 
-/// Runs `op`'s script with `args` in a Job and follows it to the end, showing the pod's
-/// progress and log lines as they come. Errors when the Job cannot be started or followed to
-/// its end; a script that fails is a [`Ran`] whose outcome did not succeed.
-pub fn run(
-    conn: &Connected,
+/// How to follow a Job.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long to follow the Job before giving up on it (it keeps running in the cluster).
+    pub timeout: Duration,
+    /// Hand over the pod's log lines as they come ([`JobEvent::LogLine`]).
+    pub follow_log: bool,
+    /// Retries of every request of the run.
+    pub retry: RetryPolicy,
+}
+
+/// Runs `op`'s script with `args` in a Job on `cluster` and follows it to the end, handing
+/// the Job's events (created, pod states, log lines, retries) to `progress`. Errors when the
+/// Job cannot be started or followed to its end; a script that fails is a [`Ran`] whose
+/// outcome did not succeed. Before anything is created it checks that a backup's CronJob and
+/// everything the pod mounts are in the cluster, so a lab not applied yet starts nothing.
+pub async fn run(
+    cluster: &Cluster,
     setup: &BackupSetup,
     op: Operation,
     args: &[String],
-    timeout: Duration,
-    out: &Output,
-) -> anyhow::Result<Ran> {
-    let cluster = &conn.cluster;
+    options: &RunOptions,
+    progress: &(dyn Fn(JobEvent) + Send + Sync),
+) -> Result<Ran, BackupJobError> {
+    let job_error = |source: JobError| match source {
+        JobError::Create { ref message, .. } if message.contains("namespaces") => {
+            BackupJobError::NamespaceMissing {
+                operation: op,
+                source,
+            }
+        }
+        source => BackupJobError::Job {
+            operation: op,
+            source,
+        },
+    };
     let cronjob_uid = if op == Operation::Backup {
-        let live = conn
-            .rt
-            .block_on(homelab_kube::get_object(
-                cluster,
-                "batch/v1",
-                "CronJob",
-                "cronjobs",
-                Some(&setup.namespace),
-                &setup.cronjob,
-            ))
-            .map_err(job_error)?;
+        let live = homelab_kube::get_object(
+            cluster,
+            "batch/v1",
+            "CronJob",
+            "cronjobs",
+            Some(&setup.namespace),
+            &setup.cronjob,
+        )
+        .await
+        .map_err(job_error)?;
         let Some(live) = live else {
-            return Err(failure(format!(
-                "the backup CronJob {}/{} is not in the cluster, so there is nothing to run a backup from; apply the lab first (`homelab apply`). Nothing was started.",
-                setup.namespace, setup.cronjob
-            )));
+            return Err(BackupJobError::CronJobNotInCluster {
+                namespace: setup.namespace.clone(),
+                cronjob: setup.cronjob.clone(),
+            });
         };
         live.pointer("/metadata/uid")
             .and_then(Value::as_str)
@@ -340,122 +357,25 @@ pub fn run(
     };
     let name = job_name(setup, op, now(), salt());
     let manifest = job_manifest(setup, op, args, &name, cronjob_uid.as_deref());
-    let missing = conn
-        .rt
-        .block_on(homelab_kube::missing_references(cluster, &manifest))
+    let missing = homelab_kube::missing_references(cluster, &manifest)
+        .await
         .map_err(job_error)?;
     if !missing.is_empty() {
-        return Err(failure(format!(
-            "the {} Job needs {}, which {} not in the cluster; apply the lab first (`homelab apply`). Nothing was started.",
-            op.word(),
-            missing.join(", "),
-            if missing.len() == 1 { "is" } else { "are" }
-        )));
+        return Err(BackupJobError::MissingReferences {
+            operation: op,
+            missing,
+        });
     }
-    let options = JobOptions {
-        timeout,
+    let job_options = JobOptions {
+        timeout: options.timeout,
         poll_interval: Duration::from_millis(500),
-        follow_log: !out.quiet && !out.is_json(),
-        retry: conn.retry.clone(),
+        follow_log: options.follow_log,
+        retry: options.retry.clone(),
     };
-    let progress = |event: JobEvent| match event {
-        JobEvent::Created { namespace, name } => out.status(format!(
-            "Started Job {namespace}/{name} ({})",
-            std::iter::once(op.script())
-                .chain(args.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        JobEvent::Pod { pod, state } => out.status(format!("  pod {pod}: {state}")),
-        JobEvent::LogLine { line, .. } if !line.trim_start().starts_with("HOMELAB-") => {
-            out.status(format!("  | {line}"))
-        }
-        JobEvent::LogLine { .. } => {}
-        JobEvent::Retrying {
-            action,
-            attempt,
-            reason,
-        } => out.status(format!(
-            "  retrying {action} (attempt {attempt} failed: {reason})"
-        )),
-    };
-    let outcome = conn
-        .rt
-        .block_on(homelab_kube::run_job(
-            cluster, &manifest, &options, &progress,
-        ))
+    let outcome = homelab_kube::run_job(cluster, &manifest, &job_options, &progress)
+        .await
         .map_err(job_error)?;
     Ok(Ran { outcome, manifest })
-}
-
-fn failure(message: String) -> anyhow::Error {
-    Exit {
-        code: exit::FAILURE,
-        message,
-    }
-    .into()
-}
-
-fn job_error(e: JobError) -> anyhow::Error {
-    match e {
-        JobError::Create { ref message, .. } if message.contains("namespaces") => {
-            failure(format!("{e}; apply the lab first (`homelab apply`)"))
-        }
-        other => failure(other.to_string()),
-    }
-}
-
-/// `45s`, `12m`, `3h`, `2d`: how long ago, to the largest whole unit.
-pub fn human_age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
-}
-
-/// The JSON object of each report line starting with `prefix` (e.g. `HOMELAB-DUMP `), for
-/// `--output json`: the scripts' records with their keys in the camelCase every other
-/// `--output json` uses (the records on the backup volume keep the scripts' snake_case).
-pub fn report_lines(log: &str, prefix: &str) -> Vec<Value> {
-    log.lines()
-        .filter_map(|l| l.trim_start().strip_prefix(prefix))
-        .filter_map(|json| serde_json::from_str(json).ok())
-        .map(camel_case_keys)
-        .collect()
-}
-
-/// `value` with every object key turned from snake_case into camelCase. The scripts' records
-/// only have fixed keys, never names taken from the data, so no database or table name is
-/// touched (those are values).
-fn camel_case_keys(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (snake_to_camel(&k), camel_case_keys(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(camel_case_keys).collect()),
-        other => other,
-    }
-}
-
-fn snake_to_camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' && !out.is_empty() {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -509,7 +429,7 @@ services:
         let mut plan = lab_plan();
         plan.components.retain(|c| c.name != "postgres");
         let err = setup(&plan).unwrap_err();
-        assert_eq!(exit::code_of(&err), exit::USAGE);
+        assert!(matches!(err, BackupJobError::NoPostgresBackups), "{err:?}");
         assert!(err.to_string().contains("services.postgres"), "{err}");
     }
 
@@ -579,32 +499,5 @@ services:
             json!(["bash", "/opt/homelab/restore.sh", "--db", "it's"])
         );
         assert!(job_name(&s, Operation::List, now, 0xffff).len() <= 63);
-    }
-
-    #[test]
-    fn ages_are_readable() {
-        assert_eq!(human_age(59), "59s");
-        assert_eq!(human_age(3 * 3600 + 5), "3h");
-        assert_eq!(human_age(-4), "0s");
-        assert_eq!(human_age(2 * 86400), "2d");
-    }
-
-    #[test]
-    fn report_lines_are_read_as_json_and_other_lines_skipped() {
-        let log = "backup.sh: x\nHOMELAB-DUMP {\"file\":\"a\"}\nHOMELAB-DUMP not json\n";
-        assert_eq!(
-            report_lines(log, "HOMELAB-DUMP "),
-            vec![json!({"file": "a"})]
-        );
-    }
-
-    #[test]
-    fn report_lines_use_camel_case_keys_and_leave_values_alone() {
-        let log = r#"HOMELAB-RESTORE {"kind":"summary","restored_as":"shop_new","tables":[{"table_name":"public.order_items","row_count":2}]}"#;
-        assert_eq!(
-            report_lines(log, "HOMELAB-RESTORE "),
-            vec![json!({"kind": "summary", "restoredAs": "shop_new",
-                        "tables": [{"tableName": "public.order_items", "rowCount": 2}]})]
-        );
     }
 }

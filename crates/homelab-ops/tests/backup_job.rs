@@ -1,0 +1,131 @@
+//! Backup script Jobs as a library call against the Kubernetes API stand-in (kmock): a lab that
+//! was never applied starts nothing, and the error says which operation stopped and why. The
+//! full runs (a real PostgreSQL behind the scripts) are the CLI's backup tier.
+
+#[path = "../../homelab-kube/tests/support/mod.rs"]
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use homelab_kube::{Cluster, JobEvent, KubeconfigSource, RetryPolicy};
+use homelab_ops::backup_job::{self, BackupJobError, Operation, RunOptions};
+use support::{StandIn, StandInOptions, http_json};
+
+const SPEC: &str = r#"name: lab
+network:
+  subnet: 192.168.2.0/24
+  gateway: 192.168.2.1
+  domain: home.example.com
+  loadBalancerPool: 192.168.2.100-192.168.2.120
+cluster:
+  k3sVersion: v1.34.2+k3s1
+  nodes:
+    - name: k3s-master
+      role: server
+      address: 192.168.2.20
+storage:
+  nfs:
+    server: 192.168.2.2
+    path: /volume1/k8s-data
+tls:
+  acmeEmail: you@example.com
+  challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cloudflare-api-token}}
+services:
+  postgres:
+    databases:
+      - name: shop
+"#;
+
+fn standin() -> StandIn {
+    StandIn::start(&StandInOptions {
+        controllers: false,
+        controller_delay: Duration::ZERO,
+        crd_delay: Duration::ZERO,
+        latency: Duration::ZERO,
+        nodes: vec!["k3s-master".into()],
+        run_jobs: None,
+        ignore_label_selectors: false,
+    })
+}
+
+/// Runs `op` on an empty cluster; returns the error and every event the run reported.
+fn run_on_empty_cluster(op: Operation) -> (BackupJobError, Vec<JobEvent>, StandIn) {
+    let loaded =
+        homelab_spec::load_str("homelab.yaml", SPEC).unwrap_or_else(|e| panic!("{}", e.render()));
+    let plan = homelab_plan::plan(&loaded.lab);
+    let setup = backup_job::setup(&plan).unwrap();
+    let api = standin();
+    let source = KubeconfigSource {
+        explicit: Some(api.kubeconfig.clone()),
+        ..KubeconfigSource::default()
+    };
+    let events = Mutex::new(Vec::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(async {
+        let cluster = Cluster::connect(&source).await.unwrap();
+        let options = RunOptions {
+            timeout: Duration::from_secs(30),
+            follow_log: true,
+            retry: RetryPolicy::with_retries(0),
+        };
+        let progress = |e: JobEvent| events.lock().unwrap().push(e);
+        backup_job::run(&cluster, &setup, op, &[], &options, &progress).await
+    });
+    let err = match result {
+        Ok(ran) => panic!("a Job ran on an empty cluster: {:?}", ran.outcome),
+        Err(e) => e,
+    };
+    (err, events.into_inner().unwrap(), api)
+}
+
+fn jobs_in_cluster(api: &StandIn) -> usize {
+    let (code, list) = http_json(
+        api.port,
+        "GET",
+        "/apis/batch/v1/jobs",
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 200, "{list}");
+    list["items"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn a_backup_of_a_lab_never_applied_names_the_missing_cronjob_and_starts_nothing() {
+    let (err, events, api) = run_on_empty_cluster(Operation::Backup);
+    match &err {
+        BackupJobError::CronJobNotInCluster { namespace, cronjob } => {
+            assert_eq!(
+                (namespace.as_str(), cronjob.as_str()),
+                ("data", "postgres-backup")
+            );
+        }
+        other => panic!("expected CronJobNotInCluster, got {other:?}"),
+    }
+    assert!(err.to_string().contains("apply the lab first"), "{err}");
+    assert!(err.to_string().contains("Nothing was started"), "{err}");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(jobs_in_cluster(&api), 0);
+}
+
+#[test]
+fn a_listing_without_what_its_pod_mounts_names_each_object_and_starts_nothing() {
+    let (err, events, api) = run_on_empty_cluster(Operation::List);
+    match &err {
+        BackupJobError::MissingReferences { operation, missing } => {
+            assert_eq!(*operation, Operation::List);
+            assert!(
+                missing.iter().any(|m| m.contains("postgres-backup")),
+                "the backup volume's claim is named: {missing:?}"
+            );
+        }
+        other => panic!("expected MissingReferences, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("the list Job needs "), "{err}");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(jobs_in_cluster(&api), 0);
+}
