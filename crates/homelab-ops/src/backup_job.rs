@@ -383,30 +383,8 @@ mod tests {
     use super::*;
 
     fn lab_plan() -> Plan {
-        let spec = r#"name: lab
-network:
-  subnet: 192.168.2.0/24
-  gateway: 192.168.2.1
-  domain: home.example.com
-  loadBalancerPool: 192.168.2.100-192.168.2.120
-cluster:
-  k3sVersion: v1.34.2+k3s1
-  nodes:
-    - name: k3s-master
-      role: server
-      address: 192.168.2.20
-storage:
-  nfs:
-    server: 192.168.2.2
-    path: /volume1/k8s-data
-tls:
-  acmeEmail: you@example.com
-  challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cloudflare-api-token}}
-services:
-  postgres:
-    databases:
-      - name: shop
-"#;
+        // The same small lab the integration tests run the Job against.
+        let spec = include_str!("../tests/fixtures/postgres-lab.yaml");
         let loaded = homelab_spec::load_str("homelab.yaml", spec)
             .unwrap_or_else(|e| panic!("{}", e.render()));
         homelab_plan::plan(&loaded.lab)

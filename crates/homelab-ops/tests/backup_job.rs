@@ -12,30 +12,7 @@ use homelab_kube::{Cluster, JobEvent, KubeconfigSource, RetryPolicy};
 use homelab_ops::backup_job::{self, BackupJobError, Operation, RunOptions};
 use support::{StandIn, StandInOptions, http_json};
 
-const SPEC: &str = r#"name: lab
-network:
-  subnet: 192.168.2.0/24
-  gateway: 192.168.2.1
-  domain: home.example.com
-  loadBalancerPool: 192.168.2.100-192.168.2.120
-cluster:
-  k3sVersion: v1.34.2+k3s1
-  nodes:
-    - name: k3s-master
-      role: server
-      address: 192.168.2.20
-storage:
-  nfs:
-    server: 192.168.2.2
-    path: /volume1/k8s-data
-tls:
-  acmeEmail: you@example.com
-  challenge: {type: dns01, provider: cloudflare, apiToken: {secret: cloudflare-api-token}}
-services:
-  postgres:
-    databases:
-      - name: shop
-"#;
+const SPEC: &str = include_str!("fixtures/postgres-lab.yaml");
 
 fn standin() -> StandIn {
     StandIn::start(&StandInOptions {
