@@ -885,3 +885,95 @@ fn row_counts_only_mode_records_counts_and_catches_lost_rows() {
         (Some(2002), Some(2001))
     );
 }
+
+/// Tables whose columns are named like the alias, the functions and the keywords of the
+/// checksum SQL (`... count(*), sum(hash_record_extended(ROW(t.*), 0)) FROM ONLY <table> AS t`),
+/// hashed with the types' hash functions (method r).
+const SHADOWING_HASHABLE_SQL: &str = r#"
+CREATE TABLE events (id int, t timestamptz, note text);
+INSERT INTO events SELECT g, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 day', 'note ' || g
+  FROM generate_series(1, 30) g;
+CREATE SCHEMA t;
+CREATE TABLE t.t (t int, count int, sum text, "coalesce" int, pg_catalog int, row int,
+  hash_record_extended int, hashtextextended int, "only" int, "as" int, "from" int, "ONLY" text);
+INSERT INTO t.t SELECT g, g, 's' || g, g, g, g, g, g, g, g, g, 'o' FROM generate_series(1, 30) g;
+"#;
+
+/// A column `t` beside columns without a hash function (point, json): hashed by their text form
+/// (method t).
+const SHADOWING_TEXT_SQL: &str = r#"
+CREATE TYPE tt AS (t int, x text);
+CREATE TABLE places (id int, t int, p point);
+INSERT INTO places SELECT g, g % 3, point(g, g * 2) FROM generate_series(1, 30) g;
+CREATE TABLE nested (t tt, j json);
+INSERT INTO nested SELECT ROW(g, 'x' || g)::tt, json_build_object('g', g) FROM generate_series(1, 30) g;
+"#;
+
+/// Backs up database `awkward` made by `sql`, checks that each of `tables` has `method`, that
+/// the drill passes and that a restore gives back every row; then runs `change` in the
+/// database, substitutes a dump of it and checks that the drill names exactly `tables`.
+fn shadowing_case(
+    sql: &str,
+    tables: &[&str],
+    method: homelab_backup::records::ChecksumMethod,
+    change: &str,
+) {
+    let lab = Lab::new(7, |p| p.databases = Some(vec!["awkward".into()]));
+    lab.pg.sql("postgres", "CREATE DATABASE awkward;");
+    lab.pg.sql("awkward", sql);
+    let before = lab.pg.snapshot("awkward");
+    let record = backup_ok(&lab);
+    let manifest = Manifest::parse(
+        &fs::read_to_string(
+            lab.backup_dir()
+                .join(record.databases[0].manifest.as_ref().unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let recorded: Vec<(&str, _)> = manifest
+        .tables
+        .iter()
+        .map(|t| (t.table.as_str(), t.method))
+        .collect();
+    let expected: Vec<(&str, _)> = tables.iter().map(|t| (*t, method)).collect();
+    assert_eq!(recorded, expected);
+    lab.run("drill.sh", &[]).assert_code(0);
+    lab.run("restore.sh", &["--db", "awkward", "--into", "awkward_copy"])
+        .assert_code(0);
+    assert_eq!(lab.pg.snapshot("awkward_copy"), before);
+
+    // A dump whose other columns differ from what was recorded is caught, table by table.
+    lab.pg.sql("awkward", change);
+    substitute_dump(&lab, &lab.dumps("awkward").pop().unwrap(), "awkward");
+    let run = lab.run("drill.sh", &[]);
+    run.assert_code(1);
+    let report = DrillReport::parse(&run.stdout).unwrap();
+    let differences: Vec<(&str, TableStatus)> = report
+        .differences()
+        .map(|t| (t.table.as_str(), t.status))
+        .collect();
+    let expected: Vec<(&str, TableStatus)> =
+        tables.iter().map(|t| (*t, TableStatus::Mismatch)).collect();
+    assert_eq!(differences, expected);
+}
+
+#[test]
+fn columns_named_like_the_checksum_sql_do_not_break_the_backup() {
+    shadowing_case(
+        SHADOWING_HASHABLE_SQL,
+        &["public.events", "t.t"],
+        homelab_backup::records::ChecksumMethod::RecordHash,
+        r#"UPDATE events SET note = 'changed' WHERE id = 3; UPDATE t.t SET "ONLY" = 'p' WHERE t = 6;"#,
+    );
+}
+
+#[test]
+fn a_column_named_t_beside_an_unhashable_type_does_not_hide_a_changed_value() {
+    shadowing_case(
+        SHADOWING_TEXT_SQL,
+        &["public.nested", "public.places"],
+        homelab_backup::records::ChecksumMethod::TextHash,
+        r#"UPDATE places SET p = point(0, 0) WHERE id = 4; UPDATE nested SET j = '{"g": 0}' WHERE (t).t = 5;"#,
+    );
+}

@@ -142,7 +142,10 @@ SQL
 # The checksum is the sum of a 64-bit hash of every row, so it does not depend on the physical
 # order of the rows and needs no sort. Method r hashes the row's values with the types' own hash
 # functions (PostgreSQL 14 and later, every column type hashable); method t hashes the row's text
-# form (any type, about twice the cost). Tables: every ordinary table outside the system schemas
+# form (any type, about twice the cost). The row is ROW(t.*), never a bare t: a bare name means a
+# column before it means the row, so a column named t would be hashed instead of the row; t.*
+# always names the table alias, and gives the same hash values as the whole-row t did.
+# Tables: every ordinary table outside the system schemas
 # that no extension owns, which is what pg_dump dumps the data of.
 # Method c records the row count only (the checksum field is "-"): cheaper, and still taken in
 # the dump's snapshot.
@@ -227,8 +230,8 @@ SELECT pg_catalog.format(
          'SELECT %L, %L, pg_catalog.count(*), %s FROM ONLY %s AS t',
          pg_catalog.to_json(f.name)::text, m.method,
          CASE m.method
-           WHEN 'r' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hash_record_extended(t, 0)), 0)'
-           WHEN 't' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)'
+           WHEN 'r' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hash_record_extended(ROW(t.*), 0)), 0)'
+           WHEN 't' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW(t.*)::text, 0)), 0)'
            ELSE '''-''' END,
          f.name)
   FROM found f
