@@ -312,3 +312,29 @@ fn links_point_at_runbooks_that_exist_and_tables_are_well_formed() {
         );
     }
 }
+
+#[test]
+fn the_cluster_backup_runbook_says_where_the_snapshots_really_are() {
+    let on_nas = runbooks::cluster_backup(&cluster());
+    for needle in [
+        "the snapshots go to the NAS (`192.168.2.2:/volume1/k3s-snapshots`, mounted at `/mnt/k3s-snapshots` on every server by `homelab nodes apply`",
+        "2. The NFS mount is really there",
+        "findmnt /mnt/k3s-snapshots",
+        "3. The cluster token is kept outside the cluster",
+        "4. At least once, rehearse",
+        "systemctl status $(systemd-escape --path --suffix=mount /mnt/k3s-snapshots)",
+    ] {
+        assert!(on_nas.contains(needle), "lacks {needle:?}:\n{on_nas}");
+    }
+    let mut c = cluster();
+    c.snapshot_nfs_source = None;
+    let local = runbooks::cluster_backup(&c);
+    assert!(
+        local.contains("the snapshots stay in `/mnt/k3s-snapshots` on each server's own disk, because the lab has no `storage.nfs`: they are lost with the server"),
+        "{local}"
+    );
+    for wrong in ["go to the NAS", "NFS mount is really there", "NFS share"] {
+        assert!(!local.contains(wrong), "{wrong:?} in:\n{local}");
+    }
+    assert!(local.contains("2. The cluster token") && local.contains("3. At least once"));
+}

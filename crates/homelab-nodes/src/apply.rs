@@ -21,7 +21,7 @@ use crate::inventory::{InstallSource, Inventory, Role};
 use crate::k3s_config::{self, CONFIG_PATH, Join, TOKEN_PATH};
 use crate::phase::{Mode, OnFailure, Phase, Run, Step, failure_summary};
 use crate::shell::quote;
-use crate::ssh::Remote;
+use crate::ssh::{Input, Remote};
 use crate::validate;
 use crate::version::K3sVersion;
 
@@ -100,6 +100,51 @@ enum K3sAction {
     Check,
 }
 
+/// What the etcd snapshot mount needs on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountPlan {
+    /// The unit's content, when the file must be (re)written.
+    unit: Option<String>,
+    enable: bool,
+    mount: MountStep,
+    /// Mounted, but the file system did not answer: the NAS is down or cut off.
+    hung: bool,
+    /// Entries on the server's own disk that mounting over the directory hides.
+    hidden_entries: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MountStep {
+    Keep,
+    Start,
+    Restart,
+}
+
+fn plan_mount(inv: &Inventory, host: &crate::inventory::Host, facts: &Facts) -> Option<MountPlan> {
+    let m = inv.snapshot_mount_for(host)?;
+    let found = facts.snapshot_mount.clone().unwrap_or_default();
+    let unit = m.unit(&inv.lab_name);
+    let write = found.unit_sha256.as_deref() != Some(sha256_hex(unit.as_bytes()).as_str());
+    let mount = match (&found.mounted, write) {
+        (None, _) => MountStep::Start,
+        (Some(_), true) => MountStep::Restart,
+        (Some(_), false) => MountStep::Keep,
+    };
+    let plan = MountPlan {
+        unit: write.then_some(unit),
+        enable: !found.enabled,
+        mount,
+        hung: found.answers == Some(false),
+        hidden_entries: if found.mounted.is_none() {
+            found.local_entries
+        } else {
+            0
+        },
+    };
+    (plan.unit.is_some() || plan.enable || plan.mount != MountStep::Keep || plan.hung)
+        .then_some(plan)
+}
+
 #[derive(Debug, Clone)]
 struct HostPlan {
     join: Join,
@@ -109,6 +154,7 @@ struct HostPlan {
     apt_files: Vec<(&'static str, String)>,
     upload_images: Option<(std::path::PathBuf, String)>,
     upload_binary: Option<std::path::PathBuf>,
+    mount: Option<MountPlan>,
 }
 
 struct ApplyState {
@@ -190,10 +236,11 @@ fn plan_host(run: &Run<'_>, st: &ApplyState, h: usize, facts: &Facts) -> HostPla
         join,
         config,
         k3s,
-        packages: validate::missing_packages(inv, facts),
+        packages: validate::missing_packages(inv, host, facts),
         apt_files,
         upload_images,
         upload_binary,
+        mount: plan_mount(inv, host, facts),
     }
 }
 
@@ -288,7 +335,7 @@ struct Prepare<'s> {
     st: &'s ApplyState,
 }
 
-fn describe_prepare(plan: &HostPlan) -> Option<String> {
+fn describe_prepare(inv: &Inventory, plan: &HostPlan) -> Option<String> {
     let mut parts = Vec::new();
     if !plan.packages.is_empty() {
         parts.push(format!("install {}", plan.packages.join(", ")));
@@ -296,7 +343,141 @@ fn describe_prepare(plan: &HostPlan) -> Option<String> {
     for (path, _) in &plan.apt_files {
         parts.push(format!("write {path}"));
     }
+    if let (Some(mp), Some(m)) = (&plan.mount, &inv.prepare.etcd_snapshot_mount) {
+        if mp.unit.is_some() {
+            parts.push(format!("write {}", m.unit_path()));
+        }
+        if mp.enable {
+            parts.push(format!("enable {}", m.unit_name()));
+        }
+        match mp.mount {
+            MountStep::Start => parts.push(format!(
+                "mount {} at {} for the etcd snapshots",
+                m.source(),
+                m.mount_point()
+            )),
+            MountStep::Restart => parts.push(format!(
+                "remount {} at {} for the etcd snapshots",
+                m.source(),
+                m.mount_point()
+            )),
+            MountStep::Keep => {}
+        }
+    }
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn mount_hung(inv: &Inventory, host: &str) -> String {
+    let m = inv
+        .prepare
+        .etcd_snapshot_mount
+        .as_ref()
+        .expect("only planned with a mount");
+    format!(
+        "the etcd snapshot directory {} is mounted from the NAS ({}) but did not answer within {}s: the NAS is down or cut off from {host}, and k3s cannot write its snapshots; check the NAS and the network, then run `homelab nodes apply` again",
+        m.mount_point(),
+        m.source(),
+        crate::facts::MOUNT_ANSWER_SECS
+    )
+}
+
+/// Mounts the lab's directory of the NAS export at the snapshot directory through its
+/// systemd unit, in one remote script. The export is mounted (and the lab's directory made)
+/// before anything is written, so an unreachable NAS fails the step with nothing changed.
+async fn converge_mount(
+    run: &Run<'_>,
+    h: usize,
+    remote: &Remote,
+    mp: &MountPlan,
+) -> Result<(), HostError> {
+    let inv = run.inv;
+    let host = &run.host(h).name;
+    let m = inv
+        .prepare
+        .etcd_snapshot_mount
+        .as_ref()
+        .expect("only planned with a mount");
+    let (unit_path, name) = (quote(&m.unit_path()), quote(&m.unit_name()));
+    let mut script = String::from("set -u\n");
+    if mp.mount != MountStep::Keep {
+        script.push_str(&format!(
+            "t=$(mktemp -d) || exit 1\n\
+             if ! out=$(timeout -s KILL 60 mount -t nfs -o retry=0 {export} \"$t\" 2>&1); then rmdir \"$t\"; printf '%s\\n' \"$out\" >&2; exit 10; fi\n\
+             if ! out=$(mkdir -p \"$t\"/{sub} 2>&1); then umount \"$t\"; rmdir \"$t\"; printf '%s\\n' \"$out\" >&2; exit 11; fi\n\
+             umount \"$t\" && rmdir \"$t\"\n",
+            export = quote(&m.export_source()),
+            sub = quote(m.subdir.trim_matches('/')),
+        ));
+    }
+    if mp.unit.is_some() {
+        script.push_str(&format!(
+            "umask 022; f=$(mktemp -p /etc/systemd/system) || exit 12\n\
+             cat > \"$f\" && chmod 644 \"$f\" && mv -f \"$f\" {unit_path} || {{ rm -f \"$f\"; exit 12; }}\n\
+             systemctl daemon-reload || exit 12\n"
+        ));
+    }
+    if mp.enable {
+        script.push_str(&format!("systemctl enable {name} || exit 12\n"));
+    }
+    match mp.mount {
+        MountStep::Start => script.push_str(&format!("systemctl start {name} || exit 13\n")),
+        MountStep::Restart => script.push_str(&format!("systemctl restart {name} || exit 13\n")),
+        MountStep::Keep => {}
+    }
+    if mp.mount != MountStep::Keep {
+        script.push_str(&format!(
+            "{} | grep -q . || exit 14\n",
+            crate::facts::mounted_at_script(m.mount_point())
+        ));
+    }
+    let input = match &mp.unit {
+        Some(unit) => Input::Bytes(unit.as_bytes()),
+        None => Input::None,
+    };
+    let out = remote.exec(&script, input, inv.timeouts.install).await?;
+    let said = out
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let fail = |message: String| Err(HostError::new(host, HostErrorKind::CommandFailed, message));
+    match out.status {
+        0 => Ok(()),
+        10 => fail(format!(
+            "the NAS export {} cannot be mounted on {host} ({said}); check that the NAS at {} is up, reachable from {host} and exports {} to it (storage.nfs in homelab.yaml); nothing was changed for the etcd snapshot mount",
+            m.export_source(),
+            m.server,
+            m.export
+        )),
+        11 => fail(format!(
+            "cannot create {} in the NAS export {} ({said}); the export must let root on {host} write (no root squash): k3s writes its snapshots as root",
+            m.subdir,
+            m.export_source()
+        )),
+        12 => fail(format!(
+            "installing the mount unit {} failed ({said})",
+            m.unit_path()
+        )),
+        13 => fail(format!(
+            "systemctl could not mount {} at {} ({said}); see `journalctl -u {}` on {host}",
+            m.source(),
+            m.mount_point(),
+            m.unit_name()
+        )),
+        14 => fail(format!(
+            "{} started but nothing is mounted at {}; see `journalctl -u {}` on {host}",
+            m.unit_name(),
+            m.mount_point(),
+            m.unit_name()
+        )),
+        _ => Err(crate::ssh::command_failed(
+            host,
+            "mounting the etcd snapshot directory",
+            &out,
+        )),
+    }
 }
 
 impl Phase for Prepare<'_> {
@@ -306,15 +487,29 @@ impl Phase for Prepare<'_> {
     fn hosts(&self, run: &Run<'_>) -> Vec<usize> {
         (0..run.slots.len()).collect()
     }
-    fn dry_run(&self, _run: &Run<'_>, h: usize) -> Option<String> {
-        describe_prepare(&self.st.plan(h)?).map(|d| format!("would {d}"))
+    fn dry_run(&self, run: &Run<'_>, h: usize) -> Option<String> {
+        let plan = self.st.plan(h)?;
+        if plan.mount.as_ref().is_some_and(|m| m.hung) {
+            return Some(format!(
+                "would fail: {}",
+                mount_hung(run.inv, &run.host(h).name)
+            ));
+        }
+        describe_prepare(run.inv, &plan).map(|d| format!("would {d}"))
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, h: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
             let plan = self.st.plan(h).expect("validated hosts have a plan");
-            let Some(what) = describe_prepare(&plan) else {
+            if plan.mount.as_ref().is_some_and(|m| m.hung) {
+                return Err(HostError::new(
+                    &run.host(h).name,
+                    HostErrorKind::CommandFailed,
+                    mount_hung(run.inv, &run.host(h).name),
+                ));
+            }
+            let Some(what) = describe_prepare(run.inv, &plan) else {
                 return Ok(Step::Unchanged(
-                    "packages and automatic security updates are in place".into(),
+                    "packages, automatic security updates and mounts are in place".into(),
                 ));
             };
             let remote = run.remote(h)?;
@@ -341,6 +536,25 @@ impl Phase for Prepare<'_> {
                 remote
                     .write_file(path, content.as_bytes(), 0o644, run.inv.timeouts.command)
                     .await?;
+            }
+            if let Some(mp) = &plan.mount {
+                converge_mount(run, h, remote, mp).await?;
+                if mp.mount == MountStep::Start
+                    && mp.hidden_entries > 0
+                    && let Some(m) = &run.inv.prepare.etcd_snapshot_mount
+                {
+                    run.warn(
+                        self.title(),
+                        h,
+                        format!(
+                            "{} held {} entries on the server's own disk (older snapshots?) that the NAS mount now hides, without deleting them; to keep them, `systemctl stop {}`, move them aside, `systemctl start {}` and copy them in",
+                            m.mount_point(),
+                            mp.hidden_entries,
+                            m.unit_name(),
+                            m.unit_name()
+                        ),
+                    );
+                }
             }
             Ok(Step::Changed(what))
         })

@@ -75,7 +75,7 @@ impl Phase for GatherFacts {
             let out = remote
                 .run(
                     "gathering facts",
-                    &facts::script(),
+                    &facts::script(run.inv.snapshot_mount_for(run.host(host))),
                     run.inv.timeouts.command,
                 )
                 .await?;

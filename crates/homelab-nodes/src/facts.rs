@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::inventory::SnapshotMount;
 use crate::k3s_config::{CONFIG_PATH, TOKEN_PATH};
+use crate::shell::quote;
 use crate::version::{self, K3sVersion};
 
 /// Ports k3s needs free on a host before it is installed there.
@@ -62,10 +64,82 @@ pub struct Facts {
     pub clock_offset_ms: i64,
     /// How far off `clock_offset_ms` may be because of the command's round trip, in milliseconds.
     pub clock_uncertainty_ms: i64,
+    /// The etcd snapshot mount, on servers of a lab that has one.
+    pub snapshot_mount: Option<MountFacts>,
 }
 
-/// The script that prints `key=value` lines about the host; runs as root.
-pub(crate) fn script() -> String {
+/// The etcd snapshot mount on a server as found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MountFacts {
+    /// SHA-256 of the mount unit file, if present.
+    pub unit_sha256: Option<String>,
+    /// `systemctl is-enabled` says `enabled`.
+    pub enabled: bool,
+    /// What is mounted at the directory (source and file system type), if anything.
+    pub mounted: Option<(String, String)>,
+    /// The mounted file system answered within the time allowed (`None`: nothing mounted).
+    pub answers: Option<bool>,
+    /// Entries in the directory on the server's own disk while nothing is mounted there.
+    pub local_entries: u64,
+}
+
+/// Seconds a mounted snapshot directory has to answer `stat` before it counts as hung.
+pub(crate) const MOUNT_ANSWER_SECS: u32 = 5;
+
+/// A mount point as `/proc/self/mountinfo` writes it (octal escapes for space, tab,
+/// newline and backslash).
+fn mountinfo_escape(path: &str) -> String {
+    let mut out = String::new();
+    for c in path.chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\n' => out.push_str("\\012"),
+            '\\' => out.push_str("\\134"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Prints `mounted_at=<source> <fstype>` for the top-most mount at `dir`, if any.
+pub(crate) fn mounted_at_script(dir: &str) -> String {
+    format!(
+        "awk -v d={} '{{ i = 7; while ($i != \"-\") i++ }} $5 == d {{ m = $(i + 2) \" \" $(i + 1) }} END {{ if (m != \"\") print \"mounted_at=\" m }}' /proc/self/mountinfo",
+        quote(&mountinfo_escape(dir))
+    )
+}
+
+fn mount_script(m: &SnapshotMount) -> String {
+    let unit = quote(&m.unit_path());
+    let dir = quote(m.mount_point());
+    format!(
+        r#"if [ -f {unit} ]; then say snapmount_unit "$(sha256sum < {unit} | cut -d ' ' -f 1)"; fi
+say snapmount_enabled "$(systemctl is-enabled {name} 2>/dev/null)"
+mnt=$({mounted} | sed -n 's/^mounted_at=//p')
+if [ -n "$mnt" ]; then
+  say snapmount "$mnt"
+  if timeout -s KILL {secs} stat -f {dir} >/dev/null 2>&1; then say snapmount_answers yes; else say snapmount_answers no; fi
+elif [ -d {dir} ]; then say snapmount_local "$(ls -A {dir} | wc -l | tr -d ' ')"
+fi
+"#,
+        name = quote(&m.unit_name()),
+        mounted = mounted_at_script(m.mount_point()),
+        secs = MOUNT_ANSWER_SECS,
+    )
+}
+
+/// The script that prints `key=value` lines about the host; runs as root. With `mount`,
+/// it also looks at the etcd snapshot mount.
+pub(crate) fn script(mount: Option<&SnapshotMount>) -> String {
+    let mut s = base_script();
+    if let Some(m) = mount {
+        s.push_str(&mount_script(m));
+    }
+    s
+}
+
+fn base_script() -> String {
     format!(
         r#"say() {{ printf '%s=%s\n' "$1" "$2"; }}
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
@@ -140,6 +214,24 @@ pub(crate) fn parse(output: &str, sent_ns: i128, received_ns: i128) -> Result<Fa
             "cpus" => f.cpus = value.trim().parse().unwrap_or(0),
             "mem_kib" => f.mem_kib = value.trim().parse().unwrap_or(0),
             "now_ns" => now_ns = value.trim().parse::<i128>().ok(),
+            "snapmount_unit" => {
+                f.snapshot_mount.get_or_insert_default().unit_sha256 = Some(value.trim().into())
+            }
+            "snapmount_enabled" => {
+                f.snapshot_mount.get_or_insert_default().enabled = value.trim() == "enabled"
+            }
+            "snapmount" => {
+                let (source, fstype) = value.rsplit_once(' ').unwrap_or((value, ""));
+                f.snapshot_mount.get_or_insert_default().mounted =
+                    Some((source.to_string(), fstype.to_string()));
+            }
+            "snapmount_answers" => {
+                f.snapshot_mount.get_or_insert_default().answers = Some(value.trim() == "yes")
+            }
+            "snapmount_local" => {
+                f.snapshot_mount.get_or_insert_default().local_entries =
+                    value.trim().parse().unwrap_or(0)
+            }
             _ => {
                 if let Some(path) = key.strip_prefix("aptconf ") {
                     f.apt_conf_sha256
@@ -232,6 +324,46 @@ cpus=4\nmem_kib=8000000\nnow_ns=1000000000000\n";
     }
 
     #[test]
+    fn parses_the_snapshot_mount() {
+        let out = format!(
+            "{SAMPLE}snapmount_unit=ab12\nsnapmount_enabled=enabled\nsnapmount=nas:/v/k3s-etcd-snapshots/lab nfs4\nsnapmount_answers=no\n"
+        );
+        let m = parse(&out, 0, 0).unwrap().snapshot_mount.unwrap();
+        assert_eq!(m.unit_sha256.as_deref(), Some("ab12"));
+        assert!(m.enabled);
+        assert_eq!(
+            m.mounted,
+            Some(("nas:/v/k3s-etcd-snapshots/lab".into(), "nfs4".into()))
+        );
+        assert_eq!(m.answers, Some(false));
+        let bare = format!("{SAMPLE}snapmount_enabled=disabled\nsnapmount_local=3\n");
+        let m = parse(&bare, 0, 0).unwrap().snapshot_mount.unwrap();
+        assert!(!m.enabled && m.mounted.is_none() && m.unit_sha256.is_none());
+        assert_eq!(m.local_entries, 3);
+        assert_eq!(parse(SAMPLE, 0, 0).unwrap().snapshot_mount, None);
+    }
+
+    #[test]
+    fn finds_what_is_mounted_where_in_the_real_mountinfo() {
+        let run = |dir: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(mounted_at_script(dir))
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let root = run("/");
+        assert!(
+            root.starts_with("mounted_at=") && root.trim().contains(' '),
+            "{root}"
+        );
+        assert_eq!(run("/surely/not/a/mount point"), "");
+        assert_eq!(mountinfo_escape("/a b\\c"), "/a\\040b\\134c");
+    }
+
+    #[test]
     fn refuses_output_that_is_not_facts() {
         assert!(parse("sh: 1: syntax error\n", 0, 0).is_err());
     }
@@ -240,7 +372,7 @@ cpus=4\nmem_kib=8000000\nnow_ns=1000000000000\n";
     fn the_script_is_valid_sh_and_runs_here() {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script())
+            .arg(script(None))
             .output()
             .unwrap();
         assert!(

@@ -280,6 +280,151 @@ pub struct PrepareOptions {
     pub updates: UpdateOrigins,
     /// `HH:MM` at which a host may reboot by itself when an update needs it; `None`: never.
     pub reboot_at: Option<String>,
+    /// An NFS export mounted on every server at the etcd snapshot directory, so that the
+    /// snapshots survive the loss of a server; `None`: they stay on the servers' own disks.
+    pub etcd_snapshot_mount: Option<SnapshotMount>,
+}
+
+/// A directory of an NFS export that a systemd mount unit mounts on every server (ADR 0105).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMount {
+    /// The NFS server (address or host name).
+    pub server: String,
+    /// The path the server exports (`storage.nfs.path`).
+    pub export: String,
+    /// The lab's directory inside the export, relative to it; created when missing.
+    pub subdir: String,
+    /// Where it is mounted on the servers: k3s's `etcd-snapshot-dir`.
+    pub dir: String,
+}
+
+impl SnapshotMount {
+    /// The export's path on the server, without a trailing slash (`/` stays `/`).
+    fn export_path(&self) -> &str {
+        match self.export.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        }
+    }
+
+    /// What is mounted: `server:/export/subdir`.
+    pub fn source(&self) -> String {
+        format!("{}:{}", self.server, self.subdir_path())
+    }
+
+    /// The mounted directory's path on the server.
+    pub(crate) fn subdir_path(&self) -> String {
+        let sub = self.subdir.trim_matches('/');
+        match self.export_path() {
+            "/" => format!("/{sub}"),
+            e => format!("{e}/{sub}"),
+        }
+    }
+
+    /// The export itself: `server:/export` (mounted once to create the lab's directory).
+    pub(crate) fn export_source(&self) -> String {
+        format!("{}:{}", self.server, self.export_path())
+    }
+
+    /// The mount point without a trailing slash.
+    pub(crate) fn mount_point(&self) -> &str {
+        match self.dir.trim_end_matches('/') {
+            "" => "/",
+            d => d,
+        }
+    }
+
+    /// The systemd unit's name: the mount point escaped as `systemd-escape --path` does,
+    /// plus `.mount` (systemd requires that name for the unit of that mount point).
+    pub fn unit_name(&self) -> String {
+        let mut out = String::new();
+        let parts: Vec<&str> = self
+            .mount_point()
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() {
+            out.push('-');
+        }
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push('-');
+            }
+            for (j, b) in part.bytes().enumerate() {
+                let plain = b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'.';
+                if plain && !(i == 0 && j == 0 && b == b'.') {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
+        out.push_str(".mount");
+        out
+    }
+
+    /// The unit file's path on the servers.
+    pub fn unit_path(&self) -> String {
+        format!("/etc/systemd/system/{}", self.unit_name())
+    }
+
+    /// The mount unit's content. Ordered before k3s and wanted by it, but not required: a NAS
+    /// that is down at boot must not keep the cluster from starting (ADR 0105).
+    pub fn unit(&self, lab: &str) -> String {
+        format!(
+            "# Written by `homelab nodes apply` from homelab.yaml (storage.nfs and\n\
+             # cluster.etcdSnapshots.dir): lab {lab}'s etcd snapshots go to the NAS, so that they\n\
+             # survive the loss of this server. Changes here are overwritten by the next apply.\n\
+             [Unit]\n\
+             Description=etcd snapshots of lab {lab} on the NAS ({source})\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\
+             Before=k3s.service\n\
+             \n\
+             [Mount]\n\
+             What={source}\n\
+             Where={dir}\n\
+             Type=nfs\n\
+             Options=hard,noatime,_netdev\n\
+             TimeoutSec=60\n\
+             \n\
+             [Install]\n\
+             WantedBy=remote-fs.target k3s.service\n",
+            source = self.source(),
+            dir = self.mount_point(),
+        )
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let bad_char = |s: &str| s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if self.server.trim().is_empty() || bad_char(&self.server) || self.server.contains('/') {
+            out.push(format!(
+                "the NFS server {:?} for the etcd snapshots is not a host name or address",
+                self.server
+            ));
+        }
+        if !self.export.starts_with('/') || bad_char(&self.export) {
+            out.push(format!(
+                "the NFS export {:?} for the etcd snapshots must be an absolute path without spaces",
+                self.export
+            ));
+        }
+        let sub = self.subdir.trim_matches('/');
+        if sub.is_empty() || bad_char(sub) || sub.split('/').any(|p| p == ".." || p == ".") {
+            out.push(format!(
+                "the etcd snapshots' directory {:?} inside the NFS export must be a relative path without `.`, `..` or spaces",
+                self.subdir
+            ));
+        }
+        if !self.dir.starts_with('/') || self.mount_point() == "/" || bad_char(&self.dir) {
+            out.push(format!(
+                "the etcd snapshot directory {:?} must be an absolute path other than / and without spaces",
+                self.dir
+            ));
+        }
+        out
+    }
 }
 
 /// The archives unattended-upgrades installs from.
@@ -299,6 +444,7 @@ impl Default for PrepareOptions {
             unattended_upgrades: true,
             updates: UpdateOrigins::Security,
             reboot_at: None,
+            etcd_snapshot_mount: None,
         }
     }
 }
@@ -326,6 +472,14 @@ impl Inventory {
             limits: Limits::default(),
             prepare: PrepareOptions::default(),
         }
+    }
+
+    /// The etcd snapshot mount host `host` gets: servers only, as agents keep no etcd.
+    pub(crate) fn snapshot_mount_for(&self, host: &Host) -> Option<&SnapshotMount> {
+        self.prepare
+            .etcd_snapshot_mount
+            .as_ref()
+            .filter(|_| host.role == Role::Server)
     }
 
     /// The first host with role `Server`, if any.
@@ -401,6 +555,9 @@ impl Inventory {
                     problems.push("airgap install needs the directory that holds install.sh, the k3s binary and the images archive".into());
                 }
             }
+        }
+        if let Some(mount) = &self.prepare.etcd_snapshot_mount {
+            problems.extend(mount.problems());
         }
         if self.parallelism == 0 {
             problems.push("parallelism must be at least 1".into());
@@ -562,6 +719,106 @@ mod tests {
 
     fn inv(hosts: Vec<Host>) -> Inventory {
         Inventory::new("lab", "v1.31.2+k3s1", SecretString::from("t0ken"), hosts)
+    }
+
+    fn mount() -> SnapshotMount {
+        SnapshotMount {
+            server: "192.168.2.2".into(),
+            export: "/volume1/k8s-data/".into(),
+            subdir: "k3s-etcd-snapshots/lab".into(),
+            dir: "/mnt/k3s-snapshots".into(),
+        }
+    }
+
+    #[test]
+    fn mount_units_are_named_as_systemd_escapes_their_mount_point() {
+        // The expected names are what `systemd-escape --path` prints for these paths.
+        let named = |dir: &str| {
+            SnapshotMount {
+                dir: dir.into(),
+                ..mount()
+            }
+            .unit_name()
+        };
+        assert_eq!(named("/mnt/k3s-snapshots/"), "mnt-k3s\\x2dsnapshots.mount");
+        assert_eq!(
+            named("/srv/.hidden/a_b:c.d/é"),
+            "srv-.hidden-a_b:c.d-\\xc3\\xa9.mount"
+        );
+        assert_eq!(named("/.snap"), "\\x2esnap.mount");
+        assert_eq!(
+            mount().unit_path(),
+            "/etc/systemd/system/mnt-k3s\\x2dsnapshots.mount"
+        );
+    }
+
+    #[test]
+    fn the_mount_unit_mounts_the_labs_directory_of_the_export_before_k3s() {
+        let m = mount();
+        assert_eq!(
+            m.source(),
+            "192.168.2.2:/volume1/k8s-data/k3s-etcd-snapshots/lab"
+        );
+        assert_eq!(m.export_source(), "192.168.2.2:/volume1/k8s-data");
+        let unit = m.unit("lab");
+        for line in [
+            "What=192.168.2.2:/volume1/k8s-data/k3s-etcd-snapshots/lab\n",
+            "Where=/mnt/k3s-snapshots\n",
+            "Type=nfs\n",
+            "Before=k3s.service\n",
+            "WantedBy=remote-fs.target k3s.service\n",
+        ] {
+            assert!(unit.contains(line), "{line} missing from\n{unit}");
+        }
+        assert!(
+            !unit.contains("Requires="),
+            "a NAS outage must not keep k3s down: {unit}"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_mount_that_cannot_be_written_as_a_unit_is_refused() {
+        for bad in [
+            SnapshotMount {
+                server: "".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                server: "nas box".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                export: "volume1".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                subdir: "../other".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                subdir: "".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                dir: "/".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                dir: "mnt/x".into(),
+                ..mount()
+            },
+            SnapshotMount {
+                dir: "/mnt/my snapshots".into(),
+                ..mount()
+            },
+        ] {
+            let mut i = inv(vec![host("s1", Role::Server, "10.0.0.1")]);
+            i.prepare.etcd_snapshot_mount = Some(bad.clone());
+            assert_eq!(i.problems().len(), 1, "{bad:?}: {:?}", i.problems());
+        }
+        let mut i = inv(vec![host("s1", Role::Server, "10.0.0.1")]);
+        i.prepare.etcd_snapshot_mount = Some(mount());
+        assert!(i.problems().is_empty(), "{:?}", i.problems());
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use event::{Confirm, Event, EventKind, EventSink, HostOutcome, HostReport, N
 pub use history::{HISTORY_PATH, HistoryEntry, history};
 pub use inventory::{
     DEFAULT_INSTALLER_URL, Host, InstallSource, Inventory, Limits, PrepareOptions, Role,
-    SshOptions, SshTarget, Taint, TaintEffect, Timeouts, UpdateOrigins,
+    SnapshotMount, SshOptions, SshTarget, Taint, TaintEffect, Timeouts, UpdateOrigins,
 };
 pub use k3s_config::{CONFIG_PATH, KUBECONFIG_PATH, TOKEN_PATH};
 pub use kubeconfig::{KubeconfigOptions, KubeconfigOutcome, kubeconfig};

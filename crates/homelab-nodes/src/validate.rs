@@ -98,12 +98,10 @@ pub(crate) fn check(
     {
         v.problems.push("curl is not installed and the online installer needs it: install curl, or use an airgap install".into());
     }
-    let needs_packages = (inv.prepare.nfs_common && !facts.nfs_common)
-        || (inv.prepare.unattended_upgrades && !facts.unattended_upgrades);
-    if needs_packages && !facts.has_apt_get {
+    if !missing_packages(inv, host, facts).is_empty() && !facts.has_apt_get {
         v.problems.push(format!(
             "packages are missing ({}) and this host has no apt-get ({}); install them with the host's package manager",
-            missing_packages(inv, facts).join(", "),
+            missing_packages(inv, host, facts).join(", "),
             facts.os_pretty
         ));
     }
@@ -116,9 +114,11 @@ pub(crate) fn check(
 }
 
 /// Debian packages the prepare phase would install.
-pub(crate) fn missing_packages(inv: &Inventory, facts: &Facts) -> Vec<&'static str> {
+pub(crate) fn missing_packages(inv: &Inventory, host: &Host, facts: &Facts) -> Vec<&'static str> {
     let mut p = Vec::new();
-    if inv.prepare.nfs_common && !facts.nfs_common {
+    // mount.nfs, for the etcd snapshot mount too.
+    let nfs = inv.prepare.nfs_common || inv.snapshot_mount_for(host).is_some();
+    if nfs && !facts.nfs_common {
         p.push("nfs-common");
     }
     if inv.prepare.unattended_upgrades && !facts.unattended_upgrades {

@@ -613,3 +613,204 @@ async fn hosts_a_stopped_run_never_examined_are_skipped_not_unchanged() {
         }
     }
 }
+
+const MOUNT_UNIT: &str = "/etc/systemd/system/mnt-k3s\\x2dsnapshots.mount";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_mount_the_snapshot_directory_from_the_nas_before_k3s_and_a_rerun_changes_nothing()
+{
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    let mut inv = lab.inventory(V);
+    let mount = lab.snapshot_mount();
+    inv.prepare.etcd_snapshot_mount = Some(mount.clone());
+    let nas = lab.nas_address().to_string();
+    let source = format!("{nas}:/volume1/k8s-data/k3s-etcd-snapshots/testlab");
+
+    let rec = Recorder::default();
+    let dry = apply(&inv, &ApplyOptions { dry_run: true }, &rec)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for s in ["s1", "s2"] {
+        match &dry.host(s).unwrap().outcome {
+            HostOutcome::WouldChange { changes } => assert!(
+                changes.iter().any(|c| c.contains(&format!(
+                    "write {MOUNT_UNIT}; enable mnt-k3s\\x2dsnapshots.mount; mount {source} at /mnt/k3s-snapshots"
+                ))),
+                "{changes:?}"
+            ),
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    assert!(lab.calls().iter().all(|(_, c)| !c.starts_with("mount.nfs")));
+    assert!(lab.file("s1", MOUNT_UNIT).is_none());
+
+    let report = apply(&inv, &ApplyOptions::default(), &rec)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let unit = format!(
+        "# Written by `homelab nodes apply` from homelab.yaml (storage.nfs and\n\
+         # cluster.etcdSnapshots.dir): lab testlab's etcd snapshots go to the NAS, so that they\n\
+         # survive the loss of this server. Changes here are overwritten by the next apply.\n\
+         [Unit]\n\
+         Description=etcd snapshots of lab testlab on the NAS ({source})\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         Before=k3s.service\n\
+         \n\
+         [Mount]\n\
+         What={source}\n\
+         Where=/mnt/k3s-snapshots\n\
+         Type=nfs\n\
+         Options=hard,noatime,_netdev\n\
+         TimeoutSec=60\n\
+         \n\
+         [Install]\n\
+         WantedBy=remote-fs.target k3s.service\n"
+    );
+    let tree = lab.tree();
+    for s in ["s1", "s2"] {
+        assert_eq!(
+            lab.file(s, MOUNT_UNIT).as_deref(),
+            Some(unit.as_str()),
+            "{s}"
+        );
+        assert_eq!(lab.mode(s, MOUNT_UNIT), Some(0o644));
+        for wants in ["k3s.service.wants", "remote-fs.target.wants"] {
+            assert_eq!(
+                tree.get(&format!(
+                    "{s}:/etc/systemd/system/{wants}/mnt-k3s\\x2dsnapshots.mount"
+                )),
+                Some(&format!("link {MOUNT_UNIT}")),
+                "{s} enables the unit for {wants}"
+            );
+        }
+        assert!(
+            changed(&report, s)
+                .iter()
+                .any(|c| c.contains(&format!("mount {source} at /mnt/k3s-snapshots"))),
+            "{report}"
+        );
+    }
+    assert!(
+        lab.file("a1", MOUNT_UNIT).is_none(),
+        "agents keep no etcd snapshots"
+    );
+    // Both servers write to the lab's directory on the NAS, which was made for it.
+    let out = lab.exec("s1", "echo from-s1 > /mnt/k3s-snapshots/probe");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(lab.nas_dir("/volume1/k8s-data/k3s-etcd-snapshots/testlab/probe"))
+            .unwrap(),
+        "from-s1\n"
+    );
+    let seen = lab.exec("s2", "cat /mnt/k3s-snapshots/probe");
+    assert_eq!(String::from_utf8_lossy(&seen.stdout), "from-s1\n");
+    // Mounted before k3s was installed anywhere.
+    let calls = lab.calls();
+    let last_mount = calls
+        .iter()
+        .rposition(|(_, c)| c.starts_with("systemctl start mnt-k3s"))
+        .expect("the mount unit was started");
+    let first_install = calls
+        .iter()
+        .position(|(_, c)| c.starts_with("install.sh"))
+        .expect("k3s was installed");
+    assert!(last_mount < first_install, "{calls:#?}");
+
+    lab.clear_calls();
+    let again = apply(&inv, &ApplyOptions::default(), &rec)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for h in ["s1", "s2", "a1"] {
+        assert!(is_unchanged(&again, h), "{again}");
+    }
+    let changing: Vec<_> = lab
+        .calls()
+        .into_iter()
+        .filter(|(_, c)| {
+            c.starts_with("mount.nfs")
+                || ["enable", "start", "restart", "stop", "daemon-reload"]
+                    .iter()
+                    .any(|v| c.starts_with(&format!("systemctl {v}")))
+        })
+        .collect();
+    assert!(changing.is_empty(), "{changing:#?}");
+    assert_eq!(lab.tree(), tree, "the re-run wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nas_that_refuses_or_is_down_fails_prepare_clearly_and_changes_nothing() {
+    let mut lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    let mut inv = lab.inventory(V);
+    let nas = lab.nas_address().to_string();
+    let before = lab.tree();
+
+    let failure = |err: NodesError| match err {
+        NodesError::Incomplete { report, .. } => {
+            match &report.host("a1").unwrap().outcome {
+                HostOutcome::Skipped { .. } => {}
+                other => panic!("a1 must be skipped: {other:?}"),
+            }
+            match &report.host("s1").unwrap().outcome {
+                HostOutcome::Failed { phase, error, .. } => {
+                    assert_eq!(phase, "Prepare hosts");
+                    error.message.clone()
+                }
+                other => panic!("s1 must fail: {other:?}"),
+            }
+        }
+        other => panic!("{other}"),
+    };
+
+    // An export the NAS does not have.
+    inv.prepare.etcd_snapshot_mount = Some(homelab_nodes::SnapshotMount {
+        export: "/volume2/nope".into(),
+        ..lab.snapshot_mount()
+    });
+    let message = failure(
+        apply(&inv, &ApplyOptions::default(), &Recorder::default())
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains(&format!(
+            "the NAS export {nas}:/volume2/nope cannot be mounted on s1"
+        )) && message.contains("access denied by server")
+            && message.contains("exports /volume2/nope to it"),
+        "{message}"
+    );
+
+    // The NAS is down.
+    lab.stop_nas();
+    inv.prepare.etcd_snapshot_mount = Some(lab.snapshot_mount());
+    let message = failure(
+        apply(&inv, &ApplyOptions::default(), &Recorder::default())
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains(&format!(
+            "the NAS export {nas}:/volume1/k8s-data cannot be mounted on s1 (mount.nfs: Connection refused)"
+        )) && message.contains(&format!("check that the NAS at {nas} is up")),
+        "{message}"
+    );
+    let written: Vec<String> = lab
+        .tree()
+        .into_keys()
+        .filter(|k| !before.contains_key(k))
+        .collect();
+    assert!(
+        written.iter().all(|k| k.contains(":/etc/apt")),
+        "only the update settings were written, nothing for the mount or k3s: {written:?}"
+    );
+    assert!(
+        lab.calls()
+            .iter()
+            .all(|(_, c)| !c.starts_with("install.sh")),
+        "k3s is not installed without its snapshot mount"
+    );
+}

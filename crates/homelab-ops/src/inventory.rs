@@ -177,6 +177,17 @@ pub fn build(
         _ => homelab_nodes::UpdateOrigins::Security,
     };
     inventory.prepare.reboot_at = lab.cluster.os_updates.reboot.clone();
+    // Every server of the plan gets the same mount: the lab's directory on the NAS.
+    inventory.prepare.etcd_snapshot_mount = plan
+        .nodes
+        .iter()
+        .find_map(|n| n.etcd_snapshot_mount.as_ref())
+        .map(|m| homelab_nodes::SnapshotMount {
+            server: m.server.clone(),
+            export: m.export.clone(),
+            subdir: m.subdir.clone(),
+            dir: m.dir.clone(),
+        });
     let mut warnings = Vec::new();
     if let Some(time) = &lab.cluster.os_updates.reboot {
         warnings.push(format!(
@@ -403,6 +414,40 @@ tls:
             a1.k3s_config.contains("server: https://10.1.0.10:6443"),
             "{}",
             a1.k3s_config
+        );
+    }
+
+    #[test]
+    fn servers_mount_the_labs_nas_directory_for_the_etcd_snapshots() {
+        let with_nas =
+            format!("{SPEC}storage:\n  nfs: {{server: 10.1.0.2, path: /volume1/k8s-data}}\n");
+        let loaded = load(&with_nas);
+        let plan = homelab_plan::plan(&loaded.lab);
+        let s1 = plan.nodes.iter().find(|n| n.name == "s1").unwrap();
+        let a1 = plan.nodes.iter().find(|n| n.name == "a1").unwrap();
+        let mount = s1
+            .etcd_snapshot_mount
+            .as_ref()
+            .expect("servers mount the NAS");
+        assert_eq!(
+            mount.source(),
+            "10.1.0.2:/volume1/k8s-data/k3s-etcd-snapshots/lab"
+        );
+        assert_eq!(mount.dir, "/mnt/k3s-snapshots");
+        assert!(a1.etcd_snapshot_mount.is_none(), "agents keep no etcd");
+        assert!(
+            s1.actions.iter().any(|a| a.contains(
+                "mount 10.1.0.2:/volume1/k8s-data/k3s-etcd-snapshots/lab at /mnt/k3s-snapshots"
+            )),
+            "{:?}",
+            s1.actions
+        );
+        let without = homelab_plan::plan(&load(SPEC).lab);
+        assert!(
+            without
+                .nodes
+                .iter()
+                .all(|n| n.etcd_snapshot_mount.is_none())
         );
     }
 

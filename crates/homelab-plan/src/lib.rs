@@ -363,6 +363,36 @@ pub struct NodePlan {
     pub init: bool,
     /// Human-readable steps `homelab nodes apply` performs on it.
     pub actions: Vec<String>,
+    /// The NAS directory mounted at the etcd snapshot directory (servers of a lab with
+    /// `storage.nfs`; ADR 0105).
+    pub etcd_snapshot_mount: Option<EtcdSnapshotMount>,
+}
+
+/// The lab's directory of the NFS export, mounted on a server where k3s writes its etcd
+/// snapshots, so that they survive the loss of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSnapshotMount {
+    /// `storage.nfs.server`.
+    pub server: String,
+    /// `storage.nfs.path`.
+    pub export: String,
+    /// The lab's directory inside the export (`k3s-etcd-snapshots/<lab name>`).
+    pub subdir: String,
+    /// `cluster.etcdSnapshots.dir`: where it is mounted.
+    pub dir: String,
+}
+
+impl EtcdSnapshotMount {
+    /// What is mounted: `server:/export/subdir`.
+    pub fn source(&self) -> String {
+        format!(
+            "{}:{}/{}",
+            self.server,
+            self.export.trim_end_matches('/'),
+            self.subdir
+        )
+    }
 }
 
 /// How a secret value is made when `homelab secrets init` creates it.

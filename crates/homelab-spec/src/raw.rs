@@ -288,7 +288,10 @@ pub struct RawEtcdSnapshots {
     pub schedule: S<String>,
     /// Snapshots to keep. Default: 14 (7 days at two a day).
     pub retention: S<u32>,
-    /// Directory on the servers, ideally an NFS mount. Default: `/mnt/k3s-snapshots`.
+    /// Directory on the servers where k3s writes the snapshots. With `storage.nfs`,
+    /// `homelab nodes apply` mounts the NAS directory `<storage.nfs.path>/k3s-etcd-snapshots/<name>`
+    /// there on every server, so the snapshots survive the loss of a server; without it they
+    /// stay on each server's disk. Default: `/mnt/k3s-snapshots`.
     pub dir: S<String>,
 }
 

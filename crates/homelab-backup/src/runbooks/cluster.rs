@@ -120,12 +120,26 @@ pub fn cluster_backup(p: &ClusterRunbookParams) -> String {
     let s1 = p.first_server();
     let dir = p.snapshot_dir();
     let _ = writeln!(o, "# Runbook: cluster state backups (etcd snapshots)\n");
+    let whereto = match &p.snapshot_nfs_source {
+        Some(src) => format!(
+            "the snapshots go to the NAS ({}, mounted at {} on every server by `homelab nodes \
+             apply` through a systemd mount unit that starts before k3s) so that they survive the \
+             loss of a server",
+            code(src),
+            code(dir)
+        ),
+        None => format!(
+            "the snapshots stay in {} on each server's own disk, because the lab has no \
+             `storage.nfs`: they are lost with the server. Give the lab a NAS in homelab.yaml \
+             and run `homelab nodes apply` to mount its export there",
+            code(dir)
+        ),
+    };
     let _ = writeln!(
         o,
         "The cluster's state (every Kubernetes object, including Secrets) lives in the k3s \
-         servers' embedded etcd. k3s snapshots it on a schedule; the snapshots go to an NFS \
-         share so that they survive the loss of a server. Application data in volumes is not \
-         in these snapshots: see [postgres-backup](postgres-backup.md) and \
+         servers' embedded etcd. k3s snapshots it on a schedule; {whereto}. Application data in \
+         volumes is not in these snapshots: see [postgres-backup](postgres-backup.md) and \
          [nfs-restore](nfs-restore.md). The manifests themselves are in git.\n"
     );
     let _ = writeln!(o, "## Facts\n");
@@ -197,21 +211,28 @@ pub fn cluster_backup(p: &ClusterRunbookParams) -> String {
          size (tens of MB for a home lab).",
         code(dir)
     );
+    let mut step = 2;
+    if let Some(src) = &p.snapshot_nfs_source {
+        let _ = writeln!(
+            o,
+            "2. The NFS mount is really there, so the snapshot is off the node: `findmnt` shows \
+             {} at {dir} (`homelab nodes apply` mounts it again and says so when it is not):\n\n   \
+             ```sh\n   {} findmnt {dir}\n   ```\n",
+            code(src),
+            p.ssh(&s1)
+        );
+        step += 1;
+    }
     let _ = writeln!(
         o,
-        "2. The NFS mount is really there, so the snapshot is off the node:\n\n   ```sh\n   {} \
-         findmnt {dir}\n   ```\n",
-        p.ssh(&s1)
-    );
-    let _ = writeln!(
-        o,
-        "3. The cluster token is kept outside the cluster (a password manager): without it a \
+        "{step}. The cluster token is kept outside the cluster (a password manager): without it a \
          snapshot cannot be restored.\n"
     );
     let _ = writeln!(
         o,
-        "4. At least once, rehearse [cluster-restore](cluster-restore.md) on a throw-away \
-         server or VM; note how long it took.\n"
+        "{}. At least once, rehearse [cluster-restore](cluster-restore.md) on a throw-away \
+         server or VM; note how long it took.\n",
+        step + 1
     );
 
     let _ = writeln!(o, "## Housekeeping\n");
@@ -229,11 +250,20 @@ pub fn cluster_backup(p: &ClusterRunbookParams) -> String {
         p.snapshot_retention
     );
     let _ = writeln!(o, "```\n");
-    let _ = writeln!(
-        o,
-        "If snapshots stop appearing: `journalctl -u k3s` on the server shows the snapshot \
-         errors; a missing or read-only NFS mount is the usual cause (`findmnt {dir}`)."
-    );
+    if p.snapshot_nfs_source.is_some() {
+        let _ = writeln!(
+            o,
+            "If snapshots stop appearing: `journalctl -u k3s` on the server shows the snapshot \
+             errors; a missing or read-only NFS mount is the usual cause (`findmnt {dir}`, \
+             `systemctl status $(systemd-escape --path --suffix=mount {dir})`)."
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "If snapshots stop appearing: `journalctl -u k3s` on the server shows the snapshot \
+             errors; a full disk is the usual cause (`df -h {dir}`)."
+        );
+    }
     o
 }
 

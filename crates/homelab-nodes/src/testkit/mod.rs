@@ -19,11 +19,14 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::inventory::{Host, InstallSource, Inventory, Role, SshOptions, SshTarget, Timeouts};
+use crate::inventory::{
+    Host, InstallSource, Inventory, Role, SnapshotMount, SshOptions, SshTarget, Timeouts,
+};
 
 const K3S_STANDIN: &str = include_str!("k3s.sh");
 const INSTALLER_STANDIN: &str = include_str!("install.sh");
 const SYSTEMCTL_STANDIN: &str = include_str!("systemctl.sh");
+const MOUNT_NFS_STANDIN: &str = include_str!("mount.nfs.sh");
 const OVERLAID: [&str; 4] = ["etc", "usr", "var", "home"];
 const SLOT_DIR: &str = "/tmp/homelab-nodes-testlabs";
 
@@ -146,9 +149,25 @@ struct FileServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Answers one request line's target (`/path?query`) with a status and a body.
+type Handler = Arc<dyn Fn(&str) -> (u16, Vec<u8>) + Send + Sync>;
+
 impl FileServer {
     fn start(bind: &str, root: PathBuf) -> FileServer {
-        let listener = TcpListener::bind(format!("{bind}:0")).expect("bind the lab's HTTP server");
+        Self::serve(
+            &format!("{bind}:0"),
+            Arc::new(move |target: &str| {
+                let path = target.trim_start_matches('/').to_string();
+                match (path.contains(".."), fs::read(root.join(&path))) {
+                    (false, Ok(body)) => (200, body),
+                    _ => (404, Vec::new()),
+                }
+            }),
+        )
+    }
+
+    fn serve(addr: &str, handler: Handler) -> FileServer {
+        let listener = TcpListener::bind(addr).expect("bind a lab server");
         let addr = listener.local_addr().expect("local address");
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -158,27 +177,25 @@ impl FileServer {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let root = root.clone();
+                let handler = handler.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     let n = conn.read(&mut buf).unwrap_or(0);
                     let req = String::from_utf8_lossy(&buf[..n]);
-                    let path = req
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or("/")
-                        .trim_start_matches('/')
-                        .to_string();
-                    let file = root.join(&path);
-                    let resp = match (path.contains(".."), fs::read(&file)) {
-                        (false, Ok(body)) => {
-                            let mut r = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
-                            r.extend_from_slice(&body);
-                            r
-                        }
-                        _ => b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    let target = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (code, body) = handler(&target);
+                    let reason = match code {
+                        200 => "OK",
+                        403 => "Forbidden",
+                        _ => "Not Found",
                     };
-                    let _ = conn.write_all(&resp);
+                    let mut r = format!(
+                        "HTTP/1.0 {code} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body);
+                    let _ = conn.write_all(&r);
                 });
             }
         });
@@ -188,6 +205,56 @@ impl FileServer {
             thread: Some(thread),
         }
     }
+}
+
+/// The path the NAS stand-in exports, as `storage.nfs.path` would name it.
+pub const NAS_EXPORT: &str = "/volume1/k8s-data";
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The NAS stand-in: answers `GET /mount?path=P` with the local directory holding P's data
+/// when P is [`NAS_EXPORT`] or inside it and exists (403 outside the export, 404 when absent).
+fn nas_server(bind: &str, root: PathBuf) -> FileServer {
+    FileServer::serve(
+        &format!("{bind}:2049"),
+        Arc::new(move |target: &str| {
+            let path = target
+                .split_once("?path=")
+                .map(|(_, p)| percent_decode(p.split('&').next().unwrap_or("")))
+                .unwrap_or_default();
+            let path = path.trim_end_matches('/');
+            let inside = path == NAS_EXPORT || path.starts_with(&format!("{NAS_EXPORT}/"));
+            if !inside || path.split('/').any(|p| p == "..") {
+                return (403, Vec::new());
+            }
+            let local = root.join(path.trim_start_matches('/'));
+            if local.is_dir() {
+                (200, local.display().to_string().into_bytes())
+            } else {
+                (404, Vec::new())
+            }
+        }),
+    )
 }
 
 impl Drop for FileServer {
@@ -236,6 +303,7 @@ pub struct TestLab {
     /// The IP of this machine on the lab network.
     pub gateway: String,
     server: Option<FileServer>,
+    nas: Option<FileServer>,
     slot: Slot,
     _tmp: tempfile::TempDir,
 }
@@ -304,6 +372,7 @@ impl TestLab {
             dir: dir.clone(),
             gateway: gateway.clone(),
             server: None,
+            nas: None,
             slot,
             _tmp: tmp,
         };
@@ -362,6 +431,18 @@ impl TestLab {
             )
             .expect("systemctl");
             fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).expect("chmod");
+            // The kernel here has no NFS client: mount(8) runs this helper for `-t nfs`.
+            let usbin = root.join("usr.up/sbin");
+            fs::create_dir_all(&usbin).expect("usr/sbin");
+            for helper in ["mount.nfs", "mount.nfs4"] {
+                let path = usbin.join(helper);
+                fs::write(
+                    &path,
+                    MOUNT_NFS_STANDIN.replace("@STATE_DIR@", &cluster.display().to_string()),
+                )
+                .expect("mount.nfs");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
             lab.hosts.push(TestHost {
                 name: name.to_string(),
                 role: *role,
@@ -412,7 +493,37 @@ impl TestLab {
         )
         .expect("installer stand-in");
         lab.server = Some(server);
+        let export = dir.join("nas").join(NAS_EXPORT.trim_start_matches('/'));
+        fs::create_dir_all(&export).expect("NAS export");
+        lab.nas = Some(nas_server(&gateway, dir.join("nas")));
         lab
+    }
+
+    /// The NAS stand-in's address (this machine on the lab network; it exports [`NAS_EXPORT`]).
+    pub fn nas_address(&self) -> &str {
+        &self.gateway
+    }
+
+    /// Where the NAS stand-in keeps the data of `path` (a path on the NAS, e.g. inside
+    /// [`NAS_EXPORT`]).
+    pub fn nas_dir(&self, path: &str) -> PathBuf {
+        self.dir.join("nas").join(path.trim_start_matches('/'))
+    }
+
+    /// An etcd snapshot mount of the lab's directory on the NAS stand-in at
+    /// `/mnt/k3s-snapshots`, as homelab.yaml's `storage.nfs` would give.
+    pub fn snapshot_mount(&self) -> SnapshotMount {
+        SnapshotMount {
+            server: self.gateway.clone(),
+            export: NAS_EXPORT.into(),
+            subdir: "k3s-etcd-snapshots/testlab".into(),
+            dir: "/mnt/k3s-snapshots".into(),
+        }
+    }
+
+    /// Stops the NAS stand-in: NFS mounts from it are refused from now on.
+    pub fn stop_nas(&mut self) {
+        self.nas.take();
     }
 
     fn start_sshd(&mut self, i: usize) {
@@ -861,6 +972,7 @@ fn unsafe_is_root() -> bool {
 impl Drop for TestLab {
     fn drop(&mut self) {
         self.server.take();
+        self.nas.take();
         for h in &mut self.hosts {
             if let Some(mut c) = h.sshd.take() {
                 let _ = c.kill();

@@ -5,7 +5,7 @@ use homelab_spec::lab::{Node, NodeRole};
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::{Component, Layer, NodePlan, PlainFile, SecretGenerator};
+use crate::{Component, EtcdSnapshotMount, Layer, NodePlan, PlainFile, SecretGenerator};
 
 pub(crate) const TOKEN_SECRET: &str = "k3s-token";
 /// Where `homelab nodes apply` writes the join token (`homelab_nodes::TOKEN_PATH`; ADR 0032).
@@ -50,10 +50,19 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             format!("API: https://{}:{API_PORT} (certificate also valid for {})", first.address, sans(ctx).join(", ")),
             "`homelab kubeconfig --merge` writes the admin kubeconfig with mode 0600 and adds it to ~/.kube/config".into(),
         ],
-        data: format!(
-            "Cluster state lives in etcd on the server(s) under /var/lib/rancher/k3s/server/db; snapshots go to {} every `{}`, {} kept.",
-            snap.dir, snap.schedule, snap.retention
-        ),
+        data: match etcd_snapshot_mount(lab) {
+            Some(m) => format!(
+                "Cluster state lives in etcd on the server(s) under /var/lib/rancher/k3s/server/db; snapshots go to {} every `{}`, {} kept, a mount of {} on the NAS.",
+                snap.dir,
+                snap.schedule,
+                snap.retention,
+                m.source()
+            ),
+            None => format!(
+                "Cluster state lives in etcd on the server(s) under /var/lib/rancher/k3s/server/db; snapshots go to {} every `{}`, {} kept, on each server's own disk (the lab has no storage.nfs to put them on).",
+                snap.dir, snap.schedule, snap.retention
+            ),
+        },
         backup: "Automatic etcd snapshots (see docs/runbooks/cluster-backup.md); `homelab etcd snapshot save` before risky changes; restore with `homelab etcd snapshot restore` (docs/runbooks/cluster-restore.md). The manifests are this repository.".into(),
         requirements: vec!["FR1".into(), "FR2".into(), "FR3".into(), "FR4".into(), "FR5".into(), "FR6".into(), "FR44".into(), "FR47".into(), "FR48".into(), "NFR2".into(), "NFR10".into(), "NFR20".into()],
     };
@@ -161,9 +170,22 @@ fn config_text(ctx: &Ctx, node: &Node) -> String {
     )
 }
 
+/// Where the etcd snapshots go: the lab's own directory of the NAS export, when the lab has
+/// one (ADR 0105); without `storage.nfs` they stay on each server's disk.
+pub(crate) fn etcd_snapshot_mount(lab: &homelab_spec::lab::Lab) -> Option<EtcdSnapshotMount> {
+    let nfs = &lab.storage.as_ref()?.nfs;
+    Some(EtcdSnapshotMount {
+        server: nfs.server.clone(),
+        export: nfs.path.clone(),
+        subdir: format!("k3s-etcd-snapshots/{}", lab.name),
+        dir: lab.cluster.etcd_snapshots.dir.clone(),
+    })
+}
+
 pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
     let lab = ctx.lab;
     let first = lab.cluster.first_server();
+    let mount = etcd_snapshot_mount(lab);
     let mut plans = Vec::new();
     for node in &lab.cluster.nodes {
         let init = node.name == first.name;
@@ -173,6 +195,17 @@ pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
             "prepare: install nfs-common and unattended security updates (no automatic reboot)".into(),
             "write /etc/rancher/k3s/config.yaml and the token file".into(),
         ];
+        let node_mount = mount.clone().filter(|_| node.role == NodeRole::Server);
+        if let Some(m) = &node_mount {
+            actions.insert(
+                3,
+                format!(
+                    "mount {} at {} for the etcd snapshots (a systemd mount unit, before K3s starts)",
+                    m.source(),
+                    m.dir
+                ),
+            );
+        }
         actions.push(match (node.role, init) {
             (NodeRole::Server, true) => format!(
                 "install K3s {} as the first server (cluster-init)",
@@ -198,6 +231,7 @@ pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
             k3s_config: config_text(ctx, node),
             init,
             actions,
+            etcd_snapshot_mount: node_mount,
         });
     }
     plans

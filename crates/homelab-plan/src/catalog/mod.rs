@@ -308,7 +308,7 @@ fn data_runbooks(ctx: &Ctx, components: &[Component]) -> Vec<crate::Runbook> {
         agents: lab.cluster.agents().map(node_ref).collect(),
         ssh_user,
         snapshot_dir: lab.cluster.etcd_snapshots.dir.clone(),
-        snapshot_nfs_source: None,
+        snapshot_nfs_source: k3s::etcd_snapshot_mount(lab).map(|m| m.source()),
         snapshot_schedule: lab.cluster.etcd_snapshots.schedule.to_string(),
         snapshot_retention: lab.cluster.etcd_snapshots.retention,
         k3s_config_path: "/etc/rancher/k3s/config.yaml".into(),

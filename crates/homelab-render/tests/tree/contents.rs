@@ -183,6 +183,28 @@ fn runbooks_are_the_plans() {
 }
 
 #[test]
+fn the_cluster_backup_runbook_names_the_nas_directory_the_servers_mount() {
+    let tree = render_k3s(&seed_plan());
+    let text = tree.text("docs/runbooks/cluster-backup.md").unwrap();
+    assert!(
+        text.contains("the snapshots go to the NAS (`192.168.2.2:/volume1/k8s-data/k3s-etcd-snapshots/home-lab`, mounted at `/mnt/k3s-snapshots` on every server by `homelab nodes apply`"),
+        "{text}"
+    );
+    let no_nas = minimal_spec().replace(
+        "storage:\n  nfs:\n    server: 192.168.2.2\n    path: /volume1/k8s-data\n",
+        "",
+    );
+    assert!(!no_nas.contains("storage:"), "{no_nas}");
+    let tree = render_k3s(&plan_of(&no_nas));
+    let text = tree.text("docs/runbooks/cluster-backup.md").unwrap();
+    assert!(
+        text.contains("on each server's own disk, because the lab has no `storage.nfs`")
+            && !text.contains("go to the NAS"),
+        "{text}"
+    );
+}
+
+#[test]
 fn node_configs_have_what_k3s_and_prometheus_need() {
     let tree = render_k3s(&seed_plan());
     let master = yaml_value(
