@@ -65,7 +65,8 @@ pub struct BackupRun {
     pub databases: Vec<DatabaseDump>,
     /// Kept dumps that failed their check in this run (left in place, not counted as valid).
     pub invalid_dumps: Vec<InvalidDump>,
-    /// Files removed by retention, relative to the backup directory.
+    /// Files removed, relative to the backup directory: by retention, and the `.partial` files
+    /// left by runs that stopped while writing them (each also named in `warnings`).
     pub deleted: Vec<String>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,

@@ -977,3 +977,171 @@ fn a_column_named_t_beside_an_unhashable_type_does_not_hide_a_changed_value() {
         r#"UPDATE places SET p = point(0, 0) WHERE id = 4; UPDATE nested SET j = '{"g": 0}' WHERE (t).t = 5;"#,
     );
 }
+
+/// Polls `done` every 50 ms until it holds; panics after 60 s saying `what` never happened.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A session holding an ACCESS EXCLUSIVE lock on `table` of `db` until it is killed: a dump of
+/// that database stops at the table, with its file open and partly written.
+fn hold_table_lock(lab: &Lab, db: &str, table: &str) -> std::process::Child {
+    let child = lab
+        .pg
+        .client("psql")
+        .args(["-X", "-q", "-d"])
+        .arg(common::conninfo(db))
+        .arg("-c")
+        .arg(format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the table lock", || {
+        lab.pg.sql(
+            db,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass \
+                 AND mode = 'AccessExclusiveLock' AND granted;"
+            ),
+        ) == "1\n"
+    });
+    child
+}
+
+/// The `.partial` files under the backup directory, relative to it.
+fn partial_files(lab: &Lab) -> Vec<String> {
+    lab.tree()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.ends_with(".partial"))
+        .collect()
+}
+
+/// Starts a backup of `shop` and returns once its pg_dump waits on the held lock with the
+/// dump's partial file written.
+fn backup_stuck_in_pg_dump(lab: &Lab) -> (std::process::Child, std::process::Child) {
+    let locker = hold_table_lock(lab, "shop", "items");
+    let backup = lab.spawn("backup.sh", &[]);
+    wait_for("pg_dump waiting on the lock", || {
+        lab.pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock';",
+        ) == "1\n"
+    });
+    wait_for("the dump's partial file", || {
+        partial_files(lab)
+            .iter()
+            .any(|p| p.starts_with("db/shop/.shop.") && p.ends_with(".dump.partial"))
+    });
+    (locker, backup)
+}
+
+/// Ends the session of [`hold_table_lock`]: its server process is terminated, since killing
+/// psql alone would leave it sleeping with the lock held.
+fn release_table_lock(lab: &Lab, db: &str, table: &str, mut locker: std::process::Child) {
+    lab.pg.sql(
+        db,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE relation = '{table}'::regclass \
+             AND mode = 'AccessExclusiveLock' AND granted;"
+        ),
+    );
+    let _ = locker.wait();
+}
+
+#[test]
+fn a_run_killed_during_pg_dump_leaves_a_partial_that_the_next_run_removes_and_reports() {
+    let lab = Lab::new(7, |p| p.databases = Some(vec!["shop".into()]));
+    make_shop(&lab);
+    let (locker, backup) = backup_stuck_in_pg_dump(&lab);
+    // SIGKILL to every process of the run, as when its pod is killed or its node lost: no
+    // trap runs.
+    let out = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", backup.id())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let killed = backup.wait_with_output().unwrap();
+    assert!(!killed.status.success());
+    release_table_lock(&lab, "shop", "items", locker);
+    let left = partial_files(&lab);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(lab.dumps("shop").is_empty());
+
+    // The killed run's lock stays until it is stale; the next nightly run breaks it.
+    let owner = lab.backup_dir().join(".lock/owner");
+    let text = fs::read_to_string(&owner).unwrap();
+    let (started, rest) = text.split_once(' ').unwrap();
+    let started: u64 = started.parse().unwrap();
+    fs::write(&owner, format!("{} {rest}", started - 7 * 3600)).unwrap();
+    let record = backup_ok(&lab);
+    assert!(partial_files(&lab).is_empty(), "{:?}", lab.tree());
+    assert_eq!(record.deleted, left, "{record:?}");
+    assert!(
+        record.warnings.iter().any(|w| w
+            == &format!(
+                "removed {}, left by a run that stopped while writing it",
+                left[0]
+            )),
+        "{record:?}"
+    );
+    assert_eq!(lab.dumps("shop").len(), 1);
+}
+
+#[test]
+fn a_run_stopped_during_pg_dump_removes_its_partial_dump_before_it_ends() {
+    let lab = Lab::new(7, |p| p.databases = Some(vec!["shop".into()]));
+    make_shop(&lab);
+    let (locker, backup) = backup_stuck_in_pg_dump(&lab);
+    // SIGTERM to the script alone, as Kubernetes stops a container's first process.
+    let out = Command::new("kill")
+        .args(["-TERM", &backup.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let run = common::ScriptRun::from_output(&backup.wait_with_output().unwrap());
+    run.assert_code(1);
+    // Checked while the lock is still held: the stopped pg_dump cannot write again.
+    assert!(partial_files(&lab).is_empty(), "{:?}", lab.tree());
+    assert!(!lab.backup_dir().join(".lock").exists());
+    let record = BackupRun::from_log(&run.stdout).unwrap();
+    assert_eq!(record.errors, ["interrupted"], "{record:?}");
+    release_table_lock(&lab, "shop", "items", locker);
+    let record = backup_ok(&lab);
+    assert!(record.warnings.is_empty(), "{record:?}");
+    assert!(record.deleted.is_empty(), "{record:?}");
+}
+
+#[test]
+fn a_partial_file_that_cannot_be_removed_fails_the_run_and_says_so() {
+    let lab = Lab::new(7, |p| p.databases = Some(vec!["shop".into()]));
+    make_shop(&lab);
+    let dir = lab.backup_dir().join("db/gone");
+    fs::create_dir_all(&dir).unwrap();
+    let partial = dir.join(".gone.20260101T000000Z.dump.partial");
+    fs::write(&partial, "half a dump").unwrap();
+    let _ro = common::ReadOnlyBind::mount(&dir);
+    let run = lab.run("backup.sh", &[]);
+    run.assert_code(1);
+    let record = BackupRun::from_log(&run.stdout).unwrap();
+    assert!(!record.succeeded());
+    let expected = format!("cannot remove the partial file {}: ", partial.display());
+    let error = record
+        .errors
+        .iter()
+        .find(|e| e.starts_with(&expected))
+        .unwrap_or_else(|| panic!("no error names {}: {record:?}", partial.display()));
+    assert!(error.contains("Read-only file system"), "{error}");
+    assert!(error.ends_with("remove it by hand"), "{error}");
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(partial.exists());
+    assert!(record.deleted.is_empty(), "{record:?}");
+}

@@ -251,6 +251,14 @@ pub struct ScriptRun {
 }
 
 impl ScriptRun {
+    pub fn from_output(out: &Output) -> ScriptRun {
+        ScriptRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn assert_code(&self, code: i32) -> &ScriptRun {
         assert_eq!(
             self.code, code,
@@ -353,7 +361,8 @@ impl Lab {
         PathBuf::from(&self.params.backup_dir)
     }
 
-    pub fn run(&self, script: &str, args: &[&str]) -> ScriptRun {
+    /// The command that runs `script` as the CronJob's container would: the image's tools only.
+    fn command(&self, script: &str, args: &[&str]) -> Command {
         let tmp = self.work.path().join("tmp");
         fs::create_dir_all(&tmp).unwrap();
         let bin = self.work.path().join("image-bin");
@@ -371,12 +380,24 @@ impl Lab {
         for (k, v) in self.pg.env() {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run bash");
-        ScriptRun {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
+    }
+
+    pub fn run(&self, script: &str, args: &[&str]) -> ScriptRun {
+        let out = self.command(script, args).output().expect("run bash");
+        ScriptRun::from_output(&out)
+    }
+
+    /// Starts `script` in a process group of its own (whose id is the child's pid), as a
+    /// container's processes are, so that a test can kill all of it at once.
+    pub fn spawn(&self, script: &str, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        self.command(script, args)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bash")
     }
 
     /// The dump files of database `db`, oldest first.
@@ -484,6 +505,44 @@ impl Tmpfs {
 }
 
 impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A directory bind-mounted read-only onto itself for the test's lifetime: nothing in it can be
+/// removed, not even by root.
+pub struct ReadOnlyBind {
+    pub path: PathBuf,
+}
+
+impl ReadOnlyBind {
+    pub fn mount(path: &Path) -> ReadOnlyBind {
+        assert!(
+            is_root(),
+            "this test bind-mounts a directory read-only: run the tests as root (CI does)"
+        );
+        let out = Command::new("mount")
+            .arg("--bind")
+            .arg(path)
+            .arg(path)
+            .output()
+            .expect("run mount");
+        check(&out, "mount --bind");
+        let bind = ReadOnlyBind {
+            path: path.to_path_buf(),
+        };
+        let out = Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(path)
+            .output()
+            .unwrap();
+        check(&out, "mount -o remount,bind,ro");
+        bind
+    }
+}
+
+impl Drop for ReadOnlyBind {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }

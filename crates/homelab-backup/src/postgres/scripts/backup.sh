@@ -77,13 +77,55 @@ run_record() {
     "$(hb_json_str_array "${DELETED[@]}")" "$(hb_json_str_array "${WARNINGS[@]}")" "$(hb_json_str_array "${ERRORS[@]}")"
 }
 
-cleanup() {
-  [[ -n $DUMP_PID ]] && kill "$DUMP_PID" 2>/dev/null
-  [[ -n $SESSION_PID ]] && kill "$SESSION_PID" 2>/dev/null
+# The partial files a backup run writes, into PARTIALS: dumps and manifests being written
+# (db/<name>/ and globals/ belong to the backups alone) and the two run records' temporary files.
+# Nothing else is matched: the drill writes its report beside them without taking the lock.
+find_partials() {
+  local f
+  PARTIALS=()
+  for f in "$HB_BACKUP_DIR"/globals/.*.partial "$HB_BACKUP_DIR"/db/*/.*.partial \
+    "${HB_STATUS_FILE%/*}/.${HB_STATUS_FILE##*/}.partial" "${HB_LAST_RUN_FILE%/*}/.${HB_LAST_RUN_FILE##*/}.partial"; do
+    [[ -f $f || -L $f ]] && PARTIALS+=("$f")
+  done
+}
+
+# Removes partial files. $1 "leftovers": every one (at the start, under the lock: they are left by
+# runs that stopped while writing, and each is reported); "own": only those this run created.
+# A file that cannot be removed is an error of the run, never ignored.
+remove_partials() {
+  local which=$1 f err
   # Only a run that holds the lock may touch partial files: the others belong to the lock holder.
-  if ((LOCKED)) && [[ -n $WORK && -d $WORK ]]; then
-    find "$HB_BACKUP_DIR" -path "$LOCK_DIR" -prune -o -type f -name '.*.partial' -newer "$WORK" -delete 2>/dev/null
-  fi
+  ((LOCKED)) && [[ -n $WORK && -d $WORK ]] || return 0
+  find_partials
+  for f in "${PARTIALS[@]}"; do
+    [[ $which == own && ! $f -nt $WORK ]] && continue
+    if ! err=$(rm -f -- "$f" 2>&1); then
+      record_error "cannot remove the partial file $f: ${err:-rm failed}; remove it by hand"
+    elif [[ $which == leftovers ]]; then
+      DELETED+=("$(hb_rel "$f")")
+      record_warning "removed $(hb_rel "$f"), left by a run that stopped while writing it"
+    else
+      hb_log "removed $(hb_rel "$f"), not completed by this run"
+    fi
+  done
+}
+
+# Stops the dump and the checksum session, if running, and waits for them: nothing of this run
+# writes any more once it returns.
+stop_children() {
+  local pid
+  for pid in "$DUMP_PID" "$SESSION_PID"; do
+    [[ -n $pid ]] || continue
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  DUMP_PID=''
+  SESSION_PID=''
+}
+
+cleanup() {
+  stop_children
+  remove_partials own
   [[ -n $WORK ]] && rm -rf -- "$WORK"
   ((LOCKED)) && rm -rf -- "$LOCK_DIR"
   LOCKED=0
@@ -91,7 +133,13 @@ cleanup() {
 
 # Writes the records, prints the run record and exits with $2.
 finish() {
-  local result=$1 code=$2 record
+  local result=$1 code=$2 record nerrors=${#ERRORS[@]}
+  stop_children
+  remove_partials own
+  if [[ $result == success ]] && ((${#ERRORS[@]} > nerrors)); then
+    result=failure
+    code=1
+  fi
   record=$(run_record "$result")
   if ! hb_write_atomic "$HB_LAST_RUN_FILE" "$record"; then
     hb_log "error: cannot write $HB_LAST_RUN_FILE"
@@ -452,9 +500,9 @@ fi
 FRESH=()
 
 acquire_lock || finish failure 1
-# Leftovers of runs that died mid-write are never valid dumps; they only take space.
-find "$HB_BACKUP_DIR" -path "$LOCK_DIR" -prune -o -type f -name '.*.partial' -print -delete 2>/dev/null |
-  while IFS= read -r f; do hb_log "removed the leftover $f"; done
+# Leftovers of runs that died mid-write (killed, node lost) are never valid dumps; they only take
+# space.
+remove_partials leftovers
 # One run, one stamp: a second run within the same second waits for the next one.
 while compgen -G "$HB_BACKUP_DIR/globals/globals.$STAMP.*" >/dev/null ||
   compgen -G "$HB_BACKUP_DIR/db/*/*.$STAMP.*" >/dev/null; do
