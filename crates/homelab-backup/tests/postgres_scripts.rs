@@ -80,6 +80,10 @@ fn make_odd_db(lab: &Lab) {
     );
 }
 
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -1144,4 +1148,72 @@ fn a_partial_file_that_cannot_be_removed_fails_the_run_and_says_so() {
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
     assert!(partial.exists());
     assert!(record.deleted.is_empty(), "{record:?}");
+}
+
+/// A database whose database-level entries span lines: a comment with line breaks, quotes and
+/// semicolons, a setting whose value holds a line break, and a role whose name does.
+const MULTILINE_PROPERTIES_SQL: &str = r#"
+CREATE ROLE "two
+lines" LOGIN;
+CREATE ROLE notes_owner;
+CREATE DATABASE notes OWNER notes_owner;
+COMMENT ON DATABASE notes IS E'Notes of the lab.\nSecond line; with ''quotes'', "double quotes"\n;\n-- not a comment\nlast line';
+ALTER DATABASE notes SET search_path = 'a; b', "x
+y";
+ALTER DATABASE notes SET work_mem = '8MB';
+ALTER DATABASE notes CONNECTION LIMIT 7;
+ALTER ROLE "two
+lines" IN DATABASE notes SET work_mem = '4MB';
+REVOKE TEMPORARY ON DATABASE notes FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE notes TO "two
+lines";
+"#;
+
+/// The database-level state of `db`: owner, comment, connection limit, grants, settings.
+fn database_properties(lab: &Lab, db: &str) -> String {
+    lab.pg.sql(
+        "postgres",
+        &format!(
+            "SELECT pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'), \
+             d.datconnlimit, \
+             (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(d.datacl) a), \
+             (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, '|'), \
+                                ',' ORDER BY r.rolname NULLS FIRST) \
+                FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole \
+               WHERE s.setdatabase = d.oid) \
+             FROM pg_database d WHERE d.datname = {};",
+            quote_literal(db)
+        ),
+    )
+}
+
+#[test]
+fn restore_gives_back_database_level_entries_that_span_lines() {
+    let lab = Lab::new(7, |p| p.databases = Some(vec!["notes".into()]));
+    lab.pg.sql("postgres", MULTILINE_PROPERTIES_SQL);
+    lab.pg.sql(
+        "notes",
+        "CREATE TABLE public.n (id int); INSERT INTO public.n VALUES (1);",
+    );
+    let before = database_properties(&lab, "notes");
+    assert!(before.contains("Second line; with 'quotes'"), "{before}");
+    assert!(before.contains("two\nlines\"=Tc/notes_owner"), "{before}");
+    assert!(before.contains("two\nlines:work_mem=4MB"), "{before}");
+    backup_ok(&lab);
+
+    lab.pg.sql("postgres", "DROP DATABASE notes;");
+    let run = lab.run("restore.sh", &["--db", "notes"]);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_eq!(database_properties(&lab, "notes"), before);
+
+    // The same through a swap, and into a database of another name.
+    lab.pg
+        .sql("postgres", "COMMENT ON DATABASE notes IS 'changed';");
+    lab.run("restore.sh", &["--db", "notes", "--drop-old"])
+        .assert_code(0);
+    assert_eq!(database_properties(&lab, "notes"), before);
+    lab.run("restore.sh", &["--db", "notes", "--into", "notes copy"])
+        .assert_code(0);
+    assert_eq!(database_properties(&lab, "notes copy"), before);
 }

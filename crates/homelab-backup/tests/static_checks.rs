@@ -1,4 +1,5 @@
-//! The rendered scripts pass shellcheck and bash's parser, and the backup alert fires when
+//! The rendered scripts pass shellcheck and bash's parser, the library's SQL statement splitter
+//! keeps quoted text whole and refuses what it does not know, and the backup alert fires when
 //! promtool evaluates it against series that should make it fire, and only then.
 
 use std::fs;
@@ -150,5 +151,61 @@ fn the_backup_alert_fires_only_without_a_recent_success() {
         "promtool test rules:\n{}{}\n{test}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `hb_split_database_statements` of the rendered lib.sh on `sql` for database `"x y"`;
+/// returns its exit status and what it printed: the reason, or the statements it kept.
+fn split_database_statements(sql: &str) -> (i32, String) {
+    let (_, dir) = rendered_variants().pop().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#". ./lib.sh; HB_DB_SQL=$1; hb_split_database_statements '"x y"'; rc=$?
+               if ((rc)); then printf '%s' "$HB_REASON"; else printf '%s\n--\n' "$HB_DB_CREATE" "${HB_DB_STMTS[@]}"; fi
+               exit "$rc""#,
+        )
+        .arg("split")
+        .arg(sql)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn database_statements_are_split_outside_quotes_and_unknown_ones_refused() {
+    let (code, out) = split_database_statements(
+        "SET x = 1;\n\\connect -reuse-previous=on \"dbname='x y'\"\n-- a comment;\n\n\
+         CREATE DATABASE \"x y\" WITH TEMPLATE = template0;\n\
+         COMMENT ON DATABASE \"x y\" IS 'a;\n-- b\n\"c'';\n';\n\
+         GRANT CONNECT ON DATABASE \"x y\" TO \"r;\n\";\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "WITH TEMPLATE = template0;\n--\n\
+         COMMENT ON DATABASE \"x y\" IS 'a;\n-- b\n\"c'';\n';\n--\n\
+         GRANT CONNECT ON DATABASE \"x y\" TO \"r;\n\";\n--\n"
+    );
+
+    let (code, out) = split_database_statements(
+        "ALTER DATABASE \"x y\" OWNER TO a;\nUPDATE pg_catalog.pg_database SET x = 1\n  WHERE y;\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        "the dump's database-level entries hold a statement this restore does not know how to \
+         apply to a renamed database: UPDATE pg_catalog.pg_database SET x = 1"
+    );
+
+    let (code, out) = split_database_statements("COMMENT ON DATABASE \"x y\" IS 'never;\nends;\n");
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        "the dump's database-level entries end inside a statement: COMMENT ON DATABASE \"x y\" IS 'never;"
     );
 }

@@ -328,6 +328,19 @@ backup_database() {
     db_failed "$db" "the new dump does not read back (pg_restore --list): $err" "$t0"
     return 1
   fi
+  # Every database-level statement (owner, settings, grants, comment) must be one the restore
+  # can apply to the database under a new name; a dump that would lose one is not a backup.
+  local qdb
+  if ! qdb=$(hb_admin_psql -v n="$db" 2>&1 <<<"SELECT pg_catalog.quote_ident(:'n');"); then
+    rm -f -- "$tmp_dump"
+    db_failed "$db" "cannot reach the server: $qdb" "$t0"
+    return 1
+  fi
+  if ! hb_database_entries_sql "$tmp_dump" || ! hb_split_database_statements "$qdb"; then
+    rm -f -- "$tmp_dump"
+    db_failed "$db" "the new dump cannot be restored whole: $HB_REASON" "$t0"
+    return 1
+  fi
   bytes=$(hb_file_size "$tmp_dump") || bytes=0
   if ((bytes < HB_MIN_DUMP_BYTES)); then
     rm -f -- "$tmp_dump"

@@ -384,59 +384,103 @@ hb_json_unquote() {
   printf '%s' "$out"
 }
 
-# Creates database $2 for restoring dump $1 with the dump's own encoding and locale; then
-# hb_apply_database_properties gives it the dump's owner, settings, grants and comment.
-# Prints nothing; on failure HB_REASON says why.
-hb_create_database_for_dump() {
-  local dump=$1 target=$2 orig=$3 list qorig qtarget line options='' sql
+# The database-level entries of dump $1 (the database itself, its owner, settings, per-role
+# settings, grants, comment, security labels) as the SQL pg_restore writes for them, into
+# HB_DB_SQL. On failure HB_REASON says why.
+hb_database_entries_sql() {
+  local dump=$1 list
   list=$(pg_restore -l --create -- "$dump" 2>&1) || { HB_REASON="pg_restore cannot read $dump: $list"; return 1; }
   HB_DB_LIST=$(grep -E '^[0-9]+; [0-9]+ [0-9]+ (DATABASE - |DATABASE PROPERTIES - |(COMMENT|ACL|SECURITY LABEL) - DATABASE )' <<<"$list")
+  HB_DB_SQL=''
   if [[ -n $HB_DB_LIST ]]; then
     HB_DB_SQL=$(pg_restore --create --schema-only -L <(printf '%s\n' "$HB_DB_LIST") -f - -- "$dump" 2>&1) ||
       { HB_REASON="pg_restore cannot read the database entries of $dump: $HB_DB_SQL"; return 1; }
-  else
-    HB_DB_SQL=''
   fi
+}
+
+# Splits HB_DB_SQL into statements and sorts them for database $1 (quoted as an identifier):
+# HB_DB_CREATE gets the options of its CREATE DATABASE, HB_DB_STMTS every statement that gives
+# the database its properties. A statement ends at a ';' at the end of a line outside quotes, so
+# literals and quoted names that span lines (a comment with line breaks) stay whole. Fails, with
+# HB_REASON, on a statement it does not know or one that never ends: restoring the database
+# without it would lose it silently.
+hb_split_database_statements() {
+  local q=$1 line stmt='' c i quote='' first
+  HB_DB_CREATE=''
+  HB_DB_STMTS=()
+  while IFS= read -r line; do
+    if [[ -z $stmt && -z $quote ]]; then
+      # Between statements: blank lines, comments and psql's meta-commands.
+      [[ -z $line || $line == --* || $line == \\* ]] && continue
+    fi
+    stmt+=${stmt:+$'\n'}$line
+    for ((i = 0; i < ${#line}; i++)); do
+      c=${line:i:1}
+      if [[ -n $quote ]]; then
+        [[ $c == "$quote" ]] && quote=''
+      elif [[ $c == "'" || $c == '"' ]]; then
+        quote=$c
+      elif [[ $c == - && ${line:i+1:1} == - ]]; then
+        break
+      fi
+    done
+    [[ -z $quote && $line == *';' ]] || continue
+    case $stmt in
+      "SET "* | "SELECT pg_catalog.set_config("*) ;;
+      "CREATE DATABASE $q "*) HB_DB_CREATE=${stmt#"CREATE DATABASE $q "} ;;
+      "ALTER DATABASE $q "* | "ALTER ROLE "*" IN DATABASE $q "* | "GRANT "*" ON DATABASE $q "* | \
+        "REVOKE "*" ON DATABASE $q "* | "COMMENT ON DATABASE $q "* | "SECURITY LABEL "*" ON DATABASE $q "*)
+        HB_DB_STMTS+=("$stmt")
+        ;;
+      *)
+        first=${stmt%%$'\n'*}
+        HB_REASON="the dump's database-level entries hold a statement this restore does not know how to apply to a renamed database: $first"
+        return 1
+        ;;
+    esac
+    stmt=''
+  done <<<"$HB_DB_SQL"
+  if [[ -n $stmt ]]; then
+    first=${stmt%%$'\n'*}
+    HB_REASON="the dump's database-level entries end inside a statement: $first"
+    return 1
+  fi
+}
+
+# Creates database $2 for restoring dump $1 (of database $3) with the dump's own encoding and
+# locale; then hb_apply_database_properties gives it the dump's owner, settings, grants and
+# comment. Prints nothing; on failure HB_REASON says why.
+hb_create_database_for_dump() {
+  local dump=$1 target=$2 orig=$3 qorig qtarget options sql err
+  hb_database_entries_sql "$dump" || return 1
   qorig=$(hb_admin_psql -v n="$orig" <<<"SELECT pg_catalog.quote_ident(:'n');") || { HB_REASON="cannot reach the server"; return 1; }
   qtarget=$(hb_admin_psql -v n="$target" <<<"SELECT pg_catalog.quote_ident(:'n');") || { HB_REASON="cannot reach the server"; return 1; }
   HB_DB_QORIG=$qorig
   HB_DB_QTARGET=$qtarget
-  while IFS= read -r line; do
-    if [[ $line == "CREATE DATABASE $qorig "* ]]; then
-      options=${line#"CREATE DATABASE $qorig "}
-      break
-    fi
-  done <<<"$HB_DB_SQL"
-  [[ -n $options ]] || options='WITH TEMPLATE = template0;'
+  hb_split_database_statements "$qorig" || return 1
+  options=${HB_DB_CREATE:-WITH TEMPLATE = template0;}
   sql="CREATE DATABASE $qtarget $options"
-  local err
   if ! err=$(hb_admin_psql 2>&1 <<<"$sql"); then
     HB_REASON="cannot create database $target: $err"
     return 1
   fi
 }
 
-# Applies the database-level entries of the dump read by hb_create_database_for_dump (owner,
-# ALTER DATABASE ... SET, per-role settings in the database, grants, comment) to the restored
-# database. pg_restore only applies them with --create, which cannot rename the database.
+# Applies the database-level statements of the dump read by hb_create_database_for_dump (owner,
+# ALTER DATABASE ... SET, per-role settings in the database, grants, comment, security labels)
+# to the restored database, all of them or none. pg_restore only applies them with --create,
+# which cannot rename the database.
 hb_apply_database_properties() {
-  local line sql='' skipped=0 err
+  local stmt sql='' err
   local from=" DATABASE $HB_DB_QORIG " to=" DATABASE $HB_DB_QTARGET "
-  while IFS= read -r line; do
-    case $line in
-      "ALTER DATABASE $HB_DB_QORIG "* | "ALTER ROLE "*" IN DATABASE $HB_DB_QORIG "* | "GRANT "*" ON DATABASE $HB_DB_QORIG "* | "REVOKE "*" ON DATABASE $HB_DB_QORIG "* | "COMMENT ON DATABASE $HB_DB_QORIG "* | "SECURITY LABEL "*" ON DATABASE $HB_DB_QORIG "*)
-        if [[ $line != *";" ]]; then
-          skipped=$((skipped + 1))
-          continue
-        fi
-        sql+=${line/"$from"/"$to"}$'\n'
-        ;;
-    esac
-  done <<<"$HB_DB_SQL"
-  ((skipped > 0)) && hb_log "warning: $skipped database-level statement(s) span several lines (a comment with a line break?) and were not applied"
-  [[ -z $sql ]] && return 0
+  ((${#HB_DB_STMTS[@]} > 0)) || return 0
+  sql='BEGIN;'$'\n'
+  for stmt in "${HB_DB_STMTS[@]}"; do
+    sql+=${stmt/"$from"/"$to"}$'\n'
+  done
+  sql+='COMMIT;'
   if ! err=$(hb_admin_psql 2>&1 <<<"$sql"); then
-    HB_REASON="cannot apply the database's owner, settings or grants: $err"
+    HB_REASON="cannot apply the database's owner, settings, grants or comment: $err"
     return 1
   fi
 }
