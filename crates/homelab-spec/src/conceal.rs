@@ -14,10 +14,23 @@ use crate::yaml::{Node, Resolved, Value};
 /// The key whose value names a secret instead of holding it.
 const REFERENCE_KEY: &str = "secret";
 
+/// The top-level section that says how the secrets file is encrypted: its name looks like a
+/// secret, its settings (a server address, a key name) are not, and the keys below it are
+/// judged one by one like any other.
+const SETTINGS_KEY: &str = "secrets";
+
 /// Spans of every scalar under a secret-looking key in a parsed document.
 pub fn in_tree(root: &Node) -> Vec<Span> {
     let mut out = Vec::new();
-    walk(root, false, &mut out);
+    if let Value::Map(entries) = &root.value {
+        for (key, value) in entries {
+            let name = key.scalar_text().unwrap_or_default();
+            let settings = name == SETTINGS_KEY && matches!(value.value, Value::Map(_));
+            walk(value, !settings && looks_secret(name), &mut out);
+        }
+    } else {
+        walk(root, false, &mut out);
+    }
     out
 }
 
@@ -174,5 +187,19 @@ mod tests {
             .map(|s| text[s.start..s.end].trim_end())
             .collect();
         assert_eq!(spans, ["line one", "x1"]);
+    }
+
+    #[test]
+    fn the_secrets_settings_section_shows_its_settings_but_not_a_token_under_it() {
+        let text = "secrets:\n  vault:\n    address: https://bao.lab:8200\n    key: homelab\n    token: hvs.x1\n";
+        let root = crate::yaml::parse(text).unwrap();
+        let spans: Vec<&str> = in_tree(&root)
+            .into_iter()
+            .map(|s| text[s.start..s.end].trim_end())
+            .collect();
+        assert_eq!(spans, ["hvs.x1"]);
+        let text = "secrets: x1\n";
+        let root = crate::yaml::parse(text).unwrap();
+        assert_eq!(in_tree(&root).len(), 1);
     }
 }

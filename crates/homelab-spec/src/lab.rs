@@ -10,7 +10,7 @@ use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
     AcmeEnvironment, AlertSeverity, AppAuth, DnsProvider, KubeconfigAddress, NodeRole,
-    OsUpdateMode, PortProtocol,
+    OsUpdateMode, PortProtocol, VaultAuth,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
 
@@ -31,6 +31,39 @@ pub struct Lab {
     pub charts: Vec<UserChart>,
     /// The user's changes to catalog charts, by Helm release name (see [`CATALOG_RELEASES`]).
     pub helm_overrides: BTreeMap<String, HelmOverride>,
+    /// How the secrets file is encrypted besides the age keys.
+    pub secrets: SecretsSettings,
+}
+
+/// The spec's `secrets:` section.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsSettings {
+    /// A Vault/OpenBao transit key that also wraps the secrets file's data key.
+    pub vault: Option<VaultSettings>,
+}
+
+/// A Vault/OpenBao transit key and how to log in to its server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultSettings {
+    /// `scheme://host[:port]`, without a trailing `/`.
+    pub address: String,
+    /// The transit engine's mount path, without leading or trailing `/`.
+    pub transit_path: String,
+    /// The transit key's name.
+    pub key: String,
+    pub auth: VaultAuth,
+}
+
+impl VaultSettings {
+    /// The key in sops's form, `ADDRESS/v1/TRANSIT_PATH/keys/KEY` (`hc_vault_transit_uri`).
+    pub fn key_uri(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.address, self.transit_path, self.key
+        )
+    }
 }
 
 /// Where the spec sets each catalog chart's `helm:` and the Helm release that key changes.

@@ -52,6 +52,56 @@ pub struct RawLab {
     /// HelmRelease for Flux) and checked by `homelab status`.
     #[serde(default)]
     pub charts: Vec<Spanned<RawChart>>,
+    /// How the secrets file is encrypted besides your age keys. Without this section only age
+    /// keys (`homelab secrets init`, `homelab secrets rekey --add age1...`) open it.
+    pub secrets: S<RawSecrets>,
+}
+
+/// How `secrets.sops.yaml` is encrypted besides your age keys.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSecrets {
+    /// A Vault or OpenBao transit key that also wraps the secrets file's data key, in the same
+    /// key group as the age recipients (as `sops` writes it), so either an age key or the
+    /// server opens the file: the server keeps an audit trail of every decryption and a token
+    /// can be revoked. `homelab secrets init` writes new files with it, `homelab secrets
+    /// rekey --add-vault` adds it to an existing file, and the Flux flavor renders the token
+    /// Secret reference Flux needs.
+    pub vault: S<RawVault>,
+}
+
+/// A Vault/OpenBao transit key and how homelab authenticates to its server.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVault {
+    /// The server, `https://host[:port]` without a path, e.g.
+    /// `https://bao.home.example.com:8200` (`http://` sends the token unencrypted: only for
+    /// a server on this machine). Credentials from the environment go to this address when
+    /// `VAULT_ADDR`/`BAO_ADDR` are not set, and never to an address a file names.
+    #[schemars(required)]
+    pub address: S<String>,
+    /// Where the transit secrets engine is mounted on the server. Default: `transit`.
+    pub transit_path: S<String>,
+    /// The transit key's name, e.g. `homelab` (created with `bao write -f
+    /// transit/keys/homelab`); the file's data key is wrapped by
+    /// `<transitPath>/encrypt/<key>`.
+    #[schemars(required)]
+    pub key: S<String>,
+    /// How homelab logs in: `token` (default; `VAULT_TOKEN` or `BAO_TOKEN`) or `approle` (a
+    /// login with `VAULT_ROLE_ID` and `VAULT_SECRET_ID` at `auth/approle`, or at
+    /// `VAULT_APPROLE_MOUNT`). The other kind is used only when the environment lacks this one.
+    pub auth: S<VaultAuth>,
+}
+
+/// How homelab authenticates to Vault/OpenBao.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultAuth {
+    /// A token from `VAULT_TOKEN` or `BAO_TOKEN`.
+    #[default]
+    Token,
+    /// An AppRole login with `VAULT_ROLE_ID` and `VAULT_SECRET_ID`.
+    Approle,
 }
 
 /// A Helm chart of your own.

@@ -271,6 +271,11 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
     );
 
     let charts = charts(&mut c, raw, &services, storage.is_some(), &apps);
+    let secrets = raw
+        .secrets
+        .as_ref()
+        .map(|s| secrets_settings(&mut c, s))
+        .unwrap_or_default();
     cross_checks(
         &mut c,
         raw,
@@ -297,6 +302,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             shares,
             charts,
             helm_overrides,
+            secrets,
         }),
         _ => None,
     };
@@ -1295,6 +1301,160 @@ fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {
         receivers,
         runbook_base_url,
     }
+}
+
+fn secrets_settings(c: &mut Checker, s: &Spanned<RawSecrets>) -> SecretsSettings {
+    let vault = s.vault.as_ref().and_then(|v| vault_settings(c, v));
+    SecretsSettings { vault }
+}
+
+fn vault_settings(c: &mut Checker, v: &Spanned<RawVault>) -> Option<VaultSettings> {
+    let address = c
+        .require(
+            &v.address,
+            v.span,
+            "address",
+            "the Vault/OpenBao server",
+            "add e.g. `address: https://bao.home.example.com:8200`",
+        )
+        .and_then(|a| vault_address(c, a));
+    let transit_path = match &v.transit_path {
+        Some(p) => {
+            let trimmed = p.value.trim_matches('/');
+            let ok = !trimmed.is_empty()
+                && trimmed.split('/').all(|seg| {
+                    !seg.is_empty()
+                        && seg != "."
+                        && seg != ".."
+                        && seg
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+                });
+            if !ok {
+                c.error(
+                    Diagnostic::error(
+                        "vault-transit-path",
+                        format!("`{}` is not a secrets engine mount path", p.value),
+                    )
+                    .at(p.span)
+                    .help("write the path the transit engine is mounted at, e.g. `transit` or `sops/transit` (letters, digits, `-`, `_`, `.`, segments separated by `/`)"),
+                );
+                None
+            } else {
+                Some(trimmed.to_string())
+            }
+        }
+        None => Some("transit".to_string()),
+    };
+    let key = c
+        .require(
+            &v.key,
+            v.span,
+            "key",
+            "the transit key that wraps the secrets file's data key",
+            "add e.g. `key: homelab` (create it with `bao write -f transit/keys/homelab`)",
+        )
+        .and_then(|k| {
+            let ok = !k.value.is_empty()
+                && k.value.len() <= 128
+                && k.value
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+                && k.value != "."
+                && k.value != "..";
+            if ok {
+                Some(k.value.clone())
+            } else {
+                c.error(
+                    Diagnostic::error(
+                        "vault-key-name",
+                        format!("`{}` is not a transit key name", k.value),
+                    )
+                    .at(k.span)
+                    .help("write the key's name only, e.g. `homelab` (letters, digits, `-`, `_` and `.`); its mount goes in `transitPath`"),
+                );
+                None
+            }
+        });
+    let auth = v.auth.as_ref().map(|a| a.value).unwrap_or_default();
+    Some(VaultSettings {
+        address: address?,
+        transit_path: transit_path?,
+        key: key?,
+        auth,
+    })
+}
+
+/// `scheme://host[:port]`, normalised without a trailing `/`; an error at it when it is not,
+/// and a warning when a token would cross the network unencrypted.
+fn vault_address(c: &mut Checker, a: &Spanned<String>) -> Option<String> {
+    let text = a.value.trim().trim_end_matches('/');
+    let (scheme, rest) = match text.split_once("://") {
+        Some((s @ ("https" | "http"), rest)) => (s, rest),
+        _ => {
+            c.error(
+                Diagnostic::error(
+                    "vault-address",
+                    format!("`{}` is not a Vault address", a.value),
+                )
+                .at(a.span)
+                .help(if text.contains("://") {
+                    "the address starts with `https://` (or `http://` for a server on this machine), e.g. `https://bao.home.example.com:8200`".to_string()
+                } else {
+                    format!("add the scheme: `https://{text}`")
+                }),
+            );
+            return None;
+        }
+    };
+    let (host, port) = match rest.find(']') {
+        Some(end) if rest.starts_with('[') => {
+            let (h, tail) = rest.split_at(end + 1);
+            (
+                h,
+                (!tail.is_empty()).then(|| tail.strip_prefix(':').unwrap_or("x")),
+            )
+        }
+        _ => match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    let bracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .filter(|inner| inner.chars().all(|ch| ch.is_ascii_hexdigit() || ch == ':'));
+    let bad_host = host.is_empty()
+        || rest.contains(['/', '?', '#', '@', ' '])
+        || (bracketed.is_none()
+            && !host
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.')));
+    let bad_port = port.is_some_and(|p| p.parse::<u16>().map_or(true, |n| n == 0));
+    if bad_host || bad_port {
+        c.error(
+            Diagnostic::error(
+                "vault-address",
+                format!("`{}` is not a Vault address", a.value),
+            )
+            .at(a.span)
+            .label(if bad_port && !bad_host { "the port must be a number from 1 to 65535" } else { "expected scheme://host[:port]" })
+            .help("write the server only, e.g. `https://bao.home.example.com:8200`: no path (homelab adds `/v1/...`), user or query"),
+        );
+        return None;
+    }
+    let loopback = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
+    if scheme == "http" && !loopback {
+        c.error(
+            Diagnostic::warning(
+                "vault-plain-http",
+                format!("the Vault token would cross the network unencrypted to {host}"),
+            )
+            .at(a.span)
+            .help("serve Vault/OpenBao over TLS and write `https://`; `http://` is safe only for a server on this machine"),
+        );
+    }
+    Some(text.to_string())
 }
 
 /// Whether `u` is an http(s) URL; an error diagnostic at it when not.
