@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result, SopsError};
 use crate::identity::{Identities, Recipient};
-use crate::sops::{self, EncryptOptions, SopsDocument};
+use crate::sops::{self, EncryptOptions, KeyUsed, SopsDocument};
 use crate::sops_config::FLUX_ENCRYPTED_REGEX;
 use crate::vault::VaultKey;
 use crate::yaml::{self, Value};
@@ -90,6 +90,8 @@ pub struct RekeyReport {
     pub removed_vault: Vec<String>,
     /// The Vault transit keys now.
     pub vault_keys: Vec<String>,
+    /// Which key opened the file's data key.
+    pub opened_with: Option<KeyUsed>,
 }
 
 impl RekeyReport {
@@ -238,6 +240,7 @@ pub fn rekey_file_keys(
         added_vault,
         removed_vault,
         vault_keys: next_vault.iter().map(VaultKey::uri).collect(),
+        opened_with: doc.opened_with().cloned(),
     };
     if !report.changed() {
         return Ok(report);

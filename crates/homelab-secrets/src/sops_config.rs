@@ -11,6 +11,7 @@ use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::identity::Recipient;
 use crate::sops::{EncryptOptions, EncryptionRule};
+use crate::vault::VaultKey;
 use crate::yaml::{self, Mapping, Value};
 
 /// The config file name sops looks for.
@@ -21,6 +22,8 @@ pub const SECRETS_PATH_REGEX: &str = r"(^|/)secrets\.sops\.yaml$";
 pub const FLUX_SECRETS_PATH_REGEX: &str = r"\.sops\.yaml$";
 /// What Flux Secrets encrypt: only `data` and `stringData`, so Flux can read the rest.
 pub const FLUX_ENCRYPTED_REGEX: &str = "^(data|stringData)$";
+/// The creation-rule key sops reads Vault transit keys from.
+const VAULT_URI_KEY: &str = "hc_vault_transit_uri";
 
 /// One `creation_rules` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +60,7 @@ impl CreationRule {
             .map(|r| r.parse())
             .collect::<Result<Vec<Recipient>>>()?;
         // sops's `hc_vault_transit_uri`: comma-separated transit key URIs.
-        let vault = match self.other.get("hc_vault_transit_uri") {
+        let vault = match self.other.get(VAULT_URI_KEY) {
             Some(Value::Str(uris)) => uris
                 .split(',')
                 .map(str::trim)
@@ -244,6 +247,32 @@ impl SopsConfig {
         changed
     }
 
+    /// Sets the transit keys of the secrets-store rule (`hc_vault_transit_uri`, as sops reads
+    /// it; removed when there are none). Returns whether anything changed.
+    pub fn set_homelab_vault_keys(&mut self, keys: &[VaultKey]) -> bool {
+        let wanted = keys.iter().map(VaultKey::uri).collect::<Vec<_>>().join(",");
+        let mut changed = false;
+        for rule in &mut self.creation_rules {
+            if rule.path_regex.as_deref() != Some(SECRETS_PATH_REGEX) {
+                continue;
+            }
+            let have = match rule.other.get(VAULT_URI_KEY) {
+                Some(Value::Str(s)) => s.clone(),
+                _ => String::new(),
+            };
+            if have == wanted {
+                continue;
+            }
+            if wanted.is_empty() {
+                rule.other.remove(VAULT_URI_KEY);
+            } else {
+                rule.other.insert(VAULT_URI_KEY, Value::Str(wanted.clone()));
+            }
+            changed = true;
+        }
+        changed
+    }
+
     /// Sets the recipients of homelab's rules (after a rekey). Returns whether anything changed.
     pub fn set_homelab_recipients(&mut self, recipients: &[Recipient]) -> bool {
         let wanted: Vec<String> = recipients.iter().map(ToString::to_string).collect();
@@ -357,12 +386,24 @@ impl SopsConfig {
 /// Writes homelab's rules into `path` (creating it, or adding the rules to an existing file
 /// without touching its other rules). Returns whether the file changed.
 pub fn write_homelab_rules(path: &Path, recipients: &[Recipient]) -> Result<bool> {
+    write_homelab_rules_with(path, recipients, None)
+}
+
+/// Like [`write_homelab_rules`]; with `vault`, the secrets-store rule also names these transit
+/// keys, so files sops creates there are wrapped by them too.
+pub fn write_homelab_rules_with(
+    path: &Path,
+    recipients: &[Recipient],
+    vault: Option<&[VaultKey]>,
+) -> Result<bool> {
     let mut config = if path.exists() {
         SopsConfig::load(path)?
     } else {
         SopsConfig::default()
     };
-    let changed = config.apply_homelab_rules(recipients) || !path.exists();
+    let added = config.apply_homelab_rules(recipients);
+    let keys_changed = vault.is_some_and(|keys| config.set_homelab_vault_keys(keys));
+    let changed = added || keys_changed || !path.exists();
     if changed {
         config.write(path)?;
     }

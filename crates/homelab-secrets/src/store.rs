@@ -14,7 +14,8 @@ use crate::generate::{
 };
 use crate::identity::{Identities, Recipient};
 use crate::redact::KnownSecrets;
-use crate::sops::{self, EncryptOptions, METADATA_KEY, SopsDocument};
+use crate::sops::{self, EncryptOptions, KeyUsed, METADATA_KEY, SopsDocument};
+use crate::vault::VaultKey;
 use crate::yaml::{Mapping, Value};
 
 /// The store's file name, at the root of the lab repository.
@@ -153,6 +154,18 @@ impl SecretsStore {
     /// A new, empty store for `recipients` (written by [`SecretsStore::save`]). Refuses when
     /// the file exists.
     pub fn create(path: &Path, recipients: &[Recipient]) -> Result<Self> {
+        Self::create_with_keys(path, recipients, &[], &Identities::empty())
+    }
+
+    /// A new, empty store whose data key is encrypted to `recipients` and wrapped by the
+    /// transit keys `vault` (with the Vault credentials of `identities`). Refuses when the
+    /// file exists; nothing is written when a Vault call fails.
+    pub fn create_with_keys(
+        path: &Path,
+        recipients: &[Recipient],
+        vault: &[VaultKey],
+        identities: &Identities,
+    ) -> Result<Self> {
         if path.exists() {
             return Err(Error::StoreShape {
                 path: path.to_owned(),
@@ -160,10 +173,13 @@ impl SecretsStore {
                     .to_owned(),
             });
         }
-        let file = SopsDocument::new(Vec::new(), &EncryptOptions::new(recipients.to_vec()))
-            .map_err(|reason| Error::Encrypt {
-                path: path.to_owned(),
-                reason,
+        let options = EncryptOptions::new(recipients.to_vec()).with_vault(vault.to_vec());
+        let file =
+            SopsDocument::new_with_keys(Vec::new(), &options, identities).map_err(|reason| {
+                Error::Encrypt {
+                    path: path.to_owned(),
+                    reason,
+                }
             })?;
         Ok(Self {
             path: path.to_owned(),
@@ -194,6 +210,16 @@ impl SecretsStore {
     /// The age recipients of the store.
     pub fn recipients(&self) -> Vec<String> {
         self.file.recipients()
+    }
+
+    /// The Vault transit keys of the store, in sops's URI form.
+    pub fn vault_keys(&self) -> Vec<String> {
+        self.file.vault_keys()
+    }
+
+    /// Which key opened the store (`None` for a store created now).
+    pub fn opened_with(&self) -> Option<&KeyUsed> {
+        self.file.opened_with()
     }
 
     /// Whether there are unsaved changes.

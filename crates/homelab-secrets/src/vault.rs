@@ -468,6 +468,29 @@ pub struct VaultEnv {
     pub approle_mount: Option<String>,
     /// `VAULT_CACERT` (else `BAO_CACERT`): a CA file to trust instead of the system's.
     pub ca_cert: Option<std::path::PathBuf>,
+    /// The lab's own server (the spec's `secrets.vault`): where a token or AppRole login
+    /// goes when its address variable is unset, and which kind is used first there.
+    pub lab: Option<LabVault>,
+}
+
+/// Which kind of credential a lab logs in to its server with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VaultAuthKind {
+    /// `VAULT_TOKEN` / `BAO_TOKEN`.
+    #[default]
+    Token,
+    /// An AppRole login with `VAULT_ROLE_ID` and `VAULT_SECRET_ID`.
+    AppRole,
+}
+
+/// The lab's Vault server as its spec names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabVault {
+    /// `scheme://host[:port]`.
+    pub address: String,
+    /// The credential used first for this address; the other kind only when the
+    /// environment lacks this one.
+    pub auth: VaultAuthKind,
 }
 
 impl fmt::Debug for VaultEnv {
@@ -482,6 +505,7 @@ impl fmt::Debug for VaultEnv {
             .field("secret_id", &set(self.secret_id.is_some()))
             .field("approle_mount", &self.approle_mount)
             .field("ca_cert", &self.ca_cert)
+            .field("lab", &self.lab)
             .finish()
     }
 }
@@ -500,7 +524,15 @@ impl VaultEnv {
             secret_id: either("VAULT_SECRET_ID", "BAO_SECRET_ID").map(SecretString::from),
             approle_mount: either("VAULT_APPROLE_MOUNT", "BAO_APPROLE_MOUNT"),
             ca_cert: either("VAULT_CACERT", "BAO_CACERT").map(Into::into),
+            lab: None,
         }
+    }
+
+    /// The same variables with the lab's server as the address of credentials whose address
+    /// variable is unset.
+    pub fn with_lab(mut self, lab: Option<LabVault>) -> Self {
+        self.lab = lab;
+        self
     }
 
     /// Whether any credential variable is set.
@@ -509,9 +541,14 @@ impl VaultEnv {
     }
 
     /// The credentials: a token for `VAULT_ADDR` and one for `BAO_ADDR`; an AppRole login for
-    /// the address without a token. A token without its address is an error: homelab would
-    /// otherwise have to send it to whatever address a file names.
+    /// the address without a token. The lab's server (see [`VaultEnv::with_lab`]) stands in
+    /// for an unset address variable, and there the lab's kind of credential comes first. A
+    /// token without any address is an error: homelab would otherwise have to send it to
+    /// whatever address a file names.
     pub fn credentials(&self) -> Result<Vec<Arc<VaultCredential>>, VaultError> {
+        let lab_address = self.lab.as_ref().map(|l| l.address.clone());
+        let vault_addr = self.vault_addr.clone().or(lab_address.clone());
+        let bao_addr = self.bao_addr.clone().or(lab_address);
         let ca = match &self.ca_cert {
             Some(path) => Some(std::fs::read(path).map_err(|e| VaultError::Unreachable {
                 address: path.display().to_string(),
@@ -522,12 +559,12 @@ impl VaultEnv {
         let mut out = Vec::new();
         let pairs = [
             (
-                &self.vault_addr,
+                &vault_addr,
                 &self.vault_token,
                 ENV_VAULT_ADDR,
                 ENV_VAULT_TOKEN,
             ),
-            (&self.bao_addr, &self.bao_token, ENV_BAO_ADDR, ENV_BAO_TOKEN),
+            (&bao_addr, &self.bao_token, ENV_BAO_ADDR, ENV_BAO_TOKEN),
         ];
         for (addr, token, addr_name, token_name) in pairs {
             match (addr, token) {
@@ -553,6 +590,7 @@ impl VaultEnv {
                 .or(self.bao_addr.as_ref().filter(|_| self.bao_token.is_none()))
                 .or(self.vault_addr.as_ref())
                 .or(self.bao_addr.as_ref())
+                .or(vault_addr.as_ref())
                 .ok_or_else(|| VaultError::InvalidKey {
                     value: "VAULT_ROLE_ID".to_owned(),
                     reason: "an AppRole login needs VAULT_ADDR (or BAO_ADDR)".to_owned(),
@@ -565,6 +603,12 @@ impl VaultEnv {
                 secret_id.clone(),
                 "VAULT_ROLE_ID/VAULT_SECRET_ID",
             )?);
+        }
+        // The first credential for an address is the one used there: put the lab's kind first.
+        if let Some(lab) = &self.lab
+            && lab.auth == VaultAuthKind::AppRole
+        {
+            out.sort_by_key(|c| !matches!(c.auth, Auth::AppRole { .. }));
         }
         Ok(out
             .into_iter()
@@ -738,5 +782,53 @@ mod tests {
         let creds = env.credentials().unwrap();
         assert_eq!(creds[0].address(), "http://127.0.0.1:8200");
         assert!(!format!("{creds:?} {env:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn the_labs_server_stands_in_for_an_unset_address_and_its_kind_comes_first() {
+        let lab = |auth| LabVault {
+            address: "https://bao.lab:8200".into(),
+            auth,
+        };
+        let env = VaultEnv {
+            vault_token: Some(SecretString::from("hvs.SECRET".to_owned())),
+            role_id: Some("role".into()),
+            secret_id: Some(SecretString::from("SECRET-ID".to_owned())),
+            ..VaultEnv::default()
+        };
+        let token_first = env
+            .clone()
+            .with_lab(Some(lab(VaultAuthKind::Token)))
+            .credentials()
+            .unwrap();
+        let shown: Vec<String> = token_first
+            .iter()
+            .map(|c| format!("{} for {}", c.describe(), c.address()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "token from VAULT_TOKEN for https://bao.lab:8200",
+                "AppRole login from VAULT_ROLE_ID/VAULT_SECRET_ID for https://bao.lab:8200"
+            ]
+        );
+        let approle_first = env
+            .clone()
+            .with_lab(Some(lab(VaultAuthKind::AppRole)))
+            .credentials()
+            .unwrap();
+        assert!(approle_first[0].describe().starts_with("AppRole"));
+        // VAULT_ADDR set: the token is for that server, not the lab's.
+        let elsewhere = VaultEnv {
+            vault_addr: Some("http://127.0.0.1:8200".into()),
+            role_id: None,
+            secret_id: None,
+            ..env
+        }
+        .with_lab(Some(lab(VaultAuthKind::Token)))
+        .credentials()
+        .unwrap();
+        assert_eq!(elsewhere.len(), 1);
+        assert_eq!(elsewhere[0].address(), "http://127.0.0.1:8200");
     }
 }
