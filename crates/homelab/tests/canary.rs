@@ -1,13 +1,18 @@
 //! The canary test: with a secrets file holding known canary values, every command that
 //! reads the lab (render in both flavors, plan, validate with errors, secrets list/init/edit/
 //! rekey/scan), in text, `--output json` and `-v`, must show none of them, plain or base64,
-//! on stdout, on stderr or in any file it writes.
+//! on stdout, on stderr or in any file it writes. The same holds for a lab whose secrets file
+//! is also wrapped by a Vault/OpenBao transit key (a real OpenBao server), opened through
+//! Vault alone, and the Vault token never shows either.
 
 #[path = "common/run.rs"]
 mod run;
 
 #[path = "secrets/support.rs"]
 mod support;
+
+#[path = "../../homelab-secrets/tests/common/tools.rs"]
+mod tools;
 
 use std::path::Path;
 
@@ -18,7 +23,10 @@ use support::*;
 
 /// A seed lab whose secrets file holds a canary for every secret the lab needs.
 fn canary_lab() -> (Lab, Canaries) {
-    let lab = Lab::seed();
+    canary_lab_with(Lab::seed())
+}
+
+fn canary_lab_with(lab: Lab) -> (Lab, Canaries) {
     lab.init_secrets();
     let list = lab
         .run(&["secrets", "list", "--output", "json"])
@@ -192,4 +200,128 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// Arguments, extra environment and the exit code expected.
+type VaultRun<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32);
+
+#[test]
+fn no_vault_path_shows_a_secret_value_or_the_token() {
+    let bao = tools::Bao::start();
+    let token = bao.sops_token();
+    let spec = format!(
+        "{}\nsecrets:\n  vault:\n    address: {}\n    key: homelab\n",
+        homelab_spec::templates::SEED,
+        bao.address
+    );
+    let mut lab = Lab::with_spec(&spec);
+    lab.set_env("VAULT_TOKEN", &token);
+    let (lab, canaries) = canary_lab_with(lab);
+    lab.run(&["secrets", "rekey", "--add-vault"]).ok();
+    let keyless = lab.root().join("keyless-home");
+    std::fs::create_dir(&keyless).unwrap();
+    let keyless = keyless.display().to_string();
+    let revoked = bao.sops_token();
+    bao.ok(&["token", "revoke", &revoked]);
+    let (_, other) = age_keygen(&lab.root().join("other.key"));
+
+    let commands: Vec<VaultRun> = vec![
+        (vec!["secrets", "list"], vec![("HOME", &keyless)], 0),
+        (vec!["secrets", "init"], vec![("HOME", &keyless)], 0),
+        (vec!["secrets", "edit"], vec![("HOME", &keyless)], 0),
+        (
+            vec!["secrets", "rekey", "--add-vault"],
+            vec![("HOME", &keyless)],
+            0,
+        ),
+        (
+            vec!["secrets", "rekey", "--add", &other],
+            vec![("HOME", &keyless)],
+            0,
+        ),
+        (
+            vec!["secrets", "rotate", "cloudflare-api-token"],
+            vec![("HOME", &keyless)],
+            2,
+        ),
+        (vec!["validate"], vec![("HOME", &keyless)], 0),
+        (
+            vec!["secrets", "get", "k3s-token"],
+            vec![("HOME", &keyless), ("VAULT_TOKEN", &revoked)],
+            1,
+        ),
+        (
+            vec!["secrets", "rekey", "--remove-vault"],
+            vec![("HOME", &keyless), ("VAULT_TOKEN", &revoked)],
+            1,
+        ),
+        (vec!["secrets", "list"], vec![("VAULT_TOKEN", &revoked)], 0),
+        (
+            vec!["secrets", "scan", "--no-history"],
+            vec![("HOME", &keyless)],
+            0,
+        ),
+    ];
+    let mut leaks = Vec::new();
+    for (args, env, code) in &commands {
+        for extra in [
+            &[][..],
+            &["--output", "json"][..],
+            &["-v"][..],
+            &["-vv"][..],
+        ] {
+            let mut all: Vec<&str> = args.clone();
+            all.extend_from_slice(extra);
+            let mut env = env.clone();
+            env.push(("EDITOR", "true"));
+            let run = lab.run_with(&all, &env, "");
+            assert_eq!(run.code, *code, "{all:?}:\n{}", run.transcript());
+            leaks.extend(canaries.check_text(&format!("stdout of {all:?}"), &run.stdout));
+            leaks.extend(canaries.check_text(&format!("stderr of {all:?}"), &run.stderr));
+            for t in [&token, &revoked] {
+                assert!(
+                    !run.stdout.contains(t.as_str()) && !run.stderr.contains(t.as_str()),
+                    "{all:?} shows a Vault token:\n{}",
+                    run.transcript()
+                );
+            }
+            if extra.first() == Some(&"-v") && args.contains(&"rekey") && *code == 0 {
+                assert!(
+                    run.stderr.contains("using the Vault transit key"),
+                    "{all:?} opened the file through Vault:\n{}",
+                    run.transcript()
+                );
+            }
+        }
+    }
+    leaks.extend(leaks_in_dir(&canaries, lab.root()));
+    assert!(
+        leaks.is_empty(),
+        "canary values leaked:\n{}",
+        leaks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut files = Vec::new();
+    collect_files(lab.root(), &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(token.as_str()),
+            "{} holds the Vault token",
+            f.display()
+        );
+    }
+    // Positive control: the store is wrapped by the transit key and opens through it.
+    assert!(lab.read("secrets.sops.yaml").contains("hc_vault:"));
+    let run = lab
+        .run_with(&["secrets", "get", "k3s-token"], &[("HOME", &keyless)], "")
+        .ok();
+    assert_eq!(
+        run.stdout.trim_end(),
+        canaries.value("k3s-token").unwrap().expose_secret()
+    );
 }

@@ -1,6 +1,7 @@
 //! Integration tests of `homelab secrets ...` and the secrets check of `homelab validate`,
 //! through the real `homelab` binary with HOME, the age key variables and the editor pointed
-//! at temporary directories: one test binary, one module per concern.
+//! at temporary directories: one test binary, one module per concern. The real `sops` and
+//! OpenBao helpers are the secrets crate's.
 
 #[path = "common/run.rs"]
 mod run;
@@ -22,3 +23,9 @@ mod scan;
 
 #[path = "secrets/validate.rs"]
 mod validate;
+
+#[path = "../../homelab-secrets/tests/common/tools.rs"]
+mod tools;
+
+#[path = "secrets/vault.rs"]
+mod vault;

@@ -144,6 +144,16 @@ impl Lab {
             "XDG_CONFIG_HOME",
             "VISUAL",
             "EDITOR",
+            "VAULT_ADDR",
+            "VAULT_TOKEN",
+            "BAO_ADDR",
+            "BAO_TOKEN",
+            "VAULT_ROLE_ID",
+            "VAULT_SECRET_ID",
+            "BAO_ROLE_ID",
+            "BAO_SECRET_ID",
+            "VAULT_CACERT",
+            "BAO_CACERT",
         ] {
             cmd.env_remove(var);
         }

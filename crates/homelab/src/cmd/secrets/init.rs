@@ -10,15 +10,18 @@ use homelab_secrets::{
 };
 use serde_json::json;
 
-use super::{count, lab_requirements};
+use super::{count, lab_spec};
 use crate::cli::Global;
-use crate::cmd::shared::secrets::{LabFiles, fail};
+use crate::cmd::shared::secrets::{LabFiles, fail, lab_vault, vault_key};
 use crate::exit::{self, Exit};
 use crate::output::Output;
 
 pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> {
-    let requirements = lab_requirements(global, out)?;
-    let env = IdentityEnv::from_process_env();
+    let (loaded, requirements) = lab_spec(global, out)?;
+    let vault = loaded.lab.secrets.vault.as_ref();
+    let vault_key = vault.map(vault_key).transpose()?;
+    let mut env = IdentityEnv::from_process_env();
+    env.vault = env.vault.with_lab(vault.map(lab_vault));
     let config_path = lab.file(SOPS_CONFIG_FILE);
     if config_path.exists() {
         SopsConfig::load(&config_path).map_err(fail)?;
@@ -41,7 +44,8 @@ pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> 
         })?;
         SecretsStore::open(&lab.store, &identities).map_err(fail)?;
     }
-    let done = homelab_secrets::init_lab(&lab.root, &env, &requirements).map_err(fail)?;
+    let done = homelab_secrets::init_lab_with(&lab.root, &env, &requirements, vault_key.as_ref())
+        .map_err(fail)?;
     let public_keys: Vec<String> = Identities::from_env(&env)
         .map_err(fail)?
         .recipients()
@@ -97,6 +101,19 @@ pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> 
             } else {
                 let _ = writeln!(t, "added {} to {store_file}", count(added, "secret"));
             }
+            if done.store_created && !done.vault_keys.is_empty() {
+                let _ = writeln!(
+                    t,
+                    "  its data key is also wrapped by the Vault transit key {}",
+                    done.vault_keys.join(", ")
+                );
+            }
+            if let Some(key) = &done.vault_missing {
+                let _ = writeln!(
+                    t,
+                    "note: {store_file} is not wrapped by the spec's Vault transit key {key}; add it with `homelab secrets rekey --add-vault`"
+                );
+            }
             if !done.generated.generated.is_empty() {
                 let _ = writeln!(
                     t,
@@ -137,6 +154,8 @@ pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> 
             "sopsConfig": { "file": config_file, "changed": done.sops_config_changed },
             "secretsFile": { "file": store_file, "created": done.store_created },
             "recipients": done.recipients,
+            "vaultKeys": done.vault_keys,
+            "vaultMissing": done.vault_missing,
             "generated": done.generated.generated,
             "placeholders": done.generated.placeholders,
             "existing": done.generated.existing,

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use homelab_secrets::SecretRequirement;
+use homelab_spec::LoadedSpec;
 
 use crate::cli::Global;
 use crate::cmd::shared::secrets::LabFiles;
@@ -81,21 +82,19 @@ pub enum SecretsCommand {
         /// The secret's name.
         name: String,
     },
-    /// Add or remove age recipients of secrets.sops.yaml (and homelab's `.sops.yaml` rules).
+    /// Add or remove age recipients and Vault/OpenBao transit keys of secrets.sops.yaml.
     ///
-    /// Only the file's data key is re-encrypted; values stay as they are. You cannot remove
-    /// your own key (add the new one first). Example: `homelab secrets rekey --add age1...`.
-    Rekey {
-        /// A recipient (age public key, `age1...`) to add; repeat for more.
-        #[arg(long = "add", value_name = "AGE1...")]
-        add: Vec<String>,
-        /// A recipient to remove; repeat for more.
-        #[arg(long = "remove", value_name = "AGE1...")]
-        remove: Vec<String>,
-    },
+    /// Only the file's data key is re-encrypted; values stay as they are, and homelab's
+    /// `.sops.yaml` rules follow. You cannot remove your own key (add the new one first).
+    /// Examples: `homelab secrets rekey --add age1...`; `homelab secrets rekey --add-vault`
+    /// (the spec's `secrets.vault` key, with VAULT_TOKEN or an AppRole login for its server).
+    /// Nothing is written when Vault refuses or cannot be reached.
+    Rekey(RekeyArgs),
     /// Print the plaintext of any SOPS YAML file (like `sops -d FILE`), MAC verified.
     Decrypt {
         /// The encrypted file.
+        // Its own id: `file` is the global `-f FILE` (the spec), which clap would overwrite.
+        #[arg(id = "encrypted", value_name = "FILE")]
         file: PathBuf,
     },
     /// Encrypt a plaintext YAML file (like `sops -e FILE`), honouring `.sops.yaml` rules.
@@ -105,6 +104,7 @@ pub enum SecretsCommand {
     /// Prints the result, or replaces the file with `--in-place`.
     Encrypt {
         /// The plaintext YAML file.
+        #[arg(id = "plaintext", value_name = "FILE")]
         file: PathBuf,
         /// Replace the file with its encrypted form (atomically, mode 0600).
         #[arg(long, short = 'i')]
@@ -132,6 +132,25 @@ pub enum SecretsCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// A recipient (age public key, `age1...`) to add; repeat for more.
+    #[arg(long = "add", value_name = "AGE1...")]
+    pub add: Vec<String>,
+    /// A recipient to remove; repeat for more.
+    #[arg(long = "remove", value_name = "AGE1...")]
+    pub remove: Vec<String>,
+    /// A Vault/OpenBao transit key to wrap the data key with too, as sops writes it
+    /// (`https://bao.example.com:8200/v1/transit/keys/homelab`); without a value, the spec's
+    /// `secrets.vault` key.
+    #[arg(long = "add-vault", value_name = "URI", num_args = 0..=1, default_missing_value = "")]
+    pub add_vault: Vec<String>,
+    /// A transit key to remove (without a value, the spec's); refused when no key you hold
+    /// would be left.
+    #[arg(long = "remove-vault", value_name = "URI", num_args = 0..=1, default_missing_value = "")]
+    pub remove_vault: Vec<String>,
+}
+
 pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<u8> {
     let lab = LabFiles::of(&global.file);
     match &args.command {
@@ -141,8 +160,8 @@ pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<
         SecretsCommand::Set { name, force } => values::set(global, &lab, name, *force, out),
         SecretsCommand::Edit => values::edit(&lab, out),
         SecretsCommand::Rotate { name } => values::rotate(global, &lab, name, out),
-        SecretsCommand::Rekey { add, remove } => files::rekey(&lab, add, remove, out),
-        SecretsCommand::Decrypt { file } => files::decrypt(file, out),
+        SecretsCommand::Rekey(rekey) => files::rekey(&lab, rekey, out),
+        SecretsCommand::Decrypt { file } => files::decrypt(&lab, file, out),
         SecretsCommand::Encrypt {
             file,
             in_place,
@@ -161,9 +180,18 @@ pub(crate) fn lab_requirements(
     global: &Global,
     out: &Output,
 ) -> anyhow::Result<Vec<SecretRequirement>> {
+    Ok(lab_spec(global, out)?.1)
+}
+
+/// The valid spec and the lab's secret requirements.
+pub(crate) fn lab_spec(
+    global: &Global,
+    out: &Output,
+) -> anyhow::Result<(LoadedSpec, Vec<SecretRequirement>)> {
     let loaded = spec::load_valid(&global.file, out)?;
     let plan = homelab_plan::plan(&loaded.lab);
-    Ok(homelab_ops::secrets::requirements(&loaded, &plan))
+    let requirements = homelab_ops::secrets::requirements(&loaded, &plan);
+    Ok((loaded, requirements))
 }
 
 /// "1 secret", "3 secrets".

@@ -8,7 +8,7 @@ use homelab_secrets::{Identities, IdentityEnv, KnownSecrets, SecretsStore};
 use serde_json::json;
 
 use super::count;
-use crate::cmd::shared::secrets::{LabFiles, fail};
+use crate::cmd::shared::secrets::{LabFiles, fail, lab_vault, spec_vault};
 use crate::exit;
 use crate::output::Output;
 
@@ -98,8 +98,11 @@ fn known_values(lab: &LabFiles, out: &Output) -> (KnownSecrets, bool) {
         ));
         return (KnownSecrets::new(), false);
     }
-    let opened = Identities::from_env(&IdentityEnv::from_process_env())
-        .and_then(|ids| SecretsStore::open(&lab.store, &ids));
+    let mut env = IdentityEnv::from_process_env();
+    env.vault = env
+        .vault
+        .with_lab(spec_vault(&lab.spec, out).as_ref().map(lab_vault));
+    let opened = Identities::from_env(&env).and_then(|ids| SecretsStore::open(&lab.store, &ids));
     match opened {
         Ok(store) => (store.known_secrets(), true),
         Err(e) => {

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::lab_requirements;
 use crate::cli::Global;
-use crate::cmd::shared::secrets::{LabFiles, fail, identities};
+use crate::cmd::shared::secrets::{LabFiles, fail, lab_identities, opened_with};
 use crate::exit;
 use crate::output::Output;
 
@@ -29,8 +29,9 @@ fn open_store(lab: &LabFiles, out: &Output) -> anyhow::Result<SecretsStore> {
             path: lab.store.clone(),
         }));
     }
-    let ids = identities(out)?;
+    let ids = lab_identities(lab, out)?;
     let store = SecretsStore::open(&lab.store, &ids).map_err(fail)?;
+    opened_with(&lab.store, store.opened_with(), out);
     out.detail(format!(
         "opened {} ({} secrets, recipients {})",
         lab.store.display(),
@@ -259,7 +260,7 @@ pub fn edit(lab: &LabFiles, out: &Output) -> anyhow::Result<u8> {
             path: lab.store.clone(),
         }));
     }
-    let ids = identities(out)?;
+    let ids = lab_identities(lab, out)?;
     let editor = editor_from_env();
     out.detail(format!("editing a decrypted copy with `{editor}`"));
     let outcome = edit_store(&lab.store, &ids, &EditOptions::new(editor)).map_err(fail)?;

@@ -12,7 +12,7 @@ use homelab_plan::Plan;
 use homelab_secrets::SecretsStore;
 use homelab_spec::LoadedSpec;
 
-use super::secrets::{LabFiles, fail, identities};
+use super::secrets::{LabFiles, fail, identities, opened_with};
 use super::spec;
 use crate::cli::Global;
 use crate::exit::{self, Exit};
@@ -116,8 +116,9 @@ pub(crate) fn load_cluster_plan(
     let needs_secrets = plan.components.iter().any(|c| !c.secret_objects.is_empty());
     let cluster = if needs_secrets {
         let files = LabFiles::of(&global.file);
-        let identities = identities(out)?;
+        let identities = identities(loaded.lab.secrets.vault.as_ref(), out)?;
         let store = SecretsStore::open(&files.store, &identities).map_err(fail)?;
+        opened_with(&files.store, store.opened_with(), out);
         cluster_plan::cluster_plan(&plan, &store).map_err(|e| Exit {
             code: exit::FAILURE,
             message: e.to_string(),

@@ -1,10 +1,14 @@
 //! What the commands that read or write the lab's secrets share: where the lab's files are,
-//! the age identities from the environment, and the secrets library's errors as messages with
-//! a next step and an exit code. Never prints a secret value.
+//! the age identities and Vault credentials from the environment (with the spec's
+//! `secrets.vault` server), which key opened a file, and the secrets library's errors as
+//! messages with a next step and an exit code. Never prints a secret value or a token.
 
 use std::path::{Path, PathBuf};
 
-use homelab_secrets::{Error, Identities, IdentityEnv, SopsError};
+use homelab_secrets::{
+    Error, Identities, IdentityEnv, KeyUsed, LabVault, SopsError, VaultAuthKind, VaultKey,
+};
+use homelab_spec::lab::{VaultAuth, VaultSettings};
 
 use crate::exit::{self, Exit};
 use crate::output::Output;
@@ -13,6 +17,7 @@ use crate::output::Output;
 pub(crate) struct LabFiles {
     pub root: PathBuf,
     pub store: PathBuf,
+    pub spec: PathBuf,
 }
 
 impl LabFiles {
@@ -20,6 +25,7 @@ impl LabFiles {
         LabFiles {
             root: homelab_ops::secrets::lab_dir(spec),
             store: homelab_ops::secrets::secrets_file(spec),
+            spec: spec.to_path_buf(),
         }
     }
 
@@ -33,11 +39,71 @@ impl LabFiles {
     }
 }
 
-/// The age identities from the environment, with where they came from on `-v`.
-pub(crate) fn identities(out: &Output) -> anyhow::Result<Identities> {
-    let ids = Identities::from_env(&IdentityEnv::from_process_env()).map_err(fail)?;
+/// The age identities and Vault credentials from the environment, with the lab's server
+/// (`secrets.vault`) as the address of a credential whose address variable is unset; says
+/// where each came from on `-v`.
+pub(crate) fn identities(
+    vault: Option<&VaultSettings>,
+    out: &Output,
+) -> anyhow::Result<Identities> {
+    let mut env = IdentityEnv::from_process_env();
+    env.vault = env.vault.with_lab(vault.map(lab_vault));
+    let ids = Identities::from_env(&env).map_err(fail)?;
     out.detail(format!("age identities: {}", ids.describe()));
+    let vault_ids = ids.describe_vault();
+    if !vault_ids.is_empty() {
+        out.detail(format!(
+            "Vault credentials (tried after the age identities): {}",
+            vault_ids.join(", ")
+        ));
+    }
     Ok(ids)
+}
+
+/// The lab's `secrets.vault` for commands that do not need the rest of the spec: `None`
+/// without a spec file; a spec that does not load is reported as a warning, and then only
+/// the environment's Vault settings count.
+pub(crate) fn spec_vault(spec: &Path, out: &Output) -> Option<VaultSettings> {
+    if !spec.is_file() {
+        return None;
+    }
+    match super::spec::read(spec) {
+        Ok(Ok(loaded)) => loaded.lab.secrets.vault,
+        Ok(Err(_)) | Err(_) => {
+            out.warn(format!(
+                "{} is not valid, so its `secrets.vault` settings are not used (`homelab validate` shows why); Vault credentials come from VAULT_ADDR/BAO_ADDR only",
+                spec.display()
+            ));
+            None
+        }
+    }
+}
+
+/// The identities for a lab whose spec is not otherwise read.
+pub(crate) fn lab_identities(lab: &LabFiles, out: &Output) -> anyhow::Result<Identities> {
+    identities(spec_vault(&lab.spec, out).as_ref(), out)
+}
+
+pub(crate) fn lab_vault(v: &VaultSettings) -> LabVault {
+    LabVault {
+        address: v.address.clone(),
+        auth: match v.auth {
+            VaultAuth::Token => VaultAuthKind::Token,
+            VaultAuth::Approle => VaultAuthKind::AppRole,
+        },
+    }
+}
+
+/// The spec's transit key in the secrets library's form.
+pub(crate) fn vault_key(v: &VaultSettings) -> anyhow::Result<VaultKey> {
+    VaultKey::new(&v.address, &v.transit_path, &v.key).map_err(|e| fail(Error::Vault(e)))
+}
+
+/// `-v`: which key opened a file.
+pub(crate) fn opened_with(file: &Path, used: Option<&KeyUsed>, out: &Output) {
+    if let Some(used) = used {
+        out.detail(format!("opened {} using {used}", file.display()));
+    }
 }
 
 /// A library error as the CLI reports it: exit 2 for bad input, 1 otherwise, with what to do
@@ -92,6 +158,7 @@ fn hint(err: &Error) -> Option<String> {
         | Error::StoreShape { .. }
         | Error::IdentityPermissions { .. }
         | Error::IdentityParse { .. }
+        | Error::Vault(_)
         | Error::Encrypt { .. } => "nothing was changed".into(),
         _ => return None,
     })
