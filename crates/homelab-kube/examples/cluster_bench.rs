@@ -1,10 +1,9 @@
-//! Benchmark driver for scripts/bench-status: writes the seed-sized plan and checks, applies,
-//! times `status` and no-op re-applies, and writes the equivalent sequential kubectl script.
+//! Benchmark driver for the apply part of scripts/bench-status: writes the seed-sized plan and
+//! times applies of it (`status` itself is timed through the CLI on the seed lab, see
+//! `bench_seed_lab_status_through_the_cli` in crates/homelab/tests/cluster.rs).
 //!
-//! cluster_bench write DIR                      plan.json, checks.json, kubectl-checks.sh
+//! cluster_bench write DIR                      plan.json
 //! cluster_bench apply KUBECONFIG PLAN RUNS     times RUNS applies (the first may create)
-//! cluster_bench status KUBECONFIG CHECKS RUNS  times RUNS status passes
-//! cluster_bench backups KUBECONFIG CHECKS      marks every backup CronJob as just succeeded
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -12,12 +11,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use homelab_kube::{
-    ApplyOptions, ApplyPlan, Cluster, Health, KubeconfigSource, StatusChecks, StatusOptions,
-};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::ApiResource;
-use serde_json::json;
+use homelab_kube::{ApplyOptions, ApplyPlan, Cluster, KubeconfigSource};
 
 fn summary(name: &str, times: &[Duration]) {
     let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -47,70 +41,14 @@ async fn connect(kubeconfig: &str) -> Cluster {
     .expect("connect")
 }
 
-fn kubectl_script(checks: &StatusChecks) -> String {
-    let mut s = String::from(
-        "#!/usr/bin/env bash\n# The checks of `homelab status`, one sequential kubectl call each.\nset -u\nk() { kubectl --kubeconfig \"$KUBECONFIG_FILE\" \"$@\"; }\nk get --raw /version >/dev/null\nk get nodes -o json >/dev/null\n",
-    );
-    for c in &checks.components {
-        for h in &c.helm_charts {
-            s += &format!(
-                "job=$(k -n {0} get helmcharts.helm.cattle.io {1} -o jsonpath='{{.status.jobName}}')\nk -n {0} get jobs.batch \"$job\" -o jsonpath='{{.status.succeeded}}' >/dev/null\n",
-                h.namespace, h.name
-            );
-        }
-        for w in &c.workloads {
-            s += &format!(
-                "k -n {} get {}.apps {} -o jsonpath='{{.status}}' >/dev/null\n",
-                c.namespace,
-                w.kind.to_string().to_lowercase() + "s",
-                w.name
-            );
-        }
-        for p in &c.pvcs {
-            s += &format!(
-                "k -n {} get persistentvolumeclaims {} -o jsonpath='{{.status.phase}}' >/dev/null\n",
-                c.namespace, p
-            );
-        }
-        for l in &c.load_balancers {
-            s += &format!(
-                "k -n {} get services {} -o jsonpath='{{.status.loadBalancer.ingress}}' >/dev/null\n",
-                c.namespace, l
-            );
-        }
-        for cert in &c.certificates {
-            s += &format!(
-                "k -n {} get certificates.cert-manager.io {} -o jsonpath='{{.status}}' >/dev/null\n",
-                c.namespace, cert
-            );
-        }
-    }
-    for b in &checks.backups {
-        s += &format!(
-            "k -n {} get cronjobs.batch {} -o jsonpath='{{.status.lastSuccessfulTime}}' >/dev/null\n",
-            b.namespace, b.cronjob
-        );
-    }
-    s
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("write") => {
             let dir = PathBuf::from(&args[1]);
-            let (plan, checks) = support::seed_sized_lab();
-            let mut checks: StatusChecks = serde_json::from_value(checks).unwrap();
-            // URL checks need DNS for the lab's names; kubectl cannot do them either.
-            checks.urls.clear();
+            let (plan, _) = support::seed_sized_lab();
             std::fs::write(dir.join("plan.json"), plan.to_string()).unwrap();
-            std::fs::write(
-                dir.join("checks.json"),
-                serde_json::to_string(&checks).unwrap(),
-            )
-            .unwrap();
-            std::fs::write(dir.join("kubectl-checks.sh"), kubectl_script(&checks)).unwrap();
             let objects: usize = serde_json::from_value::<ApplyPlan>(plan)
                 .unwrap()
                 .units
@@ -150,50 +88,6 @@ async fn main() {
             summary("apply", &times);
             if let (Some(a), Some(b)) = (before, served(&cluster).await) {
                 println!("  API requests per run: {}", (b - a) / runs as u64);
-            }
-        }
-        Some("status") => {
-            let cluster = connect(&args[1]).await;
-            let checks: StatusChecks =
-                serde_json::from_slice(&std::fs::read(&args[2]).unwrap()).unwrap();
-            let runs: usize = args[3].parse().unwrap();
-            let mut times = Vec::new();
-            let before = served(&cluster).await;
-            for _ in 0..runs {
-                let start = Instant::now();
-                let report = cluster.status(&checks, &StatusOptions::default()).await;
-                times.push(start.elapsed());
-                assert_eq!(report.health, Health::Healthy, "{:#?}", report.problems);
-            }
-            summary("status", &times);
-            if let (Some(a), Some(b)) = (before, served(&cluster).await) {
-                println!("  API requests per run: {}", (b - a) / runs as u64);
-            }
-        }
-        Some("backups") => {
-            let cluster = connect(&args[1]).await;
-            let checks: StatusChecks =
-                serde_json::from_slice(&std::fs::read(&args[2]).unwrap()).unwrap();
-            let cronjobs = ApiResource {
-                group: "batch".into(),
-                version: "v1".into(),
-                api_version: "batch/v1".into(),
-                kind: "CronJob".into(),
-                plural: "cronjobs".into(),
-            };
-            let now = k8s_openapi::jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
-            for b in &checks.backups {
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(cluster.client().clone(), &b.namespace, &cronjobs);
-                api.patch_status(
-                    &b.cronjob,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"lastSuccessfulTime": now}})),
-                )
-                .await
-                .expect("mark backup");
             }
         }
         _ => {

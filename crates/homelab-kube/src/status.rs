@@ -469,7 +469,8 @@ impl Cluster {
     }
 
     /// Checks everything in `checks` in one round: `GET /version`, one list per kind the
-    /// checks need (cluster-wide, all at once) and every URL probe start together, and each
+    /// checks need (cluster-wide, all at once) and every URL probe start together (the probes'
+    /// trusted certificates are loaded on a blocking thread meanwhile), and each
     /// check is then read from those lists. Passing API failures are retried under
     /// `options.retry` and reported to `progress`; when `/version` fails for good the report
     /// says unreachable without waiting for the rest.
@@ -485,14 +486,28 @@ impl Cluster {
         let lists = futures::future::join_all(needed.iter().map(|(kind, namespaces)| {
             list_kind(&client, *kind, namespaces, &options.retry, progress)
         }));
-        let tls_config = client_config(&options.tls);
-        let urls = futures::stream::iter(checks.urls.iter().map(|url| {
-            let tls_config = tls_config.clone();
-            let tls = &options.tls;
-            async move { url_status(url, tls_config, tls).await }
-        }))
-        .buffered(options.concurrency.max(1))
-        .collect::<Vec<_>>();
+        // Loading the system's trusted certificates reads and parses a few hundred files: that
+        // happens on a blocking thread while the lists are on their way, not before them.
+        let tls_config = (!checks.urls.is_empty()).then(|| {
+            let tls = options.tls.clone();
+            tokio::task::spawn_blocking(move || client_config(&tls))
+        });
+        let urls = async {
+            let Some(tls_config) = tls_config else {
+                return Vec::new();
+            };
+            let tls_config = tls_config
+                .await
+                .unwrap_or_else(|e| Err(format!("the TLS configuration could not be built: {e}")));
+            futures::stream::iter(checks.urls.iter().map(|url| {
+                let tls_config = tls_config.clone();
+                let tls = &options.tls;
+                async move { url_status(url, tls_config, tls).await }
+            }))
+            .buffered(options.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+        };
         let rest = futures::future::join(lists, urls);
         let version = self.ping_with(&options.retry, progress);
         let (version, (lists, urls)) =

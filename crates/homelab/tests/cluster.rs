@@ -717,33 +717,68 @@ fn finish_like_the_controllers(standin: &StandIn, ingress_ip: &str) {
     );
 }
 
-#[test]
-fn status_reports_healthy_then_names_each_problem_then_unreachable() {
-    let standin = seed_standin(StandInOptions::default());
-    let lab = lab_with_secrets(homelab_spec::templates::SEED);
-    homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
-    finish_like_the_controllers(&standin, "192.168.2.100");
-    let certs = tempfile::tempdir().unwrap();
-    make_certificates(certs.path(), "*.home.jetzinger.com");
-    let https = HttpsServer::start(certs.path(), "TLSv1_3");
-    let resolve = format!("*=127.0.0.1:{}", https.port);
-    let ca = certs.path().join("ca.pem").display().to_string();
-    let status_args = [
-        "status",
-        "--resolve",
-        resolve.as_str(),
-        "--ca-file",
-        ca.as_str(),
-    ];
+/// The seed lab applied to a stand-in and finished as its controllers would, with an HTTPS
+/// server (its certificate from a private CA) answering for every URL of the lab.
+struct HealthySeedLab {
+    standin: StandIn,
+    lab: Lab,
+    https: HttpsServer,
+    resolve: String,
+    ca: String,
+    _certs: tempfile::TempDir,
+}
 
-    // Every check passes once the controllers have done their part.
-    let wait_healthy = || {
+impl HealthySeedLab {
+    /// `logging`: the HTTPS server notes each request it receives.
+    fn start(options: StandInOptions, logging: bool) -> HealthySeedLab {
+        let standin = seed_standin(options);
+        let lab = lab_with_secrets(homelab_spec::templates::SEED);
+        homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+        finish_like_the_controllers(&standin, "192.168.2.100");
+        let certs = tempfile::tempdir().unwrap();
+        make_certificates(certs.path(), "*.home.jetzinger.com");
+        let https = if logging {
+            HttpsServer::start_logging(certs.path(), "TLSv1_3")
+        } else {
+            HttpsServer::start(certs.path(), "TLSv1_3")
+        };
+        let resolve = format!("*=127.0.0.1:{}", https.port);
+        let ca = certs.path().join("ca.pem").display().to_string();
+        HealthySeedLab {
+            standin,
+            lab,
+            https,
+            resolve,
+            ca,
+            _certs: certs,
+        }
+    }
+
+    /// `homelab status` with the lab's URLs sent to the HTTPS server, then `extra`.
+    fn status(&self, extra: &[&str]) -> Run {
+        self.status_via(&self.standin.kubeconfig, extra)
+    }
+
+    /// [`HealthySeedLab::status`] with another kubeconfig.
+    fn status_via(&self, kubeconfig: &Path, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "status",
+            "--resolve",
+            self.resolve.as_str(),
+            "--ca-file",
+            self.ca.as_str(),
+        ];
+        args.extend(extra);
+        homelab(&self.lab, kubeconfig, &args)
+    }
+
+    /// `status --output json` once every check passes (the simulated controllers are quick but
+    /// not instant).
+    fn wait_healthy(&self) -> Run {
         let mut last = None;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            let mut args = status_args.to_vec();
-            args.extend(["--output", "json"]);
-            let run = homelab(&lab, &standin.kubeconfig, &args);
+            let run = self.status(&["--output", "json"]);
             if run.code == 0 {
                 return run;
             }
@@ -751,8 +786,16 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("never healthy:\n{}", last.unwrap().transcript());
-    };
-    let healthy = wait_healthy().json();
+    }
+}
+
+#[test]
+fn status_reports_healthy_then_names_each_problem_then_unreachable() {
+    let seed = HealthySeedLab::start(StandInOptions::default(), false);
+    let (standin, lab) = (&seed.standin, &seed.lab);
+
+    // Every check passes once the controllers have done their part.
+    let healthy = seed.wait_healthy().json();
     assert_eq!(healthy["health"], "healthy");
     assert_eq!(healthy["exitCode"], 0);
     assert_eq!(healthy["nodes"].as_array().unwrap().len(), 3);
@@ -761,7 +804,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
     assert!(urls.len() >= 7, "{urls:?}");
     assert!(urls.iter().all(|u| u["tlsVersion"] == "TLS 1.3"));
     assert_eq!(healthy["backups"][0]["ok"], true);
-    let text = homelab(&lab, &standin.kubeconfig, &status_args).ok();
+    let text = seed.status(&[]).ok();
     assert!(
         text.stdout.starts_with("Lab `home-lab`: healthy"),
         "{}",
@@ -795,9 +838,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         &path("", "v1", "nodes", None, "k3s-worker-02"),
         json!({"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down"}]}),
     );
-    let mut args = status_args.to_vec();
-    args.extend(["--output", "json"]);
-    let sick = homelab(&lab, &standin.kubeconfig, &args).expect(1).json();
+    let sick = seed.status(&["--output", "json"]).expect(1).json();
     assert_eq!(sick["health"], "unhealthy");
     let problems = sick["problems"].as_array().unwrap();
     let subjects: Vec<&str> = problems
@@ -817,7 +858,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
             .iter()
             .all(|p| !p["fix"].as_str().unwrap().is_empty())
     );
-    let text = homelab(&lab, &standin.kubeconfig, &status_args).expect(1);
+    let text = seed.status(&[]).expect(1);
     assert!(
         text.stdout.contains("UNHEALTHY (3 problems)"),
         "{}",
@@ -835,6 +876,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         "standin.kubeconfig",
         std::fs::read(&standin.kubeconfig).unwrap(),
     );
+    let HealthySeedLab { standin, lab, .. } = seed;
     drop(standin);
     let gone = homelab(&lab, &kubeconfig, &["status"]).expect(2);
     assert!(gone.stdout.contains("UNREACHABLE"), "{}", gone.transcript());
@@ -842,6 +884,92 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         gone.stdout.contains("fix: check the cluster is running"),
         "{}",
         gone.stdout
+    );
+}
+
+/// The kind a request lists when it is a list of every namespace (`/api/v1/PLURAL` or
+/// `/apis/GROUP/VERSION/PLURAL`, as `plural.group`); `None` for anything else (a namespaced
+/// list, a read of one object, discovery).
+fn cluster_wide_list(served: &kube_support::Served) -> Option<String> {
+    let parts: Vec<&str> = served.path_only().trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", "v1", plural] => Some(plural.to_string()),
+        ["apis", group, _, plural] => Some(format!("{plural}.{group}")),
+        _ => None,
+    }
+}
+
+#[test]
+fn status_lists_each_kind_once_all_at_once_beside_the_url_probes() {
+    let seed = HealthySeedLab::start(StandInOptions::default(), true);
+    let healthy = seed.wait_healthy().json();
+    let checked: usize = healthy["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["checks"].as_array().unwrap().len())
+        .sum();
+    assert!(checked > 40, "the seed lab has many checks: {checked}");
+
+    // Every answer takes long enough that requests sent one after the other could never be in
+    // flight together, and a URL probe that waited for any list would come after its answer.
+    seed.standin.set_latency(Duration::from_millis(500));
+    seed.standin.clear_journal();
+    seed.https.clear_received();
+    let report = seed.status(&["--output", "json"]).ok().json();
+    assert_eq!(report["health"], "healthy", "{report:#}");
+    let journal = seed.standin.journal();
+
+    let (version, lists): (Vec<_>, Vec<_>) =
+        journal.iter().partition(|s| s.path_only() == "/version");
+    assert_eq!(version.len(), 1, "one version check: {journal:#?}");
+    let mut kinds = Vec::new();
+    for list in &lists {
+        assert_eq!(list.method, "GET", "status only reads: {list:?}");
+        kinds.push(
+            cluster_wide_list(list)
+                .unwrap_or_else(|| panic!("not a list of every namespace: {list:?}")),
+        );
+    }
+    kinds.sort();
+    let distinct: BTreeSet<&String> = kinds.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        kinds.len(),
+        "a kind listed twice: {kinds:?}"
+    );
+    assert_eq!(
+        kinds,
+        [
+            "certificates.cert-manager.io",
+            "cronjobs.batch",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "daemonsets.apps",
+            "deployments.apps",
+            "helmcharts.helm.cattle.io",
+            "jobs.batch",
+            "nodes",
+            "persistentvolumeclaims",
+            "services",
+            "statefulsets.apps",
+        ],
+        "one list for each kind the checks read, whatever the number of objects"
+    );
+    assert!(
+        kube_support::all_in_flight_together(&journal),
+        "every request in flight at once: {journal:#?}"
+    );
+
+    let probes = seed.https.received();
+    let urls = report["urls"].as_array().unwrap();
+    assert_eq!(probes.len(), urls.len(), "one probe per URL: {probes:#?}");
+    let first_answer = journal
+        .iter()
+        .filter_map(|s| s.end)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        probes.iter().all(|p| p.at < first_answer),
+        "every URL probed before the API's first answer: {probes:#?} {journal:#?}"
     );
 }
 
@@ -1387,6 +1515,117 @@ fn bench_seed_lab_noop_reapply_through_the_cli() {
         ms(times[times.len() / 2]),
         ms(times[0]),
         ms(times[times.len() - 1])
+    );
+}
+
+/// Times `homelab status` of the seed lab through the binary against the stand-in with
+/// `BENCH_LATENCY_MS` (default 20) added to every request and the lab's URLs answered by a
+/// local HTTPS server, and, in turn with it, the same checks as a script of sequential
+/// `kubectl get` and `curl` calls; `BENCH_RUNS` (default 5) runs of each, every status run
+/// checked to be healthy and every script run to have failed nowhere. Prints both side by side.
+#[test]
+#[ignore = "a benchmark: run it with scripts/bench-status"]
+fn bench_seed_lab_status_through_the_cli() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let latency = env("BENCH_LATENCY_MS", 20);
+    let runs = (env("BENCH_RUNS", 5) as usize).max(1);
+    let seed = HealthySeedLab::start(StandInOptions::default(), false);
+    seed.wait_healthy();
+    let spec = seed.lab.read("homelab.yaml");
+    let loaded = homelab_spec::load_bytes("homelab.yaml", spec.as_bytes())
+        .unwrap_or_else(|_| panic!("the seed spec is valid"));
+    let checks = homelab_ops::cluster_plan::status_checks(&homelab_plan::plan(&loaded.lab));
+    let script = kube_support::kubectl_status_script(&serde_json::to_value(&checks).unwrap());
+    let calls = kube_support::script_calls(&script);
+    let scratch = tempfile::tempdir().unwrap();
+    // The kubeconfig K3s writes names the cluster's CA, so a client trusts only that and never
+    // loads the system's trust store; the stand-in's (plain HTTP) gets one too, for the same
+    // start-up work as against a real lab.
+    let mut kubeconfig: Value =
+        serde_json::from_slice(&std::fs::read(&seed.standin.kubeconfig).unwrap()).unwrap();
+    let ca = Command::new("base64")
+        .args(["-w0", seed.ca.as_str()])
+        .output()
+        .expect("base64 runs");
+    kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"] =
+        json!(String::from_utf8(ca.stdout).unwrap());
+    let kubeconfig_path = scratch.path().join("kubeconfig");
+    std::fs::write(&kubeconfig_path, kubeconfig.to_string()).unwrap();
+    let script_path = scratch.path().join("kubectl-checks.sh");
+    std::fs::write(&script_path, &script).unwrap();
+    let kubectl = || {
+        let start = Instant::now();
+        let out = Command::new("bash")
+            .arg(&script_path)
+            .env("KUBECONFIG_FILE", &kubeconfig_path)
+            .env("URL_TARGET", format!("127.0.0.1:{}", seed.https.port))
+            .env("CA_FILE", &seed.ca)
+            .env("HOME", scratch.path())
+            .output()
+            .expect("bash runs the kubectl script (kubectl and curl are needed)");
+        let took = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "the kubectl script failed somewhere:\n{stderr}"
+        );
+        took
+    };
+    let status = || {
+        let before = seed.standin.request_count();
+        let start = Instant::now();
+        let run = seed.status_via(&kubeconfig_path, &["--output", "json"]);
+        let took = start.elapsed();
+        assert_eq!(run.code, 0, "healthy:\n{}", run.transcript());
+        (took, seed.standin.request_count() - before)
+    };
+
+    seed.standin.set_latency(Duration::from_millis(latency));
+    // One run of each first: kubectl fills its discovery cache, as on a workstation.
+    status();
+    kubectl();
+    let (mut ours, mut theirs, mut requests) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..runs {
+        let (took, served) = status();
+        ours.push(took);
+        requests = served;
+        theirs.push(kubectl());
+    }
+    ours.sort();
+    theirs.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let row = |what: String, calls: String, times: &[Duration]| {
+        println!(
+            "| {what} | {calls} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            ms(times[times.len() / 2]),
+            ms(times[0]),
+            ms(times[times.len() - 1])
+        )
+    };
+    println!(
+        "| what (seed lab, {latency} ms per API request, {runs} runs) | requests | median | min | max |"
+    );
+    println!("|---|---|---|---|---|");
+    row(
+        "`homelab status --output json` (whole process)".into(),
+        format!("{requests} API + {} URL probes, at once", checks.urls.len()),
+        &ours,
+    );
+    row(
+        "same checks, sequential `kubectl get` and `curl`".into(),
+        format!("{calls} calls, one after another"),
+        &theirs,
+    );
+    println!(
+        "status: median {:.0} ms against an aim of 5 x {latency} ms = {} ms; {:.0}x faster than the script",
+        ms(ours[ours.len() / 2]),
+        5 * latency,
+        ms(theirs[theirs.len() / 2]) / ms(ours[ours.len() / 2])
     );
 }
 

@@ -32,7 +32,10 @@ Faults, for the retry and safety tests (through the admin API or flags):
   lists return every object of the kind, as a server or proxy that drops the parameter would;
 - POST /_standin/mode {"latencyMs": N} changes the latency added to every request.
 GET /_standin/requests says how many API requests were served and the most answered at once
-(`maxInFlight`, reset by DELETE).
+(`maxInFlight`, reset by DELETE); GET /_standin/journal lists each API request (method, path
+with query, when its answer was started and finished, in seconds of the server's monotonic
+clock), so tests can see which requests were made and which were in flight together (cleared
+by DELETE).
 
 Tests talk to it only through the Kubernetes API (and a small /_standin/ admin API for fault
 injection and request counts). It prints "READY <port>" once it listens.
@@ -224,6 +227,7 @@ class StandIn(kmock.KubernetesEmulator):
         self.request_count = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.journal = []        # every API request: method, path with query, start, end
         self.chart_payloads = {}  # (namespace, name) of a HelmChart -> manifests it installs
         self.chart_installed = {}  # (namespace, name) of a HelmChart -> keys it created
         self.lb_addresses = (f'192.0.2.{i}' for i in itertools.count(10))
@@ -301,10 +305,14 @@ class StandIn(kmock.KubernetesEmulator):
         self.request_count += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        entry = {'method': request.method, 'path': request.url.path_qs,
+                 'start': asyncio.get_running_loop().time()}
+        self.journal.append(entry)
         try:
             return await self._serve(request, path)
         finally:
             self.in_flight -= 1
+            entry['end'] = asyncio.get_running_loop().time()
 
     async def _serve(self, request, path):
         if self.request_log is not None:
@@ -390,6 +398,11 @@ class StandIn(kmock.KubernetesEmulator):
             return self._json({'count': self.request_count})
         if path == '/_standin/requests':
             return self._json({'count': self.request_count, 'maxInFlight': self.max_in_flight})
+        if path == '/_standin/journal' and request.method == 'DELETE':
+            self.journal.clear()
+            return self._json({'journal': 0})
+        if path == '/_standin/journal':
+            return self._json({'journal': self.journal})
         if path == '/_standin/charts' and request.method == 'POST':
             chart = dict(request.data)
             self.chart_payloads[(chart['namespace'], chart['name'])] = list(chart.get('objects', []))

@@ -80,6 +80,35 @@ impl Default for StandInOptions {
     }
 }
 
+/// One API request as the stand-in saw it: when it arrived and when its answer was sent,
+/// in seconds of the stand-in's monotonic clock (`end` is `None` while it is in flight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    pub method: String,
+    /// The path with its query string.
+    pub path: String,
+    pub start: f64,
+    pub end: Option<f64>,
+}
+
+impl Served {
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        self.path.split_once('?').map_or(&self.path, |(p, _)| p)
+    }
+}
+
+/// Whether every request of `served` was in flight at one moment: the last to arrive came
+/// before the first answer was sent.
+pub fn all_in_flight_together(served: &[Served]) -> bool {
+    let last_start = served.iter().map(|s| s.start).fold(f64::MIN, f64::max);
+    let first_end = served
+        .iter()
+        .map(|s| s.end.unwrap_or(f64::MAX))
+        .fold(f64::MAX, f64::min);
+    !served.is_empty() && last_start < first_end
+}
+
 /// A running stand-in; stops when dropped.
 pub struct StandIn {
     child: Child,
@@ -260,6 +289,28 @@ impl StandIn {
 
     pub fn reset_max_in_flight(&self) {
         self.request("DELETE", "/_standin/requests", "application/json", None);
+    }
+
+    /// Every API request since the last [`StandIn::clear_journal`], in the order they came.
+    pub fn journal(&self) -> Vec<Served> {
+        let (code, body) = self.request("GET", "/_standin/journal", "application/json", None);
+        assert_eq!(code, 200, "read the journal: {body}");
+        body["journal"]
+            .as_array()
+            .expect("a journal")
+            .iter()
+            .map(|e| Served {
+                method: e["method"].as_str().unwrap_or_default().to_string(),
+                path: e["path"].as_str().unwrap_or_default().to_string(),
+                start: e["start"].as_f64().unwrap_or_default(),
+                end: e["end"].as_f64(),
+            })
+            .collect()
+    }
+
+    pub fn clear_journal(&self) {
+        let (code, _) = self.request("DELETE", "/_standin/journal", "application/json", None);
+        assert_eq!(code, 200);
     }
 
     /// How many API requests the stand-in served so far (its admin API's not counted).
@@ -741,4 +792,81 @@ pub fn seed_sized_lab() -> (Value, Value) {
     let plan = json!({"applyset": {"name": "lab", "namespace": "homelab"}, "fieldManager": "homelab", "units": units});
     let checks = json!({"nodes": ["server-1", "agent-1", "agent-2"], "components": status_components, "urls": urls, "backups": backups});
     (plan, checks)
+}
+
+/// The checks of `homelab status` (`checks`: a `StatusChecks` as JSON) as a bash script that
+/// does each of them with its own sequential `kubectl get` (the HelmChart, then its install Job)
+/// and each URL with its own `curl`, as someone checking a lab by hand or with a shell script
+/// would. It reads the kubeconfig path from `KUBECONFIG_FILE`; `URL_TARGET` (ADDRESS:PORT)
+/// sends every URL there, as `homelab status --resolve '*=ADDRESS:PORT'` does, and `CA_FILE`
+/// names the CA the URLs' certificates are checked against.
+pub fn kubectl_status_script(checks: &Value) -> String {
+    let list = |v: &Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut s = String::from(
+        "#!/usr/bin/env bash\n# The checks of `homelab status`, one sequential kubectl or curl call each.\nset -u\nk() { kubectl --kubeconfig \"$KUBECONFIG_FILE\" \"$@\"; }\nk get --raw /version >/dev/null\nk get nodes -o json >/dev/null\n",
+    );
+    for c in list(checks, "components") {
+        let ns = text(&c["namespace"]);
+        for h in list(&c, "helmCharts") {
+            s += &format!(
+                "job=$(k -n {0} get helmcharts.helm.cattle.io {1} -o jsonpath='{{.status.jobName}}')\nk -n {0} get jobs.batch \"$job\" -o jsonpath='{{.status.succeeded}}' >/dev/null\n",
+                text(&h["namespace"]),
+                text(&h["name"])
+            );
+        }
+        for w in list(&c, "workloads") {
+            s += &format!(
+                "k -n {ns} get {}s.apps {} -o jsonpath='{{.status}}' >/dev/null\n",
+                text(&w["kind"]).to_lowercase(),
+                text(&w["name"])
+            );
+        }
+        for p in list(&c, "pvcs") {
+            s += &format!(
+                "k -n {ns} get persistentvolumeclaims {} -o jsonpath='{{.status.phase}}' >/dev/null\n",
+                text(&p)
+            );
+        }
+        for l in list(&c, "loadBalancers") {
+            s += &format!(
+                "k -n {ns} get services {} -o jsonpath='{{.status.loadBalancer.ingress}}' >/dev/null\n",
+                text(&l)
+            );
+        }
+        for crd in list(&c, "crds") {
+            s += &format!(
+                "k get customresourcedefinitions {} -o jsonpath='{{.status.conditions}}' >/dev/null\n",
+                text(&crd)
+            );
+        }
+        for cert in list(&c, "certificates") {
+            s += &format!(
+                "k -n {ns} get certificates.cert-manager.io {} -o jsonpath='{{.status}}' >/dev/null\n",
+                text(&cert)
+            );
+        }
+    }
+    for u in list(checks, "urls") {
+        s += &format!(
+            "curl -sS -o /dev/null --max-time 10 ${{URL_TARGET:+--connect-to \"::$URL_TARGET\"}} ${{CA_FILE:+--cacert \"$CA_FILE\"}} '{}'\n",
+            text(&u["url"])
+        );
+    }
+    for b in list(checks, "backups") {
+        s += &format!(
+            "k -n {} get cronjobs.batch {} -o jsonpath='{{.status.lastSuccessfulTime}}' >/dev/null\n",
+            text(&b["namespace"]),
+            text(&b["cronjob"])
+        );
+    }
+    s
+}
+
+/// How many `kubectl` and `curl` calls a script from [`kubectl_status_script`] makes.
+pub fn script_calls(script: &str) -> usize {
+    script
+        .lines()
+        .filter(|l| l.starts_with("k ") || l.starts_with("job=$(k ") || l.starts_with("curl "))
+        .count()
 }

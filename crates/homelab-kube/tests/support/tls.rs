@@ -3,7 +3,7 @@
 //! nothing of its own.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -87,12 +87,58 @@ pub fn make_certificates(dir: &Path, name: &str) {
 pub struct HttpsServer {
     child: Child,
     pub port: u16,
+    log: Option<PathBuf>,
+}
+
+/// One request the HTTPS server received: when (seconds of the system's monotonic clock, the
+/// clock of the API stand-in's journal too), for which `Host` and path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub at: f64,
+    pub host: String,
+    pub path: String,
 }
 
 impl HttpsServer {
     /// Serves with the certificate [`make_certificates`] wrote into `dir`, allowing TLS
     /// versions up to `max_tls` (`TLSv1_2` or `TLSv1_3`).
     pub fn start(dir: &Path, max_tls: &str) -> HttpsServer {
+        HttpsServer::spawn(dir, max_tls, None)
+    }
+
+    /// Like [`HttpsServer::start`], noting each request it receives (see
+    /// [`HttpsServer::received`]) in `dir/requests.log`.
+    pub fn start_logging(dir: &Path, max_tls: &str) -> HttpsServer {
+        HttpsServer::spawn(dir, max_tls, Some(dir.join("requests.log")))
+    }
+
+    /// The requests received so far (only when started with [`HttpsServer::start_logging`]).
+    pub fn received(&self) -> Vec<Received> {
+        let Some(log) = &self.log else {
+            return vec![];
+        };
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, ' ');
+                Some(Received {
+                    at: parts.next()?.parse().ok()?,
+                    host: parts.next()?.to_string(),
+                    path: parts.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_received(&self) {
+        if let Some(log) = &self.log {
+            std::fs::write(log, "").expect("truncate the request log");
+        }
+    }
+
+    fn spawn(dir: &Path, max_tls: &str, log: Option<PathBuf>) -> HttpsServer {
         let script =
             super::workspace_root().join("crates/homelab-kube/tests/support/https_server.py");
         let mut child = Command::new(super::test_python())
@@ -100,6 +146,7 @@ impl HttpsServer {
             .arg(dir.join("server.pem"))
             .arg(dir.join("server.key"))
             .arg(max_tls)
+            .args(log.iter())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -112,7 +159,7 @@ impl HttpsServer {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("https server said {line:?}"));
-        HttpsServer { child, port }
+        HttpsServer { child, port, log }
     }
 }
 
