@@ -160,16 +160,6 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-fn api_error(action: &'static str, object: &str, err: &kube::Error) -> JobError {
-    let (code, message) = message_of(err);
-    JobError::Api {
-        action,
-        object: object.to_string(),
-        code,
-        message,
-    }
-}
-
 fn from_apply_error(err: ApplyError) -> JobError {
     match err {
         ApplyError::Api {
@@ -192,9 +182,6 @@ fn from_apply_error(err: ApplyError) -> JobError {
         },
     }
 }
-
-/// Drops every event (for reads whose retries the caller has no progress line for).
-static NO_EVENTS: crate::events::NoProgress = crate::events::NoProgress;
 
 /// Forwards the retry events of the shared retry helper as [`JobEvent::Retrying`].
 struct RetryEvents<'a>(&'a dyn JobProgress);
@@ -245,8 +232,14 @@ fn job_identity(job: &Value) -> Result<(String, String), JobError> {
 /// The objects a Job's pod refers to that do not exist: ConfigMaps and Secrets mounted or read
 /// into the environment, and PersistentVolumeClaims (each as `Kind namespace/name`). A pod
 /// that refers to a missing object does not fail: it waits, so this is worth asking first.
-/// References marked `optional: true` are not checked.
-pub async fn missing_references(cluster: &Cluster, job: &Value) -> Result<Vec<String>, JobError> {
+/// References marked `optional: true` are not checked. Each read is retried under `retry`,
+/// each retry reported to `progress`.
+pub async fn missing_references(
+    cluster: &Cluster,
+    job: &Value,
+    retry: &RetryPolicy,
+    progress: &dyn JobProgress,
+) -> Result<Vec<String>, JobError> {
     let (namespace, _) = job_identity(job)?;
     let mut wanted: Vec<(&'static str, &'static str, String)> = Vec::new();
     let mut want = |kind: &'static str, plural: &'static str, name: Option<&str>| {
@@ -309,7 +302,7 @@ pub async fn missing_references(cluster: &Cluster, job: &Value) -> Result<Vec<St
     for (kind, plural, name) in wanted {
         let resource = api_resource("", "v1", kind, plural);
         let object = format!("{kind} {namespace}/{name}");
-        let found = with_retry(&RetryPolicy::default(), &NO_EVENTS, "read", &object, || {
+        let found = with_retry(retry, &RetryEvents(progress), "read", &object, || {
             get_json(cluster.client(), &resource, Some(&namespace), &name)
         })
         .await
@@ -321,23 +314,41 @@ pub async fn missing_references(cluster: &Cluster, job: &Value) -> Result<Vec<St
     Ok(missing)
 }
 
-/// Reads one object as JSON (`None` when it does not exist), e.g. the CronJob a Job is made
-/// from. `api_version` is `v1` or `group/version`; `plural` the resource name.
+/// Where one object is in the API, e.g. the CronJob a Job is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectAddress<'a> {
+    /// `v1` or `group/version`.
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    /// The resource name, e.g. `cronjobs`.
+    pub plural: &'a str,
+    /// `None` for a cluster-scoped object.
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+/// Reads one object as JSON (`None` when it does not exist), retrying under `retry` and
+/// reporting each retry to `progress`.
 pub async fn get_object(
     cluster: &Cluster,
-    api_version: &str,
-    kind: &str,
-    plural: &str,
-    namespace: Option<&str>,
-    name: &str,
+    address: ObjectAddress<'_>,
+    retry: &RetryPolicy,
+    progress: &dyn JobProgress,
 ) -> Result<Option<Value>, JobError> {
+    let ObjectAddress {
+        api_version,
+        kind,
+        plural,
+        namespace,
+        name,
+    } = address;
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let resource = api_resource(group, version, kind, plural);
     let object = match namespace {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     };
-    with_retry(&RetryPolicy::default(), &NO_EVENTS, "read", &object, || {
+    with_retry(retry, &RetryEvents(progress), "read", &object, || {
         get_json(cluster.client(), &resource, namespace, name)
     })
     .await
@@ -390,9 +401,17 @@ pub async fn create_job(
                 return Ok(uid);
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => {
-                let existing = get_json(cluster.client(), &job_resource(), Some(&namespace), &name)
-                    .await
-                    .map_err(|e| api_error("read", &format!("Job {namespace}/{name}"), &e))?;
+                let object = format!("Job {namespace}/{name}");
+                let jobs = job_resource();
+                let existing = with_retry(
+                    &options.retry,
+                    &RetryEvents(progress),
+                    "read",
+                    &object,
+                    || get_json(cluster.client(), &jobs, Some(&namespace), &name),
+                )
+                .await
+                .map_err(from_apply_error)?;
                 let uid = existing
                     .as_ref()
                     .and_then(|j| str_at(j, "/metadata/uid"))

@@ -29,8 +29,9 @@ pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
 pub use error::{ApplyError, ConnectError, PlanError};
 pub use events::{ApplyEvent, ObjectOutcome, Progress};
 pub use jobs::{
-    JOB_UID_LABEL, JobError, JobEvent, JobOptions, JobOutcome, JobProgress, create_job, follow_job,
-    get_object, job_summary, missing_references, pod_log, pod_state, run_job,
+    JOB_UID_LABEL, JobError, JobEvent, JobOptions, JobOutcome, JobProgress, ObjectAddress,
+    create_job, follow_job, get_object, job_summary, missing_references, pod_log, pod_state,
+    run_job,
 };
 pub use model::{
     ApplyPlan, ApplySetRef, ApplyUnit, NamespacedName, ObjectRef, WaitFor, WorkloadKind,

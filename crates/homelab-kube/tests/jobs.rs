@@ -535,7 +535,9 @@ async fn missing_references_are_found_before_a_pod_would_wait_for_them() {
             Reply::Json(404, status(404, "NotFound", "not found"))
         }
     }));
-    let missing = missing_references(&cluster, &job).await.unwrap();
+    let missing = missing_references(&cluster, &job, &options().retry, &|_| {})
+        .await
+        .unwrap();
     drop(cluster);
     let seen = server.await.unwrap();
     assert_eq!(
@@ -555,4 +557,142 @@ async fn missing_references_are_found_before_a_pod_would_wait_for_them() {
         ],
         "each object once, optional ones not at all"
     );
+}
+
+#[tokio::test]
+async fn the_reads_before_a_job_retry_under_the_callers_policy_and_say_so() {
+    let mut job = job_manifest();
+    job["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "scripts", "configMap": {"name": "postgres-backup-scripts"}}]);
+    let configmap = "GET /api/v1/namespaces/data/configmaps/postgres-backup-scripts";
+    let answers = |failures: u32| -> Responder {
+        let mut failed = 0;
+        Box::new(move |req| {
+            if req.path.ends_with("/configmaps/postgres-backup-scripts") && failed < failures {
+                failed += 1;
+                return Reply::Json(
+                    503,
+                    status(503, "ServiceUnavailable", "apiserver is starting"),
+                );
+            }
+            Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "postgres-backup-scripts", "namespace": "data"}}),
+            )
+        })
+    };
+
+    // Two passing failures: retried, each retry an event, then the answer.
+    let (cluster, server) = mock(answers(2));
+    let (events, sink) = recorder();
+    let missing = missing_references(&cluster, &job, &options().retry, &sink)
+        .await
+        .unwrap();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    assert!(missing.is_empty(), "{missing:?}");
+    assert_eq!(seen.len(), 3, "three attempts");
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for (i, e) in events.iter().enumerate() {
+        assert!(
+            matches!(e, JobEvent::Retrying { action, attempt, reason }
+                if action == "read ConfigMap data/postgres-backup-scripts"
+                    && *attempt == i as u32 + 1
+                    && reason == "HTTP 503: apiserver is starting"),
+            "{events:?}"
+        );
+    }
+
+    // No retries asked for (`--api-retries 0`): the first failure is the answer.
+    let (cluster, server) = mock(answers(1));
+    let (events, sink) = recorder();
+    let err = missing_references(&cluster, &job, &RetryPolicy::with_retries(0), &sink)
+        .await
+        .unwrap_err();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1, "one attempt");
+    assert!(events.lock().unwrap().is_empty());
+    assert_eq!(
+        err.to_string(),
+        "read ConfigMap data/postgres-backup-scripts failed: apiserver is starting (HTTP 503)"
+    );
+
+    // The same for one object read on its own.
+    let (cluster, server) = mock(answers(1));
+    let (events, sink) = recorder();
+    let address = homelab_kube::ObjectAddress {
+        api_version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespace: Some("data"),
+        name: "postgres-backup-scripts",
+    };
+    let found = homelab_kube::get_object(&cluster, address, &options().retry, &sink)
+        .await
+        .unwrap();
+    drop(cluster);
+    let seen = server.await.unwrap();
+    assert!(found.is_some());
+    assert_eq!(
+        seen.iter().map(Seen::line).collect::<Vec<_>>(),
+        [configmap, configmap]
+    );
+    assert!(
+        matches!(
+            &events.lock().unwrap()[..],
+            [JobEvent::Retrying { attempt: 1, .. }]
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_read_after_a_create_found_the_name_taken_is_retried_too() {
+    let mut posts = 0;
+    let mut job_reads = 0;
+    let mut inner = successful_job();
+    let (cluster, server) = mock(Box::new(move |req| {
+        if req.method == "POST" {
+            posts += 1;
+            return match posts {
+                1 => Reply::Json(
+                    503,
+                    status(503, "ServiceUnavailable", "etcd leader changed"),
+                ),
+                _ => Reply::Json(
+                    409,
+                    status(
+                        409,
+                        "AlreadyExists",
+                        "jobs.batch \"restore-1\" already exists",
+                    ),
+                ),
+            };
+        }
+        if req.path == JOB_PATH {
+            job_reads += 1;
+            if job_reads == 1 {
+                return Reply::Json(
+                    503,
+                    status(503, "ServiceUnavailable", "etcd leader changed"),
+                );
+            }
+        }
+        inner(req)
+    }));
+    let (events, sink) = recorder();
+    let outcome = run_job(&cluster, &job_manifest(), &options(), &sink)
+        .await
+        .unwrap();
+    drop(cluster);
+    server.await.unwrap();
+    assert!(outcome.succeeded);
+    let events = events.lock().unwrap().clone();
+    assert!(
+        matches!(&events[1], JobEvent::Retrying { action, attempt: 1, .. } if action == "read Job data/restore-1"),
+        "{events:?}"
+    );
+    assert!(matches!(&events[2], JobEvent::Created { .. }), "{events:?}");
 }

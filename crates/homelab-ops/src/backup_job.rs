@@ -333,16 +333,16 @@ pub async fn run(
         },
     };
     let cronjob_uid = if op == Operation::Backup {
-        let live = homelab_kube::get_object(
-            cluster,
-            "batch/v1",
-            "CronJob",
-            "cronjobs",
-            Some(&setup.namespace),
-            &setup.cronjob,
-        )
-        .await
-        .map_err(job_error)?;
+        let cronjob = homelab_kube::ObjectAddress {
+            api_version: "batch/v1",
+            kind: "CronJob",
+            plural: "cronjobs",
+            namespace: Some(&setup.namespace),
+            name: &setup.cronjob,
+        };
+        let live = homelab_kube::get_object(cluster, cronjob, &options.retry, &progress)
+            .await
+            .map_err(job_error)?;
         let Some(live) = live else {
             return Err(BackupJobError::CronJobNotInCluster {
                 namespace: setup.namespace.clone(),
@@ -357,7 +357,7 @@ pub async fn run(
     };
     let name = job_name(setup, op, now(), salt());
     let manifest = job_manifest(setup, op, args, &name, cronjob_uid.as_deref());
-    let missing = homelab_kube::missing_references(cluster, &manifest)
+    let missing = homelab_kube::missing_references(cluster, &manifest, &options.retry, &progress)
         .await
         .map_err(job_error)?;
     if !missing.is_empty() {
