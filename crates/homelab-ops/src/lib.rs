@@ -1,6 +1,6 @@
 //! Operating the lab as library calls, for every front end (the CLI today, `up` and the
 //! dashboard next): the Plan mapped to what `homelab-kube` applies and checks, the node
-//! inventory `homelab-nodes` works on, and the secrets the lab needs.
+//! inventory `homelab-nodes` works on, the secrets the lab needs and the secrets file's health.
 //!
 //! Each module takes the validated lab and what the operation needs (plan, secrets, connection
 //! choices) and returns typed data, reporting progress through events. Nothing here writes to
@@ -11,3 +11,4 @@ pub mod backup_job;
 pub mod cluster_plan;
 pub mod inventory;
 pub mod secrets;
+pub mod secrets_doctor;

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use homelab_plan::{Plan, SecretGenerator};
 use homelab_secrets::store::peek_names;
-use homelab_secrets::{Error as SecretsError, SECRETS_FILE, SecretRequirement};
+use homelab_secrets::{
+    Error as SecretsError, LabVault, SECRETS_FILE, SecretRequirement, VaultAuthKind, VaultKey,
+};
+use homelab_spec::lab::{VaultAuth, VaultSettings};
 use homelab_spec::{Diagnostic, LoadedSpec};
 
 /// The directory the spec lives in: the secrets file and relative key paths are next to it.
@@ -26,6 +29,23 @@ pub fn secrets_file(spec: &Path) -> PathBuf {
     } else {
         dir.join(SECRETS_FILE)
     }
+}
+
+/// The spec's `secrets.vault` server as the secrets library takes it: where credentials
+/// whose address variable is unset go, and which kind is used first.
+pub fn lab_vault(v: &VaultSettings) -> LabVault {
+    LabVault {
+        address: v.address.clone(),
+        auth: match v.auth {
+            VaultAuth::Token => VaultAuthKind::Token,
+            VaultAuth::Approle => VaultAuthKind::AppRole,
+        },
+    }
+}
+
+/// The spec's transit key in the secrets library's form.
+pub fn vault_key(v: &VaultSettings) -> Result<VaultKey, SecretsError> {
+    VaultKey::new(&v.address, &v.transit_path, &v.key).map_err(SecretsError::Vault)
 }
 
 /// Every secret the lab needs, as the secrets library describes them: the plan's secrets, and

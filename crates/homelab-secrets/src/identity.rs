@@ -204,6 +204,14 @@ impl Identities {
         Ok(ids)
     }
 
+    /// No age identity, only the Vault/OpenBao credentials `env` gives.
+    pub fn vault_only(env: &VaultEnv) -> Result<Self> {
+        Ok(Self {
+            entries: Vec::new(),
+            vault: env.credentials().map_err(Error::Vault)?,
+        })
+    }
+
     /// Adds other identities and credentials (duplicates are skipped).
     pub fn extend(&mut self, other: Identities) {
         for entry in other.entries {

@@ -43,7 +43,9 @@ pub use files::{
 pub use generate::{Alphabet, Generator, SecretRequirement};
 pub use identity::{Identities, IdentityEnv, IdentitySource, Recipient};
 pub use redact::{KnownSecrets, Redactor};
-pub use sops::{EncryptOptions, EncryptionRule, KeyUsed, SopsDocument};
+pub use sops::{
+    EncryptOptions, EncryptionRule, KeyCheck, KeyCheckOutcome, KeyUsed, SopsDocument, check_keys,
+};
 pub use store::{
     GenerateReport, RotateReport, SECRETS_FILE, SecretListing, SecretStatus, SecretsStore,
 };

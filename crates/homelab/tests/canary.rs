@@ -110,6 +110,7 @@ fn no_command_shows_or_writes_a_secret_value() {
         (vec!["secrets", "edit"], 0),
         (vec!["secrets", "rekey", "--add", &other], 0),
         (vec!["secrets", "scan", &leak_dir_arg, "--no-history"], 1),
+        (vec!["secrets", "doctor"], 0),
         (vec!["secrets", "set", "no-such-secret"], 2),
         (vec!["secrets", "rotate", "cloudflare-api-token"], 2),
     ];

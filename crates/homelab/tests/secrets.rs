@@ -29,3 +29,6 @@ mod tools;
 
 #[path = "secrets/vault.rs"]
 mod vault;
+
+#[path = "secrets/doctor.rs"]
+mod doctor;

@@ -317,6 +317,102 @@ pub fn decrypt_text(text: &str, identities: &Identities) -> Result<SopsDocument,
     })
 }
 
+/// What [`check_keys`] found for one key of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheckOutcome {
+    /// The key opened the data key, and the whole file (every value and the MAC) verified
+    /// with it; `with` says what opened it.
+    Opens {
+        /// The identity or credential (`the age identity ... from ...`).
+        with: String,
+    },
+    /// Nothing here can try this key: an age recipient whose identity is someone else's, or a
+    /// transit key without a credential for its server.
+    NotChecked {
+        /// Why.
+        reason: String,
+    },
+    /// Trying it failed: the server refused or could not be reached, the stanza is damaged, or
+    /// it opens a data key the file's values do not verify with.
+    Fails {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// One key of a file and whether it opens the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCheck {
+    /// The age recipient or the transit key's URI.
+    pub key: String,
+    /// Whether it is a Vault/OpenBao transit key.
+    pub vault: bool,
+    /// What happened.
+    pub outcome: KeyCheckOutcome,
+}
+
+/// Tries every key of an encrypted file on its own (each age recipient whose identity is
+/// held, each transit key with a credential for its server) and checks that each opens a
+/// data key the whole file verifies with. Errors only when the text is not a SOPS file.
+pub fn check_keys(text: &str, identities: &Identities) -> Result<Vec<KeyCheck>, SopsError> {
+    let (documents, metadata) = split_metadata(text)?;
+    let verify = |key: &DataKey| -> Result<(), SopsError> {
+        let rule = metadata.rule.compile()?;
+        let mut walker = Walker::new(&rule, metadata.mac_only_encrypted, key);
+        for doc in &documents {
+            let mut path = Vec::new();
+            walker.decrypt(doc, &mut path)?;
+        }
+        let computed = walker.finish();
+        verify_mac(&metadata, key, &computed)
+    };
+    let judge = |key: DataKey, with: String| match verify(&key) {
+        Ok(()) => KeyCheckOutcome::Opens { with },
+        Err(e) => KeyCheckOutcome::Fails {
+            reason: format!("it opens a data key the file does not verify with ({e})"),
+        },
+    };
+    let mut out = Vec::new();
+    for entry in &metadata.age {
+        let outcome = match identities.source_of(&entry.recipient) {
+            None => KeyCheckOutcome::NotChecked {
+                reason: "its identity is not here (only its holder can check it)".to_owned(),
+            },
+            Some(source) => match try_age_decrypt(&entry.enc, identities) {
+                Ok(key) => judge(
+                    key,
+                    format!("the age identity {} from {source}", entry.recipient),
+                ),
+                Err(e) => KeyCheckOutcome::Fails {
+                    reason: format!("its stanza does not decrypt with your identity ({e})"),
+                },
+            },
+        };
+        out.push(KeyCheck {
+            key: entry.recipient.clone(),
+            vault: false,
+            outcome,
+        });
+    }
+    for entry in &metadata.vault {
+        let outcome = match unwrap_with_vault(entry, identities) {
+            Ok((key, used)) => judge(key, used.to_string()),
+            Err(e @ VaultError::NoCredential { .. }) => KeyCheckOutcome::NotChecked {
+                reason: e.to_string(),
+            },
+            Err(e) => KeyCheckOutcome::Fails {
+                reason: e.to_string(),
+            },
+        };
+        out.push(KeyCheck {
+            key: entry.uri(),
+            vault: true,
+            outcome,
+        });
+    }
+    Ok(out)
+}
+
 /// Changes the age recipients of an encrypted file: verifies it fully, then re-encrypts only
 /// the data key. Every value, the MAC and `lastmodified` stay byte-for-byte as they were.
 pub(crate) fn rekey_text(

@@ -3,6 +3,7 @@
 //! `homelab-secrets`; nothing here prints or logs a secret value except `get` and `decrypt`,
 //! to stdout, when asked.
 
+mod doctor;
 mod files;
 mod init;
 mod list;
@@ -90,6 +91,15 @@ pub enum SecretsCommand {
     /// (the spec's `secrets.vault` key, with VAULT_TOKEN or an AppRole login for its server).
     /// Nothing is written when Vault refuses or cannot be reached.
     Rekey(RekeyArgs),
+    /// Check the secrets file: every key opens it, every secret the lab needs is set.
+    ///
+    /// Tries each age recipient whose identity is here and each Vault/OpenBao transit key
+    /// (through its server) on its own, and checks that each opens the whole file; checks that
+    /// the spec's `secrets.vault` key is one of them, that every `{secret: NAME}` of the spec
+    /// and every generated secret is in the file with a value, that no value is unused, and
+    /// that your age key file is private (mode 0600). Exits 1 when a check fails; warnings (a
+    /// recipient only its holder can check, an unused value) do not.
+    Doctor,
     /// Print the plaintext of any SOPS YAML file (like `sops -d FILE`), MAC verified.
     Decrypt {
         /// The encrypted file.
@@ -160,6 +170,7 @@ pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<
         SecretsCommand::Set { name, force } => values::set(global, &lab, name, *force, out),
         SecretsCommand::Edit => values::edit(&lab, out),
         SecretsCommand::Rotate { name } => values::rotate(global, &lab, name, out),
+        SecretsCommand::Doctor => doctor::run(global, out),
         SecretsCommand::Rekey(rekey) => files::rekey(&lab, rekey, out),
         SecretsCommand::Decrypt { file } => files::decrypt(&lab, file, out),
         SecretsCommand::Encrypt {

@@ -5,10 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use homelab_secrets::{
-    Error, Identities, IdentityEnv, KeyUsed, LabVault, SopsError, VaultAuthKind, VaultKey,
-};
-use homelab_spec::lab::{VaultAuth, VaultSettings};
+use homelab_secrets::{Error, Identities, IdentityEnv, KeyUsed, LabVault, SopsError, VaultKey};
+use homelab_spec::lab::VaultSettings;
 
 use crate::exit::{self, Exit};
 use crate::output::Output;
@@ -85,18 +83,12 @@ pub(crate) fn lab_identities(lab: &LabFiles, out: &Output) -> anyhow::Result<Ide
 }
 
 pub(crate) fn lab_vault(v: &VaultSettings) -> LabVault {
-    LabVault {
-        address: v.address.clone(),
-        auth: match v.auth {
-            VaultAuth::Token => VaultAuthKind::Token,
-            VaultAuth::Approle => VaultAuthKind::AppRole,
-        },
-    }
+    homelab_ops::secrets::lab_vault(v)
 }
 
 /// The spec's transit key in the secrets library's form.
 pub(crate) fn vault_key(v: &VaultSettings) -> anyhow::Result<VaultKey> {
-    VaultKey::new(&v.address, &v.transit_path, &v.key).map_err(|e| fail(Error::Vault(e)))
+    homelab_ops::secrets::vault_key(v).map_err(fail)
 }
 
 /// `-v`: which key opened a file.
