@@ -241,7 +241,7 @@ fn hosts(lab: &Lab, plan: &Plan, dir: &Path) -> Result<Vec<Host>, InventoryError
                         },
                     })
                     .collect(),
-                gpu: node.gpu,
+                gpu: node.gpu.is_some(),
                 k3s_config: planned.k3s_config.clone(),
             })
         })

@@ -13,7 +13,7 @@ use serde::de::{
 };
 
 use crate::diag::{Diagnostic, Span};
-use crate::raw::{REPORTED_MARK, SECRET_REF};
+use crate::raw::{FLAG_OR_MAPPING, REPORTED_MARK, SECRET_REF};
 use crate::yaml::{Node, Resolved, Value};
 
 /// Whether a key name suggests its value is a secret, so diagnostics must not repeat it.
@@ -681,6 +681,29 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                 de: Some(self),
                 step: 0,
             });
+        }
+        if name == FLAG_OR_MAPPING && !matches!(self.node.value, Value::Map(_)) {
+            return match self.node.resolve() {
+                Some(Resolved::Bool(b)) => visitor.visit_bool(b),
+                Some(Resolved::Str(s))
+                    if matches!(
+                        s.to_ascii_lowercase().as_str(),
+                        "yes" | "no" | "on" | "off" | "y" | "n"
+                    ) =>
+                {
+                    self.deserialize_bool(visitor)
+                }
+                _ => {
+                    self.mismatch_with_help(
+                        "`true`, `false` or a mapping",
+                        &format!(
+                            "write `true`, or a mapping with keys such as {}",
+                            list(fields)
+                        ),
+                    );
+                    visitor.visit_bool(false)
+                }
+            };
         }
         if name == SECRET_REF && self.node.scalar_text().is_some() {
             if self.node.resolve() != Some(Resolved::Null) {

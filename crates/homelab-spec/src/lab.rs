@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
-    AcmeEnvironment, AlertSeverity, AppAuth, DnsProvider, KubeconfigAddress, NodeRole,
+    AcmeEnvironment, AlertSeverity, AppAuth, DnsProvider, GpuVendor, KubeconfigAddress, NodeRole,
     OsUpdateMode, PortProtocol, VaultAuth,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
@@ -157,6 +157,10 @@ impl Cluster {
     }
 
     /// The server that initialises the cluster (`cluster-init`); the others join it.
+    pub fn gpu_nodes(&self) -> impl Iterator<Item = (&Node, Gpu)> {
+        self.nodes.iter().filter_map(|n| Some((n, n.gpu?)))
+    }
+
     pub fn first_server(&self) -> &Node {
         self.servers()
             .next()
@@ -172,8 +176,47 @@ pub struct Node {
     pub address: Ipv4Addr,
     pub ssh: Ssh,
     pub labels: BTreeMap<String, String>,
+    /// With the GPU's label (and taint, when asked for) already among `labels` and `taints`.
     pub taints: Vec<Taint>,
-    pub gpu: bool,
+    pub gpu: Option<Gpu>,
+}
+
+/// The label every GPU node carries and every GPU workload selects.
+pub const GPU_LABEL: (&str, &str) = ("homelab/gpu", "nvidia");
+
+/// The taint of a GPU node with `taint: true`; the resource's name, as the device plugin
+/// tolerates it.
+pub const GPU_TAINT_KEY: &str = "nvidia.com/gpu";
+
+/// The node label that picks the device plugin's configuration for the node (time-slicing).
+pub const GPU_SHARING_LABEL: &str = "nvidia.com/device-plugin.config";
+
+/// A node's GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gpu {
+    pub vendor: GpuVendor,
+    pub count: u32,
+    /// How many pods share each GPU; 1 when it is not shared.
+    pub replicas: u32,
+    pub taint: bool,
+}
+
+impl Gpu {
+    /// How many `nvidia.com/gpu` the device plugin offers on the node: each GPU once per
+    /// time-slice.
+    pub fn allocatable(&self) -> u32 {
+        self.count.saturating_mul(self.replicas)
+    }
+
+    /// The name of the device plugin configuration the node uses (see [`GPU_SHARING_LABEL`]).
+    pub fn sharing_config(&self) -> String {
+        if self.replicas > 1 {
+            format!("time-slicing-{}", self.replicas)
+        } else {
+            "exclusive".into()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

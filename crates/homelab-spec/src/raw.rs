@@ -297,8 +297,73 @@ pub struct RawNode {
     /// Taints as `key=value:Effect` (Effect: NoSchedule, PreferNoSchedule, NoExecute).
     #[serde(default)]
     pub taints: Vec<Spanned<String>>,
-    /// The node has an NVIDIA GPU (installs nothing by itself; lets GPU workloads target it).
-    pub gpu: S<bool>,
+    /// The node has a GPU: `true` for one NVIDIA GPU, or a mapping to say more (time-slicing,
+    /// a taint). `nodes apply` checks the driver, installs the NVIDIA container toolkit and
+    /// labels the node `homelab/gpu=nvidia`; the NVIDIA device plugin runs on it.
+    pub gpu: S<RawGpu>,
+}
+
+/// `gpu: true`, `gpu: false`, or `gpu: {vendor: nvidia, sharing: {replicas: 4}, taint: true}`.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum RawGpu {
+    /// `true`: one NVIDIA GPU, not shared, no taint. `false`: no GPU.
+    Flag(bool),
+    /// The GPU described.
+    Detail(RawGpuDetail),
+}
+
+pub(crate) const FLAG_OR_MAPPING: &str = "$homelab::FlagOrMapping";
+
+impl<'de> Deserialize<'de> for RawGpu {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawGpu;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a mapping")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<RawGpu, E> {
+                Ok(RawGpu::Flag(b))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawGpu, A::Error> {
+                RawGpuDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawGpu::Detail)
+            }
+        }
+        d.deserialize_struct(FLAG_OR_MAPPING, GPU_FIELDS, V)
+    }
+}
+
+const GPU_FIELDS: &[&str] = &["vendor", "count", "sharing", "taint"];
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawGpuDetail {
+    /// Who made the GPU: `nvidia` (the only vendor supported so far). Default: `nvidia`.
+    pub vendor: S<GpuVendor>,
+    /// How many GPUs the node has. Default: 1.
+    pub count: S<u32>,
+    /// Time-slicing: several pods take turns on each GPU (no memory isolation between them).
+    pub sharing: S<RawGpuSharing>,
+    /// Taint the node `nvidia.com/gpu=true:NoSchedule`, so that only pods that need a GPU run
+    /// there. Default: false.
+    pub taint: S<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawGpuSharing {
+    /// How many pods each GPU takes at once (at least 2), e.g. `4` for Ollama, vLLM and Plex on
+    /// one card.
+    #[schemars(required)]
+    pub replicas: S<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuVendor {
+    Nvidia,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

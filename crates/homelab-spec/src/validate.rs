@@ -13,6 +13,8 @@ use crate::types::{
     check_domain, is_private, parse_ipv4,
 };
 
+mod gpu;
+
 /// Ports the dev-container SSH forwards may not take: SSH on the nodes, HTTP(S) and the API.
 pub const RESERVED_PORTS: &[u16] = &[22, 80, 443, 6443];
 
@@ -260,15 +262,9 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
     let apps: Vec<App> = raw.apps.iter().filter_map(|a| app(&mut c, a)).collect();
     let helm_overrides = helm_overrides(&mut c, raw, &services, storage.is_some());
     let shares = shares(&mut c, raw, storage.as_ref());
-    app_checks(
-        &mut c,
-        raw,
-        &apps,
-        &shares,
-        network.as_ref(),
-        &services,
-        cluster.as_ref(),
-    );
+    app_checks(&mut c, raw, &apps, &shares, network.as_ref(), &services);
+
+    gpu::requests(&mut c, raw, cluster.as_ref(), &services, &apps);
 
     let charts = charts(&mut c, raw, &services, storage.is_some(), &apps);
     let secrets = raw
@@ -712,7 +708,8 @@ fn cluster(
             check_label(c, k, v);
             labels.insert(k.clone(), v.value.clone());
         }
-        let taints = n.taints.iter().filter_map(|t| taint(c, t)).collect();
+        let mut taints = n.taints.iter().filter_map(|t| taint(c, t)).collect();
+        let gpu = gpu::node(c, &n.gpu, &mut labels, &n.labels, &mut taints);
         let ssh = n.ssh.as_ref().map(|s| ssh(c, s)).unwrap_or_default();
         if let (Some(name), Some(role), Some((address, _))) = (name, role, addr) {
             nodes.push(Node {
@@ -722,7 +719,7 @@ fn cluster(
                 ssh,
                 labels,
                 taints,
-                gpu: n.gpu.as_ref().is_some_and(|g| g.value),
+                gpu,
             });
         }
     }
@@ -2714,7 +2711,7 @@ fn report_cycles(c: &mut Checker, edges: &[(String, Vec<(String, Span)>)]) {
     }
 }
 
-/// Rules between apps and the rest: load-balancer addresses, shares, metrics, GPUs.
+/// Rules between apps and the rest: load-balancer addresses, shares, metrics.
 fn app_checks(
     c: &mut Checker,
     raw: &RawLab,
@@ -2722,7 +2719,6 @@ fn app_checks(
     shares: &[Share],
     network: Option<&(Network, NetSpans)>,
     services: &Services,
-    cluster: Option<&Cluster>,
 ) {
     let raw_apps = raw
         .apps
@@ -2824,15 +2820,6 @@ fn app_checks(
                 Diagnostic::warning("host-network-shared-namespace", format!("the app `{}` uses the host network, which makes its namespace `apps` privileged for every app in it", a.name))
                     .at(h.span)
                     .help(format!("give it a namespace of its own, e.g. `namespace: {}`", a.name)),
-            );
-        }
-        if let (true, Some(rg), Some(cl)) = (a.gpu, &ra.gpu, cluster)
-            && !cl.nodes.iter().any(|n| n.gpu)
-        {
-            c.error(
-                Diagnostic::warning("no-gpu-node", format!("the app `{}` needs a GPU, but no node has `gpu: true`", a.name))
-                    .at(rg.span)
-                    .help("set `gpu: true` (and the label `homelab/gpu: nvidia`) on the node with the NVIDIA GPU, or the app's pod stays pending"),
             );
         }
     }
