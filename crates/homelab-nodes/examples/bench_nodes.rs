@@ -1,17 +1,63 @@
 //! Benchmark driver for `scripts/bench-nodes`: a no-op re-converge of three test hosts by
-//! `homelab_nodes::apply`, side by side with an ansible-core playbook that performs the same
-//! fact checks on the same hosts. Needs root (the test hosts are network namespaces).
+//! `homelab_nodes::apply`, on bare hosts and on hosts whose root `.bashrc` costs 250 ms per
+//! shell start, side by side with an ansible-core playbook that performs the same fact
+//! checks on the same (bare) hosts. Needs root (the test hosts are network namespaces).
 //!
-//! Usage: bench_nodes --ansible-playbook PATH [--runs N] [--out FILE]
+//! Usage: bench_nodes [--ansible-playbook PATH | --no-ansible] [--runs N] [--out FILE]
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use homelab_nodes::testkit::TestLab;
-use homelab_nodes::{ApplyOptions, NoEvents, Role, Timeouts, apply};
+use std::sync::Mutex;
+
+use homelab_nodes::{ApplyOptions, Event, EventKind, EventSink, NoEvents, Role, Timeouts, apply};
+
+/// Where a run's time goes: each phase's start and end, from the start of the run.
+#[derive(Default)]
+struct PhaseClock {
+    start: Mutex<Option<Instant>>,
+    spans: Mutex<Vec<(String, Duration, Duration)>>,
+}
+
+impl PhaseClock {
+    fn begin(&self) {
+        *self.start.lock().unwrap() = Some(Instant::now());
+        self.spans.lock().unwrap().clear();
+    }
+}
+
+impl EventSink for PhaseClock {
+    fn event(&self, e: &Event) {
+        let Some(start) = *self.start.lock().unwrap() else {
+            return;
+        };
+        let at = start.elapsed();
+        let mut spans = self.spans.lock().unwrap();
+        match e.kind {
+            EventKind::PhaseStarted => spans.push((e.phase.clone(), at, at)),
+            EventKind::PhaseFinished => {
+                if let Some(s) = spans.iter_mut().rev().find(|s| s.0 == e.phase) {
+                    s.2 = at;
+                }
+            }
+            EventKind::Unchanged { .. } if e.phase == "Connect" => spans.push((
+                format!(
+                    "{} connected and facts read",
+                    e.host.clone().unwrap_or_default()
+                ),
+                at,
+                at,
+            )),
+            _ => {}
+        }
+    }
+}
 
 const VERSION: &str = "v1.31.2+k3s1";
+/// What the slow hosts' `.bashrc` costs per shell start.
+const SLOW_RC: Duration = Duration::from_millis(250);
 
 const PLAYBOOK: &str = r#"- name: The fact checks homelab nodes apply makes on a converged lab
   hosts: lab
@@ -92,23 +138,28 @@ fn main() {
     let mut runs = 10usize;
     let mut playbook_bin: Option<PathBuf> = None;
     let mut out: Option<PathBuf> = None;
+    let mut no_ansible = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--ansible-playbook" => playbook_bin = args.next().map(PathBuf::from),
+            "--no-ansible" => no_ansible = true,
             "--out" => out = args.next().map(PathBuf::from),
             other => panic!(
-                "unknown argument {other}; usage: bench_nodes --ansible-playbook PATH [--runs N] [--out FILE]"
+                "unknown argument {other}; usage: bench_nodes [--ansible-playbook PATH | --no-ansible] [--runs N] [--out FILE]"
             ),
         }
     }
-    let playbook_bin =
-        playbook_bin.expect("--ansible-playbook PATH is required (scripts/bench-nodes sets it up)");
+    assert!(
+        no_ansible || playbook_bin.is_some(),
+        "--ansible-playbook PATH or --no-ansible is required (scripts/bench-nodes sets it up)"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
 
+    let load_before = sh("cut -d ' ' -f 1-3 /proc/loadavg");
     let lab = TestLab::start(&[
         ("s1", Role::Server),
         ("s2", Role::Server),
@@ -121,10 +172,12 @@ fn main() {
         .unwrap_or_else(|e| panic!("initial converge failed: {e}"));
     assert!(!first.all_unchanged());
 
+    let clock = PhaseClock::default();
     let run_ours = || {
+        clock.begin();
         let t = Instant::now();
         let report = rt
-            .block_on(apply(&inv, &ApplyOptions::default(), &NoEvents))
+            .block_on(apply(&inv, &ApplyOptions::default(), &clock))
             .unwrap_or_else(|e| panic!("{e}"));
         let took = t.elapsed();
         assert!(
@@ -135,6 +188,68 @@ fn main() {
     };
     run_ours();
     let ours: Vec<Duration> = (0..runs).map(|_| run_ours()).collect();
+
+    // Hosts whose login shell does real work: every remote command pays it once.
+    lab.slow_login_shell(SLOW_RC);
+    run_ours();
+    lab.clear_shell_starts();
+    let slow: Vec<Duration> = (0..runs).map(|_| run_ours()).collect();
+    let last = slow.last().copied().unwrap_or_default();
+    let phases: Vec<String> = clock
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, a, b)| {
+            format!(
+                "{p} {:.0}-{:.0} ms",
+                a.as_secs_f64() * 1000.0,
+                b.as_secs_f64() * 1000.0
+            )
+        })
+        .collect();
+    let starts: Vec<String> = lab
+        .hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {:.1}",
+                h.name,
+                lab.shell_starts(&h.name) as f64 / runs as f64
+            )
+        })
+        .collect();
+    lab.plain_login_shell();
+
+    let (om, oa, omin, omax) = stats(&ours);
+    let (sm, sa, smin, smax) = stats(&slow);
+    let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
+    let mut table = format!(
+        "| tool | hosts | runs | median | mean | min | max |\n|---|---|---|---|---|---|---|\n\
+         | homelab-nodes `apply` (no-op) | bare | {runs} | {om:.0} ms | {oa:.0} ms | {omin:.0} ms | {omax:.0} ms |\n\
+         | homelab-nodes `apply` (no-op) | `.bashrc` costing {rc} ms | {runs} | {sm:.0} ms | {sa:.0} ms | {smin:.0} ms | {smax:.0} ms |\n",
+        rc = SLOW_RC.as_millis()
+    );
+    let footer = format!(
+        "Shell starts per host and run on the slow-rc hosts: {}.\n\n\
+         Phases of the last slow-rc run ({:.0} ms in all): {}.\n\n\
+         Machine: {} cores, {cpu}, kernel {}, load average before the runs {}; {}.\n",
+        starts.join(", "),
+        last.as_secs_f64() * 1000.0,
+        phases.join(", "),
+        sh("nproc"),
+        sh("uname -r"),
+        load_before,
+        sh("ssh -V 2>&1"),
+    );
+    let Some(playbook_bin) = playbook_bin.filter(|_| !no_ansible) else {
+        table.push_str(&format!("\n{footer}"));
+        println!("{table}");
+        if let Some(path) = out {
+            std::fs::write(path, &table).expect("write results");
+        }
+        return;
+    };
 
     let dir = lab.dir.join("ansible");
     std::fs::create_dir_all(&dir).expect("ansible dir");
@@ -183,25 +298,17 @@ fn main() {
     run_ansible();
     let ansible: Vec<Duration> = (0..runs).map(|_| run_ansible()).collect();
 
-    let (om, oa, omin, omax) = stats(&ours);
     let (am, aa, amin, amax) = stats(&ansible);
-    let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
-    let table = format!(
-        "| tool | runs | median | mean | min | max |\n|---|---|---|---|---|---|\n\
-         | homelab-nodes `apply` (no-op) | {runs} | {om:.0} ms | {oa:.0} ms | {omin:.0} ms | {omax:.0} ms |\n\
-         | ansible-playbook (same fact checks) | {runs} | {am:.0} ms | {aa:.0} ms | {amin:.0} ms | {amax:.0} ms |\n\n\
-         Speed-up (median): {:.1}x\n\n\
-         Machine: {} cores, {cpu}, kernel {}; {}; {}.\n",
+    table.push_str(&format!(
+        "| ansible-playbook (same fact checks) | bare | {runs} | {am:.0} ms | {aa:.0} ms | {amin:.0} ms | {amax:.0} ms |\n\n\
+         Speed-up on bare hosts (median): {:.1}x; {}.\n\n{footer}",
         am / om,
-        sh("nproc"),
-        sh("uname -r"),
-        sh("ssh -V 2>&1"),
         sh(&format!("{} --version | head -n1", playbook_bin.display()))
             .split("core ")
             .nth(1)
             .map(|v| format!("ansible-core {}", v.trim_end_matches(']')))
             .unwrap_or_else(|| "ansible-core (version unknown)".into()),
-    );
+    ));
     println!("{table}");
     if let Some(path) = out {
         std::fs::write(path, &table).expect("write results");

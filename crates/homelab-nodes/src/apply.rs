@@ -264,7 +264,19 @@ impl Phase for ReadCluster {
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
-            if common::refresh_cluster(run).await? {
+            // Listed by the facts script already, unless that could not run kubectl.
+            let answered = match run.facts(host).and_then(|f| f.cluster_nodes) {
+                Some(Ok(json)) => match crate::cluster::parse_nodes(&json) {
+                    Ok(nodes) => {
+                        *run.cluster.lock().expect("cluster lock") = Some(nodes);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Some(Err(_)) => false,
+                None => common::refresh_cluster(run).await?,
+            };
+            if answered {
                 let nodes = run
                     .cluster
                     .lock()
@@ -903,10 +915,12 @@ pub async fn apply(
     let connect = Connect {
         hosts: all.clone(),
         on_failure: OnFailure::DropHost,
+        prefetch_facts: Some(true),
     };
     let facts = GatherFacts {
         hosts: all,
         on_failure: OnFailure::DropHost,
+        with_nodes: true,
     };
     let validate = Validate { st: &st };
     let prepare = Prepare { st: &st };

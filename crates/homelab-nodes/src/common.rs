@@ -18,6 +18,10 @@ use crate::version::K3sVersion;
 pub(crate) struct Connect {
     pub hosts: Vec<usize>,
     pub on_failure: OnFailure,
+    /// Runs the facts script (listing the nodes on the control server when `true`) on each
+    /// host as soon as it is connected, for a later [`GatherFacts`], so that no host waits
+    /// for the slowest handshake before its facts are read.
+    pub prefetch_facts: Option<bool>,
 }
 
 impl Phase for Connect {
@@ -37,6 +41,10 @@ impl Phase for Connect {
         Box::pin(async move {
             let remote = Remote::connect(run.inv, run.host(host)).await?;
             let _ = run.slots[host].remote.set(remote);
+            if let Some(with_nodes) = self.prefetch_facts {
+                let out = read_facts(run, host, with_nodes).await;
+                *run.slots[host].prefetched.lock().expect("prefetch lock") = Some(out);
+            }
             Ok(Step::Unchanged("connected".into()))
         })
     }
@@ -46,6 +54,8 @@ impl Phase for Connect {
 pub(crate) struct GatherFacts {
     pub hosts: Vec<usize>,
     pub on_failure: OnFailure,
+    /// The control server lists the cluster's nodes in the same command.
+    pub with_nodes: bool,
 }
 
 fn unix_nanos() -> i128 {
@@ -53,6 +63,25 @@ fn unix_nanos() -> i128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0)
+}
+
+/// The facts script's output, with this machine's clock just before and after it ran.
+pub(crate) type RawFacts = (String, i128, i128);
+
+async fn read_facts(run: &Run<'_>, host: usize, with_nodes: bool) -> Result<RawFacts, HostError> {
+    let remote = run.remote(host)?;
+    let sent = unix_nanos();
+    let out = remote
+        .run(
+            "gathering facts",
+            &facts::script(
+                run.inv.snapshot_mount_for(run.host(host)),
+                with_nodes && run.control == Some(host),
+            ),
+            run.inv.timeouts.command,
+        )
+        .await?;
+    Ok((out, sent, unix_nanos()))
 }
 
 impl Phase for GatherFacts {
@@ -70,16 +99,15 @@ impl Phase for GatherFacts {
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
-            let remote = run.remote(host)?;
-            let sent = unix_nanos();
-            let out = remote
-                .run(
-                    "gathering facts",
-                    &facts::script(run.inv.snapshot_mount_for(run.host(host))),
-                    run.inv.timeouts.command,
-                )
-                .await?;
-            let received = unix_nanos();
+            let prefetched = run.slots[host]
+                .prefetched
+                .lock()
+                .expect("prefetch lock")
+                .take();
+            let (out, sent, received) = match prefetched {
+                Some(read) => read?,
+                None => read_facts(run, host, self.with_nodes).await?,
+            };
             let f = facts::parse(&out, sent, received).map_err(|e| {
                 HostError::new(&run.host(host).name, HostErrorKind::CommandFailed, e)
             })?;
@@ -236,6 +264,7 @@ pub(crate) async fn connect_all(
     run.execute(&[&Connect {
         hosts,
         on_failure: OnFailure::StopRun,
+        prefetch_facts: None,
     }])
     .await;
     match targets.into_iter().find(|&h| run.remote(h).is_err()) {

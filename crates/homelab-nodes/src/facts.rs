@@ -66,7 +66,30 @@ pub struct Facts {
     pub clock_uncertainty_ms: i64,
     /// The etcd snapshot mount, on servers of a lab that has one.
     pub snapshot_mount: Option<MountFacts>,
+    /// `k3s kubectl get nodes -o json` on this server, when asked for and k3s is installed:
+    /// the JSON, or what kubectl said when it failed.
+    pub cluster_nodes: Option<Result<String, String>>,
 }
+
+/// Lists the cluster's nodes too, on a server where k3s is installed (in the same remote
+/// command as the facts, so that reading the cluster costs no round trip of its own).
+/// Starts listing the cluster's nodes in the background, on a server where k3s is
+/// installed, so that kubectl runs while the rest of the facts are read.
+const NODES_START: &str = r#"nodes=
+if [ -x /usr/local/bin/k3s ] && [ -f /etc/systemd/system/k3s.service ]; then
+  nodes=$(mktemp -d) || exit 1
+  { k3s kubectl get nodes -o json > "$nodes/out" 2>&1; echo $? > "$nodes/rc"; } &
+fi
+"#;
+
+/// Prints what the background listing found (the JSON in base64, or kubectl's last words).
+const NODES_END: &str = r#"if [ -n "$nodes" ]; then
+  wait
+  if [ "$(cat "$nodes/rc")" = 0 ]; then say nodes_b64 "$(base64 < "$nodes/out" | tr -d '\n')"
+  else say nodes_error "$(tail -n 3 "$nodes/out" | tr '\n' ' ')"; fi
+  rm -rf "$nodes"
+fi
+"#;
 
 /// The etcd snapshot mount on a server as found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -115,7 +138,7 @@ fn mount_script(m: &SnapshotMount) -> String {
     let dir = quote(m.mount_point());
     format!(
         r#"if [ -f {unit} ]; then say snapmount_unit "$(sha256sum < {unit} | cut -d ' ' -f 1)"; fi
-say snapmount_enabled "$(systemctl is-enabled {name} 2>/dev/null)"
+if [ -L /etc/systemd/system/k3s.service.wants/{name} ] && [ -L /etc/systemd/system/remote-fs.target.wants/{name} ]; then say snapmount_enabled enabled; fi
 mnt=$({mounted} | sed -n 's/^mounted_at=//p')
 if [ -n "$mnt" ]; then
   say snapmount "$mnt"
@@ -130,11 +153,18 @@ fi
 }
 
 /// The script that prints `key=value` lines about the host; runs as root. With `mount`,
-/// it also looks at the etcd snapshot mount.
-pub(crate) fn script(mount: Option<&SnapshotMount>) -> String {
-    let mut s = base_script();
+/// it also looks at the etcd snapshot mount; with `nodes`, it lists the cluster's nodes.
+pub(crate) fn script(mount: Option<&SnapshotMount>, nodes: bool) -> String {
+    let mut s = String::new();
+    if nodes {
+        s.push_str(NODES_START);
+    }
+    s.push_str(&base_script());
     if let Some(m) = mount {
         s.push_str(&mount_script(m));
+    }
+    if nodes {
+        s.push_str(NODES_END);
     }
     s
 }
@@ -151,8 +181,7 @@ if [ -f {config} ]; then say k3s_config_b64 "$(base64 < {config} | tr -d '\n')";
 if [ -f {token} ]; then say token_sha256 "$(sha256sum < {token} | cut -d ' ' -f 1)"; fi
 say listening "$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {{ n = split($2, a, ":"); print a[n] }}' | sort -u | tr '\n' ' ')"
 say swap_kib "$(awk 'NR > 1 {{ s += $3 }} END {{ print s + 0 }}' /proc/swaps 2>/dev/null)"
-say nfs_common "$(dpkg-query -W -f='${{Status}}' nfs-common 2>/dev/null)"
-say unattended_upgrades "$(dpkg-query -W -f='${{Status}}' unattended-upgrades 2>/dev/null)"
+dpkg-query -W -f='pkg ${{Package}}=${{Status}}\n' nfs-common unattended-upgrades 2>/dev/null
 for f in {auto} {noreboot}; do if [ -f "$f" ]; then say "aptconf $f" "$(sha256sum < "$f" | cut -d ' ' -f 1)"; fi; done
 if command -v apt-get >/dev/null 2>&1; then say apt_get yes; fi
 if command -v curl >/dev/null 2>&1; then say curl yes; fi
@@ -206,14 +235,23 @@ pub(crate) fn parse(output: &str, sent_ns: i128, received_ns: i128) -> Result<Fa
                     .collect();
             }
             "swap_kib" => f.swap_kib = value.trim().parse().unwrap_or(0),
-            "nfs_common" => f.nfs_common = value.contains("install ok installed"),
-            "unattended_upgrades" => f.unattended_upgrades = value.contains("install ok installed"),
+            "pkg nfs-common" => f.nfs_common = value.contains("install ok installed"),
+            "pkg unattended-upgrades" => {
+                f.unattended_upgrades = value.contains("install ok installed")
+            }
             "apt_get" => f.has_apt_get = true,
             "curl" => f.has_curl = true,
             "nvidia_runtime" => f.has_nvidia_runtime = true,
             "cpus" => f.cpus = value.trim().parse().unwrap_or(0),
             "mem_kib" => f.mem_kib = value.trim().parse().unwrap_or(0),
             "now_ns" => now_ns = value.trim().parse::<i128>().ok(),
+            "nodes_b64" => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .map_err(|e| format!("the node list could not be read back: {e}"))?;
+                f.cluster_nodes = Some(Ok(String::from_utf8_lossy(&bytes).into_owned()));
+            }
+            "nodes_error" => f.cluster_nodes = Some(Err(value.trim().to_string())),
             "snapmount_unit" => {
                 f.snapshot_mount.get_or_insert_default().unit_sha256 = Some(value.trim().into())
             }
@@ -280,7 +318,7 @@ mod tests {
 
     const SAMPLE: &str = "os_id=ubuntu\nos_version=24.04\nos_pretty=Ubuntu 24.04.1 LTS\narch=x86_64\nkernel=6.8.0\n\
 k3s_version=k3s version v1.31.2+k3s1 (6da20424)\nk3s_unit=k3s\nk3s_config_b64=bm9kZS1uYW1lOiBzMQo=\n\
-token_sha256=abc\nlistening=0016 192B 0CEA \nswap_kib=0\nnfs_common=install ok installed\nunattended_upgrades=\n\
+token_sha256=abc\nlistening=0016 192B 0CEA \nswap_kib=0\npkg nfs-common=install ok installed\npkg unattended-upgrades=deinstall ok config-files\n\
 aptconf /etc/apt/apt.conf.d/20auto-upgrades=ff\napt_get=yes\ncurl=yes\nimage k3s-airgap-images-amd64.tar.zst=123\n\
 cpus=4\nmem_kib=8000000\nnow_ns=1000000000000\n";
 
@@ -372,7 +410,7 @@ cpus=4\nmem_kib=8000000\nnow_ns=1000000000000\n";
     fn the_script_is_valid_sh_and_runs_here() {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script(None))
+            .arg(script(None, true))
             .output()
             .unwrap();
         assert!(

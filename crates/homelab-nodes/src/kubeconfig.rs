@@ -222,6 +222,7 @@ pub async fn kubeconfig(
     run.execute(&[&Connect {
         hosts: vec![c],
         on_failure: OnFailure::StopRun,
+        prefetch_facts: None,
     }])
     .await;
     let fetched = match run.remote(c) {

@@ -89,6 +89,8 @@ pub(crate) struct SlotState {
 pub(crate) struct Slot {
     pub remote: OnceCell<Remote>,
     pub facts: Mutex<Option<Facts>>,
+    /// The facts script's output, read right after connecting, for the facts phase.
+    pub prefetched: Mutex<Option<Result<crate::common::RawFacts, HostError>>>,
     pub state: Mutex<SlotState>,
 }
 
@@ -355,13 +357,14 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Closes every SSH connection.
+    /// Closes every SSH connection, all at once.
     pub(crate) async fn close(&mut self) {
-        for slot in &mut self.slots {
-            if let Some(remote) = slot.remote.take() {
-                remote.close().await;
-            }
-        }
+        let remotes: Vec<Remote> = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.remote.take())
+            .collect();
+        futures::future::join_all(remotes.into_iter().map(Remote::close)).await;
     }
 
     /// The per-host report, for hosts the operation involved, in inventory order.

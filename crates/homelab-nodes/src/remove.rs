@@ -332,6 +332,7 @@ pub async fn remove(
             vec![control, target]
         },
         on_failure: OnFailure::StopRun,
+        prefetch_facts: None,
     };
     let facts = GatherFacts {
         hosts: if opts.unreachable {
@@ -340,6 +341,7 @@ pub async fn remove(
             vec![target]
         },
         on_failure: OnFailure::StopRun,
+        with_nodes: false,
     };
     let check = Check {
         target,

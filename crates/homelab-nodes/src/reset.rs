@@ -82,10 +82,12 @@ pub async fn reset(
         &Connect {
             hosts: vec![target],
             on_failure: OnFailure::StopRun,
+            prefetch_facts: None,
         },
         &GatherFacts {
             hosts: vec![target],
             on_failure: OnFailure::StopRun,
+            with_nodes: false,
         },
         &Uninstall,
     ])

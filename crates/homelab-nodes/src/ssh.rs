@@ -4,6 +4,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
@@ -50,10 +51,40 @@ enum Privilege {
 /// An open connection to one host, running everything as root.
 pub(crate) struct Remote {
     pub(crate) host: String,
-    login: String,
     session: openssh::Session,
-    privilege: Privilege,
+    /// The login user's name and how it becomes root, learnt from the first command (which
+    /// finds out on the host itself, so that it costs no round trip of its own).
+    privilege: OnceLock<(String, Privilege)>,
+    /// The inventory's sudo password for this host, if any.
+    sudo_password: Option<SecretString>,
     channels: Semaphore,
+}
+
+/// The first line the privilege wrapper prints: `<PRIVILEGE_MARK> <uid> <how> <login>`.
+const PRIVILEGE_MARK: &str = "homelab-privilege";
+
+/// A script that runs `body` as root however this login can (directly as root, `sudo -n`,
+/// or `sudo -S` with the password that is then the first line of stdin), after printing one
+/// line saying which. It never lets the password reach `body`'s stdin, arguments or
+/// environment.
+fn privilege_wrapper(body: &str, with_password: bool) -> String {
+    let read_password = if with_password {
+        "IFS= read -r pw || pw="
+    } else {
+        "pw="
+    };
+    format!(
+        "{read_password}\n\
+         u=$(id -u); n=$(id -un); b={body}\n\
+         say() {{ printf '{PRIVILEGE_MARK} %s %s %s\\n' \"$u\" \"$1\" \"$n\"; }}\n\
+         if [ \"$u\" = 0 ]; then say root; unset pw; exec sh -c \"$b\"; fi\n\
+         if ! command -v sudo >/dev/null 2>&1; then say nosudo; exit 0; fi\n\
+         if e=$(sudo -n -- true 2>&1); then say sudo; unset pw; exec sudo -n -- sh -c \"$b\"; fi\n\
+         if [ -z \"$pw\" ]; then say refused; printf '%s\\n' \"$e\" >&2; exit 0; fi\n\
+         say password\n\
+         {{ printf '%s\\n' \"$pw\"; unset pw; exec cat; }} | sudo -S -k -p '' -- sh -c \"$b\"\n",
+        body = quote(body),
+    )
 }
 
 /// What `ssh` should be given as destination for a host.
@@ -333,15 +364,13 @@ impl Remote {
                 });
             }
         };
-        let mut remote = Remote {
+        Ok(Remote {
             host: name.to_string(),
-            login: String::new(),
             session,
-            privilege: Privilege::Root,
+            privilege: OnceLock::new(),
+            sudo_password: inv.sudo_passwords.get(name).cloned(),
             channels: Semaphore::new(CHANNELS_PER_HOST),
-        };
-        remote.settle_privilege(inv).await?;
-        Ok(remote)
+        })
     }
 
     async fn raw(
@@ -402,62 +431,6 @@ impl Remote {
         )
     }
 
-    /// Finds out whether we are root, may sudo without password, or need the password.
-    async fn settle_privilege(&mut self, inv: &Inventory) -> Result<(), HostError> {
-        let limit = inv.timeouts.command;
-        let who = self.raw("id -u; id -un", None, limit).await?;
-        let mut lines = who.stdout.lines();
-        let uid = lines.next().unwrap_or("").trim().to_string();
-        self.login = lines.next().unwrap_or("").trim().to_string();
-        if uid == "0" {
-            self.privilege = Privilege::Root;
-            return Ok(());
-        }
-        let user = self.login.clone();
-        let probe = self.raw("sudo -n -- true", None, limit).await?;
-        if probe.status == 0 {
-            self.privilege = Privilege::Sudo;
-            return Ok(());
-        }
-        if is_missing_sudo(&probe) {
-            return Err(HostError::new(
-                &self.host,
-                HostErrorKind::SudoRefused,
-                format!(
-                    "user {user} is not root and sudo is not installed; log in as root or install sudo"
-                ),
-            ));
-        }
-        let Some(password) = inv.sudo_passwords.get(&self.host) else {
-            return Err(HostError::new(
-                &self.host,
-                HostErrorKind::SudoRefused,
-                format!(
-                    "sudo on this host needs a password for user {user} ({}); give the node `ssh: {{sudoPassword: {{secret: NAME}}}}` in homelab.yaml and set it with `homelab secrets set NAME`, or allow {user} passwordless sudo",
-                    last_lines(&probe.stderr, 1)
-                ),
-            ));
-        };
-        let mut head = password.expose_secret().as_bytes().to_vec();
-        head.push(b'\n');
-        let check = self
-            .raw(
-                "sudo -S -k -p '' -- true",
-                Some(Feed { head, file: None }),
-                limit,
-            )
-            .await?;
-        if check.status == 0 {
-            self.privilege = Privilege::SudoWithPassword(password.clone());
-            return Ok(());
-        }
-        Err(HostError::new(
-            &self.host,
-            HostErrorKind::SudoRefused,
-            sudo_refusal(&user, &check.stderr),
-        ))
-    }
-
     /// Runs `script` with `sh` as root. Returns whatever the command did; only transport
     /// failures, timeouts and sudo refusals are errors.
     pub(crate) async fn exec(
@@ -469,12 +442,20 @@ impl Remote {
         let body = format!(
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; LC_ALL=C; export PATH LC_ALL; {script}"
         );
-        let (cmdline, password) = match &self.privilege {
-            Privilege::Root => (format!("sh -c {}", quote(&body)), None),
-            Privilege::Sudo => (format!("sudo -n -- sh -c {}", quote(&body)), None),
-            Privilege::SudoWithPassword(p) => (
+        let known = self.privilege.get().map(|(_, p)| p);
+        let (cmdline, password) = match known {
+            Some(Privilege::Root) => (format!("sh -c {}", quote(&body)), None),
+            Some(Privilege::Sudo) => (format!("sudo -n -- sh -c {}", quote(&body)), None),
+            Some(Privilege::SudoWithPassword(p)) => (
                 format!("sudo -S -k -p '' -- sh -c {}", quote(&body)),
                 Some(p),
+            ),
+            None => (
+                format!(
+                    "sh -c {}",
+                    quote(&privilege_wrapper(&body, self.sudo_password.is_some()))
+                ),
+                self.sudo_password.as_ref(),
             ),
         };
         let mut head = Vec::new();
@@ -498,15 +479,17 @@ impl Remote {
         }
         let feed =
             (password.is_some() || !matches!(input, Input::None)).then_some(Feed { head, file });
-        let out = self.raw(&cmdline, feed, limit).await?;
-        if !matches!(self.privilege, Privilege::Root)
-            && out.status == 1
-            && is_sudo_refusal(&out.stderr)
+        let mut out = self.raw(&cmdline, feed, limit).await?;
+        if known.is_none() {
+            self.learn_privilege(&mut out)?;
+        }
+        let (login, privilege) = self.privilege.get().expect("learnt above");
+        if !matches!(privilege, Privilege::Root) && out.status == 1 && is_sudo_refusal(&out.stderr)
         {
             return Err(HostError::new(
                 &self.host,
                 HostErrorKind::SudoRefused,
-                sudo_refusal(&self.login, &out.stderr),
+                sudo_refusal(login, &out.stderr),
             ));
         }
         if out.status == 255 && self.session.check().await.is_err() {
@@ -517,6 +500,65 @@ impl Remote {
             ));
         }
         Ok(out)
+    }
+
+    /// Reads the privilege wrapper's first line off `out`'s stdout and remembers what it says;
+    /// a login that cannot become root is an error naming why and what to do.
+    fn learn_privilege(&self, out: &mut Output) -> Result<(), HostError> {
+        let (first, rest) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+        let mut words = first.splitn(4, ' ');
+        let (mark, uid, how, login) = (words.next(), words.next(), words.next(), words.next());
+        if mark != Some(PRIVILEGE_MARK) {
+            return Err(if out.status == 255 {
+                HostError::new(
+                    &self.host,
+                    HostErrorKind::ConnectionLost,
+                    format!("the SSH connection dropped: {}", last_lines(&out.stderr, 2)),
+                )
+            } else {
+                HostError::new(
+                    &self.host,
+                    HostErrorKind::CommandFailed,
+                    format!(
+                        "the host did not run the command as expected (exit {}): {}",
+                        out.status,
+                        last_lines(&format!("{}\n{}", out.stdout, out.stderr), 2)
+                    ),
+                )
+            });
+        }
+        let user = login.unwrap_or("").trim().to_string();
+        let privilege = match how {
+            Some("root") if uid == Some("0") => Privilege::Root,
+            Some("sudo") => Privilege::Sudo,
+            Some("password") => Privilege::SudoWithPassword(
+                self.sudo_password
+                    .clone()
+                    .expect("the wrapper asks for the password only when given one"),
+            ),
+            Some("nosudo") => {
+                return Err(HostError::new(
+                    &self.host,
+                    HostErrorKind::SudoRefused,
+                    format!(
+                        "user {user} is not root and sudo is not installed; log in as root or install sudo"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(HostError::new(
+                    &self.host,
+                    HostErrorKind::SudoRefused,
+                    format!(
+                        "sudo on this host needs a password for user {user} ({}); give the node `ssh: {{sudoPassword: {{secret: NAME}}}}` in homelab.yaml and set it with `homelab secrets set NAME`, or allow {user} passwordless sudo",
+                        last_lines(&out.stderr, 1)
+                    ),
+                ));
+            }
+        };
+        out.stdout = rest.to_string();
+        let _ = self.privilege.set((user, privilege));
+        Ok(())
     }
 
     /// Runs `script` as root and fails unless it exits 0; `what` names the step in messages.
@@ -636,12 +678,6 @@ pub(crate) fn command_failed(host: &str, what: &str, out: &Output) -> HostError 
     )
 }
 
-fn is_missing_sudo(out: &Output) -> bool {
-    out.status == 127
-        || out.stderr.contains("sudo: not found")
-        || out.stderr.contains("sudo: command not found")
-}
-
 fn is_sudo_refusal(stderr: &str) -> bool {
     stderr.lines().any(|l| {
         let l = l.trim();
@@ -736,6 +772,38 @@ mod tests {
         assert!(
             sudo_refusal("carol", "carol is not in the sudoers file.")
                 .contains("may not run commands as root")
+        );
+    }
+
+    #[test]
+    fn the_privilege_wrapper_says_how_and_keeps_the_password_from_the_command() {
+        use std::io::Write as _;
+        // The node tests run as root, so the wrapper takes the root branch here.
+        let run = |with_password: bool, input: &str| {
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(privilege_wrapper("cat; echo \"args: $*\"", with_password))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        };
+        let out = run(true, "s3cret-pw\nthe command's own input\n");
+        assert_eq!(
+            out,
+            "homelab-privilege 0 root root\nthe command's own input\nargs: \n"
+        );
+        assert!(!out.contains("s3cret"));
+        assert_eq!(
+            run(false, "input\n"),
+            "homelab-privilege 0 root root\ninput\nargs: \n"
         );
     }
 

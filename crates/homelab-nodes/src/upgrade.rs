@@ -419,10 +419,12 @@ pub async fn upgrade(
     let connect = Connect {
         hosts: all.clone(),
         on_failure: OnFailure::StopRun,
+        prefetch_facts: None,
     };
     let facts = GatherFacts {
         hosts: all,
         on_failure: OnFailure::StopRun,
+        with_nodes: false,
     };
     let plan = Plan { st: &st };
     let snap = Snapshot { st: &st };

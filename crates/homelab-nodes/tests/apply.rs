@@ -814,3 +814,30 @@ async fn a_nas_that_refuses_or_is_down_fails_prepare_clearly_and_changes_nothing
         "k3s is not installed without its snapshot mount"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_apply_runs_one_remote_command_per_host() {
+    let lab = TestLab::start(&[
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("a1", Role::Agent),
+    ]);
+    let mut inv = lab.inventory(V);
+    inv.prepare.etcd_snapshot_mount = Some(lab.snapshot_mount());
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Every command sshd runs starts root's login shell, which logs the start.
+    lab.slow_login_shell(std::time::Duration::from_millis(10));
+    let report = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for h in ["s1", "s2", "a1"] {
+        assert!(is_unchanged(&report, h), "{report}");
+        assert_eq!(
+            lab.shell_starts(h),
+            1,
+            "{h}: privilege, facts, mount and (on s1) the cluster's nodes in one command"
+        );
+    }
+}

@@ -521,6 +521,50 @@ impl TestLab {
         }
     }
 
+    /// Gives root on every host a `.bashrc` that costs `cost` each time a shell starts (bash
+    /// reads it for every command sshd runs, as on many real hosts) and logs each start, for
+    /// [`TestLab::shell_starts`].
+    pub fn slow_login_shell(&self, cost: Duration) {
+        for h in &self.hosts {
+            let home = h.root.join("root-home");
+            let stock = fs::read_to_string("/etc/skel/.bashrc").unwrap_or_default();
+            fs::write(
+                home.join(".bashrc"),
+                format!(
+                    "# Test host: start-up work before the interactive check, as many .bashrc files do.\n\
+                     echo start >> \"$HOME/.shell-starts\"\n\
+                     sleep {:.3}\n{stock}",
+                    cost.as_secs_f64()
+                ),
+            )
+            .expect(".bashrc");
+            let _ = fs::remove_file(home.join(".shell-starts"));
+        }
+    }
+
+    /// How many shells root's login started on host `name` since [`TestLab::slow_login_shell`]
+    /// or the last [`TestLab::clear_shell_starts`]: one per command sshd ran.
+    pub fn shell_starts(&self, name: &str) -> usize {
+        fs::read_to_string(self.host(name).root.join("root-home/.shell-starts"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// Gives root on every host the stock `.bashrc` again (which returns at once for
+    /// non-interactive shells).
+    pub fn plain_login_shell(&self) {
+        for h in &self.hosts {
+            let _ = fs::copy("/etc/skel/.bashrc", h.root.join("root-home/.bashrc"));
+        }
+    }
+
+    /// Forgets the shell starts counted so far.
+    pub fn clear_shell_starts(&self) {
+        for h in &self.hosts {
+            let _ = fs::remove_file(h.root.join("root-home/.shell-starts"));
+        }
+    }
+
     /// Stops the NAS stand-in: NFS mounts from it are refused from now on.
     pub fn stop_nas(&mut self) {
         self.nas.take();
