@@ -559,9 +559,10 @@ impl Phase for Prepare<'_> {
                         self.title(),
                         h,
                         format!(
-                            "{} held {} entries on the server's own disk (older snapshots?) that the NAS mount now hides, without deleting them; to keep them, `systemctl stop {}`, move them aside, `systemctl start {}` and copy them in",
+                            "{} held {} {} on the server's own disk (older snapshots?) that the NAS mount now hides, without deleting them; to keep them, `systemctl stop {}`, move them aside, `systemctl start {}` and copy them in",
                             m.mount_point(),
                             mp.hidden_entries,
+                            if mp.hidden_entries == 1 { "entry" } else { "entries" },
                             m.unit_name(),
                             m.unit_name()
                         ),

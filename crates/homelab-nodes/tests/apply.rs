@@ -841,3 +841,43 @@ async fn a_no_op_apply_runs_one_remote_command_per_host() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_already_in_the_snapshot_directory_are_hidden_by_the_mount_and_said_so() {
+    let lab = TestLab::start(&[("s1", Role::Server)]);
+    let mut inv = lab.inventory(V);
+    inv.prepare.etcd_snapshot_mount = Some(homelab_nodes::SnapshotMount {
+        dir: "/var/lib/k3s-snapshots".into(),
+        ..lab.snapshot_mount()
+    });
+    let out = lab.exec(
+        "s1",
+        "mkdir -p /var/lib/k3s-snapshots && echo old > /var/lib/k3s-snapshots/etcd-snapshot-s1-1",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let report = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let warnings = &report.host("s1").unwrap().warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains(
+            "/var/lib/k3s-snapshots held 1 entry on the server's own disk (older snapshots?) that the NAS mount now hides, without deleting them"
+        ) && w.contains("systemctl stop var-lib-k3s\\x2dsnapshots.mount")),
+        "{warnings:?}"
+    );
+    let listed = lab.exec("s1", "ls -A /var/lib/k3s-snapshots");
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        "",
+        "the NAS directory is empty"
+    );
+    let unmounted = lab.exec(
+        "s1",
+        "systemctl stop 'var-lib-k3s\\x2dsnapshots.mount' && cat /var/lib/k3s-snapshots/etcd-snapshot-s1-1",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&unmounted.stdout),
+        "old\n",
+        "the hidden file is still there: {unmounted:?}"
+    );
+}
