@@ -48,6 +48,9 @@ pub struct Plan {
     pub secrets: Vec<SecretNeed>,
     /// Runbooks for the alerts and the data-safety procedures (`docs/runbooks/<name>.md`).
     pub runbooks: Vec<Runbook>,
+    /// The Vault/OpenBao transit key that also wraps the lab's SOPS data keys (the spec's
+    /// `secrets.vault`): Flux then decrypts through Vault with a token instead of an age key.
+    pub secrets_vault: Option<homelab_spec::lab::VaultSettings>,
 }
 
 /// An operational procedure, rendered with the lab's real names.

@@ -7,7 +7,9 @@ use homelab_plan::{Component, HealthCheck, HelmRelease, Layer, PlainFile, Plan, 
 use serde_json::Value;
 
 use crate::Flavor;
-use crate::flux::{FLUX_NAMESPACE, SOPS_AGE_SECRET, needs_own_crds};
+use crate::flux::{
+    FLUX_NAMESPACE, SOPS_AGE_SECRET, SOPS_VAULT_SECRET, SOPS_VAULT_TOKEN_KEY, needs_own_crds,
+};
 use crate::k3s::HELM_NAMESPACE;
 use crate::secrets::kubectl_commands;
 
@@ -247,7 +249,8 @@ pub(crate) fn component_readme(
             Flavor::Flux => {
                 let _ = writeln!(
                     o,
-                    "Each Secret is in `secret-<name>.sops.yaml`, SOPS-encrypted with `encrypted_regex: ^(data|stringData)$` (names and labels stay readable); Flux decrypts them with the age key in the Secret `{FLUX_NAMESPACE}/{SOPS_AGE_SECRET}`. Change a value with `homelab secrets set` and render again.\n"
+                    "Each Secret is in `secret-<name>.sops.yaml`, SOPS-encrypted with `encrypted_regex: ^(data|stringData)$` (names and labels stay readable); Flux decrypts them with {}. Change a value with `homelab secrets set` and render again.\n",
+                    flux_decryption(plan)
                 );
                 for s in &c.secret_objects {
                     let _ = writeln!(
@@ -420,6 +423,32 @@ pub(crate) fn lab_docs(plan: &Plan, flavor: Flavor) -> Vec<(String, String)> {
     out
 }
 
+/// How kustomize-controller decrypts the lab's Secrets, for prose.
+fn flux_decryption(plan: &Plan) -> String {
+    match &plan.secrets_vault {
+        Some(v) => format!(
+            "the Vault/OpenBao transit key `{}`, using the token in the Secret `{FLUX_NAMESPACE}/{SOPS_VAULT_SECRET}` (key `{SOPS_VAULT_TOKEN_KEY}`)",
+            v.key_uri()
+        ),
+        None => format!("the age key in the Secret `{FLUX_NAMESPACE}/{SOPS_AGE_SECRET}`"),
+    }
+}
+
+/// The one step that gives kustomize-controller what it decrypts with.
+fn flux_decryption_setup(plan: &Plan) -> String {
+    match &plan.secrets_vault {
+        Some(v) => format!(
+            "give it a Vault/OpenBao token that may use `{path}/decrypt/{key}` on {address} (the controller calls that server itself, so it must reach it from the cluster):\n\n```sh\nprintf '%s' \"$FLUX_VAULT_TOKEN\" | kubectl -n {FLUX_NAMESPACE} create secret generic {SOPS_VAULT_SECRET} --from-file={SOPS_VAULT_TOKEN_KEY}=/dev/stdin\n```\n\nThe token expires with its policy's TTL: use a periodic token (`bao token create -policy=... -period=768h`) and renew it, or Flux stops decrypting when it lapses.",
+            path = v.transit_path,
+            key = v.key,
+            address = v.address
+        ),
+        None => format!(
+            "give it the age key that decrypts the Secrets:\n\n```sh\nkubectl -n {FLUX_NAMESPACE} create secret generic {SOPS_AGE_SECRET} --from-file=age.agekey=$HOME/.config/homelab/age.key\n```"
+        ),
+    }
+}
+
 fn ingress_ip(plan: &Plan) -> Option<String> {
     plan.component("traefik")?
         .health
@@ -530,7 +559,8 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
         Flavor::Flux => {
             let _ = writeln!(
                 o,
-                "With Flux: bootstrap it on this repository with `--path=clusters/{lab}` (`flux bootstrap git ... --path=clusters/{lab}`), then give it the age key that decrypts the Secrets:\n\n```sh\nkubectl -n {FLUX_NAMESPACE} create secret generic {SOPS_AGE_SECRET} --from-file=age.agekey=$HOME/.config/homelab/age.key\n```\n\n`clusters/{lab}/components.yaml` holds one Flux Kustomization per component (and a `-config` one for custom resources that need the component's own CRDs), each waiting for the ones it depends on.\n",
+                "With Flux: bootstrap it on this repository with `--path=clusters/{lab}` (`flux bootstrap git ... --path=clusters/{lab}`), then {}\n\n`clusters/{lab}/components.yaml` holds one Flux Kustomization per component (and a `-config` one for custom resources that need the component's own CRDs), each waiting for the ones it depends on.\n",
+                flux_decryption_setup(plan),
                 lab = plan.lab_name
             );
         }
@@ -768,7 +798,14 @@ fn adrs(plan: &Plan, flavor: Flavor) -> Vec<Adr> {
             slug: "sops-encrypted-secrets-for-flux",
             title: "Secrets SOPS-encrypted in the repository for Flux".into(),
             context: "Flux applies what is in git, so the Secrets must be in git, and must not be readable there.".into(),
-            decision: "Each Secret is written as `secret-<name>.sops.yaml`, SOPS-encrypted with age for the recipients of the lab's secrets file, with `encrypted_regex: ^(data|stringData)$` so names and labels stay readable; Flux decrypts them with the age key in `flux-system/sops-age`.".into(),
+            decision: format!(
+                "Each Secret is written as `secret-<name>.sops.yaml`, SOPS-encrypted for the recipients of the lab's secrets file{}, with `encrypted_regex: ^(data|stringData)$` so names and labels stay readable; Flux decrypts them with {}.",
+                plan.secrets_vault
+                    .as_ref()
+                    .map(|v| format!(" and wrapped by the Vault/OpenBao transit key `{}`", v.key_uri()))
+                    .unwrap_or_default(),
+                flux_decryption(plan)
+            ),
             consequences: "Rendering again leaves an unchanged Secret's file byte for byte as it was (it is only re-encrypted when its value or recipients change), so git shows real changes only. The cluster's age key must be one of the recipients.".into(),
         },
     });

@@ -14,6 +14,21 @@ use crate::yaml::{HEADER, indent};
 pub(crate) const FLUX_NAMESPACE: &str = "flux-system";
 /// The Secret holding the age identity kustomize-controller decrypts with.
 pub(crate) const SOPS_AGE_SECRET: &str = "sops-age";
+/// The Secret holding the Vault/OpenBao token kustomize-controller decrypts with, for a lab
+/// whose SOPS files are wrapped by a transit key.
+pub(crate) const SOPS_VAULT_SECRET: &str = "sops-hcvault";
+/// The key of that Secret: kustomize-controller recognises a Vault token by this exact name.
+pub(crate) const SOPS_VAULT_TOKEN_KEY: &str = "sops.vault-token";
+
+/// The Secret the Kustomizations' decryption names: the Vault token's when the lab's data keys
+/// are wrapped by a transit key, the age key's otherwise.
+pub(crate) fn decryption_secret(plan: &Plan) -> &'static str {
+    if plan.secrets_vault.is_some() {
+        SOPS_VAULT_SECRET
+    } else {
+        SOPS_AGE_SECRET
+    }
+}
 /// The GitRepository `flux bootstrap` creates for the repository itself.
 const GIT_SOURCE: &str = "flux-system";
 
@@ -220,14 +235,19 @@ pub(crate) fn kustomizations(plan: &Plan, stages: &BTreeMap<String, Stages>) -> 
             }
         }
         let path = format!("./{}", c.dir());
-        docs.push(kustomization(&c.name, &path, &deps, s.has_secrets));
+        docs.push(kustomization(
+            &c.name,
+            &path,
+            &deps,
+            s.has_secrets.then(|| decryption_secret(plan)),
+        ));
         if s.has_config {
             let deps = BTreeSet::from([c.name.clone()]);
             docs.push(kustomization(
                 &format!("{}-config", c.name),
                 &format!("{path}/config"),
                 &deps,
-                false,
+                None,
             ));
         }
     }
@@ -239,7 +259,7 @@ pub(crate) fn kustomizations(plan: &Plan, stages: &BTreeMap<String, Stages>) -> 
     out
 }
 
-fn kustomization(name: &str, path: &str, deps: &BTreeSet<String>, decrypt: bool) -> Value {
+fn kustomization(name: &str, path: &str, deps: &BTreeSet<String>, decrypt: Option<&str>) -> Value {
     let mut spec = json!({
         "interval": "10m",
         "retryInterval": "1m",
@@ -252,8 +272,8 @@ fn kustomization(name: &str, path: &str, deps: &BTreeSet<String>, decrypt: bool)
     if !deps.is_empty() {
         spec["dependsOn"] = json!(deps.iter().map(|d| json!({"name": d})).collect::<Vec<_>>());
     }
-    if decrypt {
-        spec["decryption"] = json!({"provider": "sops", "secretRef": {"name": SOPS_AGE_SECRET}});
+    if let Some(secret) = decrypt {
+        spec["decryption"] = json!({"provider": "sops", "secretRef": {"name": secret}});
     }
     json!({
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",

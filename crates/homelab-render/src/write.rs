@@ -9,7 +9,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use homelab_secrets::{Identities, Recipient, SopsError};
+use homelab_secrets::{Identities, Recipient, SopsError, VaultKey};
 use secrecy::ExposeSecret;
 
 use crate::{Content, Flavor, Tree};
@@ -26,8 +26,12 @@ pub struct SopsKeys<'a> {
     /// Who can decrypt (the lab's recipients, including the cluster's key for Flux).
     pub recipients: &'a [Recipient],
     /// Identities that can open the previous render's files: an unchanged Secret keeps its
-    /// file byte for byte instead of being encrypted again with a new data key.
+    /// file byte for byte instead of being encrypted again with a new data key. Their Vault
+    /// credentials wrap new data keys with the transit keys of `vault`.
     pub identities: &'a Identities,
+    /// Vault/OpenBao transit keys that also wrap each Secret's data key (the plan's
+    /// `secrets_vault`), so Flux can decrypt with a Vault token.
+    pub vault: &'a [VaultKey],
 }
 
 /// How to write.
@@ -293,9 +297,10 @@ pub fn write_tree(
                     .as_ref()
                     .filter(|_| ours.contains(rel))
                     .and_then(|(b, _)| std::str::from_utf8(b).ok());
-                homelab_secrets::encrypt_kubernetes_secret_stable(
+                homelab_secrets::encrypt_kubernetes_secret_stable_with(
                     secret.plaintext.expose_secret(),
                     keys.recipients,
+                    keys.vault,
                     previous_text,
                     keys.identities,
                 )

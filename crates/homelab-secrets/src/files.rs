@@ -283,6 +283,20 @@ pub fn encrypt_kubernetes_secret_stable(
     previous: Option<&str>,
     identities: &Identities,
 ) -> std::result::Result<String, SopsError> {
+    encrypt_kubernetes_secret_stable_with(manifest_yaml, recipients, &[], previous, identities)
+}
+
+/// [`encrypt_kubernetes_secret_stable`] with Vault/OpenBao transit keys too: a new data key is
+/// also wrapped by each of `vault` through its server (with the credentials of `identities`),
+/// so Flux can decrypt with a Vault token; `previous` is kept when its recipients and transit
+/// keys are the ones wanted and it holds the same manifests.
+pub fn encrypt_kubernetes_secret_stable_with(
+    manifest_yaml: &str,
+    recipients: &[Recipient],
+    vault: &[VaultKey],
+    previous: Option<&str>,
+    identities: &Identities,
+) -> std::result::Result<String, SopsError> {
     if let Some(previous) = previous {
         let documents = yaml::parse_documents(manifest_yaml).map_err(SopsError::Yaml)?;
         if let Ok(old) = sops::decrypt_text(previous, identities) {
@@ -292,12 +306,28 @@ pub fn encrypt_kubernetes_secret_stable(
             have.sort();
             let same_rule = old.metadata().rule
                 == sops::EncryptionRule::EncryptedRegex(FLUX_ENCRYPTED_REGEX.to_owned());
-            if same_rule && wanted == have && old.documents() == documents.as_slice() {
+            let mut wanted_vault: Vec<String> = vault.iter().map(VaultKey::uri).collect();
+            let mut have_vault = old.vault_keys();
+            wanted_vault.sort();
+            have_vault.sort();
+            if same_rule
+                && wanted == have
+                && wanted_vault == have_vault
+                && old.documents() == documents.as_slice()
+            {
                 return Ok(previous.to_owned());
             }
         }
     }
-    encrypt_kubernetes_secret(manifest_yaml, recipients)
+    if vault.is_empty() {
+        return encrypt_kubernetes_secret(manifest_yaml, recipients);
+    }
+    let documents = yaml::parse_documents(manifest_yaml).map_err(SopsError::Yaml)?;
+    check_secret_manifests(&documents)?;
+    let options = EncryptOptions::new(recipients.to_vec())
+        .with_vault(vault.to_vec())
+        .with_encrypted_regex(FLUX_ENCRYPTED_REGEX);
+    SopsDocument::new_with_keys(documents, &options, identities)?.encrypt()
 }
 
 fn check_secret_manifests(documents: &[Value]) -> std::result::Result<(), SopsError> {

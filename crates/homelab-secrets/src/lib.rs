@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result, SopsError};
 pub use files::{
     KeyChanges, RekeyReport, SECRET_FILE_MODE, decrypt_file, encrypt_file, encrypt_file_in_place,
-    encrypt_file_with_keys, encrypt_kubernetes_secret, encrypt_kubernetes_secret_stable, open_file,
-    rekey_file, rekey_file_keys,
+    encrypt_file_with_keys, encrypt_kubernetes_secret, encrypt_kubernetes_secret_stable,
+    encrypt_kubernetes_secret_stable_with, open_file, rekey_file, rekey_file_keys,
 };
 pub use generate::{Alphabet, Generator, SecretRequirement};
 pub use identity::{Identities, IdentityEnv, IdentitySource, Recipient};

@@ -247,13 +247,17 @@ impl SopsConfig {
         changed
     }
 
-    /// Sets the transit keys of the secrets-store rule (`hc_vault_transit_uri`, as sops reads
-    /// it; removed when there are none). Returns whether anything changed.
+    /// Sets the transit keys of homelab's rules (the secrets store and rendered Flux Secrets;
+    /// `hc_vault_transit_uri`, as sops reads it, removed when there are none). Returns whether
+    /// anything changed.
     pub fn set_homelab_vault_keys(&mut self, keys: &[VaultKey]) -> bool {
         let wanted = keys.iter().map(VaultKey::uri).collect::<Vec<_>>().join(",");
         let mut changed = false;
         for rule in &mut self.creation_rules {
-            if rule.path_regex.as_deref() != Some(SECRETS_PATH_REGEX) {
+            if !matches!(
+                rule.path_regex.as_deref(),
+                Some(SECRETS_PATH_REGEX | FLUX_SECRETS_PATH_REGEX)
+            ) {
                 continue;
             }
             let have = match rule.other.get(VAULT_URI_KEY) {

@@ -262,6 +262,17 @@ fn no_vault_path_shows_a_secret_value_or_the_token() {
             vec![("HOME", &keyless)],
             0,
         ),
+        (vec!["secrets", "doctor"], vec![("HOME", &keyless)], 0),
+        (
+            vec!["secrets", "doctor"],
+            vec![("VAULT_TOKEN", &revoked)],
+            1,
+        ),
+        (
+            vec!["render", "--out", "out-flux", "--flavor", "flux"],
+            vec![("HOME", &keyless)],
+            0,
+        ),
     ];
     let mut leaks = Vec::new();
     for (args, env, code) in &commands {
@@ -316,7 +327,26 @@ fn no_vault_path_shows_a_secret_value_or_the_token() {
             f.display()
         );
     }
-    // Positive control: the store is wrapped by the transit key and opens through it.
+    // Positive control: the store is wrapped by the transit key and opens through it, and so
+    // are the rendered Secrets, which Flux decrypts with the token Secret.
+    let mut rendered = Vec::new();
+    collect_files(&lab.dir().join("out-flux"), &mut rendered);
+    let secrets: Vec<_> = rendered
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".sops.yaml"))
+        .collect();
+    assert!(!secrets.is_empty());
+    for p in secrets {
+        assert!(
+            std::fs::read_to_string(p).unwrap().contains("hc_vault:"),
+            "{}",
+            p.display()
+        );
+    }
+    let components =
+        std::fs::read_to_string(lab.dir().join("out-flux/clusters/home-lab/components.yaml"))
+            .expect("the Flux Kustomizations");
+    assert!(components.contains("name: sops-hcvault"), "{components}");
     assert!(lab.read("secrets.sops.yaml").contains("hc_vault:"));
     let run = lab
         .run_with(&["secrets", "get", "k3s-token"], &[("HOME", &keyless)], "")

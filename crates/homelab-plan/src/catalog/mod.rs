@@ -171,6 +171,7 @@ pub fn plan(lab: &Lab) -> Plan {
         nodes,
         secrets,
         runbooks,
+        secrets_vault: lab.secrets.vault.clone(),
     }
 }
 

@@ -84,6 +84,7 @@ impl Lab {
                 sops: Some(SopsKeys {
                     recipients: &recipients,
                     identities: &self.identities,
+                    vault: &[],
                 }),
             },
         )

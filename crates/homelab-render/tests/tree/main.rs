@@ -9,7 +9,12 @@ mod common;
 mod contents;
 mod crd;
 mod flux;
+mod flux_vault;
 mod proxy;
 mod rerender;
 mod snapshot;
 mod validators;
+
+/// The real sops and OpenBao helpers of the secrets crate.
+#[path = "../../../homelab-secrets/tests/common/tools.rs"]
+mod sops_tools;

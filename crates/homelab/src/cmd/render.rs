@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use homelab_render::{Flavor, SecretValues, SopsKeys, WriteError, WriteOptions};
 use homelab_secrets::sops_config::{FLUX_SECRETS_PATH_REGEX, SOPS_CONFIG_FILE, SopsConfig};
-use homelab_secrets::{Identities, IdentityEnv, Recipient, SECRETS_FILE, SecretsStore};
+use homelab_secrets::{Identities, IdentityEnv, Recipient, SECRETS_FILE, SecretsStore, VaultKey};
+use homelab_spec::lab::VaultSettings;
 use serde_json::json;
 
 use crate::cli::{self, Global, RenderArgs};
@@ -28,7 +29,11 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
         .to_path_buf();
     let flux = match flavor {
         Flavor::K3s => None,
-        Flavor::Flux => Some(open_secrets(&lab_root, args.secrets.as_deref())?),
+        Flavor::Flux => Some(open_secrets(
+            &lab_root,
+            args.secrets.as_deref(),
+            loaded.lab.secrets.vault.as_ref(),
+        )?),
     };
     let values = flux.as_ref().map(|f| &f.store as &dyn SecretValues);
     let tree = homelab_render::render(&plan, flavor, values)?;
@@ -38,6 +43,7 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
         sops: flux.as_ref().map(|f| SopsKeys {
             recipients: &f.recipients,
             identities: &f.identities,
+            vault: &f.vault,
         }),
     };
     let report = match homelab_render::write_tree(&tree, &args.out, &options) {
@@ -95,9 +101,15 @@ struct FluxSecrets {
     store: SecretsStore,
     identities: Identities,
     recipients: Vec<Recipient>,
+    /// The spec's transit key, which also wraps every rendered Secret's data key.
+    vault: Vec<VaultKey>,
 }
 
-fn open_secrets(lab_root: &Path, explicit: Option<&Path>) -> anyhow::Result<FluxSecrets> {
+fn open_secrets(
+    lab_root: &Path,
+    explicit: Option<&Path>,
+    vault: Option<&VaultSettings>,
+) -> anyhow::Result<FluxSecrets> {
     let path: PathBuf = explicit.map_or_else(|| lab_root.join(SECRETS_FILE), Path::to_path_buf);
     if !path.exists() {
         return Err(exit::usage(format!(
@@ -105,14 +117,25 @@ fn open_secrets(lab_root: &Path, explicit: Option<&Path>) -> anyhow::Result<Flux
             path.display()
         )));
     }
-    let identities = Identities::from_env(&IdentityEnv::from_process_env())
-        .context("the flux flavor needs your age identity to read the secrets file")?;
+    let mut env = IdentityEnv::from_process_env();
+    env.vault = env
+        .vault
+        .with_lab(vault.map(homelab_ops::secrets::lab_vault));
+    let identities = Identities::from_env(&env).context(
+        "the flux flavor needs your age identity (or a Vault credential) to read the secrets file",
+    )?;
     let store = SecretsStore::open(&path, &identities)?;
     let recipients = flux_recipients(lab_root, &store)?;
+    let vault = vault
+        .map(homelab_ops::secrets::vault_key)
+        .transpose()?
+        .into_iter()
+        .collect();
     Ok(FluxSecrets {
         store,
         identities,
         recipients,
+        vault,
     })
 }
 
