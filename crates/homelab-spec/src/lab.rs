@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
-    AcmeEnvironment, AlertSeverity, AppAuth, DnsProvider, GpuVendor, KubeconfigAddress, NodeRole,
-    OsUpdateMode, PortProtocol, VaultAuth,
+    AcmeEnvironment, AlertSeverity, AppAuth, BackupVerify, DnsProvider, GpuVendor,
+    KubeconfigAddress, NodeRole, OsUpdateMode, PortProtocol, VaultAuth,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
 
@@ -401,6 +401,7 @@ pub struct PostgresBackup {
     pub schedule: Cron,
     pub keep: u32,
     pub storage: Quantity,
+    pub verify: BackupVerify,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -707,6 +707,18 @@ pub struct RawPostgresBackup {
     pub keep: S<u32>,
     /// Size of the backup volume. Default: `20Gi`.
     pub storage: S<String>,
+    /// What each dump records per table, in the dump's own snapshot, for every restore and
+    /// drill to check: `checksums` (default; row counts and a hash of every row, so a changed
+    /// value is caught) or `row-counts` (counts only: lost or extra rows are caught, changed
+    /// values are not; no hash pass over the data).
+    pub verify: S<BackupVerify>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupVerify {
+    Checksums,
+    RowCounts,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

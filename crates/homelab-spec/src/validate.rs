@@ -1821,12 +1821,17 @@ fn postgres(c: &mut Checker, p: &Spanned<RawPostgres>) -> Postgres {
                 schedule: c.cron(&b.schedule, "0 2 * * *"),
                 keep: b.keep.as_ref().map_or(7, |k| k.value),
                 storage: c.quantity(&b.storage, "20Gi"),
+                verify: b
+                    .verify
+                    .as_ref()
+                    .map_or(BackupVerify::Checksums, |v| v.value),
             }
         }
         None => PostgresBackup {
             schedule: Cron::parse("0 2 * * *").expect("default"),
             keep: 7,
             storage: Quantity::parse("20Gi").expect("default"),
+            verify: BackupVerify::Checksums,
         },
     };
     Postgres {

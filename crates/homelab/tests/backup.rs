@@ -884,6 +884,42 @@ fn on_a_terminal_the_restore_names_the_dump_and_asks_first() {
     assert_eq!(lab.pg.snapshot("shop"), emptied);
 }
 
+/// Replaces the newest dump of `db` by a dump taken now and rewrites its manifest's size and
+/// SHA-256 to match, leaving the recorded table figures alone: only those can tell.
+fn substitute_newest_dump(lab: &Lab, db: &str) {
+    let dump = lab.dumps(db).pop().unwrap();
+    let out = lab
+        .pg
+        .client("pg_dump")
+        .args(["-Fc", "-d", db, "-f"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    check(&out, "pg_dump for the tampered dump");
+    let bytes = fs::read(&dump).unwrap();
+    let sha = Command::new("sha256sum").arg(&dump).output().unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let manifest = dump.with_extension("manifest");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let rewritten: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("bytes\t") {
+                format!("bytes\t{}\n", bytes.len())
+            } else if l.starts_with("sha256\t") {
+                format!("sha256\t{sha}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&manifest, rewritten).unwrap();
+}
+
 #[test]
 fn the_drill_passes_on_good_dumps_and_fails_on_a_tampered_one() {
     let lab = Lab::start();
@@ -911,37 +947,7 @@ fn the_drill_passes_on_good_dumps_and_fails_on_a_tampered_one() {
     // SHA-256 match it (so only the table checksums recorded at dump time can tell).
     lab.pg
         .sql("shop", "UPDATE items SET price = price + 1 WHERE id = 7;");
-    let dump = lab.dumps("shop").pop().unwrap();
-    let out = lab
-        .pg
-        .client("pg_dump")
-        .args(["-Fc", "-d", "shop", "-f"])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    check(&out, "pg_dump for the tampered dump");
-    let bytes = fs::read(&dump).unwrap();
-    let sha = Command::new("sha256sum").arg(&dump).output().unwrap();
-    let sha = String::from_utf8_lossy(&sha.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let manifest = dump.with_extension("manifest");
-    let text = fs::read_to_string(&manifest).unwrap();
-    let rewritten: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("bytes\t") {
-                format!("bytes\t{}\n", bytes.len())
-            } else if l.starts_with("sha256\t") {
-                format!("sha256\t{sha}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    fs::write(&manifest, rewritten).unwrap();
+    substitute_newest_dump(&lab, "shop");
 
     let before = lab.pg.databases();
     let (stdout, stderr) = lab.expect(1, &["backup", "drill"]);
@@ -1204,4 +1210,52 @@ fn the_listing_shows_the_etcd_snapshots_of_the_first_server() {
     assert_eq!(names, expected);
     assert!(etcd["snapshots"][0]["sizeBytes"].as_u64().unwrap() > 0);
     assert!(etcd["snapshots"][0]["age"].is_string());
+}
+
+#[test]
+fn with_verify_row_counts_the_backup_records_counts_only_and_the_drill_still_checks_them() {
+    let spec = SPEC.replace(
+        "      - name: notes\n",
+        "      - name: notes\n    backup:\n      verify: row-counts\n",
+    );
+    assert_ne!(spec, SPEC);
+    let lab = Lab::start_with(&spec, None);
+    lab.expect(0, &["backup", "postgres"]);
+    // No hash pass: every table line of every manifest has method c and no checksum.
+    for db in ["shop", "notes"] {
+        let dump = lab.dumps(db).pop().unwrap();
+        let manifest = fs::read_to_string(dump.with_extension("manifest")).unwrap();
+        let tables: Vec<&str> = manifest
+            .lines()
+            .filter(|l| l.starts_with("table\t"))
+            .collect();
+        assert!(!tables.is_empty(), "{manifest}");
+        for line in tables {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!((fields[2], fields[4]), ("c", "-"), "{manifest}");
+        }
+    }
+    let (stdout, _) = lab.expect(0, &["backup", "drill"]);
+    assert!(
+        stdout.starts_with(
+            "Drill passed: 3 database(s), 3 table(s), every row count matches the dump (row counts only"
+        ),
+        "{stdout}"
+    );
+
+    // A changed value goes unnoticed in this mode; a lost row does not.
+    lab.pg
+        .sql("shop", "UPDATE items SET price = price + 1 WHERE id = 7;");
+    substitute_newest_dump(&lab, "shop");
+    lab.expect(0, &["backup", "drill"]);
+    lab.pg.sql("shop", "DELETE FROM items WHERE id = 8;");
+    substitute_newest_dump(&lab, "shop");
+    let (stdout, _) = lab.expect(1, &["backup", "drill"]);
+    let items = lines_starting(&stdout, "shop ");
+    assert!(
+        items
+            .iter()
+            .any(|l| l.contains("public.items") && l.contains("999 (recorded 1000)")),
+        "{stdout}"
+    );
 }

@@ -225,12 +225,20 @@ pub fn postgres_backup(p: &PostgresRunbookParams) -> String {
          `pg_dumpall --globals-only` into {}.",
         code(&format!("{dir}/globals/globals.<UTC time>.sql"))
     );
+    let recorded = match p.backup.table_checksums {
+        crate::postgres::TableChecksums::RowHashes => {
+            "counts the rows of every table and sums a hash of every row"
+        }
+        crate::postgres::TableChecksums::RowCountsOnly => {
+            "counts the rows of every table (row counts only, `verify: row-counts`: lost or extra \
+             rows are caught, a changed value is not; set `verify: checksums` to hash every row)"
+        }
+    };
     let _ = writeln!(
         o,
         "3. For each database: opens a session that exports a snapshot, runs `pg_dump -Fc \
-         --snapshot=<it>` and, inside the same snapshot, counts the rows of every table and sums \
-         a hash of every row. The dump and the recorded checksums therefore see exactly the same \
-         data, even while applications write."
+         --snapshot=<it>` and, inside the same snapshot, {recorded}. The dump and the recorded \
+         figures therefore see exactly the same data, even while applications write."
     );
     let _ = writeln!(
         o,

@@ -398,10 +398,7 @@ fn data_runbooks(ctx: &Ctx, components: &[Component]) -> Vec<crate::Runbook> {
                     secret_key: d.owner.clone(),
                 })
                 .collect(),
-            backup: homelab_backup::postgres::PostgresBackupParams::new(
-                postgres::BACKUP_DIR,
-                pg.backup.keep,
-            ),
+            backup: postgres::backup_params(&pg.backup),
             alert_max_age_hours: 26,
         };
         out.push(runbook(

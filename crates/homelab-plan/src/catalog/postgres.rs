@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use homelab_backup::postgres::{PostgresBackupParams, scripts};
+use homelab_backup::postgres::{PostgresBackupParams, TableChecksums, scripts};
+use homelab_spec::lab::{BackupVerify, PostgresBackup};
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -220,7 +221,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
 
     // Backups.
     let backup = &pg.backup;
-    let params = PostgresBackupParams::new(BACKUP_DIR, backup.keep);
+    let params = backup_params(backup);
     let scripts = scripts(&params).expect("the lab's backup parameters are valid");
     let mut data = serde_json::Map::new();
     let mut items = Vec::new();
@@ -382,4 +383,15 @@ fn ensure_script(ctx: &Ctx) -> String {
         ));
     }
     s
+}
+
+/// The backup scripts' parameters for the lab's `services.postgres.backup`; the runbook quotes
+/// the same ones.
+pub(crate) fn backup_params(backup: &PostgresBackup) -> PostgresBackupParams {
+    let mut params = PostgresBackupParams::new(BACKUP_DIR, backup.keep);
+    params.table_checksums = match backup.verify {
+        BackupVerify::Checksums => TableChecksums::RowHashes,
+        BackupVerify::RowCounts => TableChecksums::RowCountsOnly,
+    };
+    params
 }
