@@ -76,6 +76,16 @@ fn chart_apis(chart: &str) -> Option<&'static ChartApis> {
 #[error("{}", describe_unavailable(.0))]
 pub struct SecretsUnavailable(pub Vec<UnavailableSecret>);
 
+/// Why the plan cannot be turned into what `apply` sends.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterPlanError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsUnavailable),
+    /// A patch of the manifests directory no longer applies (`homelab validate` says where).
+    #[error("{0}; run `homelab validate` to see where")]
+    Patch(#[from] homelab_plan::PatchFailed),
+}
+
 /// One secret a Secret object needs that the secrets file cannot give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnavailableSecret {
@@ -147,10 +157,10 @@ pub fn unavailable_secrets(plan: &Plan, values: &dyn SecretValues) -> Vec<Unavai
 pub fn cluster_plan(
     plan: &Plan,
     values: &dyn SecretValues,
-) -> Result<ClusterPlan, SecretsUnavailable> {
+) -> Result<ClusterPlan, ClusterPlanError> {
     let unavailable = unavailable_secrets(plan, values);
     if !unavailable.is_empty() {
-        return Err(SecretsUnavailable(unavailable));
+        return Err(SecretsUnavailable(unavailable).into());
     }
     let mut cluster = ClusterPlan {
         apply: ApplyPlan {
@@ -169,11 +179,11 @@ pub fn cluster_plan(
             .map(|s| {
                 homelab_render::secret_manifest(s, values).map_err(|e| {
                     // Checked above; a value that vanished in between is still named, not shown.
-                    SecretsUnavailable(vec![UnavailableSecret {
+                    ClusterPlanError::Secrets(SecretsUnavailable(vec![UnavailableSecret {
                         secret: String::new(),
                         object: format!("Secret {}/{}", s.namespace, s.name),
                         reason: e.to_string(),
-                    }])
+                    }]))
                 })
             })
             .collect()
@@ -214,7 +224,7 @@ struct Draft {
 }
 
 /// The units of the plan in component order. `secrets` builds a component's Secret manifests.
-fn units<E>(
+fn units<E: From<homelab_plan::PatchFailed>>(
     plan: &Plan,
     secrets: &mut dyn FnMut(&Component) -> Result<Vec<Value>, E>,
 ) -> Result<Vec<ApplyUnit>, E> {
@@ -252,7 +262,7 @@ fn units<E>(
             .collect();
         let mut base: Vec<Value> = Vec::new();
         let mut resources: Vec<Value> = Vec::new();
-        for o in &c.objects {
+        for o in &c.applied_objects()? {
             if own_groups.contains(group_of(o.api_version())) {
                 resources.push(o.manifest.clone());
             } else {
@@ -742,7 +752,9 @@ mod tests {
         let mut values = all_values(&plan);
         values.0.remove("cloudflare-api-token");
         values.0.remove("grafana-admin-password");
-        let err = cluster_plan(&plan, &values).err().expect("refused");
+        let Some(ClusterPlanError::Secrets(err)) = cluster_plan(&plan, &values).err() else {
+            panic!("refused for its secrets")
+        };
         let names: Vec<&str> = err.0.iter().map(|u| u.secret.as_str()).collect();
         assert_eq!(names, ["cloudflare-api-token", "grafana-admin-password"]);
         let text = err.to_string();

@@ -126,10 +126,7 @@ pub fn check_loaded(
     all.extend(found);
     all.sort_by_key(|d| (d.span.map_or(0, |s| s.start), d.severity));
     if all.iter().any(Diagnostic::is_error) {
-        return Err(homelab_spec::InvalidSpec {
-            file: loaded.source,
-            diagnostics: all,
-        });
+        return Err(homelab_spec::InvalidSpec::new(loaded.source, all));
     }
     loaded.warnings = all;
     Ok(loaded)

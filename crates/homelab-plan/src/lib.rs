@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod chart_values;
+pub mod manifests;
 pub mod meta;
 pub mod values;
 pub mod versions;
@@ -109,6 +110,54 @@ pub struct Component {
     pub docs: ComponentDocs,
     /// What the spec's `helm:` settings change in the component's charts.
     pub overrides: Vec<ChartOverride>,
+    /// Changes from the spec's `manifests:` directory to objects of this component; the
+    /// objects above stay as generated (the rendered tree carries the patches in its
+    /// kustomization), [`Component::applied_objects`] has them applied.
+    pub patches: Vec<ObjectPatch>,
+}
+
+/// A JSON Patch from the manifests directory for one object of a component.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectPatch {
+    /// The patch file, relative to the manifests directory.
+    pub file: String,
+    /// The index of the object in the component's `objects`.
+    pub object: usize,
+    pub target: homelab_spec::lab::PatchTarget,
+    /// The RFC 6902 operations.
+    pub operations: Value,
+}
+
+/// A patch that does not apply to the object it targets.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the patch {file} does not apply to {object}: {reason}")]
+pub struct PatchFailed {
+    pub file: String,
+    pub object: String,
+    /// Which operation failed (0-based).
+    pub operation: Option<usize>,
+    pub reason: String,
+}
+
+impl ObjectPatch {
+    /// Applies the operations to `manifest`, all or none.
+    pub fn apply_to(&self, manifest: &mut Value, object: &str) -> Result<(), PatchFailed> {
+        let failed = |operation, reason: String| PatchFailed {
+            file: self.file.clone(),
+            object: object.to_string(),
+            operation,
+            reason,
+        };
+        let ops: json_patch::Patch = serde_json::from_value(self.operations.clone())
+            .map_err(|e| failed(None, e.to_string()))?;
+        json_patch::patch(manifest, &ops).map_err(|e| {
+            failed(
+                Some(e.operation),
+                format!("operation {} at `{}`: {}", e.operation + 1, e.path, e.kind),
+            )
+        })
+    }
 }
 
 /// A catalog chart the spec changed with `helm:`: the version and the values it installs
@@ -147,7 +196,20 @@ impl Component {
             backups: Vec::new(),
             docs: ComponentDocs::default(),
             overrides: Vec::new(),
+            patches: Vec::new(),
         }
+    }
+
+    /// The component's objects as they are applied: with the manifests directory's patches.
+    pub fn applied_objects(&self) -> Result<Vec<Object>, PatchFailed> {
+        let mut objects = self.objects.clone();
+        for p in &self.patches {
+            if let Some(o) = objects.get_mut(p.object) {
+                let id = o.id();
+                p.apply_to(&mut o.manifest, &id)?;
+            }
+        }
+        Ok(objects)
     }
 
     /// The component's directory in the rendered tree, e.g. `infrastructure/metallb`.

@@ -63,12 +63,42 @@ pub(crate) fn render(
 
 /// A `kustomization.yaml` listing resources (files or directories).
 fn kustomization(resources: &[String]) -> String {
-    let k = json!({
+    kustomization_with(resources, Vec::new())
+}
+
+/// A `kustomization.yaml` listing resources and the manifests directory's patches of them
+/// (JSON Patches with their target, as kustomize's `patches:` takes them).
+fn kustomization_with(resources: &[String], patches: Vec<Value>) -> String {
+    let mut k = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": resources,
     });
+    if !patches.is_empty() {
+        k["patches"] = Value::Array(patches);
+    }
     format!("{HEADER}{}", homelab_spec::emit::to_yaml(&k))
+}
+
+/// A kustomize `patches:` entry for a patch of `object`.
+fn patch_entry(p: &homelab_plan::ObjectPatch, object: &homelab_plan::Object) -> Value {
+    let (group, version) = match object.api_version().rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", object.api_version()),
+    };
+    let mut target = json!({"kind": object.kind(), "name": object.name()});
+    if !group.is_empty() {
+        target["group"] = json!(group);
+    }
+    target["version"] = json!(version);
+    if let Some(ns) = object.namespace() {
+        target["namespace"] = json!(ns);
+    }
+    let mut text = homelab_spec::emit::to_yaml(&p.operations);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    json!({"target": target, "patch": text})
 }
 
 /// Renders one component's directory; returns which flux stages it has.
@@ -189,19 +219,33 @@ fn component(
         notes.push(FileNote::plain(c, f));
     }
 
+    // The manifests directory's patches go with the kustomization holding their object.
+    let mut main_patches = Vec::new();
+    let mut config_patches = Vec::new();
+    for p in &c.patches {
+        let Some(o) = c.objects.get(p.object) else {
+            continue;
+        };
+        let entry = patch_entry(p, o);
+        if flavor == Flavor::Flux && flux::needs_own_crds(c, o) {
+            config_patches.push(entry);
+        } else {
+            main_patches.push(entry);
+        }
+    }
     let has_main = !main.is_empty();
     let has_config = !config.is_empty();
     if has_main {
         tree.insert(
             format!("{dir}/kustomization.yaml"),
-            Content::Text(kustomization(&main)),
+            Content::Text(kustomization_with(&main, main_patches)),
             FILE_MODE,
         );
     }
     if has_config {
         tree.insert(
             format!("{dir}/config/kustomization.yaml"),
-            Content::Text(kustomization(&config)),
+            Content::Text(kustomization_with(&config, config_patches)),
             FILE_MODE,
         );
     }

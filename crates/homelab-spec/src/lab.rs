@@ -33,6 +33,8 @@ pub struct Lab {
     pub helm_overrides: BTreeMap<String, HelmOverride>,
     /// How the secrets file is encrypted besides the age keys.
     pub secrets: SecretsSettings,
+    /// The user's own manifests directory (`manifests:`), with what was read from it.
+    pub manifests: Option<Manifests>,
 }
 
 /// The spec's `secrets:` section.
@@ -64,6 +66,62 @@ impl VaultSettings {
             self.address, self.transit_path, self.key
         )
     }
+}
+
+/// The spec's `manifests:` directory. Validation only checks the path; the objects and
+/// patches are filled in by [`crate::manifests::read`] from files the caller read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifests {
+    /// The directory as written, relative to the spec file.
+    pub dir: String,
+    /// Where the spec names it.
+    #[serde(skip)]
+    pub span: Span,
+    /// Plain objects, in file order (files sorted by path).
+    pub objects: Vec<UserObject>,
+    /// Changes to objects homelab generates (the files under `patches/`).
+    pub patches: Vec<UserPatch>,
+}
+
+/// One object of the manifests directory.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserObject {
+    /// The file it is in, relative to the manifests directory (`/`-separated).
+    pub file: String,
+    pub manifest: serde_json::Value,
+    /// Where it is written: the index of its file among those read, and its span there.
+    #[serde(skip)]
+    pub at: (usize, Span),
+}
+
+/// A JSON Patch (RFC 6902) for one object homelab generates.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPatch {
+    /// The file it is in, relative to the manifests directory.
+    pub file: String,
+    pub target: PatchTarget,
+    /// The operations, as written (a JSON array of `{op, path, value?, from?}`).
+    pub operations: serde_json::Value,
+    /// Where the target is written (file index, span).
+    #[serde(skip)]
+    pub target_at: (usize, Span),
+    /// Where each operation is written.
+    #[serde(skip)]
+    pub operation_spans: Vec<Span>,
+}
+
+/// Which generated object a patch changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchTarget {
+    /// `group/version` or `version`; when absent, any version of the kind.
+    pub api_version: Option<String>,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
 }
 
 /// Where the spec sets each catalog chart's `helm:` and the Helm release that key changes.

@@ -6,6 +6,7 @@ pub mod de;
 pub mod diag;
 pub mod emit;
 pub mod lab;
+pub mod manifests;
 pub mod raw;
 pub mod templates;
 pub mod types;
@@ -77,20 +78,57 @@ impl LoadedSpec {
 
 /// A spec that did not pass: every error and warning found, and the source they point into.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{} is not a valid lab spec: {}", file.name(), summary(diagnostics))]
+#[error("{} is not a valid lab spec: {}", file.name(), self.summary())]
 pub struct InvalidSpec {
-    pub file: SourceFile,
+    /// Boxed to keep the error small.
+    pub file: Box<SourceFile>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems in other files the spec names (those of its `manifests:` directory).
+    pub others: Vec<(SourceFile, Vec<Diagnostic>)>,
 }
 
 impl InvalidSpec {
+    /// A spec whose problems are all in the spec file itself.
+    pub fn new(file: SourceFile, diagnostics: Vec<Diagnostic>) -> Self {
+        InvalidSpec {
+            file: Box::new(file),
+            diagnostics,
+            others: Vec::new(),
+        }
+    }
+
+    /// Every diagnostic, in the spec file and in the files it names.
+    pub fn all(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .chain(self.others.iter().flat_map(|(_, d)| d.iter()))
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.is_error())
+        self.all().filter(|d| d.is_error())
+    }
+
+    /// "2 errors, 1 warning" over every file.
+    pub fn summary(&self) -> String {
+        summary(&self.all().cloned().collect::<Vec<_>>())
     }
 
     /// The diagnostics rendered for a terminal: each with its location, source line and help.
     pub fn render(&self) -> String {
-        self.file.render(&self.diagnostics)
+        std::iter::once(self.file.render(&self.diagnostics))
+            .chain(self.others.iter().map(|(file, diags)| file.render(diags)))
+            .filter(|text| !text.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The diagnostics of every file as data, for `--output json`.
+    pub fn to_json(&self) -> Vec<diag::DiagnosticJson> {
+        let mut out = self.file.to_json(&self.diagnostics);
+        for (file, diags) in &self.others {
+            out.extend(file.to_json(diags));
+        }
+        out
     }
 }
 
@@ -121,10 +159,7 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<LoadedSpec, InvalidSpec> {
             file.conceal(conceal::in_lines(file.text()));
             let mut d = *d;
             file.scrub(&mut d);
-            return Err(InvalidSpec {
-                file,
-                diagnostics: vec![d],
-            });
+            return Err(InvalidSpec::new(file, vec![d]));
         }
     };
     load_str(name, text)
@@ -138,7 +173,7 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedSpec, InvalidSpec> {
         for d in &mut diagnostics {
             file.scrub(d);
         }
-        Err(InvalidSpec { file, diagnostics })
+        Err(InvalidSpec::new(file, diagnostics))
     };
     if let Err(d) = yaml::check_bytes(text.as_bytes()) {
         return fail(vec![*d], source);

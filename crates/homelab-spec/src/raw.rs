@@ -55,6 +55,13 @@ pub struct RawLab {
     /// How the secrets file is encrypted besides your age keys. Without this section only age
     /// keys (`homelab secrets init`, `homelab secrets rekey --add age1...`) open it.
     pub secrets: S<RawSecrets>,
+    /// A directory of your own Kubernetes manifests, relative to this file (e.g.
+    /// `manifests`): every `*.yaml` in it is applied with the lab (in the rendered tree under
+    /// `applications/manifests/`, pruned with it), and files under its `patches/` change
+    /// objects homelab generates (`target: {kind, name, namespace}` and `patch:` a list of
+    /// JSON Patch operations, as kustomize takes them). Objects name their namespace; missing
+    /// namespaces are created. Secrets do not belong here (they would be plaintext in git).
+    pub manifests: S<String>,
 }
 
 /// How `secrets.sops.yaml` is encrypted besides your age keys.

@@ -285,6 +285,11 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         },
     );
 
+    let manifests = raw
+        .manifests
+        .as_ref()
+        .and_then(|m| manifests_dir(&mut c, m));
+
     let lab = match (name, network, cluster, tls) {
         (Some(name), Some((network, _)), Some(cluster), Some(tls)) => Some(Lab {
             name: name.value,
@@ -299,11 +304,42 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             charts,
             helm_overrides,
             secrets,
+            manifests,
         }),
         _ => None,
     };
     let ok = !c.diags.iter().any(Diagnostic::is_error);
     (lab.filter(|_| ok), c.diags, c.refs)
+}
+
+/// The `manifests:` directory: a relative path, so that the lab's repository carries it.
+fn manifests_dir(c: &mut Checker, m: &Spanned<String>) -> Option<crate::lab::Manifests> {
+    let dir = m.value.trim();
+    let problem = if dir.is_empty() {
+        Some("the manifests directory is empty")
+    } else if dir.starts_with('/')
+        || dir.starts_with('~')
+        || dir.contains('\\')
+        || dir.get(1..2) == Some(":")
+    {
+        Some("the manifests directory must be relative to homelab.yaml")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        c.error(
+            Diagnostic::error("manifests-dir", format!("{problem}: `{}`", m.value))
+                .at(m.span)
+                .help("write the directory beside homelab.yaml, e.g. `manifests: manifests`, so that the lab's repository holds it"),
+        );
+        return None;
+    }
+    Some(crate::lab::Manifests {
+        dir: dir.trim_end_matches('/').to_string(),
+        span: m.span,
+        objects: Vec::new(),
+        patches: Vec::new(),
+    })
 }
 
 /// The validated network and the spans of its addresses (for checks that point at them).

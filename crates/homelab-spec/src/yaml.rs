@@ -304,30 +304,9 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         documents: 0,
         alias_nodes: 0,
         diags: Vec::new(),
+        stream: None,
     };
-    for event in Parser::new_from_str(text) {
-        match event {
-            Ok((event, span)) => {
-                let span = Span::new(
-                    offsets.byte(span.start.index()),
-                    offsets.byte(span.end.index()),
-                );
-                if let Err(d) = builder.event(event, span) {
-                    builder.diags.push(*d);
-                    return Err(builder.diags);
-                }
-            }
-            Err(e) => {
-                let at = offsets.byte(e.marker().index());
-                let open = builder.innermost_flow(text);
-                builder.diags.push(scan_error(text, at, e.info(), open));
-                return Err(builder.diags);
-            }
-        }
-    }
-    if !builder.diags.is_empty() {
-        return Err(builder.diags);
-    }
+    builder.run(text, &offsets)?;
     builder.root.ok_or_else(|| {
         vec![
             Diagnostic::error("empty-file", "the file holds no YAML document")
@@ -335,6 +314,58 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
                 .help("run `homelab init -f <new file>` to write a commented spec, then edit it"),
         ]
     })
+}
+
+/// Parses a stream of YAML documents (a manifest file with `---` between objects); empty
+/// documents are left out. On failure returns every problem it could find.
+pub fn parse_stream(text: &str) -> Result<Vec<Node>, Vec<Diagnostic>> {
+    let offsets = Offsets::new(text);
+    let mut builder = Builder {
+        stack: Vec::new(),
+        anchors: Vec::new(),
+        root: None,
+        documents: 0,
+        alias_nodes: 0,
+        diags: Vec::new(),
+        stream: Some(Vec::new()),
+    };
+    builder.run(text, &offsets)?;
+    Ok(builder
+        .stream
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.resolve() != Some(Resolved::Null))
+        .collect())
+}
+
+impl Builder {
+    fn run(&mut self, text: &str, offsets: &Offsets) -> Result<(), Vec<Diagnostic>> {
+        let builder = self;
+        for event in Parser::new_from_str(text) {
+            match event {
+                Ok((event, span)) => {
+                    let span = Span::new(
+                        offsets.byte(span.start.index()),
+                        offsets.byte(span.end.index()),
+                    );
+                    if let Err(d) = builder.event(event, span) {
+                        builder.diags.push(*d);
+                        return Err(std::mem::take(&mut builder.diags));
+                    }
+                }
+                Err(e) => {
+                    let at = offsets.byte(e.marker().index());
+                    let open = builder.innermost_flow(text);
+                    builder.diags.push(scan_error(text, at, e.info(), open));
+                    return Err(std::mem::take(&mut builder.diags));
+                }
+            }
+        }
+        if !builder.diags.is_empty() {
+            return Err(std::mem::take(&mut builder.diags));
+        }
+        Ok(())
+    }
 }
 
 fn scan_error(text: &str, at: usize, info: &str, open: Option<Span>) -> Diagnostic {
@@ -497,6 +528,8 @@ struct Builder {
     /// Values added by expanding aliases so far.
     alias_nodes: usize,
     diags: Vec<Diagnostic>,
+    /// The documents so far when reading a stream of them (`None`: exactly one document).
+    stream: Option<Vec<Node>>,
 }
 
 impl Builder {
@@ -516,7 +549,7 @@ impl Builder {
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
-                if self.documents > 1 {
+                if self.documents > 1 && self.stream.is_none() {
                     return Err(Box::new(Diagnostic::error(
                         "several-documents",
                         "the file holds more than one YAML document",
@@ -634,7 +667,14 @@ impl Builder {
             self.anchors.push((anchor, node.clone()));
         }
         match self.stack.last_mut() {
-            None => self.root = Some(node),
+            None => match &mut self.stream {
+                Some(documents) => {
+                    // Anchors do not reach across documents.
+                    self.anchors.clear();
+                    documents.push(node);
+                }
+                None => self.root = Some(node),
+            },
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,

@@ -375,7 +375,7 @@ proptest! {
         check(&result)?;
         let (file, diags) = match &result {
             Ok(l) => (&l.source, &l.warnings),
-            Err(i) => (&i.file, &i.diagnostics),
+            Err(i) => (&*i.file, &i.diagnostics),
         };
         let rendered = file.render(diags);
         prop_assert!(!rendered.contains("hunter2"), "{}", rendered);

@@ -18,3 +18,6 @@ mod cli;
 
 #[path = "spec/schema.rs"]
 mod schema;
+
+#[path = "spec/manifests.rs"]
+mod manifests;

@@ -9,6 +9,7 @@ mod dev_proxy;
 mod k3s;
 mod local_path;
 mod logging;
+pub mod manifests;
 mod metallb;
 mod monitoring;
 mod n8n;
@@ -155,6 +156,11 @@ pub fn plan(lab: &Lab) -> Plan {
     }
     let mut components = order(components);
     dedupe_shared_objects(&mut components);
+    if let Some(m) = &lab.manifests {
+        let c = manifests::component(m, &components);
+        components.push(c);
+        manifests::attach(m, &mut components);
+    }
     let nodes = k3s::node_plans(&ctx);
     let mut runbooks = if s.monitoring.is_some() {
         monitoring::runbooks(&ctx)

@@ -34,11 +34,36 @@ pub fn minimal_spec() -> String {
     homelab_spec::templates::MINIMAL.to_string()
 }
 
+/// The plan of a spec; a `manifests:` directory is read beside the examples (as for
+/// examples/media-lab.yaml).
 pub fn plan_of(spec: &str) -> Plan {
     let loaded = homelab_spec::load_str("homelab.yaml", spec).unwrap_or_else(|e| {
         panic!("test spec is invalid:\n{}", e.render());
     });
+    let files = match &loaded.lab.manifests {
+        Some(m) => Ok(manifest_files(&examples_dir().join(&m.dir))),
+        None => Ok(Vec::new()),
+    };
+    let loaded = homelab_plan::manifests::check_loaded(loaded, files).unwrap_or_else(|e| {
+        panic!("test spec's manifests are invalid:\n{}", e.render());
+    });
     homelab_plan::plan(&loaded.lab)
+}
+
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// Every YAML file under `dir`, relative to it.
+pub fn manifest_files(dir: &Path) -> Vec<homelab_spec::manifests::ManifestFile> {
+    read_dir_files(dir)
+        .into_iter()
+        .filter(|(path, _)| path.ends_with(".yaml") || path.ends_with(".yml"))
+        .map(|(path, bytes)| homelab_spec::manifests::ManifestFile {
+            path,
+            text: String::from_utf8(bytes).unwrap(),
+        })
+        .collect()
 }
 
 pub fn seed_plan() -> Plan {

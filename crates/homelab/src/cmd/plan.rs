@@ -83,6 +83,17 @@ fn text(plan: &Plan) -> String {
         for ob in &c.objects {
             let _ = writeln!(o, "       {} {}  [{}]", ob.kind(), ob.name(), ob.file);
         }
+        for p in &c.patches {
+            let ops = p.operations.as_array().map_or(0, Vec::len);
+            let _ = writeln!(
+                o,
+                "       patched: {} {} by manifests {} ({ops} operation{})",
+                p.target.kind,
+                p.target.name,
+                p.file,
+                if ops == 1 { "" } else { "s" }
+            );
+        }
         for s in &c.secret_objects {
             let _ = writeln!(
                 o,
@@ -164,6 +175,11 @@ fn data(plan: &Plan) -> Value {
                     "keys": s.data.keys().collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "files": c.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+                "patches": c.patches.iter().map(|p| json!({
+                    "file": p.file,
+                    "target": p.target,
+                    "operations": p.operations,
+                })).collect::<Vec<_>>(),
                 "overrides": c.overrides.iter().map(|ov| json!({
                     "release": ov.release,
                     "chart": ov.chart,

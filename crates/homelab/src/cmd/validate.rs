@@ -59,18 +59,13 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
             out.diagnostics(&invalid.render());
             let errors = invalid.errors().count();
             out.result(
-                || {
-                    format!(
-                        "{name} is not valid: {}",
-                        homelab_spec::summary(&invalid.diagnostics)
-                    )
-                },
+                || format!("{name} is not valid: {}", invalid.summary()),
                 &json!({
                     "file": name,
                     "valid": false,
                     "errors": errors,
-                    "warnings": invalid.diagnostics.len() - errors,
-                    "diagnostics": invalid.file.to_json(&invalid.diagnostics),
+                    "warnings": invalid.all().count() - errors,
+                    "diagnostics": invalid.to_json(),
                 }),
             );
             Ok(exit::USAGE)

@@ -1,9 +1,10 @@
-//! Reads the spec file from disk (the I/O edge of the spec crate) and reports a missing or
-//! unreadable file with what to do next.
+//! Reads the spec file and its manifests directory from disk (the I/O edge of the spec crate)
+//! and reports a missing or unreadable file with what to do next.
 
 use std::path::Path;
 
 use anyhow::Context;
+use homelab_spec::manifests::ManifestFile;
 use homelab_spec::{InvalidSpec, LoadedSpec};
 
 use crate::exit;
@@ -31,8 +32,63 @@ pub fn read(path: &Path) -> anyhow::Result<Result<LoadedSpec, InvalidSpec>> {
     };
     Ok(
         homelab_spec::load_bytes(&path.display().to_string(), &bytes)
-            .and_then(homelab_plan::chart_values::check_loaded),
+            .and_then(homelab_plan::chart_values::check_loaded)
+            .and_then(|loaded| {
+                let files = match &loaded.lab.manifests {
+                    Some(m) => {
+                        read_manifests(&path.parent().unwrap_or(Path::new(".")).join(&m.dir))
+                    }
+                    None => Ok(Vec::new()),
+                };
+                homelab_plan::manifests::check_loaded(loaded, files)
+            }),
     )
+}
+
+/// Every `*.yaml`/`*.yml` file under the manifests directory (hidden ones left out), with its
+/// path relative to it; or why the directory cannot be read, for the spec's diagnostic.
+fn read_manifests(dir: &Path) -> Result<Vec<ManifestFile>, String> {
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} does not exist", dir.display()),
+        _ => format!("{}: {e}", dir.display()),
+    })?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = pending.pop() {
+        let entries = std::fs::read_dir(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", at.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let rel = format!("{prefix}{name}");
+            if path.is_dir() {
+                pending.push((path, format!("{rel}/")));
+                continue;
+            }
+            if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+                continue;
+            }
+            if out.len() == homelab_spec::manifests::MAX_FILES {
+                return Err(format!(
+                    "it holds more than {} YAML files",
+                    homelab_spec::manifests::MAX_FILES
+                ));
+            }
+            let bytes = read_capped(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = match homelab_spec::yaml::check_bytes(&bytes) {
+                Ok(text) => text.to_string(),
+                Err(d) => return Err(format!("{rel}: {}", d.message)),
+            };
+            out.push(ManifestFile { path: rel, text });
+        }
+    }
+    Ok(out)
 }
 
 /// Reads at most one byte more than a spec may hold, so a huge file is refused without
@@ -56,7 +112,7 @@ pub fn load_valid(path: &Path, out: &crate::output::Output) -> anyhow::Result<Lo
         }
         Err(invalid) => {
             out.diagnostics(&invalid.render());
-            let summary = homelab_spec::summary(&invalid.diagnostics);
+            let summary = invalid.summary();
             Err(crate::exit::Exit {
                 code: crate::exit::USAGE,
                 message: format!(
