@@ -1695,3 +1695,227 @@ fn a_terminal_shows_one_updating_line_per_component() {
     let values = secret_values(&lab);
     assert!(values.iter().all(|v| !shown.contains(v.as_str())));
 }
+
+// ---- the media lab: manifests, patches, replicas and prune ------------------------------
+
+/// examples/media-lab.yaml with its manifests directory, every secret it needs set.
+fn media_lab() -> Lab {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let lab = Lab::with_spec(&std::fs::read_to_string(examples.join("media-lab.yaml")).unwrap());
+    let mut stack = vec![examples.join("media-lab")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(&examples).unwrap().display().to_string();
+                lab.write(&rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    lab.run(&["secrets", "init"]).ok();
+    let listed = lab
+        .run(&["secrets", "list", "--output", "json"])
+        .ok()
+        .json();
+    for s in listed["secrets"].as_array().unwrap() {
+        if s["set"] != true {
+            let name = s["name"].as_str().unwrap();
+            lab.run_stdin(&["secrets", "set", name], &format!("e2e-{name}-4d1c"))
+                .ok();
+        }
+    }
+    lab
+}
+
+fn deployment(standin: &StandIn, ns: &str, name: &str) -> Option<Value> {
+    get(standin, &path("apps", "v1", "deployments", Some(ns), name))
+}
+
+/// What `kubectl scale` does: a change of `spec.replicas` by another field manager.
+fn scale(standin: &StandIn, ns: &str, name: &str, replicas: u32) {
+    let (code, body) = standin.request(
+        "PATCH",
+        &format!(
+            "{}?fieldManager=kubectl",
+            path("apps", "v1", "deployments", Some(ns), name)
+        ),
+        "application/merge-patch+json",
+        Some(&json!({"spec": {"replicas": replicas}})),
+    );
+    assert_eq!(code, 200, "scale {ns}/{name}: {body}");
+}
+
+#[test]
+fn media_lab_applies_its_manifests_and_patches_keeps_a_scale_and_prunes_what_was_removed() {
+    let standin = StandIn::start(&StandInOptions {
+        nodes: vec!["k3s-master".into(), "k3s-gpu".into()],
+        ..StandInOptions::default()
+    });
+    for (name, objects) in seed_charts() {
+        standin.register_chart("kube-system", name, &objects);
+    }
+    for (kind, plural) in [
+        ("Middleware", "middlewares"),
+        ("IngressRoute", "ingressroutes"),
+        ("TLSOption", "tlsoptions"),
+    ] {
+        create(
+            &standin,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd("traefik.io", kind, plural, "v1alpha1", "Namespaced"),
+        );
+    }
+    let lab = media_lab();
+    let kc = standin.kubeconfig.clone();
+
+    let first = homelab(
+        &lab,
+        &kc,
+        &["apply", "--timeout", "60s", "--output", "json"],
+    )
+    .ok();
+    let names: Vec<String> = components_json(&first)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("manifests"),
+        "{names:?}"
+    );
+
+    // The user's objects, with the namespace nothing else creates, in the lab's ApplySet.
+    let unpackerr = deployment(&standin, "media", "unpackerr").expect("unpackerr is applied");
+    assert!(
+        unpackerr["metadata"]["labels"]["applyset.kubernetes.io/part-of"].is_string(),
+        "{unpackerr}"
+    );
+    assert!(get(&standin, &path("", "v1", "namespaces", None, "tools")).is_some());
+    assert!(deployment(&standin, "tools", "it-tools").is_some());
+    assert!(
+        get(
+            &standin,
+            &path("", "v1", "services", Some("tools"), "it-tools")
+        )
+        .is_some()
+    );
+    // The patches are applied to the generated objects.
+    let plex = deployment(&standin, "media", "plex").unwrap();
+    let pod = &plex["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "transcode"),
+        "{pod}"
+    );
+    let pihole = deployment(&standin, "dns", "pihole").unwrap();
+    assert_eq!(
+        pihole["spec"]["template"]["spec"]["dnsConfig"]["nameservers"][0],
+        "1.1.1.1"
+    );
+
+    let again = homelab(&lab, &kc, &["apply", "--output", "json"]).ok();
+    assert!(changed_components(&again).is_empty(), "{}", again.stdout);
+
+    // `kubectl scale` of an app whose spec leaves replicas out survives apply; where the spec
+    // sets them (Pi-hole: 1), the spec wins.
+    scale(&standin, "media", "sonarr", 3);
+    scale(&standin, "dns", "pihole", 3);
+    let diff = homelab(&lab, &kc, &["diff", "--output", "json"]).expect(1);
+    let differing: BTreeSet<String> = diff.json()["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["change"] != "unchanged")
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["object"]["kind"].as_str().unwrap_or_default(),
+                o["object"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        differing,
+        BTreeSet::from(["Deployment pihole".to_string()]),
+        "{}",
+        diff.stdout
+    );
+    homelab(&lab, &kc, &["apply"]).ok();
+    assert_eq!(
+        deployment(&standin, "media", "sonarr").unwrap()["spec"]["replicas"],
+        3
+    );
+    assert_eq!(
+        deployment(&standin, "dns", "pihole").unwrap()["spec"]["replicas"],
+        1
+    );
+
+    // Remove an app, a manifest file and a patch; prune deletes what they made and only that.
+    edit_spec(&lab, |s| {
+        let start = s.find("  - name: radarr\n").unwrap();
+        let end = s[start..].find("  - name: qbittorrent\n").unwrap() + start;
+        format!("{}{}", &s[..start], &s[end..])
+    });
+    std::fs::remove_file(lab.path("media-lab/tools/it-tools.yaml")).unwrap();
+    std::fs::remove_file(lab.path("media-lab/patches/pihole-upstream-dns.yaml")).unwrap();
+    let pruned = homelab(&lab, &kc, &["apply", "--prune", "--output", "json"]).ok();
+    let report = pruned.json();
+    let deleted: BTreeSet<String> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["deleted"] == true)
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["object"]["kind"].as_str().unwrap(),
+                p["object"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for gone in [
+        "Deployment radarr",
+        "Deployment it-tools",
+        "Service it-tools",
+        "Namespace tools",
+    ] {
+        assert!(deleted.contains(gone), "{gone} is pruned: {deleted:?}");
+    }
+    assert!(
+        deleted.iter().all(|d| !d.contains("sonarr")
+            && !d.contains("unpackerr")
+            && !d.contains("share-media")
+            && d != "Namespace media"),
+        "{deleted:?}"
+    );
+    assert!(deployment(&standin, "media", "radarr").is_none());
+    assert!(deployment(&standin, "tools", "it-tools").is_none());
+    assert!(get(&standin, &path("", "v1", "namespaces", None, "tools")).is_none());
+    assert!(deployment(&standin, "media", "unpackerr").is_some());
+    assert!(
+        get(
+            &standin,
+            &path("", "v1", "persistentvolumes", None, "share-media-media")
+        )
+        .is_some()
+    );
+    // The removed patch's fields are gone: apply no longer sends them.
+    let pihole = deployment(&standin, "dns", "pihole").unwrap();
+    assert!(
+        pihole["spec"]["template"]["spec"]
+            .get("dnsConfig")
+            .is_none(),
+        "{pihole}"
+    );
+    let after = homelab(&lab, &kc, &["apply", "--prune"]).ok();
+    assert!(
+        after.stdout.contains("is unchanged"),
+        "{}",
+        after.transcript()
+    );
+}
