@@ -1217,3 +1217,68 @@ fn restore_gives_back_database_level_entries_that_span_lines() {
         .assert_code(0);
     assert_eq!(database_properties(&lab, "notes copy"), before);
 }
+
+/// Rewrites the middle byte of `dump` and puts its modification time back: same size, same
+/// time, other content; only a hash can tell.
+fn corrupt_keeping_size_and_time(dump: &Path) {
+    let mtime = fs::metadata(dump).unwrap().modified().unwrap();
+    let mut bytes = fs::read(dump).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    fs::write(dump, &bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dump)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+#[test]
+fn retention_does_not_hash_kept_dumps_again_and_the_drill_does() {
+    let lab = Lab::new(3, |p| p.databases = Some(vec!["shop".into()]));
+    make_shop(&lab);
+    backup_ok(&lab);
+    backup_ok(&lab);
+    let dumps = lab.dumps("shop");
+    corrupt_keeping_size_and_time(&dumps[0]);
+    // The kept dumps were not re-read: the altered one still counts as valid.
+    let record = backup_ok(&lab);
+    assert!(record.invalid_dumps.is_empty(), "{record:?}");
+    // The drill hashes every kept dump and names it.
+    let drill = lab.run("drill.sh", &[]);
+    drill.assert_code(1);
+    let report = DrillReport::parse(&drill.stdout).unwrap();
+    let invalid: Vec<_> = report
+        .dumps
+        .iter()
+        .filter(|d| d.status != DumpValidity::Valid)
+        .collect();
+    assert_eq!(invalid.len(), 1, "{report:?}");
+    assert!(
+        dumps[0].ends_with(&invalid[0].file),
+        "{invalid:?} {:?}",
+        dumps[0]
+    );
+
+    // A manifest without the recorded time (written before it was recorded) is hashed.
+    let manifest = dumps[1].with_extension("manifest");
+    let text = fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\nmtime\t"), "{text}");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("mtime\t"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&manifest, without).unwrap();
+    corrupt_keeping_size_and_time(&dumps[1]);
+    let record = backup_ok(&lab);
+    let reported: Vec<(&str, &str)> = record
+        .invalid_dumps
+        .iter()
+        .map(|d| (d.file.as_str(), d.reason.as_str()))
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(dumps[1].ends_with(reported[0].0), "{reported:?}");
+    assert!(reported[0].1.contains("corrupted"), "{reported:?}");
+}

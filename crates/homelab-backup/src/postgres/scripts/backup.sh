@@ -347,7 +347,8 @@ backup_database() {
     db_failed "$db" "the new dump is only $bytes bytes (minimum $HB_MIN_DUMP_BYTES)" "$t0"
     return 1
   fi
-  if ! sha=$(hb_sha256 "$tmp_dump"); then
+  local mtime
+  if ! sha=$(hb_sha256 "$tmp_dump") || ! mtime=$(hb_file_mtime "$tmp_dump"); then
     rm -f -- "$tmp_dump"
     db_failed "$db" "cannot read the new dump back" "$t0"
     return 1
@@ -366,6 +367,7 @@ backup_database() {
     printf 'dump\t%s\n' "$base.dump"
     printf 'bytes\t%s\n' "$bytes"
     printf 'sha256\t%s\n' "$sha"
+    printf 'mtime\t%s\n' "$mtime"
     printf 'snapshot\t%s\n' "$snap"
     printf 'dumped_at\t%s\n' "$(hb_iso "$t0")"
     printf 'server_version_num\t%s\n' "$version"
@@ -402,7 +404,7 @@ backup_database() {
 }
 
 backup_globals() {
-  local dir=$HB_BACKUP_DIR/globals base file man tmp tmp_man err bytes sha
+  local dir=$HB_BACKUP_DIR/globals base file man tmp tmp_man err bytes sha mtime
   base=globals.$STAMP
   file=$dir/$base.sql
   man=$dir/$base.manifest
@@ -425,8 +427,9 @@ backup_globals() {
   fi
   bytes=$(hb_file_size "$tmp") || bytes=0
   sha=$(hb_sha256 "$tmp") || sha=''
-  if [[ -z $sha ]] || ! printf 'homelab-backup-manifest\t%s\nglobals\t1\ndump\t%s\nbytes\t%s\nsha256\t%s\ndumped_at\t%s\nend\t0\n' \
-    "$HB_MANIFEST_FORMAT" "$base.sql" "$bytes" "$sha" "$(hb_iso "$RUN_STARTED")" >"$tmp_man" 2>/dev/null ||
+  mtime=$(hb_file_mtime "$tmp") || sha=''
+  if [[ -z $sha ]] || ! printf 'homelab-backup-manifest\t%s\nglobals\t1\ndump\t%s\nbytes\t%s\nsha256\t%s\nmtime\t%s\ndumped_at\t%s\nend\t0\n' \
+    "$HB_MANIFEST_FORMAT" "$base.sql" "$bytes" "$sha" "$mtime" "$(hb_iso "$RUN_STARTED")" >"$tmp_man" 2>/dev/null ||
     ! sync -- "$tmp" "$tmp_man" 2>/dev/null ||
     ! mv -f -- "$tmp_man" "$man" 2>/dev/null || ! mv -f -- "$tmp" "$file" 2>/dev/null; then
     rm -f -- "$tmp" "$tmp_man" "$man"
@@ -445,6 +448,8 @@ is_fresh() {
 }
 
 # Keeps the newest HB_KEEP valid files of HB_FILES (oldest first) and deletes the older ones.
+# A kept file is hashed again only when it was written since its manifest recorded it: re-reading
+# every kept dump each night would cost keep x dump size of I/O; the drill hashes them all.
 # Invalid files among the newest are reported and left alone; the last valid dump is never
 # deleted, since deleting starts only after HB_KEEP >= 1 valid newer ones were found.
 retain() {
@@ -452,7 +457,7 @@ retain() {
   for ((i = ${#HB_FILES[@]} - 1; i >= 0; i--)); do
     f=${HB_FILES[i]}
     if ((valid < HB_KEEP)); then
-      if is_fresh "$f" || hb_check_dump "$f"; then
+      if is_fresh "$f" || hb_check_dump "$f" recorded; then
         valid=$((valid + 1))
       else
         INVALID+=("$(printf '{"file":%s,"reason":%s}' "$(hb_json_str "$(hb_rel "$f")")" "$(hb_json_str "$HB_REASON")")")

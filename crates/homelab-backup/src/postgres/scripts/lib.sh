@@ -252,11 +252,17 @@ hb_sha256() {
   printf '%s' "${sum%% *}"
 }
 
+# Modification time of file $1 in nanoseconds' precision, as the manifests record it.
+hb_file_mtime() { stat -c %.9Y -- "$1"; }
+
 # Checks that $1 is a complete dump as the backup wrote it: its manifest is complete and names
-# it, and its size and SHA-256 match. $2=size skips the SHA-256 (for listings). On failure
-# HB_REASON says why.
+# it, and its size and SHA-256 match. $2=size skips the SHA-256 (for listings); $2=recorded
+# skips it too when the file's modification time is still the one its manifest recorded (the
+# file was not written since it was hashed; retention uses this, the drill and restores always
+# hash). On failure HB_REASON says why.
 hb_check_dump() {
   local dump=$1 depth=${2:-full} man k v rest first=1 last='' m_dump='' m_bytes='' m_sha='' m_end=''
+  local m_mtime=''
   local ntables=0 actual
   man=$(hb_manifest_path "$dump")
   HB_REASON=''
@@ -275,6 +281,7 @@ hb_check_dump() {
       dump) m_dump=$v ;;
       bytes) m_bytes=$v ;;
       sha256) m_sha=$v ;;
+      mtime) m_mtime=$v ;;
       table) ((ntables++)) ;;
       end) m_end=$v ;;
     esac
@@ -294,6 +301,10 @@ hb_check_dump() {
     return 1
   fi
   [[ $depth == size ]] && return 0
+  if [[ $depth == recorded && -n $m_mtime ]]; then
+    actual=$(hb_file_mtime "$dump") || { HB_REASON="cannot read $dump"; return 1; }
+    [[ $actual == "$m_mtime" ]] && return 0
+  fi
   actual=$(hb_sha256 "$dump") || { HB_REASON="cannot read $dump"; return 1; }
   if [[ $actual != "$m_sha" ]]; then
     HB_REASON="SHA-256 is $actual, the backup wrote $m_sha (corrupted)"
