@@ -80,6 +80,16 @@ pub const N8N: Pin = helm(
     "1.24.32",
 );
 
+pub const NVIDIA_DEVICE_PLUGIN: Pin = helm(
+    "nvidia-device-plugin",
+    "https://nvidia.github.io/k8s-device-plugin",
+    "0.20.0",
+);
+pub const DCGM_EXPORTER: Pin = docker(
+    "nvcr.io/nvidia/k8s/dcgm-exporter",
+    "4.2.3-4.1.3-ubuntu22.04",
+);
+
 /// The Traefik chart K3s v1.34 bundles (its HelmChartConfig's values go over it); K3s
 /// upgrades it, so no Renovate comment follows it.
 pub const K3S_TRAEFIK_CHART: &str = "37.1.0";
@@ -129,5 +139,7 @@ pub fn all() -> Vec<Pin> {
         LOCAL_PATH_PROVISIONER,
         BUSYBOX,
         POSTGRES_EXPORTER,
+        NVIDIA_DEVICE_PLUGIN,
+        DCGM_EXPORTER,
     ]
 }

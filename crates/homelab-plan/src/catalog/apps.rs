@@ -193,6 +193,9 @@ pub(super) fn component(ctx: &Ctx, app: &App) -> Component {
     if app.gpu {
         pod["runtimeClassName"] = json!("nvidia");
         pod["nodeSelector"] = json!({"homelab/gpu": "nvidia"});
+        if super::gpu::tainted(ctx.lab) {
+            pod["tolerations"] = json!([super::gpu::toleration()]);
+        }
     }
     // Two pods at once cannot hold one node's ports, one GPU or a volume of their own.
     let recreate = own_claims || app.host_network || app.gpu;

@@ -6,6 +6,7 @@ mod cert_manager;
 mod charts;
 mod dev_containers;
 mod dev_proxy;
+mod gpu;
 mod k3s;
 mod local_path;
 mod logging;
@@ -107,6 +108,9 @@ pub fn plan(lab: &Lab) -> Plan {
     components.push(metallb::component(&ctx));
     components.push(cert_manager::component(&ctx));
     components.push(traefik::component(&ctx));
+    if gpu::planned(lab) {
+        components.push(gpu::component(&ctx));
+    }
     if s.monitoring.is_some() {
         components.push(monitoring::component(&ctx));
     }

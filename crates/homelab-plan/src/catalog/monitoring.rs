@@ -307,6 +307,11 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     for monitor in pod_monitors(ctx) {
         c.add("monitors.yaml", monitor);
     }
+    if super::gpu::planned(lab) {
+        for object in super::gpu::monitoring_objects(NS) {
+            c.add("gpu.yaml", object);
+        }
+    }
     for object in metallb_monitor() {
         c.add("monitors.yaml", object);
     }
@@ -602,6 +607,9 @@ pub(crate) fn alerts(ctx: &Ctx) -> Vec<Alert> {
             runbook: "nfs-provisioner-down",
         });
     }
+    if super::gpu::planned(lab) {
+        out.extend(super::gpu::alerts());
+    }
     out.extend([
         Alert {
             name: "PersistentVolumeClaimLost",
@@ -853,5 +861,8 @@ pub(crate) fn runbooks(ctx: &Ctx) -> Vec<Runbook> {
         ),
     );
     rb("disk-space", "Runbook: DiskSpaceLow (P3)", "A filesystem on a node has less than 15% free.\n\n## Check\n\n`df -h` on the node; `sudo du -xh --max-depth=2 /var/lib/rancher | sort -h | tail`.\n\n## Fix\n\n- Unused images: `sudo k3s crictl rmi --prune`.\n- Old etcd snapshots: `homelab etcd snapshot prune`.\n- Logs: `sudo journalctl --vacuum-time=7d`.\n- Otherwise grow the VM disk in Proxmox.\n".into());
+    if super::gpu::planned(ctx.lab) {
+        out.push(super::gpu::runbook(ctx));
+    }
     out
 }

@@ -32,6 +32,9 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     if o.gpu {
         values["runtimeClassName"] = json!("nvidia");
         values["nodeSelector"] = json!({"homelab/gpu": "nvidia"});
+        if super::gpu::tainted(ctx.lab) {
+            values["tolerations"] = json!([super::gpu::toleration()]);
+        }
     }
     let pin = versions::OLLAMA;
     c.releases.push(HelmRelease {

@@ -46,6 +46,7 @@ labs! {
     minimal_preset => common::minimal_spec(),
     apps_and_every_receiver => common::wide_spec(),
     gpu_ollama_route53_staging => gpu_route53_staging(),
+    gpu_time_slicing_tainted => gpu_time_slicing(),
     digitalocean_dns01 => digitalocean(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
@@ -85,6 +86,22 @@ fn gpu_route53_staging() -> String {
         "    provider: cloudflare\n    apiToken: {secret: cloudflare-api-token}\n",
         "    provider: route53\n    accessKeyId: AKIAIOSFODNN7EXAMPLE\n    region: eu-central-1\n    apiToken: {secret: route53-secret-access-key}\n",
     )
+}
+
+/// The seed lab with its GPU node's card shared three ways and tainted, for Ollama and an app.
+fn gpu_time_slicing() -> String {
+    let s = replace(
+        SEED,
+        "      labels:\n        homelab/workload: general\n",
+        "      labels:\n        homelab/workload: general\n      gpu: {vendor: nvidia, sharing: {replicas: 3}, taint: true}\n",
+    );
+    let s = replace(
+        &s,
+        "    gpu: false                 # the RTX 3060 comes in phase 2\n",
+        "    gpu: true\n",
+    );
+    let apps = "apps:\n  - name: plex\n    image: docker.io/plexinc/pms-docker:1.41.3.9314-a0bfb8370\n    port: 32400\n    gpu: true\n";
+    replace(&s, "apps: []", apps)
 }
 
 /// The seed lab with DNS-01 through DigitalOcean.

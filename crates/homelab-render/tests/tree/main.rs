@@ -10,6 +10,7 @@ mod contents;
 mod crd;
 mod flux;
 mod flux_vault;
+mod gpu;
 mod manifests;
 mod proxy;
 mod rerender;
