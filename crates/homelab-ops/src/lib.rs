@@ -10,5 +10,6 @@
 pub mod backup_job;
 pub mod cluster_plan;
 pub mod inventory;
+pub mod openbao_init;
 pub mod secrets;
 pub mod secrets_doctor;

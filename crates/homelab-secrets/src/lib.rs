@@ -49,7 +49,10 @@ pub use sops::{
 pub use store::{
     GenerateReport, RotateReport, SECRETS_FILE, SecretListing, SecretStatus, SecretsStore,
 };
-pub use vault::{LabVault, VaultAuthKind, VaultCredential, VaultEnv, VaultError, VaultKey};
+pub use vault::{
+    InitKeys, LabVault, SealStatus, VaultAuthKind, VaultCredential, VaultEnv, VaultError, VaultKey,
+    VaultOperator,
+};
 
 /// What [`init_lab`] found and did.
 #[derive(Debug)]

@@ -421,6 +421,174 @@ impl VaultCredential {
     }
 }
 
+/// Whether a server is initialised and sealed (`sys/seal-status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Whether `sys/init` has run.
+    pub initialized: bool,
+    /// Whether it is sealed.
+    pub sealed: bool,
+    /// Unseal keys needed.
+    pub threshold: u32,
+    /// Unseal keys that exist.
+    pub shares: u32,
+    /// Keys given so far towards the threshold.
+    pub progress: u32,
+}
+
+/// What `sys/init` returns: the unseal keys and the root token. `Debug` shows counts only.
+pub struct InitKeys {
+    /// The unseal keys (hex, as `bao operator unseal` takes them).
+    pub unseal_keys: Vec<SecretString>,
+    /// The initial root token.
+    pub root_token: SecretString,
+}
+
+impl fmt::Debug for InitKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "InitKeys({} unseal keys, a root token)",
+            self.unseal_keys.len()
+        )
+    }
+}
+
+/// The unauthenticated operator calls on one server: seal status, initialisation and
+/// unsealing (`sys/seal-status`, `sys/init`, `sys/unseal`). Keys and tokens go in and out
+/// only as [`SecretString`]s.
+#[derive(Debug, Clone)]
+pub struct VaultOperator {
+    address: String,
+    ca_pem: Option<Vec<u8>>,
+}
+
+impl VaultOperator {
+    /// The server at `address` (`scheme://host[:port]`), trusting `ca_pem` when given.
+    pub fn new(address: &str, ca_pem: Option<Vec<u8>>) -> Result<Self, VaultError> {
+        Ok(Self {
+            address: address_for(address)?,
+            ca_pem,
+        })
+    }
+
+    /// The server.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn call(
+        &self,
+        path: &str,
+        body: Option<Zeroizing<String>>,
+    ) -> Result<serde_json::Value, VaultError> {
+        let (status, answer) = request(&self.address, self.ca_pem.as_deref(), path, None, body)
+            .map_err(|reason| VaultError::Unreachable {
+                address: self.address.clone(),
+                reason,
+            })?;
+        if !(200..300).contains(&status) {
+            return Err(VaultError::Api {
+                address: self.address.clone(),
+                path: path.to_owned(),
+                status,
+                messages: error_messages(&answer),
+            });
+        }
+        serde_json::from_slice(&answer).map_err(|e| VaultError::BadResponse {
+            address: self.address.clone(),
+            path: path.to_owned(),
+            reason: format!("not JSON ({e})"),
+        })
+    }
+
+    fn status_from(&self, path: &str, v: &serde_json::Value) -> Result<SealStatus, VaultError> {
+        let bad = |what: &str| VaultError::BadResponse {
+            address: self.address.clone(),
+            path: path.to_owned(),
+            reason: format!("no `{what}`"),
+        };
+        let flag = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_bool)
+                .ok_or_else(|| bad(k))
+        };
+        let num = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .map(|n| n as u32)
+                .ok_or_else(|| bad(k))
+        };
+        Ok(SealStatus {
+            initialized: flag("initialized")?,
+            sealed: flag("sealed")?,
+            threshold: num("t")?,
+            shares: num("n")?,
+            progress: num("progress")?,
+        })
+    }
+
+    /// `sys/seal-status`.
+    pub fn seal_status(&self) -> Result<SealStatus, VaultError> {
+        let path = "sys/seal-status";
+        let v = self.call(path, None)?;
+        self.status_from(path, &v)
+    }
+
+    /// `sys/init` with `shares` unseal keys of which `threshold` unseal. Fails on a server
+    /// that is initialised already (its keys were handed out then, once).
+    pub fn init(&self, shares: u32, threshold: u32) -> Result<InitKeys, VaultError> {
+        let path = "sys/init";
+        let body = Zeroizing::new(
+            serde_json::json!({ "secret_shares": shares, "secret_threshold": threshold })
+                .to_string(),
+        );
+        let v = Zeroizing::new(self.call(path, Some(body))?.to_string());
+        let v: serde_json::Value =
+            serde_json::from_str(&v).map_err(|e| VaultError::BadResponse {
+                address: self.address.clone(),
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let bad = |what: &str| VaultError::BadResponse {
+            address: self.address.clone(),
+            path: path.to_owned(),
+            reason: format!("no `{what}`"),
+        };
+        let unseal_keys = v
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| bad("keys"))?
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .map(|k| SecretString::from(k.to_owned()))
+                    .ok_or_else(|| bad("keys"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let root_token = v
+            .get("root_token")
+            .and_then(serde_json::Value::as_str)
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or_else(|| bad("root_token"))?;
+        if unseal_keys.len() != shares as usize {
+            return Err(bad("keys (as many as asked for)"));
+        }
+        Ok(InitKeys {
+            unseal_keys,
+            root_token,
+        })
+    }
+
+    /// `sys/unseal` with one key; the status after it.
+    pub fn unseal(&self, key: &SecretString) -> Result<SealStatus, VaultError> {
+        let path = "sys/unseal";
+        let body = Zeroizing::new(serde_json::json!({ "key": key.expose_secret() }).to_string());
+        let v = self.call(path, Some(body))?;
+        self.status_from(path, &v)
+    }
+}
+
 fn address_for(address: &str) -> Result<String, VaultError> {
     normalize_address(address).map_err(|reason| VaultError::InvalidKey {
         value: address.to_owned(),

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 mod tools;
 #[allow(unused_imports)]
-pub use tools::{Bao, Sops, venv, venv_tool};
+pub use tools::{Bao, BaoServer, Sops, venv, venv_tool};
 
 use homelab_secrets::{Identities, IdentityEnv, IdentitySource, Recipient};
 

@@ -237,3 +237,112 @@ impl Drop for Bao {
         self.stop();
     }
 }
+
+/// A real OpenBao server (not dev mode) with integrated storage in a directory of its own, on a free
+/// loopback port, uninitialised and sealed when first started; it keeps its data across
+/// [`BaoServer::restart`], as a pod on a PVC does. Stopped (killed) on drop.
+pub struct BaoServer {
+    pub address: String,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl BaoServer {
+    pub fn start() -> BaoServer {
+        let free_port = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (port, cluster_port) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        // OpenBao 2 has no `file` backend: integrated storage (raft), one node, as the chart
+        // runs it on a PVC.
+        let config = format!(
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node1\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.hcl"), config).unwrap();
+        let mut server = BaoServer {
+            address: format!("http://127.0.0.1:{port}"),
+            dir,
+            port,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// `bao ARGS` with `token`, retried while the server is unsealed but not yet active
+    /// (integrated storage elects its leader just after unsealing): 200 tries, 50 ms apart.
+    pub fn cli_when_active(&self, args: &[&str], token: &str) -> Output {
+        let mut out = self.cli(args, Some(token));
+        for _ in 0..200 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            out = self.cli(args, Some(token));
+        }
+        out
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(venv_tool("bao"))
+            .arg("server")
+            .arg(format!(
+                "-config={}",
+                self.dir.path().join("config.hcl").display()
+            ))
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start bao server");
+        self.child = Some(child);
+        // Bounded wait for the listener: 200 tries, 50 ms apart.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("bao server did not listen at {}", self.address);
+    }
+
+    /// `bao ARGS` against this server, with `token` when given.
+    pub fn cli(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut cmd = Command::new(venv_tool("bao"));
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BAO_ADDR", &self.address);
+        if let Some(t) = token {
+            cmd.env("BAO_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Stops and starts the server on the same storage: it comes back sealed.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for BaoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

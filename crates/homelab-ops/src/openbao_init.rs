@@ -1,0 +1,196 @@
+//! Initialising and unsealing an OpenBao (or Vault) server as a library call: a new server is
+//! initialised once and its unseal keys and root token go straight into the lab's encrypted
+//! secrets file, saved before anything else happens; a sealed one is unsealed with the keys
+//! stored there. It never prints, logs or returns a key or the token.
+
+use homelab_secrets::{Error as SecretsError, SecretsStore, VaultError, VaultOperator};
+use secrecy::SecretString;
+
+/// The secret holding unseal key N (from 1).
+pub const UNSEAL_KEY_PREFIX: &str = "openbao-unseal-key-";
+/// The secret holding the initial root token.
+pub const ROOT_TOKEN: &str = "openbao-root-token";
+
+/// How many unseal keys a new server hands out, and how many unseal it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitOptions {
+    pub shares: u32,
+    pub threshold: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            shares: 5,
+            threshold: 3,
+        }
+    }
+}
+
+/// What [`init_and_unseal`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// The server.
+    pub address: String,
+    /// Whether it was initialised now (else it was already).
+    pub initialized_now: bool,
+    /// Whether it was unsealed now (else it was already unsealed).
+    pub unsealed_now: bool,
+    /// The secrets written into the file (names only), when it was initialised now.
+    pub stored: Vec<String>,
+}
+
+/// Why it stopped. Messages name the server and the secrets file, never a key.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenBaoInitError {
+    /// A call to the server failed.
+    #[error("{operation} on {address}: {source}")]
+    Server {
+        /// `seal status`, `init`, `unseal`.
+        operation: &'static str,
+        address: String,
+        source: Box<VaultError>,
+    },
+    /// The secrets file could not be read or written.
+    #[error("{operation}: {source}")]
+    Secrets {
+        operation: &'static str,
+        source: Box<SecretsError>,
+    },
+    /// The server is not initialised, but the file holds another server's keys.
+    #[error(
+        "{address} is not initialised, but {file} already holds `{ROOT_TOKEN}` and unseal keys of a server; initialising would replace them. If that server is gone for good, remove them with `homelab secrets edit` first; nothing was changed"
+    )]
+    KeysOfAnotherServer { address: String, file: String },
+    /// The server is sealed and the file lacks enough of its keys.
+    #[error(
+        "{address} is sealed and needs {threshold} unseal keys, but {file} holds {held}: it was initialised without homelab, or the keys were removed. Unseal it with the keys of whoever holds them (`bao operator unseal`), see the runbook for a lost key; nothing was changed"
+    )]
+    KeysMissing {
+        address: String,
+        file: String,
+        threshold: u32,
+        held: usize,
+    },
+    /// The stored keys did not unseal it.
+    #[error(
+        "{address} is still sealed after the {tried} unseal keys in {file}: they belong to another server or were changed (`bao operator rekey`); see the runbook for a lost key"
+    )]
+    StillSealed {
+        address: String,
+        file: String,
+        tried: usize,
+    },
+    /// Nonsense options.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// The name of unseal key `n` (from 1).
+pub fn unseal_key_name(n: usize) -> String {
+    format!("{UNSEAL_KEY_PREFIX}{n}")
+}
+
+/// Initialises the server when it is not (saving its keys and root token in `store` at once,
+/// before unsealing), then unseals it with the keys in `store` when it is sealed. Safe to run
+/// again: an initialised, unsealed server is left as it is.
+pub fn init_and_unseal(
+    server: &VaultOperator,
+    store: &mut SecretsStore,
+    options: InitOptions,
+) -> Result<InitReport, OpenBaoInitError> {
+    if options.threshold == 0 || options.threshold > options.shares || options.shares > 64 {
+        return Err(OpenBaoInitError::Options(format!(
+            "{} of {} unseal keys: the threshold is 1 to the number of keys (at most 64)",
+            options.threshold, options.shares
+        )));
+    }
+    let address = server.address().to_owned();
+    let file = store.path().display().to_string();
+    let server_err = |operation, source| OpenBaoInitError::Server {
+        operation,
+        address: address.clone(),
+        source: Box::new(source),
+    };
+    let status = server
+        .seal_status()
+        .map_err(|e| server_err("reading the seal status", e))?;
+    let mut report = InitReport {
+        address: address.clone(),
+        initialized_now: false,
+        unsealed_now: false,
+        stored: Vec::new(),
+    };
+    let mut threshold = status.threshold;
+    if !status.initialized {
+        if store.contains(ROOT_TOKEN) || store.contains(&unseal_key_name(1)) {
+            return Err(OpenBaoInitError::KeysOfAnotherServer { address, file });
+        }
+        let keys = server
+            .init(options.shares, options.threshold)
+            .map_err(|e| server_err("initialising", e))?;
+        let mut names = Vec::new();
+        for (i, key) in keys.unseal_keys.iter().enumerate() {
+            let name = unseal_key_name(i + 1);
+            put(store, &name, key.clone())?;
+            names.push(name);
+        }
+        put(store, ROOT_TOKEN, keys.root_token.clone())?;
+        names.push(ROOT_TOKEN.to_owned());
+        // Saved before anything else: the server hands these out once.
+        store.save().map_err(|source| OpenBaoInitError::Secrets {
+            operation: "saving the new unseal keys and root token",
+            source: Box::new(source),
+        })?;
+        report.initialized_now = true;
+        report.stored = names;
+        threshold = options.threshold;
+    } else if !status.sealed {
+        return Ok(report);
+    }
+    let held: Vec<String> = (1..=64)
+        .map(unseal_key_name)
+        .filter(|n| store.is_set(n).unwrap_or(false))
+        .collect();
+    if held.len() < threshold as usize {
+        return Err(OpenBaoInitError::KeysMissing {
+            address,
+            file,
+            threshold,
+            held: held.len(),
+        });
+    }
+    let mut tried = 0;
+    for name in &held {
+        let key = store
+            .get(name)
+            .map_err(|source| OpenBaoInitError::Secrets {
+                operation: "reading an unseal key",
+                source: Box::new(source),
+            })?
+            .clone();
+        tried += 1;
+        let status = server
+            .unseal(&key)
+            .map_err(|e| server_err("unsealing", e))?;
+        if !status.sealed {
+            report.unsealed_now = true;
+            return Ok(report);
+        }
+    }
+    Err(OpenBaoInitError::StillSealed {
+        address,
+        file,
+        tried,
+    })
+}
+
+fn put(store: &mut SecretsStore, name: &str, value: SecretString) -> Result<(), OpenBaoInitError> {
+    store
+        .set(name, value)
+        .map(|_| ())
+        .map_err(|source| OpenBaoInitError::Secrets {
+            operation: "storing a new key",
+            source: Box::new(source),
+        })
+}
