@@ -155,6 +155,9 @@ struct HostPlan {
     upload_images: Option<(std::path::PathBuf, String)>,
     upload_binary: Option<std::path::PathBuf>,
     mount: Option<MountPlan>,
+    /// The NVIDIA container toolkit is to be installed (a GPU host without it), and then
+    /// this k3s unit restarted so that it registers the `nvidia` runtime (when k3s runs).
+    gpu_toolkit: Option<Option<String>>,
 }
 
 struct ApplyState {
@@ -241,6 +244,7 @@ fn plan_host(run: &Run<'_>, st: &ApplyState, h: usize, facts: &Facts) -> HostPla
         upload_images,
         upload_binary,
         mount: plan_mount(inv, host, facts),
+        gpu_toolkit: (host.gpu && !facts.has_nvidia_runtime).then(|| facts.k3s_unit.clone()),
     }
 }
 
@@ -354,6 +358,17 @@ fn describe_prepare(inv: &Inventory, plan: &HostPlan) -> Option<String> {
     }
     for (path, _) in &plan.apt_files {
         parts.push(format!("write {path}"));
+    }
+    if let Some(restart) = &plan.gpu_toolkit {
+        parts.push(format!(
+            "install the NVIDIA container toolkit from {}",
+            inv.prepare.nvidia_repo
+        ));
+        if let Some(unit) = restart {
+            parts.push(format!(
+                "restart {unit} so that k3s registers the nvidia runtime"
+            ));
+        }
     }
     if let (Some(mp), Some(m)) = (&plan.mount, &inv.prepare.etcd_snapshot_mount) {
         if mp.unit.is_some() {
@@ -548,6 +563,26 @@ impl Phase for Prepare<'_> {
                 remote
                     .write_file(path, content.as_bytes(), 0o644, run.inv.timeouts.command)
                     .await?;
+            }
+            if let Some(restart) = &plan.gpu_toolkit {
+                let what = "installing the NVIDIA container toolkit";
+                run.progress(self.title(), h, what.to_string());
+                remote
+                    .run(
+                        what,
+                        &crate::gpu::toolkit_script(&run.inv.prepare.nvidia_repo),
+                        run.inv.timeouts.install,
+                    )
+                    .await?;
+                if let Some(unit) = restart {
+                    remote
+                        .run(
+                            &format!("restarting {unit} for the nvidia runtime"),
+                            &format!("systemctl restart {unit}"),
+                            run.inv.timeouts.command,
+                        )
+                        .await?;
+                }
             }
             if let Some(mp) = &plan.mount {
                 converge_mount(run, h, remote, mp).await?;

@@ -54,6 +54,8 @@ pub struct Facts {
     pub has_curl: bool,
     /// `nvidia-container-runtime` is available (GPU nodes need it).
     pub has_nvidia_runtime: bool,
+    /// What `nvidia-smi` says about the NVIDIA driver and GPUs.
+    pub nvidia_driver: crate::gpu::Driver,
     /// Files in the airgap images directory, with sizes in bytes.
     pub images: BTreeMap<String, u64>,
     /// CPU count.
@@ -186,7 +188,7 @@ for f in {auto} {noreboot}; do if [ -f "$f" ]; then say "aptconf $f" "$(sha256su
 if command -v apt-get >/dev/null 2>&1; then say apt_get yes; fi
 if command -v curl >/dev/null 2>&1; then say curl yes; fi
 if command -v nvidia-container-runtime >/dev/null 2>&1; then say nvidia_runtime yes; fi
-if [ -d {images} ]; then for f in {images}/*; do if [ -f "$f" ]; then say "image $(basename "$f")" "$(wc -c < "$f" | tr -d ' ')"; fi; done; fi
+{nvidia_smi}if [ -d {images} ]; then for f in {images}/*; do if [ -f "$f" ]; then say "image $(basename "$f")" "$(wc -c < "$f" | tr -d ' ')"; fi; done; fi
 say cpus "$(nproc 2>/dev/null || echo 0)"
 say mem_kib "$(awk '/^MemTotal:/ {{ print $2 }}' /proc/meminfo)"
 say now_ns "$(date +%s%N)"
@@ -196,6 +198,7 @@ say now_ns "$(date +%s%N)"
         auto = AUTO_UPGRADES_PATH,
         noreboot = NO_REBOOT_PATH,
         images = IMAGES_DIR,
+        nvidia_smi = crate::gpu::FACTS_SCRIPT,
     )
 }
 
@@ -242,6 +245,17 @@ pub(crate) fn parse(output: &str, sent_ns: i128, received_ns: i128) -> Result<Fa
             "apt_get" => f.has_apt_get = true,
             "curl" => f.has_curl = true,
             "nvidia_runtime" => f.has_nvidia_runtime = true,
+            "nvidia_gpu" => match &mut f.nvidia_driver {
+                crate::gpu::Driver::Gpus(gpus) => gpus.push(value.to_string()),
+                other => *other = crate::gpu::Driver::Gpus(vec![value.to_string()]),
+            },
+            "nvidia_smi" => {
+                if let Some(why) = value.strip_prefix("failed: ") {
+                    f.nvidia_driver = crate::gpu::Driver::Failed(why.trim().to_string());
+                } else if f.nvidia_driver == crate::gpu::Driver::Missing {
+                    f.nvidia_driver = crate::gpu::Driver::Gpus(Vec::new());
+                }
+            }
             "cpus" => f.cpus = value.trim().parse().unwrap_or(0),
             "mem_kib" => f.mem_kib = value.trim().parse().unwrap_or(0),
             "now_ns" => now_ns = value.trim().parse::<i128>().ok(),

@@ -283,6 +283,9 @@ pub struct PrepareOptions {
     /// An NFS export mounted on every server at the etcd snapshot directory, so that the
     /// snapshots survive the loss of a server; `None`: they stay on the servers' own disks.
     pub etcd_snapshot_mount: Option<SnapshotMount>,
+    /// NVIDIA's package repository, from which GPU hosts get the container toolkit
+    /// (a mirror's address in place of [`crate::gpu::NVIDIA_REPO`]).
+    pub nvidia_repo: String,
 }
 
 /// A directory of an NFS export that a systemd mount unit mounts on every server (ADR 0105).
@@ -445,6 +448,7 @@ impl Default for PrepareOptions {
             updates: UpdateOrigins::Security,
             reboot_at: None,
             etcd_snapshot_mount: None,
+            nvidia_repo: crate::gpu::NVIDIA_REPO.to_string(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod drain;
 mod error;
 mod event;
 mod facts;
+mod gpu;
 mod history;
 mod inventory;
 mod k3s_config;

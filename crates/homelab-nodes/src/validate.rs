@@ -105,10 +105,14 @@ pub(crate) fn check(
             facts.os_pretty
         ));
     }
-    if host.gpu && !facts.has_nvidia_runtime {
-        v.problems.push(
-            "the spec marks this host as a GPU node but nvidia-container-runtime is not installed; install the NVIDIA driver and nvidia-container-toolkit first, so k3s can register the `nvidia` runtime".into(),
-        );
+    if host.gpu {
+        v.problems.extend(crate::gpu::driver_problem(facts));
+        if !facts.has_nvidia_runtime && !facts.has_apt_get {
+            v.problems.push(format!(
+                "the NVIDIA container toolkit is missing and this host has no apt-get ({}); install `nvidia-container-toolkit` with the host's package manager, then run `homelab nodes apply` again",
+                facts.os_pretty
+            ));
+        }
     }
     v
 }
@@ -217,7 +221,8 @@ mod tests {
             "clock is -7.0s off",
             "curl is not installed",
             "packages are missing (nfs-common)",
-            "nvidia-container-runtime",
+            "the NVIDIA driver is not installed",
+            "the NVIDIA container toolkit is missing and this host has no apt-get",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in\n{all}");
         }

@@ -383,6 +383,33 @@ tls:
     }
 
     #[test]
+    fn a_gpu_node_is_a_gpu_host_with_the_gpu_labels_and_its_taint() {
+        let spec = SPEC.replace(
+            "      labels: {gpu: nvidia}\n      taints: [\"nvidia.com/gpu=true:NoSchedule\"]\n",
+            "      gpu: {sharing: {replicas: 2}, taint: true}\n",
+        );
+        assert_ne!(spec, SPEC);
+        let loaded = load(&spec);
+        let plan = homelab_plan::plan(&loaded.lab);
+        let hosts = hosts(&loaded.lab, &plan, Path::new("/labs/home")).unwrap();
+        let (s1, a1) = (&hosts[0], &hosts[1]);
+        assert!(!s1.gpu && s1.labels.is_empty() && s1.taints.is_empty());
+        assert!(a1.gpu);
+        assert_eq!(
+            a1.labels.get("homelab/gpu").map(String::as_str),
+            Some("nvidia")
+        );
+        assert_eq!(
+            a1.labels
+                .get("nvidia.com/device-plugin.config")
+                .map(String::as_str),
+            Some("time-slicing-2")
+        );
+        assert_eq!(a1.taints.len(), 1);
+        assert_eq!(a1.taints[0].to_string(), "nvidia.com/gpu=true:NoSchedule");
+    }
+
+    #[test]
     fn nodes_become_hosts_with_their_planned_config() {
         let loaded = load(SPEC);
         let plan = homelab_plan::plan(&loaded.lab);

@@ -27,6 +27,18 @@ const K3S_STANDIN: &str = include_str!("k3s.sh");
 const INSTALLER_STANDIN: &str = include_str!("install.sh");
 const SYSTEMCTL_STANDIN: &str = include_str!("systemctl.sh");
 const MOUNT_NFS_STANDIN: &str = include_str!("mount.nfs.sh");
+const APT_GET_STANDIN: &str = include_str!("apt-get.sh");
+
+/// What the fake `nvidia-smi` of a GPU test host does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeDriver {
+    /// No `nvidia-smi`: the driver is not installed.
+    Missing,
+    /// `nvidia-smi` fails as it does when the kernel module is not loaded.
+    Broken,
+    /// `nvidia-smi -L` lists one RTX 3060.
+    Working,
+}
 const OVERLAID: [&str; 4] = ["etc", "usr", "var", "home"];
 const SLOT_DIR: &str = "/tmp/homelab-nodes-testlabs";
 
@@ -642,6 +654,64 @@ impl TestLab {
     /// The lab's known_hosts file.
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
+    }
+
+    /// Makes `name` a GPU host: a fake `nvidia-smi` as `driver` says, an apt-get stand-in,
+    /// and NVIDIA's repository (a key and an apt source) served at [`Self::nvidia_repo_url`].
+    pub fn gpu_host(&self, name: &str, driver: FakeDriver) {
+        use base64::Engine as _;
+        let state = self.cluster_dir().display().to_string();
+        // Written from inside the host: its /usr is an overlay mounted already.
+        let put = |path: &str, content: &str| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+            let out = self.exec(
+                name,
+                &format!("mkdir -p \"$(dirname {path})\" && echo {b64} | base64 -d > {path} && chmod 755 {path}"),
+            );
+            assert!(out.status.success(), "writing {path} on {name}: {out:?}");
+        };
+        put(
+            "/usr/local/sbin/apt-get",
+            &APT_GET_STANDIN.replace("@STATE_DIR@", &state),
+        );
+        let smi = "/usr/local/bin/nvidia-smi";
+        match driver {
+            FakeDriver::Missing => {
+                self.exec(name, &format!("rm -f {smi}"));
+            }
+            FakeDriver::Broken => put(
+                smi,
+                "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n",
+            ),
+            FakeDriver::Working => put(
+                smi,
+                "#!/bin/sh\necho 'GPU 0: NVIDIA GeForce RTX 3060 (UUID: GPU-5e8f3a4c-0000-0000-0000-000000000000)'\n",
+            ),
+        }
+        let repo = self.cluster_dir().join("www/nvidia");
+        fs::create_dir_all(repo.join("stable/deb")).expect("repo");
+        let key = repo.join("gpgkey");
+        if !key.exists() {
+            fs::write(repo.join("key.bin"), b"stand-in NVIDIA signing key\n").expect("key");
+            must(&format!(
+                "gpg --batch --yes --enarmor -o {} {}",
+                key.display(),
+                repo.join("key.bin").display()
+            ));
+        }
+        fs::write(
+            repo.join("stable/deb/nvidia-container-toolkit.list"),
+            "deb https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n",
+        )
+        .expect("apt source");
+    }
+
+    /// Where [`Self::gpu_host`] serves NVIDIA's repository.
+    pub fn nvidia_repo_url(&self) -> String {
+        format!(
+            "http://{}/nvidia",
+            self.server.as_ref().expect("file server").addr
+        )
     }
 
     /// URL of the installer stand-in served to the hosts.
