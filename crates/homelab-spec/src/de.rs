@@ -13,7 +13,7 @@ use serde::de::{
 };
 
 use crate::diag::{Diagnostic, Span};
-use crate::raw::{FLAG_OR_MAPPING, REPORTED_MARK, SECRET_REF};
+use crate::raw::{FLAG_OR_MAPPING, REPORTED_MARK, SCALAR_OR_STRUCT, SECRET_REF};
 use crate::yaml::{Node, Resolved, Value};
 
 /// Whether a key name suggests its value is a secret, so diagnostics must not repeat it.
@@ -704,6 +704,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                     visitor.visit_bool(false)
                 }
             };
+        }
+        if name == SCALAR_OR_STRUCT && self.node.scalar_text().is_some() {
+            return self.deserialize_any(visitor);
         }
         if name == SECRET_REF && self.node.scalar_text().is_some() {
             if self.node.resolve() != Some(Resolved::Null) {

@@ -35,6 +35,91 @@ pub struct Lab {
     pub secrets: SecretsSettings,
     /// The user's own manifests directory (`manifests:`), with what was read from it.
     pub manifests: Option<Manifests>,
+    /// The Proxmox VE host the nodes with a `vm` run on.
+    pub proxmox: Option<Proxmox>,
+}
+
+/// The spec's `proxmox:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proxmox {
+    /// `scheme://host[:port]`, without a trailing `/`.
+    pub endpoint: String,
+    /// The Proxmox node the template lives on and VMs go to by default.
+    pub node: String,
+    pub auth: ProxmoxAuth,
+    pub verify_tls: bool,
+    pub storage: String,
+    pub template: VmTemplate,
+    pub bridge: String,
+    /// Public keys, one OpenSSH line each.
+    pub ssh_keys: Vec<String>,
+    /// The VMs' DNS server (the gateway unless set).
+    pub nameserver: Ipv4Addr,
+}
+
+/// How homelab logs in to the Proxmox API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum ProxmoxAuth {
+    /// An API token: `USER@REALM!NAME` and the secret holding its UUID.
+    #[serde(rename_all = "camelCase")]
+    Token {
+        token_id: String,
+        token_secret: SecretRef,
+    },
+    /// A ticket from a user's password.
+    Password { user: String, password: SecretRef },
+}
+
+/// Where the VMs' template comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum VmTemplate {
+    /// An existing template.
+    Vmid { vmid: u32 },
+    /// A template homelab makes once from a cloud image.
+    #[serde(rename_all = "camelCase")]
+    Image {
+        url: String,
+        /// The file name the image is stored under (from the URL, with an extension Proxmox
+        /// accepts for imports).
+        file_name: String,
+        checksum_algorithm: ChecksumAlgorithm,
+        /// Lowercase hex.
+        checksum: String,
+        vmid: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+impl ChecksumAlgorithm {
+    /// As Proxmox's `checksum-algorithm` parameter writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "sha256",
+            ChecksumAlgorithm::Sha512 => "sha512",
+        }
+    }
+}
+
+/// A node's VM on the Proxmox host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vm {
+    /// Fixed VMID; `None` takes the next free one.
+    pub vmid: Option<u32>,
+    pub cores: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    /// The Proxmox node (already defaulted to `proxmox.node`).
+    pub node: String,
 }
 
 /// The spec's `secrets:` section.
@@ -237,6 +322,8 @@ pub struct Node {
     /// With the GPU's label (and taint, when asked for) already among `labels` and `taints`.
     pub taints: Vec<Taint>,
     pub gpu: Option<Gpu>,
+    /// The node's VM, when `proxmox:` makes it.
+    pub vm: Option<Vm>,
 }
 
 /// The label every GPU node carries and every GPU workload selects.

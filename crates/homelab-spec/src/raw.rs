@@ -62,6 +62,133 @@ pub struct RawLab {
     /// JSON Patch operations, as kustomize takes them). Objects name their namespace; missing
     /// namespaces are created. Secrets do not belong here (they would be plaintext in git).
     pub manifests: S<String>,
+    /// The Proxmox VE host the lab's VMs run on. With this section `homelab vms apply` makes
+    /// each node that has a `vm:` a VM cloned from a cloud-init template.
+    pub proxmox: S<RawProxmox>,
+}
+
+/// A Proxmox VE host (or cluster) and how homelab logs in to its API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProxmox {
+    /// The API, `https://host[:port]` without a path, e.g. `https://pve.home.example.com:8006`.
+    #[schemars(required)]
+    pub endpoint: S<String>,
+    /// The Proxmox node (its host name in the Proxmox cluster) the template lives on and VMs
+    /// are made on unless a node's `vm.node` says otherwise, e.g. `pve`.
+    #[schemars(required)]
+    pub node: S<String>,
+    /// An API token's id, `USER@REALM!NAME`, e.g. `homelab@pve!lab` (preferred over a password;
+    /// give it the rights to clone and configure VMs and to write to `storage`).
+    pub token_id: S<String>,
+    /// The secret holding that API token's secret (a UUID).
+    pub token_secret: S<RawSecretRef>,
+    /// Instead of a token: a user, `USER@REALM`, e.g. `root@pam`, logging in with `password`.
+    pub user: S<String>,
+    /// The secret holding `user`'s password.
+    pub password: S<RawSecretRef>,
+    /// Check the API's TLS certificate. Default: `true`. Set `false` only for the self-signed
+    /// certificate a fresh Proxmox install serves.
+    pub verify_tls: S<bool>,
+    /// The storage VM disks and the template go to, e.g. `local-lvm`. Default: `local-lvm`.
+    pub storage: S<String>,
+    /// The cloud-init template VMs are cloned from: the VMID of an existing template, or
+    /// `{image: URL, checksum: sha256:HEX}` to make one from a cloud image (downloaded by the
+    /// Proxmox host itself, checked against the checksum).
+    #[schemars(required)]
+    pub template: S<RawTemplate>,
+    /// The bridge the VMs' network card joins. Default: `vmbr0`.
+    pub bridge: S<String>,
+    /// SSH public keys cloud-init installs for the login user (each `ssh-ed25519 AAAA... name`).
+    #[serde(default)]
+    pub ssh_keys: Vec<Spanned<String>>,
+    /// The DNS server the VMs use. Default: the network's gateway.
+    pub nameserver: S<String>,
+}
+
+/// The VMID of an existing template, or a cloud image to make the template from.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum RawTemplate {
+    /// The VMID of an existing cloud-init template on the Proxmox node, e.g. `9000`.
+    Vmid(i64),
+    /// A cloud image to make the template from.
+    Image(RawTemplateImage),
+}
+
+/// A cloud image and its checksum.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTemplateImage {
+    /// Where the Proxmox host downloads the image from, e.g.
+    /// `https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img`.
+    #[schemars(required)]
+    pub image: S<String>,
+    /// The image's checksum as `sha256:HEX` (or `sha512:HEX`), from the image's `SHA256SUMS`.
+    #[schemars(required)]
+    pub checksum: S<String>,
+    /// The VMID the template gets. Default: the next free one.
+    pub vmid: S<i64>,
+}
+
+/// The struct name `RawTemplate` deserializes as: a scalar under it goes to the visitor as
+/// itself (a VMID), a mapping as a struct with known keys, so unknown keys are reported.
+pub(crate) const SCALAR_OR_STRUCT: &str = "$homelab::ScalarOrStruct";
+
+impl<'de> Deserialize<'de> for RawTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTemplate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a template VMID or `{image: URL, checksum: sha256:HEX}`")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawTemplate, E> {
+                Ok(RawTemplate::Vmid(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawTemplate, E> {
+                Ok(RawTemplate::Vmid(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawTemplate, A::Error> {
+                let mut image = RawTemplateImage {
+                    image: None,
+                    checksum: None,
+                    vmid: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "image" => image.image = map.next_value()?,
+                        "checksum" => image.checksum = map.next_value()?,
+                        "vmid" => image.vmid = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawTemplate::Image(image))
+            }
+        }
+        d.deserialize_struct(SCALAR_OR_STRUCT, &["image", "checksum", "vmid"], V)
+    }
+}
+
+/// The VM a node runs in on Proxmox VE.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVm {
+    /// The VM's id. Default: the next free one (a VM already named like the node is adopted).
+    pub vmid: S<i64>,
+    /// CPU cores. Default: 2.
+    pub cores: S<i64>,
+    /// Memory, e.g. `4Gi` (whole MiB). Default: `4Gi`.
+    pub memory: S<String>,
+    /// The boot disk's size, e.g. `32Gi` (whole GiB; grown, never shrunk). Default: `32Gi`.
+    pub disk: S<String>,
+    /// The Proxmox node the VM runs on. Default: `proxmox.node`.
+    pub node: S<String>,
 }
 
 /// How `secrets.sops.yaml` is encrypted besides your age keys.
@@ -308,6 +435,8 @@ pub struct RawNode {
     /// a taint). `nodes apply` checks the driver, installs the NVIDIA container toolkit and
     /// labels the node `homelab/gpu=nvidia`; the NVIDIA device plugin runs on it.
     pub gpu: S<RawGpu>,
+    /// Run the node as a VM on the spec's `proxmox:` host (`homelab vms apply` makes it).
+    pub vm: S<RawVm>,
 }
 
 /// `gpu: true`, `gpu: false`, or `gpu: {vendor: nvidia, sharing: {replicas: 4}, taint: true}`.

@@ -237,9 +237,17 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         .require(&raw.network, root, "network", "the lab's network is required", "add a `network:` section with `subnet`, `gateway`, `domain` and `loadBalancerPool` (run `homelab init` for an example)")
         .map(|n| network(&mut c, n));
     let storage = storage(&mut c, raw);
+    let proxmox = raw
+        .proxmox
+        .as_ref()
+        .and_then(|p| proxmox(&mut c, p, network.as_ref().map(|(n, _)| n)));
+    let pve = raw
+        .proxmox
+        .as_ref()
+        .map(|p| p.node.as_ref().map(|n| n.value.clone()).unwrap_or_default());
     let cluster = c
         .require(&raw.cluster, root, "cluster", "the cluster's nodes are required", "add a `cluster:` section with `k3sVersion` and `nodes` (run `homelab init` for an example)")
-        .map(|cl| cluster(&mut c, cl, network.as_ref(), storage.as_ref()));
+        .map(|cl| cluster(&mut c, cl, network.as_ref(), storage.as_ref(), pve.as_deref()));
     let tls = c
         .require(
             &raw.tls,
@@ -305,6 +313,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             helm_overrides,
             secrets,
             manifests,
+            proxmox,
         }),
         _ => None,
     };
@@ -636,6 +645,7 @@ fn cluster(
     cl: &Spanned<RawCluster>,
     network: Option<&(Network, NetSpans)>,
     storage: Option<&Storage>,
+    pve_node: Option<&str>,
 ) -> Cluster {
     let k3s_version = c
         .require(
@@ -669,6 +679,7 @@ fn cluster(
     let mut nodes = Vec::new();
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut addresses: HashMap<Ipv4Addr, Span> = HashMap::new();
+    let mut vmids: HashMap<u32, Span> = HashMap::new();
     for n in node_list {
         let name = c.require(
             &n.name,
@@ -747,6 +758,7 @@ fn cluster(
         let mut taints = n.taints.iter().filter_map(|t| taint(c, t)).collect();
         let gpu = gpu::node(c, &n.gpu, &mut labels, &n.labels, &mut taints);
         let ssh = n.ssh.as_ref().map(|s| ssh(c, s)).unwrap_or_default();
+        let vm = n.vm.as_ref().and_then(|v| vm(c, v, pve_node, &mut vmids));
         if let (Some(name), Some(role), Some((address, _))) = (name, role, addr) {
             nodes.push(Node {
                 name: name.value.clone(),
@@ -756,6 +768,7 @@ fn cluster(
                 labels,
                 taints,
                 gpu,
+                vm,
             });
         }
     }
@@ -1418,21 +1431,53 @@ fn vault_settings(c: &mut Checker, v: &Spanned<RawVault>) -> Option<VaultSetting
     })
 }
 
+/// What a server address check says about the server it names.
+struct ServerWords {
+    code: &'static str,
+    noun: &'static str,
+    example: &'static str,
+    path: &'static str,
+    plain_code: &'static str,
+    plain_what: &'static str,
+    plain_help: &'static str,
+}
+
+const VAULT_WORDS: ServerWords = ServerWords {
+    code: "vault-address",
+    noun: "a Vault address",
+    example: "https://bao.home.example.com:8200",
+    path: "/v1/...",
+    plain_code: "vault-plain-http",
+    plain_what: "the Vault token",
+    plain_help: "serve Vault/OpenBao over TLS and write `https://`; `http://` is safe only for a server on this machine",
+};
+
+const PROXMOX_WORDS: ServerWords = ServerWords {
+    code: "proxmox-endpoint",
+    noun: "a Proxmox API address",
+    example: "https://pve.home.example.com:8006",
+    path: "/api2/json/...",
+    plain_code: "proxmox-plain-http",
+    plain_what: "the Proxmox credentials",
+    plain_help: "use the API's `https://` address (Proxmox serves TLS on port 8006); `http://` is safe only for a server on this machine",
+};
+
 /// `scheme://host[:port]`, normalised without a trailing `/`; an error at it when it is not,
 /// and a warning when a token would cross the network unencrypted.
 fn vault_address(c: &mut Checker, a: &Spanned<String>) -> Option<String> {
+    server_address(c, a, &VAULT_WORDS)
+}
+
+fn server_address(c: &mut Checker, a: &Spanned<String>, w: &ServerWords) -> Option<String> {
     let text = a.value.trim().trim_end_matches('/');
     let (scheme, rest) = match text.split_once("://") {
         Some((s @ ("https" | "http"), rest)) => (s, rest),
         _ => {
             c.error(
-                Diagnostic::error(
-                    "vault-address",
-                    format!("`{}` is not a Vault address", a.value),
-                )
+                Diagnostic::error(w.code, format!("`{}` is not {}", a.value, w.noun))
                 .at(a.span)
                 .help(if text.contains("://") {
-                    "the address starts with `https://` (or `http://` for a server on this machine), e.g. `https://bao.home.example.com:8200`".to_string()
+                    format!("the address starts with `https://` (or `http://` for a server on this machine), e.g. `{}`", w.example)
                 } else {
                     format!("add the scheme: `https://{text}`")
                 }),
@@ -1466,13 +1511,17 @@ fn vault_address(c: &mut Checker, a: &Spanned<String>) -> Option<String> {
     let bad_port = port.is_some_and(|p| p.parse::<u16>().map_or(true, |n| n == 0));
     if bad_host || bad_port {
         c.error(
-            Diagnostic::error(
-                "vault-address",
-                format!("`{}` is not a Vault address", a.value),
-            )
-            .at(a.span)
-            .label(if bad_port && !bad_host { "the port must be a number from 1 to 65535" } else { "expected scheme://host[:port]" })
-            .help("write the server only, e.g. `https://bao.home.example.com:8200`: no path (homelab adds `/v1/...`), user or query"),
+            Diagnostic::error(w.code, format!("`{}` is not {}", a.value, w.noun))
+                .at(a.span)
+                .label(if bad_port && !bad_host {
+                    "the port must be a number from 1 to 65535"
+                } else {
+                    "expected scheme://host[:port]"
+                })
+                .help(format!(
+                    "write the server only, e.g. `{}`: no path (homelab adds `{}`), user or query",
+                    w.example, w.path
+                )),
         );
         return None;
     }
@@ -1480,14 +1529,428 @@ fn vault_address(c: &mut Checker, a: &Spanned<String>) -> Option<String> {
     if scheme == "http" && !loopback {
         c.error(
             Diagnostic::warning(
-                "vault-plain-http",
-                format!("the Vault token would cross the network unencrypted to {host}"),
+                w.plain_code,
+                format!(
+                    "{} would cross the network unencrypted to {host}",
+                    w.plain_what
+                ),
             )
             .at(a.span)
-            .help("serve Vault/OpenBao over TLS and write `https://`; `http://` is safe only for a server on this machine"),
+            .help(w.plain_help),
         );
     }
     Some(text.to_string())
+}
+
+/// VMIDs Proxmox accepts.
+const VMIDS: std::ops::RangeInclusive<i64> = 100..=999_999_999;
+
+fn vmid(c: &mut Checker, v: &Spanned<i64>, what: &str) -> Option<u32> {
+    if VMIDS.contains(&v.value) {
+        u32::try_from(v.value).ok()
+    } else {
+        c.error(
+            Diagnostic::error(
+                "proxmox-vmid",
+                format!("{} is not a Proxmox VMID", v.value),
+            )
+            .at(v.span)
+            .label(format!("{what}: a number from 100 to 999999999"))
+            .help("Proxmox numbers VMs from 100; pick a free one, or leave it out to take the next free id"),
+        );
+        None
+    }
+}
+
+/// A name Proxmox accepts for a storage, a bridge or a cluster node.
+fn pve_name(c: &mut Checker, v: &Spanned<String>, what: &str, example: &str) -> Option<String> {
+    let ok = v.value.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && v.value.len() <= 63
+        && v.value
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+    if ok {
+        Some(v.value.clone())
+    } else {
+        c.error(
+            Diagnostic::error("proxmox-name", format!("`{}` is not a {what}", v.value))
+                .at(v.span)
+                .help(format!("write the name Proxmox shows for it, e.g. `{example}` (a letter first, then letters, digits, `-`, `_`, `.`)")),
+        );
+        None
+    }
+}
+
+fn proxmox(c: &mut Checker, p: &Spanned<RawProxmox>, network: Option<&Network>) -> Option<Proxmox> {
+    let endpoint = c
+        .require(
+            &p.endpoint,
+            p.span,
+            "endpoint",
+            "the Proxmox API's address",
+            "add e.g. `endpoint: https://pve.home.example.com:8006`",
+        )
+        .and_then(|e| server_address(c, e, &PROXMOX_WORDS));
+    let node = c
+        .require(
+            &p.node,
+            p.span,
+            "node",
+            "the Proxmox node the VMs are made on",
+            "add the node's name as Proxmox shows it, e.g. `node: pve`",
+        )
+        .and_then(|n| pve_name(c, n, "Proxmox node name", "pve"));
+    let auth = proxmox_auth(c, p);
+    let storage = match &p.storage {
+        Some(s) => pve_name(c, s, "Proxmox storage name", "local-lvm"),
+        None => Some("local-lvm".to_string()),
+    };
+    let bridge = match &p.bridge {
+        Some(b) => pve_name(c, b, "network bridge name", "vmbr0"),
+        None => Some("vmbr0".to_string()),
+    };
+    let template = c
+        .require(
+            &p.template,
+            p.span,
+            "template",
+            "the cloud-init template the VMs are cloned from",
+            "add `template: 9000` (an existing template's VMID) or `template: {image: https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img, checksum: sha256:HEX}`",
+        )
+        .and_then(|t| vm_template(c, t));
+    let mut ssh_keys = Vec::new();
+    let mut keys_ok = true;
+    for k in &p.ssh_keys {
+        let line = k.value.trim();
+        let mut parts = line.split_whitespace();
+        let kind = parts.next().unwrap_or_default();
+        let ok =
+            (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+                && parts.next().is_some_and(|b| b.len() >= 16)
+                && !line.contains(['\n', '\r']);
+        if ok {
+            ssh_keys.push(line.to_string());
+        } else {
+            keys_ok = false;
+            c.error(
+                Diagnostic::error("proxmox-ssh-key", "this is not an SSH public key line")
+                    .at(k.span)
+                    .help("paste a whole public key line, e.g. the content of `~/.ssh/id_ed25519.pub` (`ssh-ed25519 AAAA... you@host`)"),
+            );
+        }
+    }
+    if p.ssh_keys.is_empty() {
+        keys_ok = false;
+        c.error(
+            Diagnostic::error(
+                "missing-key",
+                "`sshKeys` is missing: the VMs would have no key to log in with",
+            )
+            .at(Span::point(p.span.start))
+            .scope(p.span)
+            .suggest("sshKeys")
+            .label("add `sshKeys` to this mapping")
+            .help("add `sshKeys: [\"ssh-ed25519 AAAA... you@host\"]` (the content of `~/.ssh/id_ed25519.pub`); cloud-init installs them for the login user"),
+        );
+    }
+    let nameserver = match &p.nameserver {
+        Some(n) => c.parse(n, "invalid-address", parse_ipv4),
+        None => network.map(|n| n.gateway),
+    };
+    Some(Proxmox {
+        endpoint: endpoint?,
+        node: node?,
+        auth: auth?,
+        verify_tls: p.verify_tls.as_ref().is_none_or(|v| v.value),
+        storage: storage?,
+        template: template?,
+        bridge: bridge?,
+        ssh_keys: keys_ok.then_some(ssh_keys)?,
+        nameserver: nameserver?,
+    })
+}
+
+fn proxmox_auth(c: &mut Checker, p: &Spanned<RawProxmox>) -> Option<ProxmoxAuth> {
+    if let (Some(t), Some(u)) = (&p.token_id, &p.user) {
+        c.error(
+            Diagnostic::error(
+                "proxmox-auth-both",
+                "both an API token and a user are given",
+            )
+            .at(u.span)
+            .related(t.span, "the API token")
+            .help("keep `tokenId` + `tokenSecret` (preferred) or `user` + `password`, not both"),
+        );
+        return None;
+    }
+    if let Some(t) = &p.token_id {
+        let ok = t.value.split_once('!').is_some_and(|(user, name)| {
+            user_at_realm(user)
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        });
+        if !ok {
+            c.error(
+                Diagnostic::error("proxmox-token-id", format!("`{}` is not an API token id", t.value))
+                    .at(t.span)
+                    .help("write it as Proxmox shows it under Datacenter > API Tokens: `USER@REALM!NAME`, e.g. `homelab@pve!lab`"),
+            );
+        }
+        let secret = c.required_secret(
+            &p.token_secret,
+            p.span,
+            "tokenSecret",
+            "proxmox-token",
+            "the API token's secret",
+        );
+        if let Some(pw) = &p.password {
+            c.error(
+                Diagnostic::error(
+                    "proxmox-auth-both",
+                    "a password is given beside an API token",
+                )
+                .at(pw.span)
+                .help("remove `password` (it goes with `user`); the token logs in by itself"),
+            );
+            return None;
+        }
+        return Some(ProxmoxAuth::Token {
+            token_id: ok.then(|| t.value.clone())?,
+            token_secret: secret?,
+        });
+    }
+    if let Some(u) = &p.user {
+        let ok = user_at_realm(&u.value);
+        if !ok {
+            c.error(
+                Diagnostic::error(
+                    "proxmox-user",
+                    format!("`{}` is not a Proxmox user", u.value),
+                )
+                .at(u.span)
+                .help("write the user with its realm, e.g. `root@pam` or `homelab@pve`"),
+            );
+        }
+        if let Some(t) = &p.token_secret {
+            c.error(
+                Diagnostic::error("proxmox-auth-both", "a token secret is given beside a user")
+                    .at(t.span)
+                    .help("remove `tokenSecret`, or replace `user` with the token's `tokenId`"),
+            );
+            return None;
+        }
+        let password = c.required_secret(
+            &p.password,
+            p.span,
+            "password",
+            "proxmox-password",
+            "the user's password",
+        );
+        return Some(ProxmoxAuth::Password {
+            user: ok.then(|| u.value.clone())?,
+            password: password?,
+        });
+    }
+    c.error(
+        Diagnostic::error("missing-key", "`tokenId` is missing: how homelab logs in to Proxmox")
+            .at(Span::point(p.span.start))
+            .scope(p.span)
+            .suggest("tokenId")
+            .label("add `tokenId` and `tokenSecret` to this mapping")
+            .help("add `tokenId: homelab@pve!lab` and `tokenSecret: {secret: proxmox-token}` (store it with `homelab secrets set proxmox-token`), or `user: root@pam` and `password: {secret: proxmox-password}`"),
+    );
+    None
+}
+
+/// `USER@REALM` as Proxmox names users.
+fn user_at_realm(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(user, realm)| {
+        !user.is_empty()
+            && !user.contains([':', '!', ' ', '/'])
+            && !realm.is_empty()
+            && realm
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+    })
+}
+
+fn vm_template(c: &mut Checker, t: &Spanned<RawTemplate>) -> Option<VmTemplate> {
+    match &t.value {
+        RawTemplate::Vmid(n) => vmid(
+            c,
+            &Spanned {
+                value: *n,
+                span: t.span,
+            },
+            "the template",
+        )
+        .map(|vmid| VmTemplate::Vmid { vmid }),
+        RawTemplate::Image(i) => {
+            let url = c
+                .require(&i.image, t.span, "image", "the cloud image's URL", "add e.g. `image: https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img`")
+                .filter(|u| check_url(c, u, "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"));
+            let file_name = url.and_then(|u| {
+                let last = u.value.split(['?', '#']).next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+                let (stem, ext) = last.rsplit_once('.').unwrap_or((last, ""));
+                let safe = !stem.is_empty() && stem.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+                match ext {
+                    "qcow2" | "raw" | "vmdk" if safe => Some(last.to_string()),
+                    // Cloud images named `.img` are qcow2 files; Proxmox imports only by extension.
+                    "img" if safe => Some(format!("{stem}.qcow2")),
+                    _ => {
+                        c.error(
+                            Diagnostic::error("proxmox-image-format", format!("`{last}` is not a disk image Proxmox can import"))
+                                .at(u.span)
+                                .help("point at a cloud image file ending in `.img`, `.qcow2`, `.raw` or `.vmdk` (letters, digits, `-`, `_`, `.` in its name)"),
+                        );
+                        None
+                    }
+                }
+            });
+            let checksum = c
+                .require(&i.checksum, t.span, "checksum", "the image's checksum, so a damaged or changed download is refused", "add `checksum: sha256:HEX` from the image's SHA256SUMS file")
+                .and_then(|s| {
+                    let parsed = s.value.trim().split_once(':').and_then(|(alg, hex)| {
+                        let (alg, len) = match alg.to_ascii_lowercase().as_str() {
+                            "sha256" => (ChecksumAlgorithm::Sha256, 64),
+                            "sha512" => (ChecksumAlgorithm::Sha512, 128),
+                            _ => return None,
+                        };
+                        (hex.len() == len && hex.chars().all(|ch| ch.is_ascii_hexdigit()))
+                            .then(|| (alg, hex.to_ascii_lowercase()))
+                    });
+                    if parsed.is_none() {
+                        c.error(
+                            Diagnostic::error("proxmox-checksum", format!("`{}` is not a checksum", s.value))
+                                .at(s.span)
+                                .help("write `sha256:` and the 64 hex digits from the image's SHA256SUMS (or `sha512:` and 128)"),
+                        );
+                    }
+                    parsed
+                });
+            let fixed = match &i.vmid {
+                Some(v) => Some(vmid(c, v, "the template")?),
+                None => None,
+            };
+            let (checksum_algorithm, checksum) = checksum?;
+            Some(VmTemplate::Image {
+                url: url?.value.clone(),
+                file_name: file_name?,
+                checksum_algorithm,
+                checksum,
+                vmid: fixed,
+            })
+        }
+    }
+}
+
+fn vm(
+    c: &mut Checker,
+    v: &Spanned<RawVm>,
+    pve_node: Option<&str>,
+    vmids: &mut HashMap<u32, Span>,
+) -> Option<Vm> {
+    let Some(default_node) = pve_node else {
+        c.error(
+            Diagnostic::error("vm-without-proxmox", "this node has a `vm` but the spec has no `proxmox:` section")
+                .at(v.span)
+                .help("add a top-level `proxmox:` section (endpoint, node, tokenId, tokenSecret, template, sshKeys), or remove `vm`"),
+        );
+        return None;
+    };
+    let fixed = match &v.vmid {
+        Some(id) => {
+            let n = vmid(c, id, "the VM")?;
+            if let Some(first) = vmids.get(&n) {
+                c.error(
+                    Diagnostic::error("duplicate-vmid", format!("two VMs have the VMID {n}"))
+                        .at(id.span)
+                        .related(*first, "first used here")
+                        .help("give each VM its own VMID, or leave `vmid` out to take the next free one"),
+                );
+                return None;
+            }
+            vmids.insert(n, id.span);
+            Some(n)
+        }
+        None => None,
+    };
+    let cores = match &v.cores {
+        Some(n) if (1..=512).contains(&n.value) => Some(n.value as u32),
+        Some(n) => {
+            c.error(
+                Diagnostic::error(
+                    "vm-cores",
+                    format!("{} is not a number of CPU cores", n.value),
+                )
+                .at(n.span)
+                .help("write a number from 1 to 512, e.g. `cores: 4`"),
+            );
+            None
+        }
+        None => Some(2),
+    };
+    let memory = sized(
+        c,
+        &v.memory,
+        "4Gi",
+        1 << 20,
+        512 << 20,
+        "memory",
+        "whole MiB, at least `512Mi`, e.g. `memory: 8Gi`",
+    )
+    .map(|b| (b >> 20) as u64);
+    let disk = sized(
+        c,
+        &v.disk,
+        "32Gi",
+        1 << 30,
+        4 << 30,
+        "disk",
+        "whole GiB, at least `4Gi`, e.g. `disk: 64Gi`",
+    )
+    .map(|b| (b >> 30) as u64);
+    let node = match &v.node {
+        Some(n) => pve_name(c, n, "Proxmox node name", "pve"),
+        None => Some(default_node.to_string()),
+    };
+    Some(Vm {
+        vmid: fixed,
+        cores: cores?,
+        memory_mib: memory?,
+        disk_gib: disk?,
+        node: node?,
+    })
+}
+
+/// A size that is a whole number of `unit` bytes and at least `min`.
+fn sized(
+    c: &mut Checker,
+    v: &Opt<String>,
+    default: &str,
+    unit: u128,
+    min: u128,
+    what: &str,
+    help: &str,
+) -> Option<u128> {
+    let Some(s) = v else {
+        return Quantity::parse(default).ok().map(|q| q.bytes());
+    };
+    let bytes = c.parse(s, "invalid-quantity", Quantity::parse)?.bytes();
+    if bytes % unit != 0 || bytes < min || bytes > (1u128 << 60) {
+        c.error(
+            Diagnostic::error(
+                "vm-size",
+                format!("`{}` is not a usable VM {what} size", s.value),
+            )
+            .at(s.span)
+            .help(format!("write {help}")),
+        );
+        return None;
+    }
+    Some(bytes)
 }
 
 /// Whether `u` is an http(s) URL; an error diagnostic at it when not.
