@@ -179,6 +179,58 @@ fn backup_drop_restore_gives_back_every_row() {
 }
 
 #[test]
+fn a_second_restore_in_the_same_second_keeps_the_old_database_under_a_free_name() {
+    // Every database is discovered, so the backup at the end shows which it skips.
+    let lab = Lab::new(7, |_| {});
+    make_shop(&lab);
+    backup_ok(&lab);
+    // The names a restore started in the next seconds would take are already kept databases,
+    // as after a restore that ran a moment before. A loaded machine can be slower than that
+    // window, so a run that started after it is repeated.
+    let mut taken = Vec::new();
+    let mut kept = None;
+    for _ in 0..6 {
+        let now = jiff::Timestamp::now();
+        for s in 0..5 {
+            let at = now.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+            let name = format!("shop_before_restore_{}", at.strftime("%Y%m%d%H%M%S"));
+            if !taken.contains(&name) {
+                lab.pg
+                    .sql("postgres", &format!("CREATE DATABASE \"{name}\";"));
+                taken.push(name);
+            }
+        }
+        let run = lab.run("restore.sh", &["--db", "shop", "--latest"]);
+        run.assert_code(0);
+        let report = RestoreReport::parse(&run.stdout).unwrap();
+        let name = report.summary.previous_kept_as.clone().unwrap();
+        if taken.iter().any(|t| name == format!("{t}_2")) {
+            kept = Some(name);
+            break;
+        }
+        assert!(
+            !taken.contains(&name),
+            "the restore kept the old database under the taken name {name}"
+        );
+        taken.push(name);
+    }
+    let kept = kept.expect("no restore started inside the window of taken names");
+    let dbs = lab.pg.databases();
+    assert!(dbs.contains(&kept), "{kept} is not there");
+    for t in &taken {
+        assert!(dbs.contains(t), "{t} was touched");
+    }
+    // Kept databases, counted ones too, are not backed up themselves.
+    let record = backup_ok(&lab);
+    let backed_up: Vec<&str> = record.databases.iter().map(|d| d.name.as_str()).collect();
+    assert!(backed_up.contains(&"shop"), "{backed_up:?}");
+    assert!(
+        !backed_up.iter().any(|d| d.contains("_before_restore_")),
+        "{backed_up:?}"
+    );
+}
+
+#[test]
 fn restore_swaps_in_and_keeps_the_old_database_until_it_succeeded() {
     let lab = Lab::new(7, |p| p.databases = Some(vec!["shop".into()]));
     make_shop(&lab);

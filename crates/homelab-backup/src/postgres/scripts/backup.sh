@@ -495,7 +495,7 @@ discover_databases() {
 SELECT pg_catalog.to_json(datname)::text FROM pg_catalog.pg_database
  WHERE NOT datistemplate AND datallowconn
    AND datname !~ '^homelab_(restore|drill)_[0-9]{14}$'
-   AND datname !~ '_before_restore_[0-9]{14}$'
+   AND datname !~ '_before_restore_[0-9]{14}(_[0-9])?$'
  ORDER BY datname COLLATE "C";
 SQL
   ); then

@@ -247,8 +247,19 @@ if ((ORIGINAL_EXISTS == 0)); then
   exit 0
 fi
 
-OLD=$(hb_db_name_with_suffix "$DB" "_before_restore_$STAMP14") || fail "cannot reach the PostgreSQL server" 1
-hb_db_exists "$OLD" && fail "database $OLD already exists; wait a second and run the restore again" 1
+# Two restores within one second (a restore, then `--drop-old` straight after) share the stamp;
+# a counter keeps the name free instead of failing the second one.
+OLD=''
+for n in '' _2 _3 _4 _5 _6 _7 _8 _9; do
+  name=$(hb_db_name_with_suffix "$DB" "_before_restore_$STAMP14$n") || fail "cannot reach the PostgreSQL server" 1
+  hb_db_exists "$name"
+  case $? in
+    0) ;;
+    1) OLD=$name; break ;;
+    *) fail "cannot reach the PostgreSQL server" 1 ;;
+  esac
+done
+[[ -n $OLD ]] || fail "databases ${DB}_before_restore_${STAMP14} to _9 all exist; drop the ones you no longer need and run the restore again" 1
 PREV_ALLOW=$(swap_psql -v db="$DB" <<<"SELECT datallowconn FROM pg_catalog.pg_database WHERE datname = :'db';") ||
   fail "cannot read the settings of $DB" 1
 if ! err=$(swap_psql -v db="$DB" 2>&1 <<<'ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS false;'); then
