@@ -1,0 +1,4 @@
+//! A small typed client for the Proxmox VE API: the request encoding, task and retry rules
+//! here are pure; the HTTP transport lives at the edge and no lab logic belongs in this crate.
+
+pub mod wire;
