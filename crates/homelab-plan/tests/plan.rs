@@ -196,3 +196,36 @@ fn same_lab_same_plan() {
     let b = serde_json::to_string(&seed()).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_gpu_node_plans_the_gpu_component_after_traefik_and_says_what_nodes_apply_does() {
+    let spec = homelab_spec::templates::SEED.replace(
+        "      labels:\n        homelab/workload: general\n",
+        "      labels:\n        homelab/workload: general\n      gpu: true\n",
+    );
+    assert_ne!(spec, homelab_spec::templates::SEED);
+    let p = plan(&homelab_spec::load_str("homelab.yaml", &spec).unwrap().lab);
+    let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
+    let gpu = names
+        .iter()
+        .position(|n| *n == "gpu")
+        .expect("the gpu component");
+    assert_eq!(names[gpu - 1], "traefik", "{names:?}");
+    let gpu_node = p.nodes.iter().find(|n| n.name == "k3s-worker-02").unwrap();
+    assert!(
+        gpu_node
+            .actions
+            .iter()
+            .any(|a| a.contains("check the NVIDIA driver (`nvidia-smi`)")),
+        "{:?}",
+        gpu_node.actions
+    );
+    for other in p.nodes.iter().filter(|n| n.name != "k3s-worker-02") {
+        assert!(
+            !other.actions.iter().any(|a| a.contains("NVIDIA")),
+            "{}",
+            other.name
+        );
+    }
+    assert!(seed().components.iter().all(|c| c.name != "gpu"));
+}

@@ -195,6 +195,12 @@ pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
             "prepare: install nfs-common and unattended security updates (no automatic reboot)".into(),
             "write /etc/rancher/k3s/config.yaml and the token file".into(),
         ];
+        if node.gpu.is_some() {
+            actions.insert(
+                3,
+                "check the NVIDIA driver (`nvidia-smi`) and install the NVIDIA container toolkit from NVIDIA's repository when it is missing (then restart K3s if it runs)".into(),
+            );
+        }
         let node_mount = mount.clone().filter(|_| node.role == NodeRole::Server);
         if let Some(m) = &node_mount {
             actions.insert(
