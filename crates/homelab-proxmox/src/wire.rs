@@ -49,9 +49,10 @@ pub fn token_header(token_id: &str, secret: &str) -> String {
 }
 
 /// The `Cookie` header of a ticket from `/access/ticket`; writes also need the CSRF token in
-/// the `CSRFPreventionToken` header.
+/// the `CSRFPreventionToken` header. The ticket goes as it came: its `:`, `+`, `/` and `=` are
+/// valid cookie characters, and not every server decodes an escaped cookie.
 pub fn ticket_cookie(ticket: &str) -> String {
-    format!("PVEAuthCookie={}", percent_encode(ticket))
+    format!("PVEAuthCookie={ticket}")
 }
 
 /// A task id, `UPID:NODE:PID:PSTART:STARTTIME:TYPE:ID:USER:`, as every long call returns it.
@@ -212,7 +213,7 @@ mod tests {
         );
         assert_eq!(
             ticket_cookie("PVE:root@pam:65F0::sig/+="),
-            "PVEAuthCookie=PVE%3Aroot%40pam%3A65F0%3A%3Asig%2F%2B%3D"
+            "PVEAuthCookie=PVE:root@pam:65F0::sig/+="
         );
     }
 
