@@ -257,6 +257,27 @@ pub fn cluster_backup(p: &ClusterRunbookParams) -> String {
              errors; a missing or read-only NFS mount is the usual cause (`findmnt {dir}`, \
              `systemctl status $(systemd-escape --path --suffix=mount {dir})`)."
         );
+        let _ = writeln!(o, "\n## Alert: EtcdSnapshotDirNotMounted (P2)\n");
+        let _ = writeln!(
+            o,
+            "Prometheus warns when node-exporter on a server (a node with the control-plane \
+             role) has reported no `nfs`/`nfs4` filesystem at {} for 15 minutes. The cluster \
+             still runs, but the snapshots k3s takes meanwhile stay on that server's own disk. \
+             The alert names the server (`node`).\n",
+            code(dir)
+        );
+        let _ = writeln!(
+            o,
+            "1. `homelab nodes apply`: it mounts {} at {dir} again and \
+             says what it did; `homelab nodes apply --dry-run` first shows that it would.\n\
+             2. If the mount fails: the NAS is reachable and exports the directory \
+             (`showmount -e` from the server), and `journalctl -u $(systemd-escape --path \
+             --suffix=mount {dir})` on the server says why.\n\
+             3. Files written to {dir} while the mount was missing are hidden under it once \
+             mounted; `homelab nodes apply` warns about them. Take a fresh snapshot (above) \
+             once the mount is back.",
+            code(p.snapshot_nfs_source.as_deref().unwrap_or_default())
+        );
     } else {
         let _ = writeln!(
             o,

@@ -182,6 +182,52 @@ pub(crate) fn etcd_snapshot_mount(lab: &homelab_spec::lab::Lab) -> Option<EtcdSn
     })
 }
 
+/// "The etcd snapshot directory is not the NAS": a warning, because the cluster runs on, but
+/// the next snapshots land on the server's own disk (or nowhere, when k3s cannot write) and die
+/// with it. Seen through node-exporter's mount table, so no SSH is needed; only for a lab whose
+/// snapshots go to the NAS (ADR 0105).
+///
+/// node-exporter runs on the host network, so its `instance` is the node's InternalIP and a
+/// port; kube-state-metrics gives that IP (`kube_node_info`) and the control-plane role of
+/// every k3s server (`kube_node_role`). A server that node-exporter does not report at all is
+/// left to TargetDown: this rule speaks only of a server seen without the mount.
+pub(crate) fn alerts(lab: &homelab_spec::lab::Lab) -> Vec<super::monitoring::Alert> {
+    let Some(mount) = etcd_snapshot_mount(lab) else {
+        return Vec::new();
+    };
+    let dir = mount.dir.trim_end_matches('/');
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let ip_of = |metric: &str| {
+        format!(
+            "label_replace({metric}, \"internal_ip\", \"$1\", \"instance\", \"\\\\[?([^\\\\]]*?)\\\\]?:[0-9]+\")"
+        )
+    };
+    let mountpoint = promql_string(dir);
+    vec![super::monitoring::Alert {
+        name: "EtcdSnapshotDirNotMounted",
+        priority: "P2",
+        expr: format!(
+            "(\n  kube_node_info * on (node) group_left () kube_node_role{{role=\"control-plane\"}}\n)\nand on (internal_ip) {}\nunless on (internal_ip) {}",
+            ip_of("node_uname_info"),
+            ip_of(&format!(
+                "node_filesystem_avail_bytes{{mountpoint={mountpoint},fstype=~\"nfs|nfs4\"}}"
+            )),
+        ),
+        for_: "15m".into(),
+        summary: format!("{dir} on server {{{{ $labels.node }}}} is not an NFS mount"),
+        description: format!(
+            "node-exporter has not seen the NAS ({}) mounted at {dir} on {{{{ $labels.node }}}} for 15 minutes: the etcd snapshots k3s takes there stay on the server's own disk and are lost with it.",
+            mount.source()
+        ),
+        runbook: "cluster-backup",
+    }]
+}
+
+/// A PromQL string literal: double-quoted, with backslashes and quotes escaped.
+fn promql_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
     let lab = ctx.lab;
     let first = lab.cluster.first_server();

@@ -607,6 +607,7 @@ pub(crate) fn alerts(ctx: &Ctx) -> Vec<Alert> {
             runbook: "nfs-provisioner-down",
         });
     }
+    out.extend(super::k3s::alerts(lab));
     if super::gpu::planned(lab) {
         out.extend(super::gpu::alerts());
     }
