@@ -153,3 +153,33 @@ async fn nothing_listening_is_unreachable_naming_the_endpoint() {
     );
     assert!(!text.contains("0b7e-secret-x1"));
 }
+
+#[tokio::test]
+async fn an_api_token_calls_and_a_wrong_secret_is_refused() {
+    let pve = FakePve::with_tokens(guests(), &[("homelab@pve!lab", "0b7e-good-x1")]);
+    let token = |secret: &str| {
+        Client::new(
+            &pve.endpoint,
+            Credentials::Token {
+                id: "homelab@pve!lab".into(),
+                secret: secret.into(),
+            },
+            Tls::Unverified,
+        )
+        .unwrap()
+    };
+    let config = token("0b7e-good-x1")
+        .get("read the template", "/nodes/pve1/qemu/9000/config")
+        .await
+        .unwrap();
+    assert_eq!(config["name"], "tmpl");
+    let err = token("0b7e-bad-x2")
+        .get("read the template", "/nodes/pve1/qemu/9000/config")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProxmoxError::Api { status: 401, .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("0b7e-bad-x2"), "{err}");
+}

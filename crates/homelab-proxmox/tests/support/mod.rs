@@ -1,4 +1,5 @@
-//! Starts fakepve (the Proxmox VE API simulator from the test virtualenv) as its own process on
+//! Starts fakepve (the Proxmox VE API simulator from the test virtualenv) in its own process, through
+//! launch_fakepve.py, on
 //! a loopback port, with the guests a test names; stops it when dropped. Nothing of it is
 //! imported: it is driven over HTTP only.
 
@@ -39,6 +40,11 @@ fn venv_python() -> PathBuf {
 impl FakePve {
     /// `guests` is fakepve's guests file: `{"guests": [{"vmid", "name", ...}]}`.
     pub fn start(guests: serde_json::Value) -> FakePve {
+        FakePve::with_tokens(guests, &[])
+    }
+
+    /// Also registers API tokens (`(id, secret)`), through the launcher script beside this file.
+    pub fn with_tokens(guests: serde_json::Value, tokens: &[(&str, &str)]) -> FakePve {
         let python = venv_python();
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("guests.json");
@@ -47,11 +53,13 @@ impl FakePve {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let launcher =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/launch_fakepve.py");
         let mut child = Command::new(python)
-            .args(["-m", "fakepve"])
+            .arg(launcher)
             .arg(&file)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--time-scale", "0", "--password", "lab-test-pw"])
+            .args([port.to_string().as_str(), "lab-test-pw"])
+            .args(tokens.iter().map(|(id, secret)| format!("{id}={secret}")))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
