@@ -1,7 +1,6 @@
-//! Starts fakepve (the Proxmox VE API simulator from the test virtualenv) in its own process, through
-//! launch_fakepve.py, on
-//! a loopback port, with the guests a test names; stops it when dropped. Nothing of it is
-//! imported: it is driven over HTTP only.
+//! Starts fakepve (the Proxmox VE API simulator in the test virtualenv) in its own process
+//! through launch_fakepve.py, on a loopback port with the guests and API tokens a test names;
+//! stops it when dropped. The Rust side only talks HTTP to it.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
