@@ -1,6 +1,6 @@
 //! Leak scan: plaintext secrets in a working tree and in the git history of its repository
 //! (known values, private key blocks, age secret keys, high-entropy values under secret-looking
-//! keys). Reads files and runs `git`; findings carry a fingerprint, never the secret.
+//! keys, literal values assigned to password-like names). Reads files and runs `git`; findings carry a fingerprint, never the secret.
 
 use std::fmt;
 use std::fs;
@@ -41,6 +41,13 @@ pub enum FindingKind {
         /// The key.
         key: String,
     },
+    /// A literal value (not a reference, template or placeholder) given to a password-like
+    /// name: `password: "..."`, `token=...`, `PGPASSWORD=...`, in configuration, scripts
+    /// and docs.
+    Assignment {
+        /// The name the value is given to.
+        key: String,
+    },
 }
 
 impl fmt::Display for FindingKind {
@@ -53,19 +60,21 @@ impl fmt::Display for FindingKind {
             FindingKind::PrivateKeyBlock { label } => write!(f, "{label} block"),
             FindingKind::AgeSecretKey => f.write_str("age secret key"),
             FindingKind::HighEntropy { key } => write!(f, "high-entropy value under `{key}`"),
+            FindingKind::Assignment { key } => write!(f, "literal value assigned to `{key}`"),
         }
     }
 }
 
 impl FindingKind {
     /// A short machine-readable name: `known-secret`, `private-key`, `age-secret-key`,
-    /// `high-entropy`.
+    /// `high-entropy`, `assignment`.
     pub fn code(&self) -> &'static str {
         match self {
             FindingKind::KnownSecret { .. } => "known-secret",
             FindingKind::PrivateKeyBlock { .. } => "private-key",
             FindingKind::AgeSecretKey => "age-secret-key",
             FindingKind::HighEntropy { .. } => "high-entropy",
+            FindingKind::Assignment { .. } => "assignment",
         }
     }
 }
@@ -319,8 +328,13 @@ pub fn scan_text(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FileKind {
-    /// YAML, JSON or env: checked for high-entropy values under secret-looking keys.
+    /// YAML, JSON or env: checked for high-entropy values under secret-looking keys, and for
+    /// literal values of password-like names.
     Config,
+    /// Shell scripts, other configuration formats and docs, where a password is written as
+    /// `NAME=value` or `name = "value"`: checked for literal values of password-like names.
+    Script,
+    /// Source code and the rest: only known values and key material.
     Other,
 }
 
@@ -332,8 +346,30 @@ impl FileKind {
             .any(|ext| name.ends_with(ext))
             || name.starts_with(".env")
             || name == "env";
+        let script = [
+            ".sh",
+            ".bash",
+            ".zsh",
+            ".toml",
+            ".ini",
+            ".conf",
+            ".cfg",
+            ".properties",
+            ".tfvars",
+            ".service",
+            ".md",
+            ".txt",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+            || name == "dockerfile"
+            || name == "makefile"
+            || name == ".netrc"
+            || name == ".pgpass";
         if config {
             FileKind::Config
+        } else if script {
+            FileKind::Script
         } else {
             FileKind::Other
         }
@@ -348,6 +384,16 @@ static AGE_KEY: LazyLock<Regex> =
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r#"(?i)(?:^|[\s{,\[])(?:export\s+)?["']?([a-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|apikey|api[_\-]key|access[_\-]?key|private[_\-]?key|credential|auth|key))["']?\s*[:=]\s*["']?([^\s"',#}\]]+)"#,
+    )
+    .expect("valid regex")
+});
+
+/// `password: "..."`, `db_password = '...'`, `PGPASSWORD=...`, `--token=...`: a name ending in
+/// a password-like word, then `:` or `=`, then the value (quoted or bare). Names that only
+/// contain the word (`passwordSecret`, `tokenFile`, `secretName`) are references, not values.
+static LITERAL_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?:^|[\s{,\[(;&|])(?:export\s+|--)?["']?([a-z0-9_.\-]*(?:password|passwd|passphrase|pwd|token|api[_\-]?key|secret[_\-]?key|access[_\-]?key|client[_\-]?secret))["']?\s*(?::|=|:=)\s*(?:"([^"]*)"|'([^']*)'|([^\s"',#}\];&|)]+))"#,
     )
     .expect("valid regex")
 });
@@ -398,8 +444,93 @@ impl Detector {
                 }
             }
         }
+        // A value that is not random-looking but written out is still a password.
+        if matches!(kind, FileKind::Config | FileKind::Script) && out.is_empty() {
+            for c in LITERAL_ASSIGNMENT.captures_iter(line) {
+                let value = c
+                    .get(2)
+                    .or_else(|| c.get(3))
+                    .or_else(|| c.get(4))
+                    .map_or("", |m| m.as_str());
+                if is_literal_password(value) {
+                    out.push((
+                        FindingKind::Assignment {
+                            key: c[1].to_owned(),
+                        },
+                        fingerprint(value),
+                    ));
+                }
+            }
+        }
         out
     }
+}
+
+/// Values shorter than this given to a password-like name are not reported: they are flags,
+/// numbers or words more often than passwords.
+pub const MIN_ASSIGNED_VALUE_LEN: usize = 8;
+
+/// Whether a value given to a password-like name is a password written out, rather than a
+/// reference (`$VAR`, `${..}`, `$(..)`, `{{ .. }}`, `<..>`, `{secret: ..}`, `ENC[..]`), a
+/// path, a placeholder (`changeme`, `xxxxxxxx`, `your-token-here`, `...`), or a keyword.
+fn is_literal_password(v: &str) -> bool {
+    let v = v.trim();
+    if v.chars().count() < MIN_ASSIGNED_VALUE_LEN {
+        return false;
+    }
+    // In prose, `token: `VAULT_TOKEN`` names where a value comes from.
+    let reference = v.starts_with('$')
+        || v.starts_with('`')
+        || v.contains("${")
+        || v.contains("$(")
+        || v.contains("{{")
+        || v.contains("%(")
+        || v.starts_with('<')
+        || v.starts_with('{')
+        || v.starts_with('[')
+        || v.starts_with("ENC[")
+        || v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("~/")
+        || v.contains("://")
+        || v.ends_with("()")
+        || v.contains('(');
+    if reference {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    const PLACEHOLDERS: [&str; 14] = [
+        "changeme",
+        "change-me",
+        "change_me",
+        "replace",
+        "example",
+        "redacted",
+        "placeholder",
+        "your-",
+        "your_",
+        "dummy",
+        "secret-name",
+        "null",
+        "none",
+        "...",
+    ];
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return false;
+    }
+    // `xxxxxxxx`, `********`, `--------`: one character repeated hides a value.
+    let mut chars = v.chars();
+    let first = chars.next().unwrap_or(' ');
+    if chars.all(|c| c == first) {
+        return false;
+    }
+    // A value made only of letters, `-`, `_` and `.` reads like a name (`grafana-admin`,
+    // `node.kubernetes.io`) unless it is long and mixed like a passphrase; one with a digit
+    // or another symbol is written to be hard to guess.
+    let wordy = v
+        .chars()
+        .all(|c| c.is_ascii_alphabetic() || matches!(c, '-' | '_' | '.'));
+    !wordy
 }
 
 /// Shannon entropy in bits per character.

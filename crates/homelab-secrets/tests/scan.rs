@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use homelab_secrets::scan::{FindingKind, Location, ScanOptions, scan, scan_with};
+use homelab_secrets::scan::{FindingKind, Location, ScanOptions, scan, scan_text, scan_with};
 use homelab_secrets::{KnownSecrets, SecretsStore};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -351,4 +351,63 @@ fn paths_in_the_ignore_file_are_skipped_in_the_tree_and_in_history() {
         ignore: vec!["leak.txt".into()],
     };
     assert!(scan_with(r, &known(), &extra).unwrap().is_clean());
+}
+
+/// The corpus in testdata/scan-corpus: every line of `leaks/` that is not empty or a comment is
+/// reported as a literal assignment or a high-entropy value (and nothing else is), nothing in `clean/` is reported, and
+/// no fingerprint holds the value.
+#[test]
+fn assignment_corpus_true_and_false_positives() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/scan-corpus");
+    let known = KnownSecrets::new();
+    let mut leaks_seen = 0;
+    for (dir, leaky) in [("leaks", true), ("clean", false)] {
+        let mut files: Vec<_> = std::fs::read_dir(corpus.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{dir} has files");
+        for file in files {
+            let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+            let text = std::fs::read_to_string(&file).unwrap();
+            let found = scan_text(&name, &text, &known);
+            let lines: Vec<usize> = found.iter().map(|(l, _, _)| *l).collect();
+            let expected: Vec<usize> = if leaky {
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                    .map(|(i, _)| i + 1)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(lines, expected, "{dir}/{name}: {found:?}");
+            for (line, kind, fp) in &found {
+                assert!(
+                    matches!(kind.code(), "assignment" | "high-entropy"),
+                    "{dir}/{name}:{line}: {kind}"
+                );
+                let source = text.lines().nth(line - 1).unwrap();
+                let value_len: usize = fp
+                    .rsplit('(')
+                    .next()
+                    .and_then(|t| t.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("fingerprint {fp} gives a length"));
+                assert!(value_len >= 8, "{dir}/{name}:{line}: {fp}");
+                assert!(
+                    !source
+                        .split(['"', '\'', ' ', '='])
+                        .any(|word| word.len() >= 8 && fp.contains(word)),
+                    "{dir}/{name}:{line}: the fingerprint {fp} shows the value"
+                );
+            }
+            leaks_seen += found.len();
+        }
+    }
+    assert!(
+        leaks_seen >= 15,
+        "the corpus has at least 15 leaks: {leaks_seen}"
+    );
 }

@@ -20,3 +20,25 @@ impl Preset {
         }
     }
 }
+
+/// The K3s release the templates pin, and so the one a new lab starts on.
+pub const K3S_VERSION: &str = "v1.34.2+k3s1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_pins_the_k3s_release() {
+        for preset in [Preset::Seed, Preset::Minimal] {
+            let lab = crate::load_str("homelab.yaml", preset.text())
+                .expect("templates are valid")
+                .lab;
+            assert_eq!(
+                lab.cluster.k3s_version.to_string(),
+                K3S_VERSION,
+                "{preset:?}"
+            );
+        }
+    }
+}

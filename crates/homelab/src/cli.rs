@@ -165,6 +165,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print this build's version and the versions it pins: the K3s release new labs start
+    /// on (and the one the spec at hand pins), each chart and each image.
+    ///
+    /// `homelab --version` prints only the first line. Example: `homelab version --output json
+    /// | jq -r '.charts[] | "\(.name) \(.version)"'`.
+    Version,
 }
 
 #[derive(Debug, Args)]

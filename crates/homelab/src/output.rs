@@ -71,16 +71,25 @@ impl Output {
         }
     }
 
-    /// The result of a command: `text` for people, `data` for `--output json`.
+    /// The outcome of a command that changes or checks something (`wrote ...`, `... is
+    /// valid`): `text` for people, `data` for `--output json`. `--quiet` hides the text, since
+    /// the exit code says the same.
     pub fn result<T: Serialize>(&self, text: impl FnOnce() -> String, data: &T) {
+        if self.quiet && !self.is_json() {
+            return;
+        }
+        self.answer(text, data);
+    }
+
+    /// What the user asked to see (findings, a listing, a plan, versions): `text` for people,
+    /// `data` for `--output json`. Printed with `--quiet` too, which hides only progress.
+    pub fn answer<T: Serialize>(&self, text: impl FnOnce() -> String, data: &T) {
         match self.format {
             Format::Json => self.json(data),
             Format::Text => {
-                if !self.quiet {
-                    let text = text();
-                    if !text.is_empty() {
-                        stdout_line(text.trim_end_matches('\n'));
-                    }
+                let text = text();
+                if !text.is_empty() {
+                    stdout_line(text.trim_end_matches('\n'));
                 }
             }
         }
@@ -128,10 +137,12 @@ impl Output {
         print_json(&value);
     }
 
-    /// The top-level error, with its whole chain, printed once (instead of any result kept
-    /// for `--output json`).
+    /// The top-level error, printed once (instead of any result kept for `--output json`) and
+    /// in one layout for every command: what failed and where, what to do next, then the
+    /// causes, each on its own line.
     pub fn error(&self, err: &anyhow::Error, code: u8) {
         let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+        let help = crate::exit::help_of(err);
         match self.format {
             Format::Json => {
                 self.pending.lock().expect("output lock").take();
@@ -139,17 +150,23 @@ impl Output {
                     "ok": false,
                     "exitCode": code,
                     "error": chain.first(),
+                    "help": help,
                     "causes": &chain[1.min(chain.len())..],
                 }))
             }
-            Format::Text => {
-                let mut msg = format!("{}{}", self.paint("error: ", "31;1"), chain[0]);
-                for cause in &chain[1..] {
-                    msg.push_str(&format!("\n  caused by: {cause}"));
-                }
-                eprintln!("{msg}");
-            }
+            Format::Text => eprintln!("{}", self.error_text(&chain, help)),
         }
+    }
+
+    fn error_text(&self, chain: &[String], help: Option<&str>) -> String {
+        let mut msg = format!("{}{}", self.paint("error: ", "31;1"), chain[0]);
+        if let Some(help) = help {
+            msg.push_str(&format!("\n  {}{help}", self.paint("help: ", "36")));
+        }
+        for cause in &chain[1..] {
+            msg.push_str(&format!("\n  caused by: {cause}"));
+        }
+        msg
     }
 
     fn paint(&self, text: &str, code: &str) -> String {

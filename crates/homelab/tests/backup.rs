@@ -807,11 +807,15 @@ fn a_dropped_database_is_restored_from_the_latest_dump_and_swaps_keep_the_old_on
         );
     }
 
-    // A database without dumps is refused by the script, and nothing changes.
+    // A database the lab does not have is refused before a Job starts, and nothing changes.
     let before = lab.pg.databases();
+    let jobs = lab.jobs().len();
     let (_, stderr) = lab.expect(2, &["restore", "postgres", "--db", "nope", "--yes"]);
-    assert!(stderr.contains("the restore was refused: "), "{stderr}");
-    assert!(stderr.contains("nope"), "{stderr}");
+    assert!(
+        stderr.contains("error: --db nope: homelab.yaml has no database nope (its databases: "),
+        "{stderr}"
+    );
+    assert_eq!(lab.jobs().len(), jobs, "no Job was started");
     assert_eq!(lab.pg.databases(), before);
 }
 
@@ -1063,6 +1067,29 @@ fn missing_objects_bad_arguments_and_a_stuck_pod_are_reported_with_what_to_do() 
     assert!(stderr.contains("cannot be used with"), "{stderr}");
     let (_, stderr) = lab.expect(2, &["restore", "postgres", "--yes"]);
     assert!(stderr.contains("--db <NAME>"), "{stderr}");
+    // Without --yes and without a terminal, a wrong name or kubeconfig is said first: the
+    // user fixes it before being asked to confirm something that could not run.
+    let (_, stderr) = lab.expect(2, &["restore", "postgres", "--db", "nope"]);
+    assert!(
+        stderr.contains("has no database nope") && !stderr.contains("--yes"),
+        "{stderr}"
+    );
+    let (_, stderr) = lab.expect(
+        2,
+        &[
+            "restore",
+            "postgres",
+            "--db",
+            "shop",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ],
+    );
+    assert!(
+        stderr.contains("cannot read kubeconfig /nonexistent/kubeconfig")
+            && !stderr.contains("--yes"),
+        "{stderr}"
+    );
     let (_, stderr) = lab.expect(
         2,
         &[

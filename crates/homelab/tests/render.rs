@@ -196,6 +196,27 @@ fn render_writes_the_tree_and_says_what_it_did() {
 }
 
 #[test]
+fn render_names_files_under_out_with_one_slash_however_out_is_spelt() {
+    let lab = Lab::seed();
+    for out_dir in ["lab/", "lab", "./lab//"] {
+        let out = lab.run(&["render", "--out", out_dir]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let next = text.lines().find(|l| l.starts_with("Next: ")).unwrap();
+        let want_readme = format!("{}/README.md", out_dir.trim_end_matches('/'));
+        assert!(
+            next.contains(&format!("read {want_readme}, "))
+                && next.contains(&format!(
+                    "`kubectl kustomize {}/infrastructure`",
+                    out_dir.trim_end_matches('/')
+                )),
+            "{out_dir}: {next}"
+        );
+        assert!(!next.contains("//"), "{out_dir}: {next}");
+    }
+}
+
+#[test]
 fn render_refuses_a_directory_it_did_not_write_unless_forced() {
     let lab = Lab::seed();
     std::fs::create_dir(lab.path("lab")).unwrap();

@@ -82,6 +82,7 @@ pub fn run(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8
         message: format!(
             "apply stopped: {e}; what was applied stays, and running `homelab apply` again continues from there"
         ),
+        help: None,
     })?;
     let data = report_json(lab, &report, args.prune);
     out.result(|| summary(lab, &report), &data);

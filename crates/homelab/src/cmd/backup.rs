@@ -104,6 +104,7 @@ fn postgres(global: &Global, args: &RunArgs, out: &Output) -> anyhow::Result<u8>
                 "another backup is running (it holds the lock on the backup volume), so this one did not start; wait for it, or see {}",
                 ran.logs_hint()
             ),
+            help: None,
         }
         .into());
     }
@@ -269,6 +270,7 @@ fn list(global: &Global, args: &ListArgs, out: &Output) -> anyhow::Result<u8> {
                 ran.outcome.failure.as_deref().unwrap_or("list.sh failed"),
                 ran.logs_hint()
             ),
+            help: None,
         }
         .into());
     }

@@ -35,6 +35,7 @@ fn failed(e: anyhow::Error) -> anyhow::Error {
     Exit {
         code: exit::USAGE,
         message,
+        help: exit::help_of(&e).map(str::to_string),
     }
     .into()
 }

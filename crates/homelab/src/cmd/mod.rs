@@ -16,6 +16,7 @@ pub(crate) mod secrets;
 mod shared;
 pub(crate) mod status;
 mod validate;
+mod version;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -38,5 +39,6 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Restore(args) => restore::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
+        Command::Version => version::run(&cli.global, out),
     }
 }

@@ -17,9 +17,9 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
     // The JSON document is only built when it is asked for: for thousands of apps it costs
     // as much as the plan itself.
     if out.is_json() {
-        out.result(String::new, &data(&plan));
+        out.answer(String::new, &data(&plan));
     } else {
-        out.result(|| text(&plan), &());
+        out.answer(|| text(&plan), &());
     }
     Ok(exit::OK)
 }

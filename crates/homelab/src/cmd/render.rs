@@ -62,7 +62,9 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
     for f in &report.removed {
         out.detail(format!("removed {f} (no longer rendered)"));
     }
-    let dir = args.out.display().to_string();
+    // `lab/` and `lab//` are spelt `lab` in what is printed, so paths below it have one slash.
+    let out_dir: PathBuf = args.out.components().collect();
+    let dir = out_dir.display().to_string();
     out.result(
         || {
             let mut t = format!(
@@ -79,7 +81,9 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
                 ));
             }
             t.push_str(&format!(
-                ".\nNext: read {dir}/README.md, or check a layer with `kubectl kustomize {dir}/infrastructure`."
+                ".\nNext: read {}, or check a layer with `kubectl kustomize {}`.",
+                out_dir.join("README.md").display(),
+                out_dir.join("infrastructure").display()
             ));
             t
         },

@@ -148,6 +148,36 @@ fn check_arguments(args: &RestorePostgresArgs) -> anyhow::Result<Target<'_>> {
     Ok(target)
 }
 
+/// A database the spec does not have has no dumps either: refused with the names it has.
+fn check_database_of_lab(
+    db: &str,
+    loaded: &homelab_spec::LoadedSpec,
+    spec: &std::path::Path,
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = loaded
+        .lab
+        .services
+        .postgres
+        .iter()
+        .flat_map(|p| p.databases.iter().map(|d| d.name.as_str()))
+        .collect();
+    if names.contains(&db) {
+        return Ok(());
+    }
+    Err(exit::usage_help(
+        format!(
+            "--db {db}: {} has no database {db} (its databases: {})",
+            spec.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+        "name one of those, or see what has dumps with `homelab backup list`; nothing was changed",
+    ))
+}
+
 /// What happens, for the question: after the dump is named.
 fn consequence(target: &Target, args: &RestorePostgresArgs) -> String {
     match (target, &args.into) {
@@ -166,8 +196,15 @@ fn consequence(target: &Target, args: &RestorePostgresArgs) -> String {
 
 fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow::Result<u8> {
     let target = check_arguments(args)?;
-    let (_, _, setup) = load(global, out)?;
+    let (loaded, _, setup) = load(global, out)?;
+    if let Target::Database(db) = target {
+        check_database_of_lab(db, &loaded, &global.file)?;
+    }
     let what = target.what(args);
+    // Everything that can be checked without the user is checked before asking: the name,
+    // then the kubeconfig and the API. A confirmation is never asked for a restore that
+    // cannot start.
+    let conn = backup::connect(&args.job, &setup.lab, out)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !interactive {
         return Err(exit::Exit {
@@ -175,10 +212,10 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
             message: format!(
                 "refusing to {what} without a confirmation: there is no terminal to ask on. Nothing was changed; run it again with --yes to confirm."
             ),
+            help: None,
         }
         .into());
     }
-    let conn = backup::connect(&args.job, &setup.lab, out)?;
     let name = match target {
         Target::Database(db) => format!("database {db}"),
         Target::Globals => "the roles".to_string(),
@@ -259,6 +296,7 @@ fn postgres(global: &Global, args: &RestorePostgresArgs, out: &Output) -> anyhow
             return Err(exit::Exit {
                 code: exit::FAILURE,
                 message: format!("{what}: cancelled, nothing was changed"),
+                help: None,
             }
             .into());
         }

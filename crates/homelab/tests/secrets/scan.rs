@@ -188,6 +188,47 @@ fn scan_without_the_key_still_finds_key_material_and_says_what_it_skipped() {
     );
 }
 
+/// `-q` hides progress, never results: the findings of a scan are its result. The hint under
+/// them is progress, and the all-clear line of a clean scan only repeats exit code 0.
+#[test]
+fn quiet_scan_still_prints_its_findings_and_assignment_patterns_are_found() {
+    let lab = Lab::seed();
+    lab.write(
+        "deploy/backup.sh",
+        "#!/bin/sh\nPGPASSWORD=hunter2hunter2xyz pg_dump app\nPGPASSWORD=\"$(cat /run/pw)\" pg_dump app\n",
+    );
+    lab.write(
+        "deploy/values.yaml",
+        "password: \"hunter2hunter2xyz\"\npassword: {secret: db}\ntoken=ab12cd34ef56gh78\n",
+    );
+    let loud = lab.run(&["secrets", "scan", "deploy"]).expect(1);
+    let quiet = lab.run(&["-q", "secrets", "scan", "deploy"]).expect(1);
+    let findings = [
+        "backup.sh:2: literal value assigned to `PGPASSWORD`",
+        "values.yaml:1: literal value assigned to `password`",
+        "values.yaml:3: literal value assigned to `token`",
+    ];
+    for run in [&loud, &quiet] {
+        for f in findings {
+            assert!(run.stdout.contains(f), "{f}:\n{}", run.transcript());
+        }
+        assert_eq!(run.stdout.lines().count(), 3, "{}", run.transcript());
+        assert!(!run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"));
+    }
+    assert_eq!(quiet.stdout, loud.stdout);
+    assert!(
+        loud.stderr.contains("3 findings in deploy"),
+        "{}",
+        loud.stderr
+    );
+    assert!(!quiet.stderr.contains("findings in"), "{}", quiet.stderr);
+
+    std::fs::remove_dir_all(lab.path("deploy")).unwrap();
+    lab.write("deploy/values.yaml", "password: {secret: db}\n");
+    let clean = lab.run(&["-q", "secrets", "scan", "deploy"]).ok();
+    assert_eq!((clean.stdout.as_str(), clean.stderr.as_str()), ("", ""));
+}
+
 #[test]
 fn this_repository_holds_no_plaintext_secrets() {
     require_tool("git");

@@ -71,9 +71,9 @@ fn exit_codes_are_0_valid_2_invalid_or_usage_1_failure() {
         assert_eq!(run.code, 2, "{usage:?}: {}", run.transcript());
         assert!(run.stderr.contains("error:"), "{usage:?}: {}", run.stderr);
     }
-    // A file that exists but cannot be read is a failure (1), not a usage error.
+    // A file that exists but cannot be read is a usage error (2) like a missing one.
     let run = work.run(&["validate", "-f", "/proc/self/mem"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
         run.stderr.contains("cannot read the spec /proc/self/mem"),
         "{}",
@@ -182,21 +182,21 @@ fn missing_file_and_directory_give_a_clear_message_and_exit_2() {
     assert_eq!(missing.code, 2);
     assert_eq!(
         missing.stderr,
-        "error: homelab.yaml does not exist; run `homelab init` to write a commented spec, or pass `-f FILE`\n"
+        "error: homelab.yaml does not exist\n  help: run `homelab init` to write a commented spec, or pass `-f FILE`\n"
     );
     std::fs::create_dir(work.join("lab")).unwrap();
     let dir = work.run(&["validate", "-f", "lab"]);
     assert_eq!(dir.code, 2);
     assert_eq!(
         dir.stderr,
-        "error: lab is a directory; pass the spec file with `-f FILE`\n"
+        "error: lab is a directory\n  help: pass the spec file with `-f FILE`\n"
     );
 }
 
 /// Root reads any file regardless of its mode, so the unreadable file is read as the
-/// unprivileged `nobody` when the tests run as root.
+/// unprivileged `nobody` when the tests run as root. Unreadable is a usage error like missing.
 #[test]
-fn an_unreadable_file_gives_a_clear_message_and_exit_1() {
+fn an_unreadable_file_gives_a_clear_message_and_exit_2() {
     let work = Workdir::new();
     let path = work.write("secret-lab.yaml", Spec::seed().text());
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
@@ -230,12 +230,49 @@ fn an_unreadable_file_gives_a_clear_message_and_exit_1() {
             .unwrap()
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot read the spec {}", path.display()))
-            && stderr.contains("Permission denied"),
-        "{stderr}"
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot read the spec {}\n  help: check the path and its permissions, or pass another spec with `-f FILE`\n  caused by: Permission denied (os error 13)\n",
+            path.display()
+        ),
     );
+}
+
+/// A spec that cannot be opened for another reason (a symbolic link to itself) is exit 2 too,
+/// in the same layout, in text and JSON, and for every command that reads the spec.
+#[test]
+fn a_spec_that_cannot_be_opened_exits_2_in_the_error_layout() {
+    let work = Workdir::new();
+    std::os::unix::fs::symlink("loop.yaml", work.join("loop.yaml")).unwrap();
+    for cmd in ["validate", "plan", "render"] {
+        let mut args = vec![cmd, "-f", "loop.yaml"];
+        if cmd == "render" {
+            args.extend(["--out", "lab"]);
+        }
+        let run = work.run(&args);
+        assert_eq!(run.code, 2, "{cmd}: {}", run.transcript());
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines[0], "error: cannot read the spec loop.yaml", "{cmd}");
+        assert!(
+            lines[1].starts_with("  help: check the path"),
+            "{cmd}: {lines:?}"
+        );
+        assert!(
+            lines[2].starts_with("  caused by: ") && lines[2].contains("symbolic links"),
+            "{cmd}: {lines:?}"
+        );
+        assert_eq!(lines.len(), 3, "{cmd}: {lines:?}");
+    }
+    let json = work.run(&["validate", "-f", "loop.yaml", "--output", "json"]);
+    assert_eq!(json.code, 2);
+    let v = json.json();
+    assert_eq!(v["exitCode"], 2);
+    assert_eq!(v["error"], "cannot read the spec loop.yaml");
+    assert!(v["help"].as_str().unwrap().starts_with("check the path"));
+    assert!(v["causes"][0].as_str().unwrap().contains("symbolic links"));
+    assert!(!work.join("lab").exists(), "render wrote nothing");
 }
 
 #[test]
@@ -458,4 +495,119 @@ fn plan_shows_what_helm_settings_change() {
         m["overrides"][0]["changes"][1]["path"],
         "controller.logLevel"
     );
+}
+
+#[test]
+fn version_flag_and_command_name_the_build_and_every_pin() {
+    let work = Workdir::new();
+    let flag = work.run(&["--version"]);
+    assert_eq!(
+        (flag.code, flag.stdout.as_str()),
+        (
+            0,
+            format!("homelab {}\n", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+    // Without a spec: the build and its pins, exit 0.
+    let bare = work.run(&["version"]);
+    assert_eq!(bare.code, 0, "{}", bare.transcript());
+    let first = bare.stdout.lines().next().unwrap();
+    assert_eq!(first, format!("homelab {}", env!("CARGO_PKG_VERSION")));
+    assert!(bare.stdout.contains(&format!(
+        "K3s {} (pinned by `homelab init`)",
+        homelab_spec::templates::K3S_VERSION
+    )));
+    for pin in homelab_plan::versions::all() {
+        assert!(
+            bare.stdout.contains(pin.version),
+            "{} {} missing:\n{}",
+            pin.dep_name,
+            pin.version,
+            bare.stdout
+        );
+    }
+    assert!(!bare.stdout.contains("pinned by lab"), "{}", bare.stdout);
+    // `-q` keeps the answer.
+    assert_eq!(work.run(&["-q", "version"]).stdout, bare.stdout);
+
+    // With a spec that pins another release, that one too.
+    work.write(
+        "homelab.yaml",
+        Spec::seed()
+            .replace("k3sVersion: v1.34.2+k3s1", "k3sVersion: v1.33.6+k3s1")
+            .text(),
+    );
+    let json = work.run(&["version", "--output", "json"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let v = json.json();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["k3s"], homelab_spec::templates::K3S_VERSION);
+    assert_eq!(v["lab"]["k3s"], "v1.33.6+k3s1");
+    assert_eq!(v["lab"]["name"], "home-lab");
+    let charts: Vec<(&str, &str)> = v["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["version"].as_str().unwrap()))
+        .collect();
+    assert!(charts.contains(&("metallb", homelab_plan::versions::METALLB.version)));
+    assert!(charts.contains(&("cert-manager", homelab_plan::versions::CERT_MANAGER.version)));
+    assert!(charts.contains(&("traefik", homelab_plan::versions::K3S_TRAEFIK_CHART)));
+}
+
+/// Every command that reads the spec reports a missing or invalid one the same way: exit 2,
+/// `error:` with what and where, `help:` with what to do, in text and in JSON.
+#[test]
+fn every_command_reports_a_missing_or_invalid_spec_in_one_layout() {
+    let work = Workdir::new();
+    work.write("bad.yaml", invalid_spec().text());
+    let commands: [&[&str]; 9] = [
+        &["validate"],
+        &["plan"],
+        &["render", "--out", "lab"],
+        &["apply"],
+        &["diff"],
+        &["nodes", "apply", "--dry-run"],
+        &["kubeconfig"],
+        &["backup", "postgres"],
+        &["restore", "postgres", "--db", "shop", "--yes"],
+    ];
+    for args in commands {
+        let run = work.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+        assert_eq!(
+            run.stderr,
+            "error: homelab.yaml does not exist\n  help: run `homelab init` to write a commented spec, or pass `-f FILE`\n",
+            "{args:?}"
+        );
+        let mut json_args = args.to_vec();
+        json_args.extend(["--output", "json"]);
+        let json = work.run(&json_args).json();
+        assert_eq!(json["error"], "homelab.yaml does not exist", "{args:?}");
+        assert!(
+            json["help"].as_str().unwrap().contains("homelab init"),
+            "{args:?}"
+        );
+        assert_eq!(json["exitCode"], 2);
+
+        if args[0] == "validate" {
+            continue; // validate reports an invalid spec as its result, not as an error.
+        }
+        let mut bad = vec!["-f", "bad.yaml"];
+        bad.extend_from_slice(args);
+        let run = work.run(&bad);
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.transcript());
+        let tail: Vec<&str> = run.stderr.lines().rev().take(2).collect();
+        assert!(
+            tail[1].starts_with("error: bad.yaml is not valid (")
+                && tail[0] == "  help: fix it first (`homelab validate` shows every problem)",
+            "{bad:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("error[duplicate-node-address]"),
+            "{bad:?}"
+        );
+    }
+    assert!(!work.join("lab").exists());
 }

@@ -144,6 +144,7 @@ pub fn encrypt(
                 message: format!(
                     "{e}; add a creation rule for it to .sops.yaml, or pass `--age age1...`; nothing was changed"
                 ),
+                help: None,
             }
             .into(),
             other => fail(other),

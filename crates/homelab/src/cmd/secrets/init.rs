@@ -38,6 +38,7 @@ pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> 
                     lab.store.display(),
                     path.display()
                 ),
+                help: None,
             }
             .into(),
             other => fail(other),

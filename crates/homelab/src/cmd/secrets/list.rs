@@ -39,7 +39,7 @@ pub fn run(global: &Global, lab: &LabFiles, out: &Output) -> anyhow::Result<u8> 
     };
     let listing = store::listing(&statuses, &requirements);
     let file = lab.store.display().to_string();
-    out.result(
+    out.answer(
         || text(&listing, &file),
         &json!({
             "file": file,

@@ -40,10 +40,22 @@ pub fn run(
         }
         s
     };
-    out.result(
-        || {
+    // Findings are what a scan is run for, so `--quiet` keeps them; only the all-clear line
+    // is hidden.
+    let show = |text: &dyn Fn() -> String, data: &serde_json::Value| {
+        if report.is_clean() {
+            out.result(text, data)
+        } else {
+            out.answer(text, data)
+        }
+    };
+    show(
+        &|| {
             if report.is_clean() {
-                format!("no plaintext secrets found in {where_} ({} scanned)", scope())
+                format!(
+                    "no plaintext secrets found in {where_} ({} scanned)",
+                    scope()
+                )
             } else {
                 report
                     .findings

@@ -114,6 +114,7 @@ pub(crate) fn job_error(e: BackupJobError) -> anyhow::Error {
     Exit {
         code,
         message: e.to_string(),
+        help: None,
     }
     .into()
 }
@@ -213,6 +214,7 @@ pub(crate) fn no_report(ran: &Ran, what: &str, e: &homelab_backup::RecordError) 
                 format!("; its log ends with:\n{tail}")
             }
         ),
+        help: None,
     })
 }
 

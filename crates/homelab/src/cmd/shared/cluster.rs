@@ -63,6 +63,7 @@ pub(crate) fn connect_error(e: ConnectError, unreachable_code: u8) -> anyhow::Er
     Exit {
         code,
         message: e.to_string(),
+        help: None,
     }
     .into()
 }
@@ -122,11 +123,13 @@ pub(crate) fn load_cluster_plan(
         cluster_plan::cluster_plan(&plan, &store).map_err(|e| Exit {
             code: exit::FAILURE,
             message: e.to_string(),
+            help: None,
         })?
     } else {
         cluster_plan::cluster_plan(&plan, &NoSecrets).map_err(|e| Exit {
             code: exit::FAILURE,
             message: e.to_string(),
+            help: None,
         })?
     };
     Ok((loaded, plan, cluster))

@@ -384,6 +384,7 @@ impl Confirmation {
                 message: format!(
                     "refusing to {what} without a confirmation: there is no terminal to ask on. The question was: {question} Nothing was changed; run it again with --yes to confirm."
                 ),
+                help: None,
             }
             .into()),
             _ => Ok(e),

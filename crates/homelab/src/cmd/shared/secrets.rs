@@ -112,11 +112,12 @@ pub(crate) fn fail(err: Error) -> anyhow::Error {
         | Error::IdentityExists { .. } => exit::USAGE,
         _ => exit::FAILURE,
     };
-    let message = match hint(&err) {
-        Some(h) => format!("{err}; {h}"),
-        None => err.to_string(),
-    };
-    Exit { code, message }.into()
+    Exit {
+        code,
+        message: err.to_string(),
+        help: hint(&err),
+    }
+    .into()
 }
 
 fn hint(err: &Error) -> Option<String> {

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use homelab_spec::manifests::ManifestFile;
 use homelab_spec::{InvalidSpec, LoadedSpec};
 
@@ -15,19 +14,27 @@ pub fn read(path: &Path) -> anyhow::Result<Result<LoadedSpec, InvalidSpec>> {
     let bytes = match read_capped(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(exit::usage(format!(
-                "{} does not exist; run `homelab init` to write a commented spec, or pass `-f FILE`",
-                path.display()
-            )));
+            return Err(exit::usage_help(
+                format!("{} does not exist", path.display()),
+                "run `homelab init` to write a commented spec, or pass `-f FILE`",
+            ));
         }
         Err(e) if e.raw_os_error() == Some(21) || path.is_dir() => {
-            return Err(exit::usage(format!(
-                "{} is a directory; pass the spec file with `-f FILE`",
-                path.display()
-            )));
+            return Err(exit::usage_help(
+                format!("{} is a directory", path.display()),
+                "pass the spec file with `-f FILE`",
+            ));
         }
+        // Unreadable is as much the user's to fix as missing: the same exit code, with the
+        // operating system's reason as the cause.
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot read the spec {}", path.display()));
+            return Err(anyhow::Error::new(e).context(
+                exit::Exit::new(
+                    exit::USAGE,
+                    format!("cannot read the spec {}", path.display()),
+                )
+                .help("check the path and its permissions, or pass another spec with `-f FILE`"),
+            ));
         }
     };
     Ok(
@@ -113,14 +120,10 @@ pub fn load_valid(path: &Path, out: &crate::output::Output) -> anyhow::Result<Lo
         Err(invalid) => {
             out.diagnostics(&invalid.render());
             let summary = invalid.summary();
-            Err(crate::exit::Exit {
-                code: crate::exit::USAGE,
-                message: format!(
-                    "{} is not valid ({summary}); fix it first (`homelab validate` shows every problem)",
-                    path.display()
-                ),
-            }
-            .into())
+            Err(exit::usage_help(
+                format!("{} is not valid ({summary})", path.display()),
+                "fix it first (`homelab validate` shows every problem)",
+            ))
         }
     }
 }
