@@ -24,7 +24,7 @@ mod wait;
 
 pub use apply::{ApplyOptions, ApplyReport, ObjectReport, PrunedObject, UnitReport};
 pub use applyset::{ANNOTATION_KEEP, KEEP_VALUE, applyset_id, group_kind_label};
-pub use connect::{Cluster, KubeconfigSource};
+pub use connect::{Cluster, KubeconfigSource, ResolvedKubeconfig};
 pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
 pub use error::{ApplyError, ConnectError, PlanError};
 pub use events::{ApplyEvent, ObjectOutcome, Progress};

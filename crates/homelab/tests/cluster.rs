@@ -1038,6 +1038,69 @@ fn unreachable_api_and_missing_kubeconfig_stop_before_anything_is_written() {
     std::fs::copy(&standin.kubeconfig, lab.home().join(".kube/home-lab.yaml")).unwrap();
     let found = lab.run_with(&["diff"], &[("KUBECONFIG", "")], "");
     assert_eq!(found.code, 1, "{}", found.transcript());
+
+    // ~/.kube/config as kubectl reads it: its context named like the lab is used although
+    // the current one is another cluster (here one that does not answer).
+    std::fs::remove_file(lab.home().join(".kube/home-lab.yaml")).unwrap();
+    let mut merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(&standin.kubeconfig).unwrap()).unwrap();
+    merged["contexts"][0]["name"] = json!("home-lab");
+    merged["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "work", "cluster": {"server": format!("http://127.0.0.1:{closed}")}}));
+    merged["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "work", "user": {"token": "t"}}));
+    merged["contexts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "work", "context": {"cluster": "work", "user": "work"}}));
+    merged["current-context"] = json!("work");
+    std::fs::write(
+        lab.home().join(".kube/config"),
+        serde_json::to_string(&merged).unwrap(),
+    )
+    .unwrap();
+    let found = lab.run_with(&["diff"], &[("KUBECONFIG", "")], "");
+    assert_eq!(found.code, 1, "{}", found.transcript());
+    // --context still wins: the current (unreachable) cluster when named.
+    let work = lab
+        .run_with(&["diff", "--context", "work"], &[("KUBECONFIG", "")], "")
+        .expect(2);
+    assert!(
+        work.stderr.contains("is unreachable"),
+        "{}",
+        work.transcript()
+    );
+    // Without the lab's context and without the lab's file: the current context, as kubectl;
+    // the error says which cluster it tried.
+    merged["contexts"][0]["name"] = json!("standin");
+    std::fs::write(
+        lab.home().join(".kube/config"),
+        serde_json::to_string(&merged).unwrap(),
+    )
+    .unwrap();
+    let current = lab.run_with(&["diff"], &[("KUBECONFIG", "")], "").expect(2);
+    assert!(
+        current.stderr.contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        current.transcript()
+    );
+    // Nothing usable: every file tried is named.
+    merged.as_object_mut().unwrap().remove("current-context");
+    std::fs::write(
+        lab.home().join(".kube/config"),
+        serde_json::to_string(&merged).unwrap(),
+    )
+    .unwrap();
+    let none = lab.run_with(&["diff"], &[("KUBECONFIG", "")], "").expect(2);
+    assert!(
+        none.stderr.contains(".kube/config") && none.stderr.contains(".kube/home-lab.yaml"),
+        "{}",
+        none.transcript()
+    );
     // An unknown context is named with the ones there are.
     let run = homelab(&lab, &standin.kubeconfig, &["apply", "--context", "nope"]).expect(2);
     assert!(run.stderr.contains("standin"), "{}", run.transcript());

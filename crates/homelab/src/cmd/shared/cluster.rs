@@ -21,8 +21,9 @@ use crate::output::Output;
 /// Which cluster to talk to; shared by every command that uses the Kubernetes API.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
-    /// The kubeconfig to use [default: $KUBECONFIG, else ~/.kube/<lab>.yaml, the file
-    /// `homelab kubeconfig` writes].
+    /// The kubeconfig to use [default, as kubectl: the files of $KUBECONFIG, else
+    /// ~/.kube/config (its context named like the lab, else its current one), else
+    /// ~/.kube/<lab>.yaml, the file `homelab kubeconfig` writes].
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use instead of its current one.
@@ -44,12 +45,18 @@ impl ClusterArgs {
 
     /// Where to find the kubeconfig, in the documented order.
     pub fn source(&self, lab_name: &str) -> KubeconfigSource {
-        let default_path = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| {
-            PathBuf::from(h)
-                .join(".kube")
-                .join(format!("{lab_name}.yaml"))
-        });
-        KubeconfigSource::from_env(self.kubeconfig.clone(), self.context.clone(), default_path)
+        let kube_dir = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".kube"));
+        KubeconfigSource {
+            home_config: kube_dir.as_ref().map(|d| d.join("config")),
+            lab_context: Some(lab_name.to_string()),
+            ..KubeconfigSource::from_env(
+                self.kubeconfig.clone(),
+                self.context.clone(),
+                kube_dir.map(|d| d.join(format!("{lab_name}.yaml"))),
+            )
+        }
     }
 }
 
