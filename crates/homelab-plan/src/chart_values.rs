@@ -68,6 +68,7 @@ const CHARTS: &[ChartFiles] = &[
     chart!("alloy", "1.11.1"),
     chart!("ollama", "1.77.0"),
     chart!("n8n", "1.24.32", schema),
+    chart!("openbao", "0.29.2", schema),
 ];
 
 fn files_of(chart: &str, version: &str) -> Option<&'static ChartFiles> {

@@ -80,6 +80,12 @@ pub const N8N: Pin = helm(
     "1.24.32",
 );
 
+pub const OPENBAO: Pin = helm(
+    "openbao",
+    "https://openbao.github.io/openbao-helm",
+    "0.29.2",
+);
+
 pub const NVIDIA_DEVICE_PLUGIN: Pin = helm(
     "nvidia-device-plugin",
     "https://nvidia.github.io/k8s-device-plugin",
@@ -141,5 +147,6 @@ pub fn all() -> Vec<Pin> {
         POSTGRES_EXPORTER,
         NVIDIA_DEVICE_PLUGIN,
         DCGM_EXPORTER,
+        OPENBAO,
     ]
 }

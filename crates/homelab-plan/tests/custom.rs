@@ -301,6 +301,7 @@ fn the_specs_catalog_names_are_the_plans() {
         ollama: true,
         n8n: true,
         paperless: true,
+        openbao: false,
         dev_proxy: true,
         dev_containers: true,
         shares: false,

@@ -221,6 +221,7 @@ pub const CATALOG_RELEASES: &[(&str, &str)] = &[
     ("services.logging.helm.alloy", "alloy"),
     ("services.ollama.helm", "ollama"),
     ("services.n8n.helm", "n8n"),
+    ("services.openbao.helm", "openbao"),
 ];
 
 /// A catalog chart's `helm:` settings as the user wrote them.
@@ -503,6 +504,7 @@ pub struct Services {
     pub ollama: Option<Ollama>,
     pub n8n: Option<N8n>,
     pub paperless: Option<Paperless>,
+    pub openbao: Option<Openbao>,
     pub dev_proxy: Option<DevProxy>,
     pub dev_containers: Vec<DevContainer>,
 }
@@ -563,6 +565,14 @@ pub struct Ollama {
 pub struct N8n {
     pub database: String,
     pub encryption_key: SecretRef,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Openbao {
+    pub storage: Quantity,
+    pub audit_storage: Quantity,
     pub host: String,
 }
 
@@ -731,6 +741,7 @@ pub fn catalog_components(lab_has: &CatalogPresence) -> Vec<&'static str> {
         (lab_has.ollama, "ollama"),
         (lab_has.n8n, "n8n"),
         (lab_has.paperless, "paperless"),
+        (lab_has.openbao, "openbao"),
         (lab_has.dev_proxy, "nginx"),
         (lab_has.dev_containers, "dev-containers"),
         (lab_has.shares, "shares"),
@@ -752,6 +763,7 @@ pub struct CatalogPresence {
     pub ollama: bool,
     pub n8n: bool,
     pub paperless: bool,
+    pub openbao: bool,
     pub dev_proxy: bool,
     pub dev_containers: bool,
     pub shares: bool,
@@ -771,6 +783,7 @@ pub const CATALOG_NAMES: &[&str] = &[
     "ollama",
     "n8n",
     "paperless",
+    "openbao",
     "nginx",
     "dev-containers",
     "shares",

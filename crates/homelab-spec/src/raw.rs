@@ -769,6 +769,8 @@ pub struct RawServices {
     pub n8n: S<RawN8n>,
     /// Paperless-ngx with Redis: scanned documents, OCR and search.
     pub paperless: S<RawPaperless>,
+    /// OpenBao: an in-cluster secrets server (integrated storage, an audit log shipped to Loki).
+    pub openbao: S<RawOpenbao>,
     /// An nginx proxy from `dev.<domain>/<path>` to development servers on your LAN.
     pub dev_proxy: S<RawDevProxy>,
     /// Remote development containers reachable over SSH through the dev proxy.
@@ -888,6 +890,21 @@ pub struct RawN8n {
     /// Host name under the domain. Default: `n8n`.
     pub host: S<String>,
     /// Another version and your own values for the `n8n` chart.
+    pub helm: S<RawHelm>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOpenbao {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// Size of the integrated (raft) storage volume. Default: `5Gi`.
+    pub storage: S<String>,
+    /// Size of the volume the audit log is written to. Default: `5Gi`.
+    pub audit_storage: S<String>,
+    /// Host name under the domain. Default: `bao`.
+    pub host: S<String>,
+    /// Another version and your own values for the `openbao` chart.
     pub helm: S<RawHelm>,
 }
 

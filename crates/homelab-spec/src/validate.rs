@@ -2041,6 +2041,18 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
             .as_ref()
             .map_or_else(|| "n8n".into(), |h| h.value.clone()),
     });
+    let openbao = s
+        .openbao
+        .as_ref()
+        .filter(|o| enabled(&o.enabled))
+        .map(|o| Openbao {
+            storage: c.quantity(&o.storage, "5Gi"),
+            audit_storage: c.quantity(&o.audit_storage, "5Gi"),
+            host: o
+                .host
+                .as_ref()
+                .map_or_else(|| "bao".into(), |h| h.value.clone()),
+        });
     let paperless = s
         .paperless
         .as_ref()
@@ -2218,6 +2230,7 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
         ollama,
         n8n,
         paperless,
+        openbao,
         dev_proxy,
         dev_containers,
     }
@@ -2899,6 +2912,7 @@ fn charts(
         ollama: services.ollama.is_some(),
         n8n: services.n8n.is_some(),
         paperless: services.paperless.is_some(),
+        openbao: services.openbao.is_some(),
         dev_proxy: services.dev_proxy.is_some() || !services.dev_containers.is_empty(),
         dev_containers: !services.dev_containers.is_empty(),
         shares: apps.iter().any(|a| {
@@ -3634,7 +3648,7 @@ fn helm_overrides(
     let logging = rs
         .and_then(|s| s.logging.as_ref())
         .and_then(|l| l.helm.as_ref());
-    let wanted: [(&str, Option<&Spanned<RawHelm>>, bool); 9] = [
+    let wanted: [(&str, Option<&Spanned<RawHelm>>, bool); 10] = [
         (
             "nfs-provisioner",
             settings(infra.and_then(|i| i.nfs.as_ref())),
@@ -3682,6 +3696,12 @@ fn helm_overrides(
             rs.and_then(|s| s.n8n.as_ref())
                 .and_then(|n| n.helm.as_ref()),
             services.n8n.is_some(),
+        ),
+        (
+            "openbao",
+            rs.and_then(|s| s.openbao.as_ref())
+                .and_then(|o| o.helm.as_ref()),
+            services.openbao.is_some(),
         ),
     ];
     for (release, helm, runs) in wanted {
@@ -3867,6 +3887,9 @@ fn cross_checks(
     if let (Some(n), Some(r)) = (&services.n8n, rs.and_then(|s| s.n8n.as_ref())) {
         hosts.push((n.host.clone(), "n8n".into(), host_span(&r.host, r.span)));
     }
+    if let (Some(o), Some(r)) = (&services.openbao, rs.and_then(|s| s.openbao.as_ref())) {
+        hosts.push((o.host.clone(), "openbao".into(), host_span(&r.host, r.span)));
+    }
     if let (Some(p), Some(r)) = (&services.paperless, rs.and_then(|s| s.paperless.as_ref())) {
         hosts.push((
             p.host.clone(),
@@ -3980,6 +4003,9 @@ fn cross_checks(
             }
             if services.paperless.is_some() {
                 stateful.push(("paperless", span_of(s.paperless.as_ref().map(|x| x.span))));
+            }
+            if services.openbao.is_some() {
+                stateful.push(("openbao", span_of(s.openbao.as_ref().map(|x| x.span))));
             }
         }
         for (a, ra) in apps.iter().zip(&raw.apps) {

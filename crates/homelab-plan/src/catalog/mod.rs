@@ -16,6 +16,7 @@ mod monitoring;
 mod n8n;
 mod nfs;
 mod ollama;
+mod openbao;
 mod paperless;
 mod postgres;
 mod shares;
@@ -128,6 +129,9 @@ pub fn plan(lab: &Lab) -> Plan {
     }
     if s.paperless.is_some() {
         components.push(paperless::component(&ctx));
+    }
+    if s.openbao.is_some() {
+        components.push(openbao::component(&ctx));
     }
     if s.dev_proxy.is_some() || !s.dev_containers.is_empty() {
         components.push(dev_proxy::component(&ctx));

@@ -312,6 +312,11 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             c.add("gpu.yaml", object);
         }
     }
+    if lab.services.openbao.is_some() {
+        for object in super::openbao::monitoring_objects(NS) {
+            c.add("monitors.yaml", object);
+        }
+    }
     for object in metallb_monitor() {
         c.add("monitors.yaml", object);
     }
@@ -608,6 +613,21 @@ pub(crate) fn alerts(ctx: &Ctx) -> Vec<Alert> {
         });
     }
     out.extend(super::k3s::alerts(lab));
+    if lab.services.openbao.is_some() {
+        let ns = super::openbao::NS;
+        out.push(Alert {
+            name: "OpenBaoSealed",
+            priority: "P1",
+            expr: format!(
+                "{} == 0\nand (max by (namespace, pod) (vault_core_unsealed{{namespace=\"{ns}\"}} offset {SETTLE_SECONDS}s))",
+                super::openbao::unsealed_by_pod(CONFIRM)
+            ),
+            for_: "0s".into(),
+            summary: format!("OpenBao {{{{ $labels.pod }}}} in {ns} is sealed"),
+            description: format!("The server has reported itself sealed in every scrape for {CONFIRM}: it answers no secret until it is unsealed with the keys in the secrets file. A new server is left alone for its first {SETTLE_SECONDS}s, while it is initialised."),
+            runbook: "openbao-sealed",
+        });
+    }
     if super::gpu::planned(lab) {
         out.extend(super::gpu::alerts());
     }
@@ -864,6 +884,9 @@ pub(crate) fn runbooks(ctx: &Ctx) -> Vec<Runbook> {
     rb("disk-space", "Runbook: DiskSpaceLow (P3)", "A filesystem on a node has less than 15% free.\n\n## Check\n\n`df -h` on the node; `sudo du -xh --max-depth=2 /var/lib/rancher | sort -h | tail`.\n\n## Fix\n\n- Unused images: `sudo k3s crictl rmi --prune`.\n- Old etcd snapshots: `homelab etcd snapshot prune`.\n- Logs: `sudo journalctl --vacuum-time=7d`.\n- Otherwise grow the VM disk in Proxmox.\n".into());
     if super::gpu::planned(ctx.lab) {
         out.push(super::gpu::runbook(ctx));
+    }
+    if ctx.lab.services.openbao.is_some() {
+        out.push(super::openbao::runbook(ctx));
     }
     out
 }

@@ -47,6 +47,7 @@ labs! {
     apps_and_every_receiver => common::wide_spec(),
     gpu_ollama_route53_staging => gpu_route53_staging(),
     gpu_time_slicing_tainted => gpu_time_slicing(),
+    openbao_on_raft => openbao(),
     digitalocean_dns01 => digitalocean(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
@@ -102,6 +103,15 @@ fn gpu_time_slicing() -> String {
     );
     let apps = "apps:\n  - name: plex\n    image: docker.io/plexinc/pms-docker:1.41.3.9314-a0bfb8370\n    port: 32400\n    gpu: true\n";
     replace(&s, "apps: []", apps)
+}
+
+/// The seed lab with OpenBao under another host name and its own volume sizes.
+fn openbao() -> String {
+    replace(
+        SEED,
+        "  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+        "  openbao: {host: vault, storage: 2Gi, auditStorage: 1Gi}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+    )
 }
 
 /// The seed lab with DNS-01 through DigitalOcean.

@@ -13,6 +13,7 @@ mod flux;
 mod flux_vault;
 mod gpu;
 mod manifests;
+mod openbao;
 mod proxy;
 mod rerender;
 mod snapshot;
