@@ -197,3 +197,28 @@ pub fn is_core_kind(api_version: &str) -> bool {
     let g = api_group(api_version);
     g.is_empty() || !g.contains('.') || g.ends_with(".k8s.io")
 }
+
+/// Runs promtool's rule unit tests on one rule alone in a group `group`, evaluated every
+/// `interval`, against the scenarios `tests`; panics with promtool's report when one fails.
+pub fn promtool_test_rule(group: &str, rule: &Value, interval: &str, tests: Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = serde_json::json!({"groups": [{"name": group, "rules": [rule]}]});
+    std::fs::write(dir.path().join("rule.yaml"), rules.to_string()).unwrap();
+    let test = serde_json::json!({
+        "rule_files": ["rule.yaml"],
+        "evaluation_interval": interval,
+        "tests": tests,
+    });
+    std::fs::write(dir.path().join("rule.test.yaml"), test.to_string()).unwrap();
+    let out = Command::new(tool("promtool"))
+        .current_dir(dir.path())
+        .args(["test", "rules", "rule.test.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,8 +3,6 @@
 //! nodes, proven with promtool, and explained in the cluster-backup runbook only when the
 //! snapshots go to the NAS.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -172,33 +170,7 @@ fn a_server_without_the_nas_at_its_snapshot_directory_warns_after_fifteen_minute
         "input_series": unreported,
         "alert_rule_test": [at(20, false)],
     }));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("etcd.rules.yaml"),
-        serde_json::to_string(&json!({"groups": [{"name": "p2", "rules": [rule]}]})).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("etcd.test.yaml"),
-        serde_json::to_string(&json!({
-            "rule_files": ["etcd.rules.yaml"],
-            "evaluation_interval": "1m",
-            "tests": tests,
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-    let out = Command::new(tool("promtool"))
-        .current_dir(dir.path())
-        .args(["test", "rules", "etcd.test.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_test_rule("p2", &rule, "1m", json!(tests));
 }
 
 /// A lab without `storage.nfs` cannot have monitoring (it is stateful), so only its runbook

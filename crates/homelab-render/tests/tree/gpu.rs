@@ -3,8 +3,6 @@
 //! Prometheus with a dashboard, the GPU memory alert proven with promtool, and none of it in a
 //! lab without a GPU.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -262,31 +260,5 @@ fn gpu_memory_full_warns_after_ten_minutes_above_95_percent_and_not_before() {
         ),
         case("90% used: never", total * 90 / 100, None),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("gpu.rules.yaml"),
-        serde_json::to_string(&json!({"groups": [{"name": "p2", "rules": [rule]}]})).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("gpu.test.yaml"),
-        serde_json::to_string(&json!({
-            "rule_files": ["gpu.rules.yaml"],
-            "evaluation_interval": "1m",
-            "tests": tests,
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-    let out = Command::new(tool("promtool"))
-        .current_dir(dir.path())
-        .args(["test", "rules", "gpu.test.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_test_rule("p2", &rule, "1m", json!(tests));
 }

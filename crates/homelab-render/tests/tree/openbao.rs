@@ -371,31 +371,5 @@ fn openbao_sealed_pages_once_a_running_server_reports_itself_sealed() {
             "alert_rule_test": [check("6m", false), check("14m", false)],
         },
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("openbao.rules.yaml"),
-        serde_json::to_string(&json!({"groups": [{"name": "p1", "rules": [rule]}]})).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("openbao.test.yaml"),
-        serde_json::to_string(&json!({
-            "rule_files": ["openbao.rules.yaml"],
-            "evaluation_interval": "30s",
-            "tests": tests,
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-    let out = Command::new(tool("promtool"))
-        .current_dir(dir.path())
-        .args(["test", "rules", "openbao.test.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_test_rule("p1", &rule, "30s", json!(tests));
 }
