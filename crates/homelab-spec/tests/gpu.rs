@@ -1,8 +1,10 @@
 //! GPU nodes and GPU requests in the spec: `gpu: true` and the mapping form read into the
 //! node's GPUs, label and taint; every wrong input reported with its code at file:line:col.
 
+mod common;
+
+use common::{errors, load, messages};
 use homelab_spec::lab::{GPU_LABEL, GPU_SHARING_LABEL, GPU_TAINT_KEY, GpuVendor, TaintEffect};
-use homelab_spec::{LoadedSpec, load_str};
 
 /// A lab with one server and one agent; `{agent_gpu}` is the agent's `gpu:` value, `{more}`
 /// is appended at the end (services, apps).
@@ -31,34 +33,6 @@ tls:
   challenge: {{type: dns01, provider: cloudflare, apiToken: {{secret: cloudflare-api-token}}}}
 {more}"
     )
-}
-
-fn load(text: &str) -> LoadedSpec {
-    load_str("homelab.yaml", text).unwrap_or_else(|e| panic!("{}", e.render()))
-}
-
-/// The errors as `code line:column`, in order.
-fn errors(text: &str) -> Vec<String> {
-    let e = load_str("homelab.yaml", text).expect_err("the spec is invalid");
-    e.file
-        .to_json(&e.diagnostics)
-        .iter()
-        .filter(|d| d.severity == homelab_spec::Severity::Error)
-        .map(|d| {
-            format!(
-                "{} {}:{}",
-                d.code,
-                d.line.unwrap_or(0),
-                d.column.unwrap_or(0)
-            )
-        })
-        .collect()
-}
-
-fn messages(text: &str) -> String {
-    load_str("homelab.yaml", text)
-        .expect_err("the spec is invalid")
-        .render()
 }
 
 /// The line (1-based) of the first line of `text` containing `needle`.

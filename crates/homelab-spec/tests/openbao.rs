@@ -1,7 +1,9 @@
 //! `services.openbao` in the spec: its defaults, its settings read as written, and every wrong
 //! input reported with its code at file:line:col.
 
-use homelab_spec::{LoadedSpec, load_str};
+mod common;
+
+use common::{errors, load, messages};
 
 /// A small lab whose `services:` section is `services`.
 fn spec(services: &str) -> String {
@@ -26,34 +28,6 @@ tls:
 services:
 {services}"
     )
-}
-
-fn load(text: &str) -> LoadedSpec {
-    load_str("homelab.yaml", text).unwrap_or_else(|e| panic!("{}", e.render()))
-}
-
-/// The errors as `code line:column`, in order.
-fn errors(text: &str) -> Vec<String> {
-    let e = load_str("homelab.yaml", text).expect_err("the spec is invalid");
-    e.file
-        .to_json(&e.diagnostics)
-        .iter()
-        .filter(|d| d.severity == homelab_spec::Severity::Error)
-        .map(|d| {
-            format!(
-                "{} {}:{}",
-                d.code,
-                d.line.unwrap_or(0),
-                d.column.unwrap_or(0)
-            )
-        })
-        .collect()
-}
-
-fn messages(text: &str) -> String {
-    load_str("homelab.yaml", text)
-        .expect_err("the spec is invalid")
-        .render()
 }
 
 #[test]
