@@ -1,6 +1,7 @@
 //! Operating the lab as library calls, for every front end (the CLI today, `up` and the
 //! dashboard next): the Plan mapped to what `homelab-kube` applies and checks, the node
-//! inventory `homelab-nodes` works on, the secrets the lab needs and the secrets file's health.
+//! inventory `homelab-nodes` works on, the secrets the lab needs and the secrets file's health,
+//! and the nodes' VMs on Proxmox VE.
 //!
 //! Each module takes the validated lab and what the operation needs (plan, secrets, connection
 //! choices) and returns typed data, reporting progress through events. Nothing here writes to
@@ -13,3 +14,4 @@ pub mod inventory;
 pub mod openbao_init;
 pub mod secrets;
 pub mod secrets_doctor;
+pub mod vms;
