@@ -3,6 +3,7 @@
 //! made, changed, grown, started or rebooted. The plan never touches the API and never prints;
 //! reading and writing go through `homelab-proxmox`.
 
+pub mod apply;
 pub mod observe;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,10 @@ use homelab_proxmox::wire;
 use homelab_spec::lab::{Lab, Proxmox, VmTemplate};
 use serde::Serialize;
 
+pub use apply::{
+    ApplyFailed, ApplyOptions, DestroyPlan, DestroyReport, DestroyVm, VmDone, VmEvent, VmReport,
+    apply, destroy, plan_destroy,
+};
 pub use observe::{Observed, ObservedStorage, ObservedVm, connect, observe};
 
 /// The disk clones boot from, and the one a template made here gets.
@@ -264,7 +269,7 @@ pub enum PlanProblem {
     )]
     NoImportStorage { node: String },
     #[error(
-        "storage `{storage}` has {avail_gib} GiB free, the new VMs' disks need {need_gib} GiB; free space or make `vm.disk` smaller"
+        "storage `{storage}` has {avail_gib} GiB free, and the full clones of the template's disk for the new VMs need {need_gib} GiB; free space on it or choose another `proxmox.storage`"
     )]
     StorageFull {
         storage: String,
@@ -340,6 +345,48 @@ pub enum VmError {
     Proxmox(#[from] homelab_proxmox::ProxmoxError),
     #[error(transparent)]
     Plan(#[from] VmPlanError),
+    #[error(
+        "{step}: still locked after {attempts} attempts ({source}); another task holds the lock: wait for it (`qm unlock VMID` if it is stale) and run again"
+    )]
+    StillLocked {
+        step: String,
+        attempts: u32,
+        source: homelab_proxmox::ProxmoxError,
+    },
+    #[error(
+        "`{vm}` (VM {vmid}) has no boot disk ({BOOT_DISK}, virtio0, sata0 or ide0) after cloning; check the template's disks"
+    )]
+    NoBootDisk { vm: String, vmid: u32 },
+    #[error(
+        "`{vm}` (VM {vmid}) was cloned with a {from_gib} GiB disk ({disk}), more than the {to_gib} GiB the spec asks for; disks are never shrunk: set `vm.disk: {from_gib}Gi` or more"
+    )]
+    CloneTooLarge {
+        vm: String,
+        vmid: u32,
+        disk: String,
+        from_gib: u64,
+        to_gib: u64,
+    },
+    #[error(
+        "`{vm}` (VM {vmid}): the guest agent did not report {address} within {waited}s (last: {last}); check the VM's console, that the image runs qemu-guest-agent and that ipconfig0 matches the node's address"
+    )]
+    AgentTimeout {
+        vm: String,
+        vmid: u32,
+        address: Ipv4Addr,
+        waited: u64,
+        last: String,
+    },
+    #[error(
+        "`{vm}`: SSH on {address}:{port} did not answer within {waited}s (last: {last}); check the VM's console and the node's `ssh.port`"
+    )]
+    SshTimeout {
+        vm: String,
+        address: Ipv4Addr,
+        port: u16,
+        waited: u64,
+        last: String,
+    },
 }
 
 /// Reads the host and plans: [`observe`] then [`plan`].
@@ -390,6 +437,16 @@ pub fn disk_size_gib(drive: &str) -> Option<u64> {
             _ => return None,
         };
     Some((bytes / (1024.0 * 1024.0 * 1024.0)).ceil() as u64)
+}
+
+/// Whether a drive is a cloud-init drive: Proxmox names its volume `vm-N-cloudinit`; any CD-ROM
+/// on a VM-image volume (not an ISO, not empty) is taken for one too.
+fn is_cloudinit_drive(drive: &str) -> bool {
+    let volume = drive.split(',').next().unwrap_or_default();
+    drive.contains("cloudinit")
+        || (drive.split(',').any(|p| p == "media=cdrom")
+            && volume.contains(':')
+            && !volume.contains(":iso/"))
 }
 
 /// Whether a config value already says what the spec wants for `key`.
@@ -484,8 +541,10 @@ pub fn plan(lab: &Lab, observed: &Observed) -> Result<VmPlan, VmPlanError> {
     let mut new_disk_gib = 0u64;
     for d in &wanted {
         if let Some(change) = plan_vm(d, px, &tag, template_disk, observed, &mut problems) {
+            // A full clone copies the template's disk; growing it later takes thin storage
+            // nothing up front, so only the copies are counted.
             if change.action == VmAction::Create {
-                new_disk_gib += d.disk_gib;
+                new_disk_gib += template_disk.unwrap_or(0);
             }
             vms.push(change);
         }
@@ -734,7 +793,7 @@ fn plan_vm(
                 .iter()
                 .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
         )
-        .any(|(_, v)| v.contains("cloudinit"));
+        .any(|(_, v)| is_cloudinit_drive(v));
     if !has_cloudinit {
         wanted.push(("ide2".into(), format!("{}:cloudinit", px.storage)));
     }

@@ -484,14 +484,16 @@ fn a_cloud_image_template_is_made_once_on_an_import_storage() {
 fn full_storage_is_refused_before_anything_is_cloned() {
     let lab = lab();
     let mut host = empty_host("4G");
-    host.storages[1].avail = Some(80 * 1024 * 1024 * 1024);
+    host.storages[1].avail = Some(12 * 1024 * 1024 * 1024);
+    assert!(plan(&lab, &host).is_ok(), "three copies of 4 GiB fit in 12");
+    host.storages[1].avail = Some(11 * 1024 * 1024 * 1024);
     let err = plan(&lab, &host).unwrap_err();
     assert_eq!(
         err.problems,
         [PlanProblem::StorageFull {
             storage: "local-lvm".into(),
-            avail_gib: 80,
-            need_gib: 104
+            avail_gib: 11,
+            need_gib: 12
         }]
     );
 }
@@ -528,6 +530,10 @@ fn disk_sizes_and_names_read_as_proxmox_writes_them() {
         "ip=192.168.2.20/24,gw=192.168.2.1"
     ));
     assert!(!same("cores", "2", "4"));
+    assert!(is_cloudinit_drive("local-lvm:vm-101-cloudinit,media=cdrom"));
+    assert!(is_cloudinit_drive("local-lvm:vm-101-disk-1,media=cdrom"));
+    assert!(!is_cloudinit_drive("local:iso/debian.iso,media=cdrom"));
+    assert!(!is_cloudinit_drive("none,media=cdrom"));
     assert_eq!(
         net0(Some("virtio=AA:BB,bridge=vmbr1,firewall=1"), "vmbr0").as_deref(),
         Some("virtio=AA:BB,firewall=1,bridge=vmbr0")
