@@ -3,7 +3,8 @@
 //! secrets file, saved before anything else happens; a sealed one is unsealed with the keys
 //! stored there. It never prints, logs or returns a key or the token.
 
-use homelab_secrets::{Error as SecretsError, SecretsStore, VaultError, VaultOperator};
+use homelab_secrets::{Error as SecretsError, SecretsStore, VaultEnv, VaultError, VaultOperator};
+use homelab_spec::Lab;
 use secrecy::SecretString;
 
 /// The secret holding unseal key N (from 1).
@@ -84,6 +85,50 @@ pub enum OpenBaoInitError {
     /// Nonsense options.
     #[error("invalid options: {0}")]
     Options(String),
+    /// Nothing says where the server is.
+    #[error(
+        "no OpenBao server to initialise: `services.openbao` is off in the spec and neither --address nor BAO_ADDR/VAULT_ADDR is set; turn the component on, or name the server with --address https://HOST:8200; nothing was changed"
+    )]
+    NoServer,
+}
+
+/// The server to initialise and what named it, for `-v`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddress {
+    pub address: String,
+    /// `--address`, `BAO_ADDR`, `VAULT_ADDR` or `services.openbao`.
+    pub source: &'static str,
+}
+
+/// Where the server is: the address given on the command line, else the environment's
+/// (`BAO_ADDR` before `VAULT_ADDR`, as the `bao` CLI would use it), else the in-cluster
+/// server of `services.openbao` behind the lab's ingress.
+pub fn server_address(
+    explicit: Option<&str>,
+    env: &VaultEnv,
+    lab: &Lab,
+) -> Result<ServerAddress, OpenBaoInitError> {
+    let found = |address: &str, source| ServerAddress {
+        address: address.to_owned(),
+        source,
+    };
+    if let Some(a) = explicit.filter(|a| !a.trim().is_empty()) {
+        return Ok(found(a, "--address"));
+    }
+    if let Some(a) = env.bao_addr.as_deref() {
+        return Ok(found(a, "BAO_ADDR"));
+    }
+    if let Some(a) = env.vault_addr.as_deref() {
+        return Ok(found(a, "VAULT_ADDR"));
+    }
+    lab.services
+        .openbao
+        .as_ref()
+        .map(|o| ServerAddress {
+            address: format!("https://{}", lab.network.fqdn(&o.host)),
+            source: "services.openbao",
+        })
+        .ok_or(OpenBaoInitError::NoServer)
 }
 
 /// The name of unseal key `n` (from 1).
@@ -193,4 +238,53 @@ fn put(store: &mut SecretsStore, name: &str, value: SecretString) -> Result<(), 
             operation: "storing a new key",
             source: Box::new(source),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(services: &str) -> Lab {
+        let spec = format!(
+            "{}\nservices:\n{services}",
+            homelab_spec::templates::MINIMAL
+        );
+        homelab_spec::load_str("homelab.yaml", &spec).unwrap().lab
+    }
+
+    #[test]
+    fn the_address_comes_from_the_flag_then_the_environment_then_the_component() {
+        let on = lab("  openbao: {host: vault}\n");
+        let env = VaultEnv {
+            bao_addr: Some("http://127.0.0.1:8200".into()),
+            vault_addr: Some("http://127.0.0.1:8300".into()),
+            ..VaultEnv::default()
+        };
+        let got = |explicit, env: &VaultEnv, lab: &Lab| {
+            server_address(explicit, env, lab).map(|a| (a.address, a.source))
+        };
+        assert_eq!(
+            got(Some("https://bao.lan:8200"), &env, &on).unwrap(),
+            ("https://bao.lan:8200".into(), "--address")
+        );
+        assert_eq!(
+            got(None, &env, &on).unwrap(),
+            ("http://127.0.0.1:8200".into(), "BAO_ADDR")
+        );
+        let vault_only = VaultEnv {
+            bao_addr: None,
+            ..env.clone()
+        };
+        assert_eq!(got(None, &vault_only, &on).unwrap().1, "VAULT_ADDR");
+        assert_eq!(
+            got(Some(" "), &VaultEnv::default(), &on).unwrap(),
+            ("https://vault.home.example.com".into(), "services.openbao")
+        );
+        let off = homelab_spec::load_str("homelab.yaml", homelab_spec::templates::MINIMAL)
+            .unwrap()
+            .lab;
+        let err = got(None, &VaultEnv::default(), &off).unwrap_err();
+        assert!(matches!(err, OpenBaoInitError::NoServer), "{err}");
+        assert!(err.to_string().contains("--address"), "{err}");
+    }
 }

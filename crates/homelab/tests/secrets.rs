@@ -32,3 +32,6 @@ mod vault;
 
 #[path = "secrets/doctor.rs"]
 mod doctor;
+
+#[path = "secrets/openbao.rs"]
+mod openbao;

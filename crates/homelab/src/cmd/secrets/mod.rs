@@ -7,6 +7,7 @@ mod doctor;
 mod files;
 mod init;
 mod list;
+mod openbao;
 mod scan;
 mod values;
 
@@ -100,6 +101,25 @@ pub enum SecretsCommand {
     /// that your age key file is private (mode 0600). Exits 1 when a check fails; warnings (a
     /// recipient only its holder can check, an unused value) do not.
     Doctor,
+    /// Initialise the lab's OpenBao server once, or unseal it, with its keys in the secrets file.
+    ///
+    /// A new server's unseal keys and root token go straight into secrets.sops.yaml
+    /// (`openbao-unseal-key-1..N`, `openbao-root-token`), saved before anything else and never
+    /// printed; then it is unsealed. A sealed server (after a restart) is unsealed with the
+    /// stored keys; an unsealed one is left as it is, so it is safe to run again. The server is
+    /// --address, else BAO_ADDR or VAULT_ADDR, else `https://<services.openbao.host>.<domain>`;
+    /// VAULT_CACERT/BAO_CACERT name a CA to trust.
+    OpenbaoInit {
+        /// The server, `https://HOST[:PORT]`.
+        #[arg(long, value_name = "URL")]
+        address: Option<String>,
+        /// How many unseal keys a new server hands out.
+        #[arg(long, default_value_t = 5)]
+        shares: u32,
+        /// How many of them unseal it.
+        #[arg(long, default_value_t = 3)]
+        threshold: u32,
+    },
     /// Print the plaintext of any SOPS YAML file (like `sops -d FILE`), MAC verified.
     Decrypt {
         /// The encrypted file.
@@ -172,6 +192,20 @@ pub fn run(global: &Global, args: &SecretsArgs, out: &Output) -> anyhow::Result<
         SecretsCommand::Rotate { name } => values::rotate(global, &lab, name, out),
         SecretsCommand::Doctor => doctor::run(global, out),
         SecretsCommand::Rekey(rekey) => files::rekey(&lab, rekey, out),
+        SecretsCommand::OpenbaoInit {
+            address,
+            shares,
+            threshold,
+        } => openbao::run(
+            global,
+            &lab,
+            &openbao::OpenbaoInitArgs {
+                address: address.as_deref(),
+                shares: *shares,
+                threshold: *threshold,
+            },
+            out,
+        ),
         SecretsCommand::Decrypt { file } => files::decrypt(&lab, file, out),
         SecretsCommand::Encrypt {
             file,
