@@ -1,7 +1,9 @@
 //! Benchmark driver for `scripts/bench-nodes`: a no-op re-converge of three test hosts by
 //! `homelab_nodes::apply`, on bare hosts and on hosts whose root `.bashrc` costs 250 ms per
 //! shell start, side by side with an ansible-core playbook that performs the same fact
-//! checks on the same (bare) hosts. Needs root (the test hosts are network namespaces).
+//! checks on the same (bare) hosts; each of ours cold (new SSH masters every run) and warm
+//! (through the masters the previous run kept). Needs root (the test hosts are network
+//! namespaces).
 //!
 //! Usage: bench_nodes [--ansible-playbook PATH | --no-ansible] [--runs N] [--out FILE]
 
@@ -25,6 +27,24 @@ impl PhaseClock {
     fn begin(&self) {
         *self.start.lock().unwrap() = Some(Instant::now());
         self.spans.lock().unwrap().clear();
+    }
+}
+
+impl PhaseClock {
+    /// The last run's phases, as `title start-end ms`.
+    fn phases(&self) -> Vec<String> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, a, b)| {
+                format!(
+                    "{p} {:.0}-{:.0} ms",
+                    a.as_secs_f64() * 1000.0,
+                    b.as_secs_f64() * 1000.0
+                )
+            })
+            .collect()
     }
 }
 
@@ -172,12 +192,18 @@ fn main() {
         .unwrap_or_else(|e| panic!("initial converge failed: {e}"));
     assert!(!first.all_unchanged());
 
+    // Warm: each run finds the SSH masters the previous one kept (ADR 0107), as a user's
+    // second command within a minute does; cold: every run opens its own.
+    let mut warm_inv = inv.clone();
+    warm_inv.ssh.control_dir = Some(lab.dir.join("kept"));
+    warm_inv.ssh.keep_connections = Some(Duration::from_secs(60));
+
     let clock = PhaseClock::default();
-    let run_ours = || {
+    let run_with = |inv: &homelab_nodes::Inventory| {
         clock.begin();
         let t = Instant::now();
         let report = rt
-            .block_on(apply(&inv, &ApplyOptions::default(), &clock))
+            .block_on(apply(inv, &ApplyOptions::default(), &clock))
             .unwrap_or_else(|e| panic!("{e}"));
         let took = t.elapsed();
         assert!(
@@ -186,28 +212,23 @@ fn main() {
         );
         took
     };
+    let run_ours = || run_with(&inv);
+    let run_warm = || run_with(&warm_inv);
     run_ours();
     let ours: Vec<Duration> = (0..runs).map(|_| run_ours()).collect();
+    run_warm();
+    let ours_warm: Vec<Duration> = (0..runs).map(|_| run_warm()).collect();
 
     // Hosts whose login shell does real work: every remote command pays it once.
     lab.slow_login_shell(SLOW_RC);
+    run_warm();
+    let slow_warm: Vec<Duration> = (0..runs).map(|_| run_warm()).collect();
+    let warm_phases = clock.phases();
     run_ours();
     lab.clear_shell_starts();
     let slow: Vec<Duration> = (0..runs).map(|_| run_ours()).collect();
     let last = slow.last().copied().unwrap_or_default();
-    let phases: Vec<String> = clock
-        .spans
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(p, a, b)| {
-            format!(
-                "{p} {:.0}-{:.0} ms",
-                a.as_secs_f64() * 1000.0,
-                b.as_secs_f64() * 1000.0
-            )
-        })
-        .collect();
+    let phases = clock.phases();
     let starts: Vec<String> = lab
         .hosts
         .iter()
@@ -221,22 +242,40 @@ fn main() {
         .collect();
     lab.plain_login_shell();
 
+    for socket in std::fs::read_dir(lab.dir.join("kept"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = Command::new("ssh")
+            .args(["-O", "exit", "-S"])
+            .arg(socket.path())
+            .arg("none")
+            .output();
+    }
+
     let (om, oa, omin, omax) = stats(&ours);
     let (sm, sa, smin, smax) = stats(&slow);
+    let (wm, wa, wmin, wmax) = stats(&ours_warm);
+    let (xm, xa, xmin, xmax) = stats(&slow_warm);
     let cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
     let mut table = format!(
         "| tool | hosts | runs | median | mean | min | max |\n|---|---|---|---|---|---|---|\n\
          | homelab-nodes `apply` (no-op) | bare | {runs} | {om:.0} ms | {oa:.0} ms | {omin:.0} ms | {omax:.0} ms |\n\
-         | homelab-nodes `apply` (no-op) | `.bashrc` costing {rc} ms | {runs} | {sm:.0} ms | {sa:.0} ms | {smin:.0} ms | {smax:.0} ms |\n",
+         | homelab-nodes `apply` (no-op) | `.bashrc` costing {rc} ms | {runs} | {sm:.0} ms | {sa:.0} ms | {smin:.0} ms | {smax:.0} ms |\n\
+         | homelab-nodes `apply` (no-op), masters kept from the previous run | bare | {runs} | {wm:.0} ms | {wa:.0} ms | {wmin:.0} ms | {wmax:.0} ms |\n\
+         | homelab-nodes `apply` (no-op), masters kept from the previous run | `.bashrc` costing {rc} ms | {runs} | {xm:.0} ms | {xa:.0} ms | {xmin:.0} ms | {xmax:.0} ms |\n",
         rc = SLOW_RC.as_millis()
     );
     let footer = format!(
         "Shell starts per host and run on the slow-rc hosts: {}.\n\n\
          Phases of the last slow-rc run ({:.0} ms in all): {}.\n\n\
+         Phases of the last slow-rc run with kept masters: {}.\n\n\
          Machine: {} cores, {cpu}, kernel {}, load average before the runs {}; {}.\n",
         starts.join(", "),
         last.as_secs_f64() * 1000.0,
         phases.join(", "),
+        warm_phases.join(", "),
         sh("nproc"),
         sh("uname -r"),
         load_before,

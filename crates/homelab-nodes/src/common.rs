@@ -40,12 +40,17 @@ impl Phase for Connect {
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
             let remote = Remote::connect(run.inv, run.host(host)).await?;
+            let said = if remote.reused {
+                "connected (through the SSH connection an earlier run kept)"
+            } else {
+                "connected"
+            };
             let _ = run.slots[host].remote.set(remote);
             if let Some(with_nodes) = self.prefetch_facts {
                 let out = read_facts(run, host, with_nodes).await;
                 *run.slots[host].prefetched.lock().expect("prefetch lock") = Some(out);
             }
-            Ok(Step::Unchanged("connected".into()))
+            Ok(Step::Unchanged(said.into()))
         })
     }
 }

@@ -159,8 +159,15 @@ pub struct SshTarget {
 pub struct SshOptions {
     /// An SSH configuration file used instead of `~/.ssh/config` (`ssh -F`).
     pub config_file: Option<PathBuf>,
-    /// Where the multiplexing control sockets live; the system temporary directory by default.
+    /// Where the multiplexing control sockets live. By default the user's runtime directory
+    /// (`$XDG_RUNTIME_DIR/homelab-ssh`) or cache directory (`~/.cache/homelab/ssh`) when
+    /// connections are kept, the system temporary directory otherwise. A directory used for
+    /// kept connections is made mode 0700.
     pub control_dir: Option<PathBuf>,
+    /// Keep each host's SSH master connection open for this long after its last use, for the
+    /// next run to reuse (as `ControlPersist`); `None` closes them at the end of every
+    /// operation.
+    pub keep_connections: Option<std::time::Duration>,
 }
 
 /// A node taint.

@@ -1,9 +1,12 @@
-//! SSH sessions to hosts through the system OpenSSH client (one multiplexed master per host):
-//! strict host-key checking, sudo with or without password, scripts and file uploads. Knows
-//! nothing about k3s; never puts a secret on a command line.
+//! SSH sessions to hosts through the system OpenSSH client (one multiplexed master per host,
+//! kept for the next run when the inventory asks): strict host-key checking, sudo with or
+//! without password, scripts and file uploads. Knows nothing about k3s; never puts a secret
+//! on a command line.
 
+use std::ffi::OsString;
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -58,6 +61,10 @@ pub(crate) struct Remote {
     /// The inventory's sudo password for this host, if any.
     sudo_password: Option<SecretString>,
     channels: Semaphore,
+    /// The master stays for the next run (ADR 0107) instead of being closed with this run.
+    kept: bool,
+    /// The master was already there, left by an earlier run.
+    pub(crate) reused: bool,
 }
 
 /// The first line the privilege wrapper prints: `<PRIVILEGE_MARK> <uid> <how> <login>`.
@@ -286,38 +293,268 @@ async fn host_key_message(inv: &Inventory, host: &Host, changed: bool, master_lo
     }
 }
 
+/// Why no master connection could be had.
+enum ConnectError {
+    /// What OpenSSH said (its log), to classify.
+    Ssh(String),
+    /// The local directory for kept connections cannot be used safely.
+    ControlDir(PathBuf, String),
+}
+
+/// The longest control socket path ssh can listen on: `sun_path` holds 108 bytes, and ssh
+/// first binds a temporary name (the path and 17 more characters) before renaming it.
+const MAX_SOCKET_PATH: usize = 90;
+
+/// Where kept master connections live when the inventory names no directory: the user's
+/// runtime directory (private, in memory, emptied at logout), else the cache directory.
+/// `None` without either: connections are then not kept.
+fn default_kept_dir(
+    runtime: Option<OsString>,
+    cache: Option<OsString>,
+    home: Option<OsString>,
+) -> Option<PathBuf> {
+    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(run) = absolute(runtime).filter(|p| p.is_dir()) {
+        return Some(run.join("homelab-ssh"));
+    }
+    absolute(cache)
+        .or_else(|| absolute(home).map(|h| h.join(".cache")))
+        .map(|c| c.join("homelab").join("ssh"))
+}
+
+/// Makes `dir` a directory only this user can enter: created with mode 0700 (its parents
+/// as the umask says), a wider mode narrowed to 0700. Anyone who can reach a control socket
+/// can run commands on the host as the login user, so a symbolic link or anything but a
+/// directory is refused rather than followed.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create it: {e}"))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create it: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err(
+            "it is a symbolic link, and control sockets are only kept in a real directory".into(),
+        );
+    }
+    if !meta.is_dir() {
+        return Err("it is not a directory".into());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("its mode is {mode:o} and cannot be narrowed to 700: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The control socket's name for a host: a digest of everything that decides where and as
+/// whom ssh connects, so that a master is only reused by a run that would have opened the
+/// same connection.
+fn socket_name(inv: &Inventory, host: &Host) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for word in ssh_options(inv, host) {
+        digest.update(word.as_bytes());
+        digest.update([0]);
+    }
+    digest.update(destination(host).as_bytes());
+    digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether an ssh master answers on `socket`. A master greets every new client first
+/// (`MUX_MSG_HELLO`, OpenSSH's PROTOCOL.mux); a socket left behind by a dead master refuses
+/// the connection, and one whose master does not greet within a second is not reused either.
+fn master_answers(socket: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).is_ok() && head[4..] == 1u32.to_be_bytes()
+}
+
+/// The `ssh` command that opens a master connection on `socket` and goes to the background
+/// once logged in, with strict host-key checking and no prompt.
+fn master_command(
+    inv: &Inventory,
+    host: &Host,
+    socket: &Path,
+    log: &Path,
+    idle: Duration,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .arg("-E")
+        .arg(log)
+        .arg("-S")
+        .arg(socket)
+        .args(["-M", "-f", "-N", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("ControlPersist={}s", idle.as_secs().max(1)))
+        .arg("-o")
+        .arg(format!(
+            "ConnectTimeout={}",
+            inv.timeouts.connect.as_secs().max(1)
+        ))
+        .args(["-o", "ServerAliveInterval=15"])
+        .args(ssh_options(inv, host))
+        .arg(destination(host));
+    cmd
+}
+
+/// A master connection that outlives the run: the one an earlier run left on this host's
+/// socket when it still answers, else a new one there. `None` when the socket's path would
+/// be too long for ssh (the caller then opens one for this run only).
+async fn kept_master(
+    inv: &Inventory,
+    host: &Host,
+    dir: PathBuf,
+    idle: Duration,
+) -> Result<Option<(openssh::Session, bool)>, ConnectError> {
+    let socket = dir.join(socket_name(inv, host));
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Ok(None);
+    }
+    let log = socket.with_extension("log");
+    let lock_path = socket.with_extension("lock");
+    let probe = socket.clone();
+    // One process at a time looks at and opens a host's master: two runs started together
+    // share one connection instead of racing for the socket.
+    let (lock, alive) = tokio::task::spawn_blocking(move || {
+        private_dir(&dir).map_err(|why| ConnectError::ControlDir(dir.clone(), why))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| {
+                ConnectError::ControlDir(
+                    dir.clone(),
+                    format!("cannot lock {}: {e}", lock_path.display()),
+                )
+            })?;
+        if master_answers(&probe) {
+            return Ok((lock, true));
+        }
+        match std::fs::remove_file(&probe) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ConnectError::ControlDir(
+                    dir.clone(),
+                    format!("cannot remove the stale socket {}: {e}", probe.display()),
+                ));
+            }
+        }
+        Ok((lock, false))
+    })
+    .await
+    .map_err(|e| ConnectError::Ssh(format!("control socket check failed: {e}")))??;
+    if !alive {
+        std::fs::File::create(&log).map_err(|e| {
+            ConnectError::ControlDir(
+                socket.parent().unwrap_or(&socket).to_path_buf(),
+                format!("cannot create {}: {e}", log.display()),
+            )
+        })?;
+        let status = master_command(inv, host, &socket, &log, idle)
+            .status()
+            .await
+            .map_err(|e| ConnectError::Ssh(format!("cannot run ssh: {e}")))?;
+        if !status.success() {
+            return Err(ConnectError::Ssh(
+                std::fs::read_to_string(&log).unwrap_or_default(),
+            ));
+        }
+    }
+    drop(lock);
+    Ok(Some((
+        openssh::Session::resume(socket.into_boxed_path(), Some(log.into_boxed_path())),
+        alive,
+    )))
+}
+
+/// A master connection for this run only, closed with it.
+async fn own_master(inv: &Inventory, host: &Host) -> Result<openssh::Session, ConnectError> {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(KnownHosts::Strict)
+        .connect_timeout(inv.timeouts.connect)
+        .server_alive_interval(Duration::from_secs(15))
+        .control_directory(
+            inv.ssh
+                .control_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+        )
+        .control_persist(ControlPersist::IdleFor(
+            NonZeroUsize::new(600).expect("non-zero"),
+        ));
+    if let Some(user) = &host.ssh.user {
+        b.user(user.clone());
+    }
+    if let Some(port) = host.ssh.port {
+        b.port(port);
+    }
+    if let Some(key) = &host.ssh.identity_file {
+        b.keyfile(key);
+    }
+    if let Some(cfg) = &inv.ssh.config_file {
+        b.config_file(cfg);
+    }
+    b.connect(destination(host)).await.map_err(|e| {
+        let mut log = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            log.push_str(": ");
+            log.push_str(&s.to_string());
+            src = s.source();
+        }
+        ConnectError::Ssh(log)
+    })
+}
+
 impl Remote {
-    /// Opens the multiplexed SSH master connection and works out how to become root.
+    /// Opens the multiplexed SSH master connection (or reuses the one an earlier run kept,
+    /// ADR 0107); how to become root is learnt from the first command.
     pub(crate) async fn connect(inv: &Inventory, host: &Host) -> Result<Remote, HostError> {
         let name = host.name.as_str();
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(KnownHosts::Strict)
-            .connect_timeout(inv.timeouts.connect)
-            .server_alive_interval(Duration::from_secs(15))
-            .control_directory(
-                inv.ssh
-                    .control_dir
-                    .clone()
-                    .unwrap_or_else(std::env::temp_dir),
-            )
-            .control_persist(ControlPersist::IdleFor(
-                NonZeroUsize::new(600).expect("non-zero"),
-            ));
-        if let Some(user) = &host.ssh.user {
-            b.user(user.clone());
-        }
-        if let Some(port) = host.ssh.port {
-            b.port(port);
-        }
-        if let Some(key) = &host.ssh.identity_file {
-            b.keyfile(key);
-        }
-        if let Some(cfg) = &inv.ssh.config_file {
-            b.config_file(cfg);
-        }
         let dest = destination(host);
+        let kept_dir = inv.ssh.keep_connections.and_then(|idle| {
+            inv.ssh
+                .control_dir
+                .clone()
+                .or_else(|| {
+                    default_kept_dir(
+                        std::env::var_os("XDG_RUNTIME_DIR"),
+                        std::env::var_os("XDG_CACHE_HOME"),
+                        std::env::var_os("HOME"),
+                    )
+                })
+                .map(|dir| (dir, idle))
+        });
+        let open = async {
+            if let Some((dir, idle)) = kept_dir
+                && let Some((session, reused)) = kept_master(inv, host, dir, idle).await?
+            {
+                return Ok((session, true, reused));
+            }
+            own_master(inv, host).await.map(|s| (s, false, false))
+        };
         let limit = inv.timeouts.connect * 3 + Duration::from_secs(5);
-        let session = match tokio::time::timeout(limit, b.connect(dest)).await {
+        let (session, kept, reused) = match tokio::time::timeout(limit, open).await {
             Err(_) => {
                 return Err(HostError::new(
                     name,
@@ -329,14 +566,17 @@ impl Remote {
                 ));
             }
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let mut log = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    log.push_str(": ");
-                    log.push_str(&s.to_string());
-                    src = s.source();
-                }
+            Ok(Err(ConnectError::ControlDir(dir, why))) => {
+                return Err(HostError::new(
+                    name,
+                    HostErrorKind::LocalIo,
+                    format!(
+                        "cannot keep SSH connections in {}: {why}; remove it (it is recreated with mode 0700) or name another directory",
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(Err(ConnectError::Ssh(log))) => {
                 return Err(match classify(&log) {
                     ConnectFailure::HostKeyUnknown => HostError::new(
                         name,
@@ -370,6 +610,8 @@ impl Remote {
             privilege: OnceLock::new(),
             sudo_password: inv.sudo_passwords.get(name).cloned(),
             channels: Semaphore::new(CHANNELS_PER_HOST),
+            kept,
+            reused,
         })
     }
 
@@ -649,9 +891,12 @@ impl Remote {
         }
     }
 
-    /// Closes the master connection.
+    /// Closes the master connection, unless it is kept for the next run (it then closes
+    /// itself when idle for the inventory's time).
     pub(crate) async fn close(self) {
-        let _ = self.session.close().await;
+        if !self.kept {
+            let _ = self.session.close().await;
+        }
     }
 }
 
@@ -805,6 +1050,99 @@ mod tests {
             run(false, "input\n"),
             "homelab-privilege 0 root root\ninput\nargs: \n"
         );
+    }
+
+    #[test]
+    fn kept_connections_go_to_the_runtime_directory_then_the_cache() {
+        let runtime = tempfile::tempdir().unwrap();
+        let os = |p: &Path| Some(p.as_os_str().to_owned());
+        assert_eq!(
+            default_kept_dir(os(runtime.path()), Some("/c".into()), Some("/h".into())),
+            Some(runtime.path().join("homelab-ssh"))
+        );
+        // A runtime directory that does not exist (as after `su`) or is relative is passed over.
+        let gone = runtime.path().join("gone");
+        assert_eq!(
+            default_kept_dir(os(&gone), Some("/c".into()), Some("/h".into())),
+            Some(PathBuf::from("/c/homelab/ssh"))
+        );
+        assert_eq!(
+            default_kept_dir(Some("run".into()), None, Some("/h".into())),
+            Some(PathBuf::from("/h/.cache/homelab/ssh"))
+        );
+        assert_eq!(default_kept_dir(None, Some("".into()), None), None);
+    }
+
+    #[test]
+    fn the_control_directory_is_made_private_and_links_are_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let fresh = base.path().join("a/b/ssh");
+        private_dir(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+
+        let wide = base.path().join("wide");
+        std::fs::create_dir(&wide).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o777)).unwrap();
+        private_dir(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
+
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&wide, &link).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(private_dir(&link).unwrap_err().contains("symbolic link"));
+        assert_eq!(mode(&wide), 0o755, "the link's target is left alone");
+
+        let file = base.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(private_dir(&file).unwrap_err(), "it is not a directory");
+    }
+
+    #[test]
+    fn a_master_is_shared_only_by_runs_that_would_open_the_same_connection() {
+        use crate::inventory::{Role, SshTarget};
+        let host = |user: &str, port: Option<u16>| Host {
+            name: "s1".into(),
+            role: Role::Server,
+            address: "10.0.0.1".into(),
+            ssh: SshTarget {
+                user: Some(user.into()),
+                port,
+                ..SshTarget::default()
+            },
+            labels: Default::default(),
+            taints: vec![],
+            gpu: false,
+            k3s_config: String::new(),
+        };
+        let inv = Inventory::new("lab", "v1.31.2+k3s1", SecretString::from("t"), vec![]);
+        let root = socket_name(&inv, &host("root", None));
+        assert_eq!(root.len(), 16);
+        assert_eq!(root, socket_name(&inv, &host("root", None)));
+        assert_ne!(root, socket_name(&inv, &host("alice", None)));
+        assert_ne!(root, socket_name(&inv, &host("root", Some(2222))));
+        let mut other = inv.clone();
+        other.ssh.config_file = Some("/elsewhere/ssh_config".into());
+        assert_ne!(root, socket_name(&other, &host("root", None)));
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_not_a_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        assert!(!master_answers(&path), "no socket at all");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        assert!(!master_answers(&path), "a socket left behind");
+        // Something listening that does not greet as an ssh master is not one either.
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("quiet")).unwrap();
+        let greeter = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            use std::io::Write as _;
+            let _ = s.write_all(b"\0\0\0\x05\0\0\0\x02x");
+        });
+        assert!(!master_answers(&dir.path().join("quiet")));
+        greeter.join().unwrap();
     }
 
     #[test]

@@ -143,3 +143,170 @@ async fn sudo_with_password_works_and_a_wrong_password_is_named() {
     let sshd_log = std::fs::read_to_string(lab.dir.join("host-a1/sshd.log")).unwrap();
     assert!(!sshd_log.contains(password));
 }
+
+/// `ssh -O check` on a control socket: the master's pid when one answers there.
+fn master_pid(socket: &std::path::Path) -> Option<u32> {
+    let out = std::process::Command::new("ssh")
+        .args(["-O", "check", "-S"])
+        .arg(socket)
+        .arg("none")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    out.status
+        .success()
+        .then(|| said.split("pid=").nth(1)?.split(')').next()?.parse().ok())
+        .flatten()
+}
+
+/// The control sockets in `dir`.
+fn sockets(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+fn connect_messages(rec: &Recorder, host: &str) -> Vec<String> {
+    rec.kinds("Connect", host)
+        .into_iter()
+        .filter_map(|k| match k {
+            homelab_nodes::EventKind::Unchanged { message } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_are_reused_by_the_next_run_and_a_dead_masters_socket_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    let dir = lab.dir.join("kept");
+    // A directory the user made with the usual umask is narrowed to the user alone.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut inv = lab.inventory(V);
+    inv.ssh.control_dir = Some(dir.clone());
+    inv.ssh.keep_connections = Some(std::time::Duration::from_secs(60));
+
+    let first = Recorder::default();
+    apply(&inv, &ApplyOptions::default(), &first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let kept = sockets(&dir);
+    assert_eq!(kept.len(), 2, "one master per host stays: {kept:?}");
+    let pids: Vec<u32> = kept
+        .iter()
+        .map(|s| master_pid(s).unwrap_or_else(|| panic!("no master answers on {s:?}")))
+        .collect();
+    for h in ["s1", "a1"] {
+        assert_eq!(connect_messages(&first, h), ["connected"]);
+        assert_eq!(lab.logins(h), 1);
+    }
+
+    // The next run logs in nowhere: it goes through the masters the first one left.
+    lab.slow_login_shell(std::time::Duration::ZERO);
+    let second = Recorder::default();
+    let report = apply(&inv, &ApplyOptions::default(), &second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for h in ["s1", "a1"] {
+        assert!(common::is_unchanged(&report, h), "{report}");
+        assert_eq!(
+            connect_messages(&second, h),
+            ["connected (through the SSH connection an earlier run kept)"]
+        );
+        assert_eq!(lab.logins(h), 1, "{h}: no new login");
+        assert_eq!(lab.shell_starts(h), 1, "{h}: still one command");
+    }
+    assert_eq!(sockets(&dir), kept);
+    let again: Vec<u32> = kept.iter().map(|s| master_pid(s).unwrap()).collect();
+    assert_eq!(again, pids, "the same master processes");
+
+    // A master killed outright leaves its socket behind; the next run sees that nobody
+    // answers there, opens a new master in its place and reuses the other host's.
+    let s1_socket = kept
+        .iter()
+        .zip(&pids)
+        .find(|(s, _)| {
+            let through = std::process::Command::new("ssh")
+                .args(["-S"])
+                .arg(s)
+                .args(["-o", "BatchMode=yes", "none", "echo $SSH_CONNECTION"])
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&through.stdout).into_owned();
+            said.split_whitespace().nth(2) == Some(lab.host("s1").ip.as_str())
+        })
+        .map(|(s, p)| (s.clone(), *p))
+        .expect("one socket leads to s1");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &s1_socket.1.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        s1_socket.0.exists(),
+        "the dead master's socket is still there"
+    );
+    assert_eq!(master_pid(&s1_socket.0), None);
+    let third = Recorder::default();
+    let report = apply(&inv, &ApplyOptions::default(), &third)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(common::is_unchanged(&report, "s1"), "{report}");
+    assert_eq!(connect_messages(&third, "s1"), ["connected"]);
+    assert_eq!(
+        connect_messages(&third, "a1"),
+        ["connected (through the SSH connection an earlier run kept)"]
+    );
+    assert_eq!(lab.logins("s1"), 2);
+    assert_eq!(lab.logins("a1"), 1);
+    let new_pid = master_pid(&s1_socket.0).expect("a new master on the same socket");
+    assert_ne!(new_pid, s1_socket.1);
+    for s in sockets(&dir) {
+        let _ = std::process::Command::new("ssh")
+            .args(["-O", "exit", "-S"])
+            .arg(&s)
+            .arg("none")
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_directory_that_is_a_symbolic_link_is_refused_before_any_login() {
+    let lab = TestLab::start(&[("s1", Role::Server)]);
+    let elsewhere = lab.dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let link = lab.dir.join("kept");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let mut inv = lab.inventory(V);
+    inv.ssh.control_dir = Some(link.clone());
+    inv.ssh.keep_connections = Some(std::time::Duration::from_secs(60));
+    let before = lab.tree();
+    let err = apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_err();
+    let (kind, msg) = failure(&err, "s1");
+    assert_eq!(kind, HostErrorKind::LocalIo);
+    assert_eq!(
+        msg,
+        format!(
+            "cannot keep SSH connections in {}: it is a symbolic link, and control sockets are only kept in a real directory; remove it (it is recreated with mode 0700) or name another directory",
+            link.display()
+        )
+    );
+    assert_eq!(lab.logins("s1"), 0, "the host was not contacted");
+    assert_eq!(lab.tree(), before);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}

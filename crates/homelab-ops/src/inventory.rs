@@ -19,6 +19,11 @@ use crate::secrets::{lab_dir, secrets_file};
 /// The secret holding the cluster join token.
 pub const TOKEN_SECRET: &str = "k3s-token";
 
+/// How long a host's SSH connection stays open after a node command, for the next one to
+/// reuse (ADR 0107): long enough for a quick succession of commands, short enough that
+/// nothing lingers.
+const KEEP_SSH_CONNECTIONS: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How to reach the hosts and where k3s comes from: what the caller chooses beyond the spec.
 #[derive(Debug, Clone, Default)]
 pub struct NodeAccess {
@@ -166,6 +171,7 @@ pub fn build(
     inventory.ssh = SshOptions {
         config_file: access.ssh_config.clone(),
         control_dir: None,
+        keep_connections: Some(KEEP_SSH_CONNECTIONS),
     };
     if let Some(install) = &access.install {
         inventory.install = install.clone();

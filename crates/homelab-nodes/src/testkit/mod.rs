@@ -570,6 +570,18 @@ impl TestLab {
         }
     }
 
+    /// How many SSH logins host `name`'s sshd has accepted since the lab started: one per
+    /// master connection opened to it.
+    pub fn logins(&self, name: &str) -> usize {
+        fs::read_to_string(self.host(name).root.join("sshd.log"))
+            .map(|t| {
+                t.lines()
+                    .filter(|l| l.contains("Accepted publickey for "))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Forgets the shell starts counted so far.
     pub fn clear_shell_starts(&self) {
         for h in &self.hosts {
@@ -746,9 +758,11 @@ impl TestLab {
         inv.install = InstallSource::Online {
             installer_url: self.installer_url(),
         };
+        fs::create_dir_all(self.dir.join("ssh-control")).expect("control socket directory");
         inv.ssh = SshOptions {
             config_file: Some(self.ssh_config()),
-            control_dir: Some(self.dir.clone()),
+            control_dir: Some(self.dir.join("ssh-control")),
+            keep_connections: None,
         };
         inv.timeouts = Timeouts {
             connect: Duration::from_secs(5),
@@ -955,12 +969,18 @@ impl TestLab {
         );
     }
 
-    /// Stops host `name`'s sshd (the host becomes unreachable).
+    /// Stops host `name` as if it went down: its sshd and every process in its network
+    /// namespace, so that SSH connections open to it (a master kept by an earlier run) end
+    /// too and the host becomes unreachable.
     pub fn stop_sshd(&mut self, name: &str) {
         let i = self.index(name);
         if let Some(mut child) = self.hosts[i].sshd.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        let pids = sh(&format!("ip netns pids {}", self.hosts[i].netns));
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = sh(&format!("kill -9 {pid}"));
         }
     }
 
