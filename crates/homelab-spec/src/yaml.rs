@@ -284,7 +284,7 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         return Err(vec![
             Diagnostic::error("empty-file", "the file is empty")
                 .at(Span::point(0))
-                .help("run `homelab init` to write a commented spec for the example lab, then edit it"),
+                .help("run `homelab init` to write a commented spec for your lab (it asks for what it needs)"),
         ]);
     }
     if text_body
@@ -294,7 +294,7 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         return Err(vec![
             Diagnostic::error("empty-file", "the file holds only comments, no settings")
                 .at(Span::point(0))
-                .help("run `homelab init -f <new file>` to write a commented spec for the example lab, then edit it"),
+                .help("run `homelab init -f <new file>` to write a commented spec for your lab (it asks for what it needs)"),
         ]);
     }
     let mut builder = Builder {

@@ -51,14 +51,19 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented homelab.yaml to start from.
+    /// Write a commented homelab.yaml for your lab.
     ///
-    /// The default preset is the lab of the planning documents: three nodes (k3s-master,
-    /// k3s-worker-01, k3s-worker-02 on 192.168.2.0/24) and every service. `--preset minimal`
-    /// writes a one-node lab with only the platform (K3s, NFS storage, MetalLB, cert-manager,
-    /// Traefik). Refuses to overwrite an existing file unless `--force` is given.
+    /// Asks for what only you know (domain, ACME email, LAN, nodes, NAS export) on a terminal,
+    /// or takes it from flags; without a terminal every needed flag must be given. The ntfy
+    /// topic is random (ntfy.sh topics are public) and the dev container gets your first
+    /// `~/.ssh/id_*.pub` unless `--ssh-key` names another. The default preset enables every
+    /// service; `--preset minimal` writes only the platform (K3s, NFS storage, MetalLB,
+    /// cert-manager, Traefik). The example lab of the planning documents is
+    /// examples/homelab.yaml. Refuses to overwrite an existing file unless `--force` is given.
     ///
-    /// Example: `homelab init`, or `homelab init --preset minimal -f lab.yaml`.
+    /// Example: `homelab init`, or `homelab init --domain lab.my-domain.net --email
+    /// me@my-domain.net --subnet 192.168.1.0/24 --nodes k3s-1=192.168.1.20,k3s-2=192.168.1.21
+    /// --nfs 192.168.1.2:/volume1/k8s --ssh-user admin`.
     Init(InitArgs),
     /// Check the spec and report every problem at once.
     ///
@@ -175,19 +180,53 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Which lab to start from.
+    /// Which services to start with.
     #[arg(long, value_enum, default_value_t = Preset::Seed)]
     pub preset: Preset,
     /// Overwrite the file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// The lab's name (kubeconfig context, labels on every object).
+    #[arg(long, default_value = "home-lab", value_name = "NAME")]
+    pub name: String,
+    /// The domain services are served under (`grafana.DOMAIN`, ...); one you control.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Where Let's Encrypt sends certificate expiry warnings.
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+    /// The home LAN in CIDR notation, e.g. `192.168.1.0/24`.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// The LAN's router [default: the subnet's first address].
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+    /// Addresses MetalLB may hand out, outside the DHCP range [default: the subnet's last 16].
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub pool: Option<String>,
+    /// The machines: `NAME=IP[:role],...`; without a role the first is the server and the
+    /// rest are agents.
+    #[arg(long, value_name = "NAME=IP[:role],...")]
+    pub nodes: Option<String>,
+    /// The NAS export that holds the volumes, e.g. `192.168.1.2:/volume1/k8s-data`.
+    #[arg(long, value_name = "SERVER:/PATH")]
+    pub nfs: Option<String>,
+    /// The user to SSH into the nodes as (needs sudo) [default: what ~/.ssh/config says].
+    #[arg(long, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// The public key the dev container accepts [default: the first ~/.ssh/id_*.pub].
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// The ntfy topic critical alerts go to [default: a random one].
+    #[arg(long, value_name = "TOPIC")]
+    pub ntfy_topic: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// The three-node lab of the planning documents with every service.
+    /// Every service: monitoring, logging, PostgreSQL, Ollama, n8n, Paperless, dev containers.
     Seed,
-    /// One node and only the platform.
+    /// Only the platform.
     Minimal,
 }
 

@@ -219,6 +219,35 @@ pub fn ask_yes(question: &str) -> bool {
     answer.trim().eq_ignore_ascii_case("yes")
 }
 
+/// Asks for one line on the terminal (question on stderr, answer on stdin), showing the
+/// default an empty answer takes. `None` when stdin is closed.
+pub fn ask_line(question: &str, default: Option<&str>) -> std::io::Result<Option<String>> {
+    use std::io::BufRead;
+    let mut err = std::io::stderr().lock();
+    match default {
+        Some(d) => write!(err, "{question} [{d}]: ")?,
+        None => write!(err, "{question}: ")?,
+    }
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer)? == 0 {
+        return Ok(None);
+    }
+    let answer = answer.trim();
+    Ok(Some(match (answer.is_empty(), default) {
+        (true, Some(d)) => d.to_string(),
+        _ => answer.to_string(),
+    }))
+}
+
+/// A line for the person answering questions (stderr), whatever the output format: without
+/// it they would not know why a question comes again.
+pub fn tell(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
 /// Writes a line to stdout. A reader that went away (`homelab ... | head`) ends the program
 /// quietly, as other command-line tools do, instead of a panic.
 fn stdout_line(text: &str) {

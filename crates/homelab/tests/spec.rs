@@ -4,6 +4,9 @@
 #[path = "common/run.rs"]
 mod run;
 
+#[path = "common/terminal.rs"]
+mod terminal;
+
 #[path = "spec/support.rs"]
 mod support;
 

@@ -117,7 +117,26 @@ fn every_json_document_starts_with_ok_and_the_exit_code() {
         (&["plan"], 0),
         (&["render", "--out", "tree"], 0),
         (&["secrets", "list"], 0),
-        (&["init", "-f", "new.yaml"], 0),
+        (
+            &[
+                "init",
+                "-f",
+                "new.yaml",
+                "--domain",
+                "lab.sams-house.net",
+                "--email",
+                "sam@sams-house.net",
+                "--subnet",
+                "10.44.0.0/24",
+                "--nodes",
+                "cp=10.44.0.10",
+                "--nfs",
+                "10.44.0.3:/k8s",
+                "--preset",
+                "minimal",
+            ],
+            0,
+        ),
         (&["init"], 2),
     ];
     for (args, code) in cases {
@@ -152,7 +171,22 @@ fn quiet_prints_only_problems_and_verbose_adds_detail() {
     );
 
     let quiet_init = Workdir::new();
-    let run = quiet_init.run(&["init", "-q"]);
+    let run = quiet_init.run(&[
+        "init",
+        "-q",
+        "--preset",
+        "minimal",
+        "--domain",
+        "lab.sams-house.net",
+        "--email",
+        "sam@sams-house.net",
+        "--subnet",
+        "10.44.0.0/24",
+        "--nodes",
+        "cp=10.44.0.10",
+        "--nfs",
+        "10.44.0.3:/k8s",
+    ]);
     assert_eq!(
         (run.code, run.stdout.as_str(), run.stderr.as_str()),
         (0, "", "")

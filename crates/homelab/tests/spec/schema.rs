@@ -105,6 +105,30 @@ fn the_templates_satisfy_the_schema() {
             "the {name} template breaks the schema: {errors:#?}"
         );
     }
+    use homelab_spec::templates;
+    let answers = templates::Answers {
+        name: "attic".into(),
+        domain: "lab.sams-house.net".into(),
+        email: "sam@sams-house.net".into(),
+        subnet: templates::parse_subnet("10.44.0.0/24").unwrap(),
+        gateway: None,
+        pool: None,
+        nodes: templates::parse_nodes("cp=10.44.0.10,w=10.44.0.11").unwrap(),
+        nfs: templates::parse_nfs("nas.lan:/tank/k8s").unwrap(),
+        ssh_user: Some("sam".into()),
+        ssh_key: Some(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs5m9a2000000000000000 sam@desk".into(),
+        ),
+        ntfy_topic: templates::random_ntfy_topic(&[9; 16]),
+    };
+    for preset in [templates::Preset::Seed, templates::Preset::Minimal] {
+        let text = templates::user_lab(preset, &answers).unwrap();
+        let errors = schema_errors(&v, &text);
+        assert!(
+            errors.is_empty(),
+            "the lab init writes for {preset:?} breaks the schema: {errors:#?}"
+        );
+    }
 }
 
 #[test]
