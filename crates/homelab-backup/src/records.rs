@@ -454,7 +454,12 @@ impl BackupListing {
 /// How a table's checksum was computed (recorded so that checks recompute the same thing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumMethod {
-    /// Sum of `hash_record_extended(row, 0)`: the column types' own hash functions.
+    /// Sum over the rows of each column's own hash function, seeded with the hash of the
+    /// column's name, combined by XOR (columns without a callable one hashed together as
+    /// one record): no row value is built.
+    ValueHash,
+    /// Sum of `hash_record_extended(row, 0)`: the column types' own hash functions, through
+    /// the row as one record (manifests written before [`ChecksumMethod::ValueHash`]).
     RecordHash,
     /// Sum of `hashtextextended(row::text, 0)`: the row's text form.
     TextHash,
@@ -568,6 +573,7 @@ impl Manifest {
                         table: serde_json::from_str(name)
                             .map_err(|e| bad(n, format!("table name: {e}")))?,
                         method: match method {
+                            "v" => ChecksumMethod::ValueHash,
                             "r" => ChecksumMethod::RecordHash,
                             "t" => ChecksumMethod::TextHash,
                             "c" => ChecksumMethod::RowCount,
@@ -667,6 +673,15 @@ mod tests {
         let text = "homelab-backup-manifest\t1\ndatabase\t\"my db\"\ndump\tmy%20db.20261122T001546Z.dump\nbytes\t1914\nsha256\tabc\nsnapshot\t00000003-00000108-1\ndumped_at\t2026-11-22T00:15:49Z\nserver_version_num\t150018\ntable\t\"public.\\\"Odd \\\"\\\"Name\\\"\"\tr\t2\t-22914836705708996\ntable\t\"public.items\"\tt\t1000\t-31049433894447423478\nend\t2\n";
         let m = Manifest::parse(text).unwrap();
         assert_eq!(m.database.as_deref(), Some("my db"));
+        assert_eq!(m.tables[0].method, ChecksumMethod::RecordHash);
+        let per_column = Manifest::parse(&text.replace("\tr\t2\t", "\tv\t2\t")).unwrap();
+        assert_eq!(per_column.tables[0].method, ChecksumMethod::ValueHash);
+        assert!(
+            Manifest::parse(&text.replace("\tr\t2\t", "\tx\t2\t"))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown checksum method \"x\"")
+        );
         assert_eq!(m.tables[0].table, "public.\"Odd \"\"Name\"");
         assert_eq!(m.tables[1].method, ChecksumMethod::TextHash);
         assert_eq!(m.tables[1].checksum, "-31049433894447423478");

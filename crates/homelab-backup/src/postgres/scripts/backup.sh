@@ -312,7 +312,7 @@ backup_database() {
     db_failed "$db" "the checksum pass failed: $(last_error_line "$WORK/session.err")" "$t0"
     return 1
   fi
-  local table_re=$'^"[^\t]*"\t([rt]\t[0-9]+\t-?[0-9]+|c\t[0-9]+\t-)$'
+  local table_re=$'^"[^\t]*"\t([rtv]\t[0-9]+\t-?[0-9]+|c\t[0-9]+\t-)$'
   for line in "${table_lines[@]}"; do
     if [[ ! $line =~ $table_re ]]; then
       rm -f -- "$tmp_dump"

@@ -116,9 +116,13 @@ hb_db_exists() {
 hb_server_version_num() { hb_admin_psql <<<"SHOW server_version_num;"; }
 
 # Session settings that make the text form of every value independent of the server's and the
-# role's defaults, and keep timeouts from killing a long dump or checksum pass.
+# role's defaults, and keep timeouts from killing a long dump or checksum pass. No JIT: the
+# planner prices the catalog query that writes the checksum statements (recursive CTEs) high
+# enough to compile it, which cost 50-100 ms of server CPU for a query that runs in 7 ms, and
+# the table scans were measured no faster with it.
 hb_session_settings_sql() {
   cat <<'SQL'
+SET jit = off;
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
@@ -140,11 +144,17 @@ SQL
 # SQL that, run through psql's \gexec, prints one line per table:
 #   <table as JSON string> TAB <method> TAB <rows> TAB <checksum>
 # The checksum is the sum of a 64-bit hash of every row, so it does not depend on the physical
-# order of the rows and needs no sort. Method r hashes the row's values with the types' own hash
-# functions (PostgreSQL 14 and later, every column type hashable); method t hashes the row's text
-# form (any type, about twice the cost). The row is ROW(t.*), never a bare t: a bare name means a
-# column before it means the row, so a column named t would be hashed instead of the row; t.*
-# always names the table alias, and gives the same hash values as the whole-row t did.
+# order of the rows and needs no sort. Method v (PostgreSQL 14 and later, every column type
+# hashable) hashes each column with its type's own hash function, seeded with the hash of the
+# column's name (so values swapped between columns, and NULLs, which take the seed, count), and
+# XORs them: no row value is built for the scan, which is what made method r (hash_record_extended
+# of the whole row, still used to check manifests that name it) cost half again as much.
+# Columns whose type's hash function cannot be called on them directly (timestamptz, date,
+# arrays, ranges, composites) are hashed together as one record; enums and the reg* types hash
+# their text, because their values' hashes are OIDs that a restore changes (nested in an array
+# or a composite they make the table use method t). Method t hashes the row's text form (any
+# type, about twice the cost of r). Whole rows are ROW(t.*), never a bare t: a bare name means
+# a column before it means the row; columns are always t.<name>.
 # Tables: every ordinary table outside the system schemas
 # that no extension owns, which is what pg_dump dumps the data of.
 # Method c records the row count only (the checksum field is "-"): cheaper, and still taken in
@@ -162,32 +172,33 @@ hb_checksum_sql() {
   elif ((version >= 140000)); then
     methods=$(
       cat <<'SQL'
-typs(relid, typid) AS (
-  SELECT a.attrelid, a.atttypid
+typs(relid, typid, nested) AS (
+  SELECT a.attrelid, a.atttypid, false
     FROM pg_catalog.pg_attribute a JOIN tabs t ON t.relid = a.attrelid
    WHERE a.attnum > 0 AND NOT a.attisdropped
   UNION
-  SELECT s.relid, sub.typid
+  SELECT s.relid, sub.typid, s.nested OR sub.nested
     FROM typs s
     JOIN pg_catalog.pg_type ty ON ty.oid = s.typid
    CROSS JOIN LATERAL (
-         SELECT ty.typbasetype WHERE ty.typtype = 'd'
+         SELECT ty.typbasetype, false WHERE ty.typtype = 'd'
          UNION ALL
-         SELECT ty.typelem WHERE ty.typtype = 'b' AND ty.typelem <> 0
+         SELECT ty.typelem, true WHERE ty.typtype = 'b' AND ty.typelem <> 0
             AND ty.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
          UNION ALL
-         SELECT a2.atttypid FROM pg_catalog.pg_attribute a2
+         SELECT a2.atttypid, true FROM pg_catalog.pg_attribute a2
           WHERE ty.typtype = 'c' AND a2.attrelid = ty.typrelid AND a2.attnum > 0 AND NOT a2.attisdropped
          UNION ALL
-         SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE ty.typtype = 'r' AND r.rngtypid = ty.oid
+         SELECT r.rngsubtype, true FROM pg_catalog.pg_range r WHERE ty.typtype = 'r' AND r.rngtypid = ty.oid
          UNION ALL
-         SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE ty.typtype = 'm' AND r.rngmultitypid = ty.oid
-       ) AS sub(typid)
+         SELECT r.rngsubtype, true FROM pg_catalog.pg_range r WHERE ty.typtype = 'm' AND r.rngmultitypid = ty.oid
+       ) AS sub(typid, nested)
 ),
 unhashable AS (
   SELECT DISTINCT s.relid
     FROM typs s JOIN pg_catalog.pg_type ty ON ty.oid = s.typid
    WHERE ty.typtype = 'p'
+      OR (s.nested AND (ty.typtype = 'e' OR ty.oid = ANY (ARRAY['pg_catalog.regclass', 'pg_catalog.regtype', 'pg_catalog.regproc', 'pg_catalog.regprocedure', 'pg_catalog.regoper', 'pg_catalog.regoperator', 'pg_catalog.regconfig', 'pg_catalog.regdictionary', 'pg_catalog.regnamespace', 'pg_catalog.regrole', 'pg_catalog.regcollation']::pg_catalog.regtype[])))
       OR (ty.typtype = 'b'
           AND NOT (ty.typelem <> 0 AND ty.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc)
           AND NOT EXISTS (
@@ -203,14 +214,73 @@ unhashable AS (
                                       AND k.castmethod = 'b'))))
 ),
 found AS (
-  SELECT t.relid, t.name, CASE WHEN u.relid IS NULL THEN 'r' ELSE 't' END AS method
+  SELECT t.relid, t.name, CASE WHEN u.relid IS NULL THEN 'v' ELSE 't' END AS method
     FROM tabs t LEFT JOIN unhashable u ON u.relid = t.relid
+),
+coltypes(relid, attname, typid) AS (
+  SELECT a.attrelid, a.attname, a.atttypid
+    FROM pg_catalog.pg_attribute a JOIN tabs t ON t.relid = a.attrelid
+   WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT c.relid, c.attname, ty.typbasetype
+    FROM coltypes c JOIN pg_catalog.pg_type ty ON ty.oid = c.typid
+   WHERE ty.typtype = 'd'
+),
+coltargets AS MATERIALIZED (
+  SELECT b.typid, b.typid AS target, true AS direct
+    FROM (SELECT DISTINCT typid FROM coltypes) b
+  UNION ALL
+  SELECT k.castsource, k.casttarget, false
+    FROM pg_catalog.pg_cast k
+   WHERE k.castmethod = 'b' AND k.castsource IN (SELECT typid FROM coltypes)
+),
+hashtypes AS MATERIALIZED (
+  SELECT ct.typid, ct.direct,
+         pg_catalog.format('%I.%I', pn.nspname, pr.proname) AS fn,
+         pg_catalog.format('%I.%I', tn.nspname, it.typname) AS argtype
+    FROM coltargets ct
+    JOIN pg_catalog.pg_opclass oc ON oc.opcintype = ct.target AND oc.opcdefault
+    JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod AND am.amname = 'hash'
+    JOIN pg_catalog.pg_amproc p ON p.amprocfamily = oc.opcfamily AND p.amprocnum = 2
+     AND p.amproclefttype = oc.opcintype AND p.amprocrighttype = oc.opcintype
+    JOIN pg_catalog.pg_proc pr ON pr.oid = p.amproc AND pr.proargtypes[0] = oc.opcintype
+    JOIN pg_catalog.pg_namespace pn ON pn.oid = pr.pronamespace
+    JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype
+    JOIN pg_catalog.pg_namespace tn ON tn.oid = it.typnamespace
+),
+cols AS (
+  SELECT c.relid, c.attname, pg_catalog.hashtext(c.attname::text) AS seed,
+         CASE WHEN b.by_text THEN 'pg_catalog.hashtextextended' ELSE h.fn END AS fn,
+         CASE WHEN b.by_text THEN 'pg_catalog.text' ELSE h.argtype END AS argtype
+    FROM coltypes c
+    JOIN pg_catalog.pg_type ty ON ty.oid = c.typid AND ty.typtype <> 'd'
+   CROSS JOIN LATERAL (SELECT ty.typtype = 'e' OR ty.oid = ANY (ARRAY['pg_catalog.regclass', 'pg_catalog.regtype', 'pg_catalog.regproc', 'pg_catalog.regprocedure', 'pg_catalog.regoper', 'pg_catalog.regoperator', 'pg_catalog.regconfig', 'pg_catalog.regdictionary', 'pg_catalog.regnamespace', 'pg_catalog.regrole', 'pg_catalog.regcollation']::pg_catalog.regtype[]) AS by_text) b
+    LEFT JOIN LATERAL (
+         SELECT x.fn, x.argtype FROM hashtypes x
+          WHERE x.typid = c.typid AND ty.typtype = 'b'
+          ORDER BY x.direct DESC
+          LIMIT 1) h ON NOT b.by_text
+),
+vexpr AS (
+  SELECT t.relid,
+         pg_catalog.concat_ws(' # ',
+           pg_catalog.string_agg(
+             pg_catalog.format('COALESCE(%s(t.%I::%s, %s), %s)', c.fn, c.attname, c.argtype, c.seed, c.seed),
+             ' # ' ORDER BY c.attname COLLATE "C") FILTER (WHERE c.fn IS NOT NULL),
+           'pg_catalog.hash_record_extended(ROW('
+             || pg_catalog.string_agg(pg_catalog.format('t.%I', c.attname), ', ' ORDER BY c.attname COLLATE "C")
+                  FILTER (WHERE c.fn IS NULL AND c.attname IS NOT NULL)
+             || '), 0)') AS expr
+    FROM tabs t LEFT JOIN cols c ON c.relid = t.relid
+   GROUP BY t.relid
 )
 SQL
     )
   else
     methods="found AS (SELECT t.relid, t.name, 't'::text AS method FROM tabs t)"
   fi
+  [[ $methods == *'vexpr AS'* ]] ||
+    methods+=", vexpr AS (SELECT NULL::pg_catalog.oid AS relid, NULL::text AS expr WHERE false)"
   cat <<SQL
 WITH RECURSIVE
 expected AS ($expected_cte),
@@ -232,9 +302,11 @@ SELECT pg_catalog.format(
          CASE m.method
            WHEN 'r' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hash_record_extended(ROW(t.*), 0)), 0)'
            WHEN 't' THEN 'COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW(t.*)::text, 0)), 0)'
+           WHEN 'v' THEN pg_catalog.format('COALESCE(pg_catalog.sum(%s), 0)', COALESCE(NULLIF(x.expr, ''), '0'))
            ELSE '''-''' END,
          f.name)
   FROM found f
+  LEFT JOIN vexpr x ON x.relid = f.relid
   LEFT JOIN expected e ON e.jname = pg_catalog.to_json(f.name)::text
  CROSS JOIN LATERAL (SELECT COALESCE(e.method, f.method) AS method) m
  ORDER BY f.name COLLATE "C"
