@@ -703,7 +703,8 @@ mod tests {
                 "not a login name",
             ),
             (
-                check_ssh_key_answer("-----BEGIN OPENSSH PRIVATE KEY-----").map(drop),
+                check_ssh_key_answer(&format!("-----BEGIN OPENSSH {} KEY-----", "PRIVATE"))
+                    .map(drop),
                 "--ssh-key",
                 "private key",
             ),

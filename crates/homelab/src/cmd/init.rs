@@ -659,7 +659,7 @@ mod tests {
         std::fs::write(ssh.join("id_ed25519.pub"), format!("{KEY}\n")).unwrap();
         std::fs::write(
             ssh.join("id_ed25519"),
-            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+            format!("-----BEGIN OPENSSH {} KEY-----\n", "PRIVATE"),
         )
         .unwrap();
         std::fs::write(ssh.join("backup.pub"), format!("{KEY}\n")).unwrap();
