@@ -131,6 +131,16 @@ pub fn server_address(
         .ok_or(OpenBaoInitError::NoServer)
 }
 
+/// Whether `name` is one of the secrets this operation writes (an unseal key or the root
+/// token): no component reads them, but they are what `services.openbao` is unsealed with.
+pub fn is_openbao_secret(name: &str) -> bool {
+    name == ROOT_TOKEN
+        || name
+            .strip_prefix(UNSEAL_KEY_PREFIX)
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=64).contains(&n))
+}
+
 /// The name of unseal key `n` (from 1).
 pub fn unseal_key_name(n: usize) -> String {
     format!("{UNSEAL_KEY_PREFIX}{n}")
@@ -250,6 +260,26 @@ mod tests {
             homelab_spec::templates::MINIMAL
         );
         homelab_spec::load_str("homelab.yaml", &spec).unwrap().lab
+    }
+
+    #[test]
+    fn only_the_names_this_operation_writes_are_openbao_secrets() {
+        for name in [
+            "openbao-root-token",
+            "openbao-unseal-key-1",
+            "openbao-unseal-key-64",
+        ] {
+            assert!(is_openbao_secret(name), "{name}");
+        }
+        for name in [
+            "openbao-unseal-key-0",
+            "openbao-unseal-key-65",
+            "openbao-unseal-key-x",
+            "openbao-unseal-key-",
+            "openbao-admin-password",
+        ] {
+            assert!(!is_openbao_secret(name), "{name}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use homelab_secrets::{
 };
 use homelab_spec::LoadedSpec;
 
+use crate::openbao_init::is_openbao_secret;
 use crate::secrets::{check_names, lab_vault, requirements, secrets_file};
 
 /// How one check came out.
@@ -284,8 +285,30 @@ pub fn doctor(
             ));
         }
     }
+    let openbao_on = loaded.lab.services.openbao.is_some();
     for s in &stored {
-        if !needed.iter().any(|r| r.name == s.name) {
+        if needed.iter().any(|r| r.name == s.name) {
+            continue;
+        }
+        // The server's unseal keys and root token: no component reads them, but the lab's
+        // OpenBao cannot be unsealed without them.
+        if is_openbao_secret(&s.name) && openbao_on {
+            checks.push(check(
+                CheckKind::Secret,
+                &s.name,
+                CheckStatus::Ok,
+                "present (unseals services.openbao; written by `homelab secrets openbao-init`)",
+                None,
+            ));
+        } else if is_openbao_secret(&s.name) {
+            checks.push(check(
+                CheckKind::UnusedValue,
+                &s.name,
+                CheckStatus::Warning,
+                "an OpenBao unseal key or root token, but services.openbao is off",
+                Some("keep it while that server still exists elsewhere; once it is gone for good, remove it with `homelab secrets edit`".into()),
+            ));
+        } else {
             checks.push(check(
                 CheckKind::UnusedValue,
                 &s.name,
@@ -369,9 +392,16 @@ mod tests {
     /// The minimal lab in `dir` with every secret it needs set, plus `extra` ones, and the
     /// environment whose identity file opens it.
     fn lab(dir: &Path, extra: &[&str]) -> (PathBuf, LoadedSpec, Plan, IdentityEnv) {
+        lab_with(dir, homelab_spec::templates::MINIMAL, extra)
+    }
+
+    fn lab_with(
+        dir: &Path,
+        text: &str,
+        extra: &[&str],
+    ) -> (PathBuf, LoadedSpec, Plan, IdentityEnv) {
         let spec = dir.join("homelab.yaml");
-        let loaded =
-            homelab_spec::load_str("homelab.yaml", homelab_spec::templates::MINIMAL).unwrap();
+        let loaded = homelab_spec::load_str("homelab.yaml", text).unwrap();
         let plan = homelab_plan::plan(&loaded.lab);
         let key = dir.join("age.key");
         let (_, recipient) = create_identity_file(&key).unwrap();
@@ -444,5 +474,46 @@ mod tests {
                 .iter()
                 .any(|c| c.kind == CheckKind::Secret && c.status == CheckStatus::Ok)
         );
+    }
+
+    #[test]
+    fn the_openbao_keys_are_used_while_services_openbao_is_on_and_unused_when_off() {
+        let keys = [
+            "openbao-unseal-key-1",
+            "openbao-unseal-key-2",
+            "openbao-root-token",
+        ];
+        let on = format!(
+            "{}\nservices:\n  openbao: {{}}\n",
+            homelab_spec::templates::MINIMAL
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, loaded, plan, env) = lab_with(dir.path(), &on, &keys);
+        let report = doctor(&spec, &loaded, &plan, &env).unwrap();
+        assert!(report.healthy(), "{report:#?}");
+        for key in keys {
+            let c = report.checks.iter().find(|c| c.subject == key).unwrap();
+            assert_eq!(
+                (c.kind, c.status),
+                (CheckKind::Secret, CheckStatus::Ok),
+                "{c:?}"
+            );
+            assert!(c.detail.contains("services.openbao"), "{c:?}");
+        }
+        assert_eq!(report.count(CheckStatus::Warning), 0, "{report:#?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, loaded, plan, env) = lab(dir.path(), &keys);
+        let report = doctor(&spec, &loaded, &plan, &env).unwrap();
+        assert!(report.healthy(), "a warning only: {report:#?}");
+        for key in keys {
+            let c = report.checks.iter().find(|c| c.subject == key).unwrap();
+            assert_eq!(
+                (c.kind, c.status),
+                (CheckKind::UnusedValue, CheckStatus::Warning),
+                "{c:?}"
+            );
+            assert!(c.detail.contains("services.openbao is off"), "{c:?}");
+        }
     }
 }

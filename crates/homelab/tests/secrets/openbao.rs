@@ -14,6 +14,8 @@ fn openbao_lab() -> Lab {
         homelab_spec::templates::MINIMAL
     ));
     lab.init_secrets();
+    lab.run_stdin(&["secrets", "set", "cloudflare-api-token"], "cf-token-1\n")
+        .ok();
     lab
 }
 
@@ -72,6 +74,25 @@ fn a_new_server_is_initialised_into_the_secrets_file_and_a_second_run_writes_not
     }
     let lookup = server.cli_when_active(&["token", "lookup"], &values[5]);
     assert!(lookup.status.success(), "{lookup:?}");
+    // `secrets doctor` counts them as used by services.openbao, not as unused values.
+    let doctor = lab.run(&["secrets", "doctor", "--output", "json"]).ok();
+    assert_no_value_shown(&doctor, &values, "doctor");
+    let doc = doctor.json();
+    assert_eq!(doc["warnings"], 0, "{doc}");
+    let openbao_checks: Vec<&serde_json::Value> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["subject"].as_str().unwrap().starts_with("openbao-"))
+        .collect();
+    assert_eq!(openbao_checks.len(), 6, "{doc}");
+    for c in openbao_checks {
+        assert_eq!(
+            (c["kind"].as_str(), c["status"].as_str()),
+            (Some("secret"), Some("ok")),
+            "{c}"
+        );
+    }
 
     // Again, in every output form: says so, writes nothing, shows nothing.
     let before = lab.state();
