@@ -1,7 +1,8 @@
 //! OpenBao from its official chart: one server on integrated (raft) storage, its UI and API
 //! behind the lab's TLS, a declarative file audit device whose log a sidecar hands to the
-//! lab's log shipper, and what the monitoring component adds for it (monitor, P1 alert,
-//! runbook). No operator calls here: initialising and unsealing belong to homelab-ops.
+//! lab's log shipper and another rotates, and what the monitoring component adds for it
+//! (monitor, P1 alert, runbook). No operator calls here: initialising and unsealing belong to
+//! homelab-ops.
 
 use serde_json::{Value, json};
 
@@ -71,6 +72,62 @@ fn audit_shipper() -> Value {
     })
 }
 
+/// Rotated audit files kept beside the live one.
+const AUDIT_KEEP: u32 = 5;
+/// How often the rotation looks at the file's size, in seconds.
+const ROTATE_EVERY_SECONDS: u32 = 60;
+
+/// The rotation's script: once the audit file reaches `max_bytes` it is renamed to
+/// `audit.log.1` (older ones shift up, the oldest beyond [`AUDIT_KEEP`] is dropped) and the
+/// server gets SIGHUP, on which the file audit device reopens its path. The sidecar that ships
+/// the file follows it by name (`tail -F`), so it moves on to the new file.
+pub(crate) fn audit_rotate_script(max_bytes: u128) -> String {
+    format!(
+        r#"f={AUDIT_FILE}
+max={max_bytes}
+keep={AUDIT_KEEP}
+while :; do
+  size=$(($(wc -c 2>/dev/null < "$f" || echo 0)))
+  if [ "$size" -ge "$max" ]; then
+    i=$keep
+    while [ "$i" -gt 1 ]; do
+      if [ -f "$f.$((i - 1))" ]; then mv "$f.$((i - 1))" "$f.$i"; fi
+      i=$((i - 1))
+    done
+    mv "$f" "$f.1"
+    pid=$(pidof bao)
+    if [ -n "$pid" ]; then
+      kill -HUP $pid && echo "audit-rotate: rotated $f at $size bytes; signalled bao ($pid)"
+    else
+      echo "audit-rotate: rotated $f at $size bytes, but no bao process to signal: it writes to $f.1 until it restarts" >&2
+    fi
+  fi
+  sleep {ROTATE_EVERY_SECONDS}
+done
+"#
+    )
+}
+
+/// The sidecar that keeps the audit volume from filling: the file is rotated at a tenth of
+/// the volume, so the live file and the kept ones stay within about 60 % of it. It runs as the
+/// server's user, which with the pod's shared process namespace may signal it.
+fn audit_rotator(audit_storage_bytes: u128) -> Value {
+    json!({
+        "name": "audit-rotate",
+        "image": versions::BUSYBOX.image(),
+        "command": ["sh", "-c", audit_rotate_script(audit_storage_bytes / 10)],
+        "volumeMounts": [{"name": "audit", "mountPath": AUDIT_DIR}],
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 100,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}},
+    })
+}
+
 pub(super) fn component(ctx: &Ctx) -> Component {
     let o = ctx
         .lab
@@ -104,7 +161,9 @@ pub(super) fn component(ctx: &Ctx) -> Component {
                 "dataStorage": {"enabled": true, "size": o.storage.to_string(), "storageClass": ctx.storage_class},
                 "auditStorage": {"enabled": true, "size": o.audit_storage.to_string(), "storageClass": ctx.storage_class},
                 "ingress": ingress,
-                "extraContainers": [audit_shipper()],
+                "extraContainers": [audit_shipper(), audit_rotator(o.audit_storage.bytes())],
+                // The rotation signals the server after renaming its audit file.
+                "shareProcessNamespace": true,
                 "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             },
         }),
@@ -125,11 +184,11 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     });
     c.docs = crate::ComponentDocs {
         title: "OpenBao".into(),
-        what: format!("A secrets server (OpenBao) on integrated storage in a {} volume; every request is recorded by the audit device in {AUDIT_FILE} (a {} volume) and follows the pod logs to Loki.", o.storage, o.audit_storage),
+        what: format!("A secrets server (OpenBao) on integrated storage in a {} volume; every request is recorded by the audit device in {AUDIT_FILE} (a {} volume) and follows the pod logs to Loki; the file is rotated at a tenth of that volume, keeping {AUDIT_KEEP} older files.", o.storage, o.audit_storage),
         why: "Secrets with policies, short-lived tokens, revocation and an audit trail of who read what, for labs that want more than SOPS files in git.".into(),
         access: vec![
             format!("https://{host} (UI and API; `BAO_ADDR=https://{host}`)"),
-            "its unseal keys and root token belong in the encrypted secrets file (`openbao-unseal-key-N`, `openbao-root-token`), never on a terminal".into(),
+            "`homelab secrets openbao-init` initialises it once, its unseal keys and root token straight into the encrypted secrets file (`openbao-unseal-key-N`, `openbao-root-token`), never on a terminal; run again after a restart, it unseals it from them".into(),
         ],
         data: format!("The raft data in the PVC `data-openbao-0` and the audit log in `audit-openbao-0` (namespace `{NS}`); the unseal keys and root token as `openbao-unseal-key-N` and `openbao-root-token` in the secrets file."),
         backup: "Snapshots of the raft storage (`bao operator raft snapshot save`); without the unseal keys in the secrets file a snapshot cannot be opened, so keep that file backed up too.".into(),
@@ -181,7 +240,7 @@ pub(crate) fn runbook(ctx: &Ctx) -> Runbook {
         name: "openbao-sealed".into(),
         title: title.into(),
         content: format!(
-            "# {title}\n\nOpenBao is sealed: it holds its data but cannot read it and answers no secret until enough unseal keys are given. Every restart of the pod (node reboot, upgrade, eviction) seals it. Its keys are `openbao-unseal-key-1`, `-2`, ... in the secrets file, its root token `openbao-root-token`.\n\n## After a restart\n\n1. `kubectl -n {NS} get pod openbao-0`: running but not ready while sealed; `BAO_ADDR=https://{host} bao status` shows `Sealed true` and how many keys it needs.\n2. For each key up to that threshold: `homelab secrets get openbao-unseal-key-1 | BAO_ADDR=https://{host} bao operator unseal -` (the key goes through the pipe, never onto the screen or into the shell history).\n3. `bao status` shows `Sealed false`; the alert clears at the next scrape.\n\n## A lost key\n\n- Keys missing from the secrets file: restore the file from git history (`git log -p -- secrets.sops.yaml`), then unseal as above.\n- Fewer keys left than the threshold: nobody can decrypt the data any more, not even with a raft snapshot. Delete the StatefulSet's PVC `data-openbao-0` (namespace `{NS}`), remove the `openbao-*` values from the secrets file, let the pod start empty, initialise it again (new keys into the secrets file) and re-create the secrets from their sources.\n- A key leaked: unseal, run `bao operator rekey` with the current keys, store each new key with `homelab secrets set openbao-unseal-key-N` and remove keys beyond the new share count.\n\nThe audit log in Loki (`{{namespace=\"{NS}\", container=\"audit-log\"}}`) shows what was called before the seal.\n"
+            "# {title}\n\nOpenBao is sealed: it holds its data but cannot read it and answers no secret until enough unseal keys are given. Every restart of the pod (node reboot, upgrade, eviction) seals it. Its keys are `openbao-unseal-key-1`, `-2`, ... in the secrets file, its root token `openbao-root-token`.\n\n## After a restart\n\n1. `kubectl -n {NS} get pod openbao-0`: running but not ready while sealed; `BAO_ADDR=https://{host} bao status` shows `Sealed true` and how many keys it needs.\n2. For each key up to that threshold: `homelab secrets get openbao-unseal-key-1 | BAO_ADDR=https://{host} bao operator unseal -` (the key goes through the pipe, never onto the screen or into the shell history).\n3. `bao status` shows `Sealed false`; the alert clears at the next scrape.\n\nSteps 2 and 3 in one: `homelab secrets openbao-init` unseals it with the stored keys (it initialises nothing on a server that already is).\n\n## A lost key\n\n- Keys missing from the secrets file: restore the file from git history (`git log -p -- secrets.sops.yaml`), then unseal as above.\n- Fewer keys left than the threshold: nobody can decrypt the data any more, not even with a raft snapshot. Delete the StatefulSet's PVC `data-openbao-0` (namespace `{NS}`), remove the `openbao-*` values from the secrets file, let the pod start empty, initialise it again (new keys into the secrets file) and re-create the secrets from their sources.\n- A key leaked: unseal, run `bao operator rekey` with the current keys, store each new key with `homelab secrets set openbao-unseal-key-N` and remove keys beyond the new share count.\n\nThe audit log in Loki (`{{namespace=\"{NS}\", container=\"audit-log\"}}`) shows what was called before the seal.\n"
         ),
     }
 }

@@ -71,6 +71,19 @@ fn check_values(values: &Value, domain: &str) {
         config.contains("file_path = \"/openbao/audit/audit.log\""),
         "the sidecar follows the file the audit device writes:\n{config}"
     );
+    // The rotation: its own container that may write the audit volume and signal the server.
+    let rotate = &server["extraContainers"][1];
+    assert_eq!(rotate["name"], "audit-rotate");
+    assert_eq!(
+        rotate["volumeMounts"],
+        json!([{"name": "audit", "mountPath": "/openbao/audit"}])
+    );
+    assert_eq!(server["shareProcessNamespace"], true);
+    let script = rotate["command"][2].as_str().unwrap();
+    // A tenth of the 5Gi audit volume.
+    assert!(script.contains("max=536870912\n"), "{script}");
+    assert!(script.contains("f=/openbao/audit/audit.log\n"), "{script}");
+    assert!(script.contains("kill -HUP $pid"), "{script}");
 }
 
 fn domain(spec: &str) -> String {
@@ -304,6 +317,85 @@ fn a_real_bao_server_runs_the_rendered_configuration() {
             .lines()
             .any(|l| l.starts_with("vault_core_unsealed{") && l.ends_with(" 1"))
     );
+
+    // The rendered rotation, run once by a real shell against this server: only its places
+    // (the audit file, the server's pid, one round instead of a loop) differ from the pod.
+    let script = values["server"]["extraContainers"][1]["command"][2]
+        .as_str()
+        .unwrap();
+    let audit_file = dir.path().join("audit/audit.log");
+    let size = std::fs::metadata(&audit_file).unwrap().len();
+    let local_script = script
+        .replace("/openbao/", &format!("{root}/"))
+        .replace("max=536870912\n", &format!("max={size}\n"))
+        .replace("$(pidof bao)", &server.0.id().to_string())
+        .replace("sleep 60", "break");
+    assert!(!local_script.contains("pidof") && local_script.contains("break"));
+    // Rotated files from earlier rounds: the oldest beyond five is dropped, the rest shift.
+    for n in 1..=5 {
+        std::fs::write(
+            dir.path().join(format!("audit/audit.log.{n}")),
+            format!("old {n}\n"),
+        )
+        .unwrap();
+    }
+    let before = std::fs::read_to_string(&audit_file).unwrap();
+    let run = Command::new(tool("sh"))
+        .arg("-c")
+        .arg(&local_script)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.contains("audit-rotate: rotated"), "{said}");
+    let rotated =
+        |n: u32| std::fs::read_to_string(dir.path().join(format!("audit/audit.log.{n}"))).unwrap();
+    assert_eq!(rotated(1), before, "the live file became audit.log.1");
+    assert_eq!(rotated(2), "old 1\n");
+    assert_eq!(rotated(5), "old 4\n", "old 5 was the oldest and is gone");
+    assert!(!dir.path().join("audit/audit.log.6").exists());
+    // After SIGHUP the server writes a new file at the same path, and keeps serving.
+    let mut reopened = String::new();
+    for _ in 0..100 {
+        let call = Command::new(venv_tool("bao"))
+            .env("BAO_ADDR", &addr)
+            .env("BAO_TOKEN", token)
+            .args(["token", "lookup", "-format=json"])
+            .output()
+            .unwrap();
+        assert!(
+            call.status.success(),
+            "{}",
+            String::from_utf8_lossy(&call.stderr)
+        );
+        reopened = std::fs::read_to_string(&audit_file).unwrap_or_default();
+        if reopened.contains("auth/token/lookup-self") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        reopened.contains("auth/token/lookup-self"),
+        "the server reopened its audit file after SIGHUP:\n{reopened}"
+    );
+    assert!(
+        rotated(1).starts_with(&before),
+        "the rotated file keeps what it held"
+    );
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "SIGHUP did not stop the server"
+    );
+
+    // A second round with the file below the limit leaves everything as it is.
+    let small = local_script.replace(&format!("max={size}\n"), "max=1000000000\n");
+    let run = Command::new(tool("sh"))
+        .arg("-c")
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(run.status.success() && run.stdout.is_empty(), "{run:?}");
+    assert_eq!(rotated(2), "old 1\n");
 }
 
 fn sealed_rule(objects: &[Value]) -> Option<Value> {
