@@ -109,6 +109,8 @@ pub const POSTGRES_EXPORTER: Pin =
 pub const POSTGRES_IMAGE_REPO: &str = "docker.io/library/postgres";
 pub const REDIS: Pin = docker("docker.io/library/redis", "8.2.3-alpine");
 pub const PAPERLESS: Pin = docker("ghcr.io/paperless-ngx/paperless-ngx", "2.19.6");
+/// vLLM's official image of its OpenAI-compatible server (CUDA).
+pub const VLLM: Pin = docker("docker.io/vllm/vllm-openai", "v0.23.0");
 pub const NGINX: Pin = docker("docker.io/library/nginx", "1.29.3-alpine");
 pub const DEV_CONTAINER_BASE: Pin = docker("docker.io/library/ubuntu", "24.04");
 /// The dev-container image built from the rendered Dockerfile and pushed by the user.
@@ -148,5 +150,6 @@ pub fn all() -> Vec<Pin> {
         NVIDIA_DEVICE_PLUGIN,
         DCGM_EXPORTER,
         OPENBAO,
+        VLLM,
     ]
 }

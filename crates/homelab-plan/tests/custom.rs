@@ -302,6 +302,7 @@ fn the_specs_catalog_names_are_the_plans() {
         n8n: true,
         paperless: true,
         openbao: false,
+        vllm: false,
         dev_proxy: true,
         dev_containers: true,
         shares: false,

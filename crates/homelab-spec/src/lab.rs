@@ -505,6 +505,7 @@ pub struct Services {
     pub n8n: Option<N8n>,
     pub paperless: Option<Paperless>,
     pub openbao: Option<Openbao>,
+    pub vllm: Option<Vllm>,
     pub dev_proxy: Option<DevProxy>,
     pub dev_containers: Vec<DevContainer>,
 }
@@ -566,6 +567,22 @@ pub struct N8n {
     pub database: String,
     pub encryption_key: SecretRef,
     pub host: String,
+}
+
+/// vLLM's OpenAI-compatible server for one Hugging Face model, on one GPU.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vllm {
+    /// The Hugging Face repository, e.g. `Qwen/Qwen2.5-1.5B-Instruct`.
+    pub model: String,
+    /// The branch, tag or commit of the repository that is served.
+    pub revision: String,
+    /// The token for gated or private models; none for public ones.
+    pub hf_token: Option<SecretRef>,
+    pub storage: Quantity,
+    pub host: String,
+    /// More `vllm serve` flags, as written.
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -742,6 +759,7 @@ pub fn catalog_components(lab_has: &CatalogPresence) -> Vec<&'static str> {
         (lab_has.n8n, "n8n"),
         (lab_has.paperless, "paperless"),
         (lab_has.openbao, "openbao"),
+        (lab_has.vllm, "vllm"),
         (lab_has.dev_proxy, "nginx"),
         (lab_has.dev_containers, "dev-containers"),
         (lab_has.shares, "shares"),
@@ -764,6 +782,7 @@ pub struct CatalogPresence {
     pub n8n: bool,
     pub paperless: bool,
     pub openbao: bool,
+    pub vllm: bool,
     pub dev_proxy: bool,
     pub dev_containers: bool,
     pub shares: bool,
@@ -784,6 +803,7 @@ pub const CATALOG_NAMES: &[&str] = &[
     "n8n",
     "paperless",
     "openbao",
+    "vllm",
     "nginx",
     "dev-containers",
     "shares",

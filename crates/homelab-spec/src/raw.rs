@@ -771,6 +771,8 @@ pub struct RawServices {
     pub paperless: S<RawPaperless>,
     /// OpenBao: an in-cluster secrets server (integrated storage, an audit log shipped to Loki).
     pub openbao: S<RawOpenbao>,
+    /// vLLM: an OpenAI-compatible server for one Hugging Face model on a GPU node.
+    pub vllm: S<RawVllm>,
     /// An nginx proxy from `dev.<domain>/<path>` to development servers on your LAN.
     pub dev_proxy: S<RawDevProxy>,
     /// Remote development containers reachable over SSH through the dev proxy.
@@ -891,6 +893,29 @@ pub struct RawN8n {
     pub host: S<String>,
     /// Another version and your own values for the `n8n` chart.
     pub helm: S<RawHelm>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVllm {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// The Hugging Face model repository to serve, e.g. `Qwen/Qwen2.5-1.5B-Instruct`.
+    #[schemars(required)]
+    pub model: S<String>,
+    /// The branch, tag or commit of the model repository; a commit hash makes the lab
+    /// reproducible. Default: `main`.
+    pub revision: S<String>,
+    /// The Hugging Face token for gated or private models, e.g. `{secret: huggingface-token}`.
+    /// Leave it out for public models.
+    pub hf_token: S<RawSecretRef>,
+    /// Size of the model cache volume (the downloaded weights). Default: `50Gi`.
+    pub storage: S<String>,
+    /// Host name under the domain. Default: `vllm`.
+    pub host: S<String>,
+    /// More `vllm serve` flags, e.g. `[--max-model-len=8192, --gpu-memory-utilization=0.6]`.
+    #[serde(default)]
+    pub args: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

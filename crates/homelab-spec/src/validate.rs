@@ -14,6 +14,7 @@ use crate::types::{
 };
 
 mod gpu;
+mod vllm;
 
 /// Ports the dev-container SSH forwards may not take: SSH on the nodes, HTTP(S) and the API.
 pub const RESERVED_PORTS: &[u16] = &[22, 80, 443, 6443];
@@ -2053,6 +2054,11 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
                 .as_ref()
                 .map_or_else(|| "bao".into(), |h| h.value.clone()),
         });
+    let vllm = s
+        .vllm
+        .as_ref()
+        .filter(|v| enabled(&v.enabled))
+        .map(|v| vllm::vllm(c, v));
     let paperless = s
         .paperless
         .as_ref()
@@ -2231,6 +2237,7 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
         n8n,
         paperless,
         openbao,
+        vllm,
         dev_proxy,
         dev_containers,
     }
@@ -2913,6 +2920,7 @@ fn charts(
         n8n: services.n8n.is_some(),
         paperless: services.paperless.is_some(),
         openbao: services.openbao.is_some(),
+        vllm: services.vllm.is_some(),
         dev_proxy: services.dev_proxy.is_some() || !services.dev_containers.is_empty(),
         dev_containers: !services.dev_containers.is_empty(),
         shares: apps.iter().any(|a| {
@@ -3890,6 +3898,9 @@ fn cross_checks(
     if let (Some(o), Some(r)) = (&services.openbao, rs.and_then(|s| s.openbao.as_ref())) {
         hosts.push((o.host.clone(), "openbao".into(), host_span(&r.host, r.span)));
     }
+    if let (Some(v), Some(r)) = (&services.vllm, rs.and_then(|s| s.vllm.as_ref())) {
+        hosts.push((v.host.clone(), "vllm".into(), host_span(&r.host, r.span)));
+    }
     if let (Some(p), Some(r)) = (&services.paperless, rs.and_then(|s| s.paperless.as_ref())) {
         hosts.push((
             p.host.clone(),
@@ -4006,6 +4017,9 @@ fn cross_checks(
             }
             if services.openbao.is_some() {
                 stateful.push(("openbao", span_of(s.openbao.as_ref().map(|x| x.span))));
+            }
+            if services.vllm.is_some() {
+                stateful.push(("vllm", span_of(s.vllm.as_ref().map(|x| x.span))));
             }
         }
         for (a, ra) in apps.iter().zip(&raw.apps) {

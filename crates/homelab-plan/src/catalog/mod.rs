@@ -21,6 +21,7 @@ mod paperless;
 mod postgres;
 mod shares;
 mod traefik;
+mod vllm;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,6 +134,9 @@ pub fn plan(lab: &Lab) -> Plan {
     if s.openbao.is_some() {
         components.push(openbao::component(&ctx));
     }
+    if s.vllm.is_some() {
+        components.push(vllm::component(&ctx));
+    }
     if s.dev_proxy.is_some() || !s.dev_containers.is_empty() {
         components.push(dev_proxy::component(&ctx));
     }
@@ -176,6 +180,7 @@ pub fn plan(lab: &Lab) -> Plan {
         Vec::new()
     };
     runbooks.extend(data_runbooks(&ctx, &components));
+    runbooks.extend(vllm::runbook(&ctx));
     runbooks.sort_by(|a, b| a.name.cmp(&b.name));
     let secrets = ctx.secrets.into_inner().into_values().collect();
     Plan {

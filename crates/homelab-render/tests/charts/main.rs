@@ -89,7 +89,8 @@ fn gpu_route53_staging() -> String {
     )
 }
 
-/// The seed lab with its GPU node's card shared three ways and tainted, for Ollama and an app.
+/// The seed lab with its GPU node's card shared three ways and tainted, for Ollama, vLLM and
+/// an app.
 fn gpu_time_slicing() -> String {
     let s = replace(
         SEED,
@@ -102,7 +103,12 @@ fn gpu_time_slicing() -> String {
         "    gpu: true\n",
     );
     let apps = "apps:\n  - name: plex\n    image: docker.io/plexinc/pms-docker:1.41.3.9314-a0bfb8370\n    port: 32400\n    gpu: true\n";
-    replace(&s, "apps: []", apps)
+    let s = replace(&s, "apps: []", apps);
+    replace(
+        &s,
+        "  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+        "  vllm: {model: Qwen/Qwen2.5-1.5B-Instruct, revision: main, hfToken: {secret: huggingface-token}}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+    )
 }
 
 /// The seed lab with OpenBao under another host name and its own volume sizes.

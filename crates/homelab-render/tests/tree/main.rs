@@ -18,6 +18,7 @@ mod proxy;
 mod rerender;
 mod snapshot;
 mod validators;
+mod vllm;
 
 /// The real sops and OpenBao helpers of the secrets crate.
 #[path = "../../../homelab-secrets/tests/common/tools.rs"]

@@ -129,6 +129,8 @@ struct Request {
     who: String,
     gpus: u32,
     span: Span,
+    /// Why it cannot do without a GPU, where `gpu: true` is not the user's choice.
+    needs: Option<&'static str>,
 }
 
 /// Every GPU request has a GPU node to run on, and all of them fit at once.
@@ -155,6 +157,19 @@ pub(super) fn requests(
             who: "ollama".into(),
             gpus: 1,
             span,
+            needs: None,
+        });
+    }
+    if services.vllm.is_some()
+        && let Some(span) = rs
+            .and_then(|s| s.vllm.as_ref())
+            .map(|v| Span::point(v.span.start))
+    {
+        requests.push(Request {
+            who: "vllm".into(),
+            gpus: 1,
+            span,
+            needs: Some("vLLM's official image runs models on an NVIDIA GPU only (it is built for CUDA and has no CPU fallback)"),
         });
     }
     let raw_apps = raw
@@ -167,6 +182,7 @@ pub(super) fn requests(
                 who: format!("app {}", a.name),
                 gpus: a.replicas.unwrap_or(1),
                 span: g.span,
+                needs: None,
             });
         }
     }
@@ -177,11 +193,15 @@ pub(super) fn requests(
         .collect();
     if nodes.is_empty() {
         for r in &requests {
-            c.error(
-                Diagnostic::error("no-gpu-node", format!("{} needs a GPU, but no node has one", r.who))
-                    .at(r.span)
-                    .help("add `gpu: true` to the node with the NVIDIA GPU in `cluster.nodes` (`nodes apply` then sets it up and labels it), or remove `gpu: true` here; otherwise the pod waits forever for a GPU"),
-            );
+            let d = Diagnostic::error(
+                "no-gpu-node",
+                format!("{} needs a GPU, but no node has one", r.who),
+            )
+            .at(r.span);
+            c.error(match r.needs {
+                None => d.help("add `gpu: true` to the node with the NVIDIA GPU in `cluster.nodes` (`nodes apply` then sets it up and labels it), or remove `gpu: true` here; otherwise the pod waits forever for a GPU"),
+                Some(why) => d.label(why).help("add `gpu: true` to the node with the NVIDIA GPU in `cluster.nodes` (`nodes apply` then sets it up and labels it), or, on a lab without a GPU, serve models on CPU with `services.ollama` and remove `services.vllm`"),
+            });
         }
         return;
     }
