@@ -52,6 +52,11 @@ pub struct Plan {
     /// The Vault/OpenBao transit key that also wraps the lab's SOPS data keys (the spec's
     /// `secrets.vault`): Flux then decrypts through Vault with a token instead of an age key.
     pub secrets_vault: Option<homelab_spec::lab::VaultSettings>,
+    /// The LAN the nodes live on (subnet, gateway, domain, ingress address, DNS provider), for
+    /// the documents that prepare the hosts and the network by hand.
+    pub network: homelab_spec::lab::Network,
+    /// The K3s release every node runs.
+    pub k3s_version: String,
 }
 
 /// An operational procedure, rendered with the lab's real names.
@@ -431,6 +436,9 @@ pub struct NodePlan {
     /// The NAS directory mounted at the etcd snapshot directory (servers of a lab with
     /// `storage.nfs`; ADR 0105).
     pub etcd_snapshot_mount: Option<EtcdSnapshotMount>,
+    /// The SSH user and port the spec names for it (`None`: whatever `~/.ssh/config` says).
+    pub ssh_user: Option<String>,
+    pub ssh_port: Option<u16>,
 }
 
 /// The lab's directory of the NFS export, mounted on a server where k3s writes its etcd

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use crate::{Component, EtcdSnapshotMount, Layer, NodePlan, PlainFile, SecretGenerator};
 
-pub(crate) const TOKEN_SECRET: &str = "k3s-token";
+pub const TOKEN_SECRET: &str = "k3s-token";
 /// Where `homelab nodes apply` writes the join token (`homelab_nodes::TOKEN_PATH`; ADR 0032).
 pub(crate) const TOKEN_FILE: &str = "/etc/rancher/k3s/cluster-token";
 const API_PORT: u16 = 6443;
@@ -284,6 +284,8 @@ pub(super) fn node_plans(ctx: &Ctx) -> Vec<NodePlan> {
             init,
             actions,
             etcd_snapshot_mount: node_mount,
+            ssh_user: node.ssh.user.clone(),
+            ssh_port: node.ssh.port,
         });
     }
     plans

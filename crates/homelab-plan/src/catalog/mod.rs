@@ -8,6 +8,8 @@ mod dev_containers;
 mod dev_proxy;
 mod gpu;
 mod k3s;
+/// The secret holding the K3s join token (written to each node's token file, never to its config).
+pub use k3s::TOKEN_SECRET as K3S_TOKEN_SECRET;
 mod local_path;
 mod logging;
 pub mod manifests;
@@ -191,6 +193,8 @@ pub fn plan(lab: &Lab) -> Plan {
         secrets,
         runbooks,
         secrets_vault: lab.secrets.vault.clone(),
+        network: lab.network.clone(),
+        k3s_version: lab.cluster.k3s_version.to_string(),
     }
 }
 
