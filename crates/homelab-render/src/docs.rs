@@ -3,15 +3,16 @@
 
 use std::fmt::Write as _;
 
-use homelab_plan::{Component, HealthCheck, HelmRelease, Layer, PlainFile, Plan, SecretObject};
+use homelab_plan::{Component, HealthCheck, HelmRelease, PlainFile, Plan, SecretObject};
 use serde_json::Value;
 
-use crate::Flavor;
 use crate::flux::{
     FLUX_NAMESPACE, SOPS_AGE_SECRET, SOPS_VAULT_SECRET, SOPS_VAULT_TOKEN_KEY, needs_own_crds,
 };
 use crate::k3s::HELM_NAMESPACE;
 use crate::secrets::kubectl_commands;
+use crate::secrets::{SOPS_KEY_ENV, shell_word, sops_extract};
+use crate::{Flavor, Surroundings};
 
 /// One line of a component README's file table.
 pub(crate) struct FileNote {
@@ -146,6 +147,7 @@ pub(crate) fn component_readme(
     c: &Component,
     flavor: Flavor,
     notes: &[FileNote],
+    around: &Surroundings,
 ) -> String {
     let d = &c.docs;
     let mut o = String::new();
@@ -235,14 +237,15 @@ pub(crate) fn component_readme(
             Flavor::K3s => {
                 let _ = writeln!(
                     o,
-                    "No secret value is in this repository. `homelab apply` creates these Secrets from the encrypted secrets file (`secrets.sops.yaml` next to `homelab.yaml`). Without this tool, run from that directory (needs `kubectl` and the `sops` CLI with your age key):\n"
+                    "No secret value is in this repository. `homelab apply` creates these Secrets from the encrypted secrets file (`{}`, next to `homelab.yaml`). Without this tool, run from the root of this tree (needs `kubectl` and the `sops` CLI; `SOPS_AGE_KEY_FILE` names your age key, change it when yours is elsewhere):\n",
+                    around.secrets_file
                 );
                 let _ = writeln!(o, "```sh");
                 if let Some(ns) = c.secret_objects.first().map(|s| s.namespace.as_str()) {
                     o.push_str(&namespace_command(ns));
                 }
                 for s in &c.secret_objects {
-                    o.push_str(&kubectl_commands(s));
+                    o.push_str(&kubectl_commands(s, &around.secrets_file));
                 }
                 let _ = writeln!(o, "```\n");
             }
@@ -356,7 +359,24 @@ fn apply_commands(c: &Component) -> String {
     } else {
         let _ = writeln!(o, "kubectl apply -k {dir}");
     }
+    o.push_str(&wait_commands(c));
+    if late {
+        let _ = writeln!(o, "kubectl apply -k {dir}");
+    }
+    o
+}
+
+/// Waits until a component's charts are installed, its CRDs established and its workloads
+/// rolled out. The install Job is waited for to exist first: helm-controller creates it a
+/// moment after the HelmChart, and `kubectl wait` fails at once on a missing object.
+fn wait_commands(c: &Component) -> String {
+    let mut o = String::new();
     for r in &c.releases {
+        let _ = writeln!(
+            o,
+            "kubectl -n {HELM_NAMESPACE} wait --for=create job/helm-install-{} --timeout=5m",
+            r.name
+        );
         let _ = writeln!(
             o,
             "kubectl -n {HELM_NAMESPACE} wait --for=condition=complete job/helm-install-{} --timeout=15m",
@@ -385,15 +405,16 @@ fn apply_commands(c: &Component) -> String {
             _ => {}
         }
     }
-    if late {
-        let _ = writeln!(o, "kubectl apply -k {dir}");
-    }
     o
 }
 
 /// Everything outside the component directories: the lab README, ADRs, runbooks, diagram.
-pub(crate) fn lab_docs(plan: &Plan, flavor: Flavor) -> Vec<(String, String)> {
-    let mut out = vec![("README.md".to_string(), lab_readme(plan, flavor))];
+pub(crate) fn lab_docs(
+    plan: &Plan,
+    flavor: Flavor,
+    around: &Surroundings,
+) -> Vec<(String, String)> {
+    let mut out = vec![("README.md".to_string(), lab_readme(plan, flavor, around))];
     let adrs = adrs(plan, flavor);
     let mut index = String::from(
         "# Architecture decisions of this lab\n\nEach record says what was decided, why, and what follows from it. They describe this lab as `homelab render` built it from homelab.yaml.\n\n",
@@ -401,6 +422,21 @@ pub(crate) fn lab_docs(plan: &Plan, flavor: Flavor) -> Vec<(String, String)> {
     for a in &adrs {
         let _ = writeln!(index, "- [ADR-{:03}: {}]({})", a.number, a.title, a.file());
         out.push((format!("docs/adrs/{}", a.file()), a.text()));
+    }
+    let generated: Vec<String> = adrs.iter().map(Adr::file).collect();
+    let own: Vec<_> = around
+        .user_adrs
+        .iter()
+        .filter(|a| !generated.contains(&a.link))
+        .collect();
+    if !own.is_empty() {
+        let _ = writeln!(
+            index,
+            "\n## The lab's own decisions\n\nRecords written for this lab by hand, found in `docs/adrs/` (of this tree, and beside homelab.yaml). `homelab render` lists them here and leaves them as they are.\n"
+        );
+        for a in own {
+            let _ = writeln!(index, "- [{}]({})", a.title, a.link);
+        }
     }
     out.push(("docs/adrs/README.md".into(), index));
     let mut index = String::from(
@@ -418,8 +454,13 @@ pub(crate) fn lab_docs(plan: &Plan, flavor: Flavor) -> Vec<(String, String)> {
     out.push(("docs/runbooks/README.md".into(), index));
     out.push((
         "docs/diagrams/architecture.md".into(),
-        architecture_diagram(plan),
+        crate::diagrams::architecture(plan),
     ));
+    out.push((
+        "docs/diagrams/apply-order.md".into(),
+        crate::diagrams::apply_order(plan),
+    ));
+    out.push(("docs/host-preparation.md".into(), crate::hosts::guide(plan)));
     out
 }
 
@@ -449,7 +490,7 @@ fn flux_decryption_setup(plan: &Plan) -> String {
     }
 }
 
-fn ingress_ip(plan: &Plan) -> Option<String> {
+pub(crate) fn ingress_ip(plan: &Plan) -> Option<String> {
     plan.component("traefik")?
         .health
         .iter()
@@ -459,7 +500,7 @@ fn ingress_ip(plan: &Plan) -> Option<String> {
         })
 }
 
-fn nfs_export(plan: &Plan) -> Option<(String, String)> {
+pub(crate) fn nfs_export(plan: &Plan) -> Option<(String, String)> {
     let values = &plan.component("nfs")?.releases.first()?.values["nfs"];
     Some((
         values["server"].as_str()?.to_string(),
@@ -467,7 +508,123 @@ fn nfs_export(plan: &Plan) -> Option<(String, String)> {
     ))
 }
 
-fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
+/// The headings of the README's steps without the tool (tests find the blocks by them).
+pub const HAND_STEP_K3S: &str = "#### 1. K3s on each node";
+pub const HAND_STEP_KUBECONFIG: &str = "#### 2. The kubeconfig";
+pub const HAND_STEP_SECRETS: &str = "#### 3. The Secrets";
+pub const HAND_STEP_LAYERS: &str = "#### 4. The layers, in order";
+
+/// The K3s installer run on each node: the node's configuration and the join token first
+/// (the token only through a pipe, never on a command line), the server that initialises
+/// the cluster first and Ready before anyone joins it.
+fn k3s_install_commands(plan: &Plan, secrets_file: &str) -> String {
+    use homelab_spec::lab::NodeRole;
+    let mut nodes: Vec<&homelab_plan::NodePlan> = plan.nodes.iter().collect();
+    nodes.sort_by_key(|n| (!n.init, n.role != NodeRole::Server));
+    let token = sops_extract(homelab_plan::catalog::K3S_TOKEN_SECRET, secrets_file);
+    let mut o = String::new();
+    for n in nodes {
+        let (dest, port) = crate::hosts::ssh_target(n);
+        let ssh = format!("ssh {port}{dest}");
+        let role = match n.role {
+            NodeRole::Server => "server",
+            NodeRole::Agent => "agent",
+        };
+        let _ = writeln!(
+            o,
+            "# {} ({role}{})",
+            n.name,
+            if n.init {
+                ", initialises the cluster"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "{ssh} 'sudo mkdir -p /etc/rancher/k3s && sudo tee /etc/rancher/k3s/config.yaml >/dev/null' < {}",
+            shell_word(&format!("infrastructure/k3s/nodes/{}.yaml", n.name))
+        );
+        let _ = writeln!(
+            o,
+            "{token} | {ssh} 'sudo sh -c \"umask 077 && cat > /etc/rancher/k3s/cluster-token\"'"
+        );
+        let _ = writeln!(
+            o,
+            "{ssh} 'curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION={} sh -s - {role}'",
+            plan.k3s_version
+        );
+        if n.init {
+            let _ = writeln!(
+                o,
+                "{ssh} 'sudo k3s kubectl wait --for=condition=Ready node/{} --timeout=5m'",
+                n.name
+            );
+        }
+    }
+    o
+}
+
+/// The admin kubeconfig from the first server, with its address in place of 127.0.0.1.
+fn kubeconfig_commands(plan: &Plan) -> String {
+    use homelab_spec::lab::KubeconfigAddress;
+    let Some(first) = plan.nodes.iter().find(|n| n.init) else {
+        return String::new();
+    };
+    let (dest, port) = crate::hosts::ssh_target(first);
+    let remote = &plan.network.remote_access;
+    let address = match (&remote.kubeconfig_address, &remote.tailscale) {
+        (KubeconfigAddress::Tailscale, Some(t)) => t.clone(),
+        _ => first.address.clone(),
+    };
+    let file = format!("~/.kube/{}.yaml", plan.lab_name);
+    let names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
+    format!(
+        "mkdir -p ~/.kube\n(umask 077 && ssh {port}{dest} 'sudo cat /etc/rancher/k3s/k3s.yaml' | sed 's/127.0.0.1/{address}/' > {file})\nexport KUBECONFIG={file}\nkubectl get nodes   # {} Ready\n",
+        names.join(", ")
+    )
+}
+
+/// `kubectl apply -k` per layer in order, with the waits of its components in between.
+fn layer_commands(plan: &Plan) -> String {
+    use homelab_plan::Layer;
+    let mut o = String::new();
+    for layer in [
+        Layer::Infrastructure,
+        Layer::Monitoring,
+        Layer::Applications,
+    ] {
+        let members: Vec<&Component> = plan
+            .components
+            .iter()
+            .filter(|c| c.layer == layer && (!c.objects.is_empty() || !c.releases.is_empty()))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let dir = layer.dir();
+        let late = members
+            .iter()
+            .any(|c| c.objects.iter().any(|ob| needs_own_crds(c, ob)));
+        if late {
+            let _ = writeln!(
+                o,
+                "kubectl apply -k {dir} || true  # custom resources fail until their charts' CRDs exist"
+            );
+        } else {
+            let _ = writeln!(o, "kubectl apply -k {dir}");
+        }
+        for c in members {
+            o.push_str(&wait_commands(c));
+        }
+        if late {
+            let _ = writeln!(o, "kubectl apply -k {dir}");
+        }
+    }
+    o
+}
+
+fn lab_readme(plan: &Plan, flavor: Flavor, around: &Surroundings) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -518,7 +675,7 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
     o.push('\n');
     let _ = writeln!(
         o,
-        "Architecture: [docs/diagrams/architecture.md](docs/diagrams/architecture.md). Decisions: [docs/adrs/](docs/adrs/README.md). Runbooks: [docs/runbooks/](docs/runbooks/README.md).\n"
+        "Architecture (how requests and alerts flow): [docs/diagrams/architecture.md](docs/diagrams/architecture.md); the apply order: [docs/diagrams/apply-order.md](docs/diagrams/apply-order.md). Decisions: [docs/adrs/](docs/adrs/README.md). Runbooks: [docs/runbooks/](docs/runbooks/README.md).\n"
     );
     let _ = writeln!(o, "## Nodes\n\n| node | role | address |\n|---|---|---|");
     for n in &plan.nodes {
@@ -537,40 +694,26 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
     );
     let _ = writeln!(
         o,
-        "## Apply\n\nWith the tool, from the directory holding `homelab.yaml`:\n\n```sh\nhomelab secrets init     # once: age key, .sops.yaml, generated secrets\nhomelab nodes apply      # K3s on every node\nhomelab apply            # every component in order, waiting for each\nhomelab status           # what is healthy and what is not\n```\n"
+        "## Apply\n\nFirst prepare the machines, the NAS and the DNS: [docs/host-preparation.md](docs/host-preparation.md).\n\nWith the tool, from the directory holding `homelab.yaml`:\n\n```sh\nhomelab secrets init     # once: age key, .sops.yaml, generated secrets\nhomelab nodes apply      # K3s on every node\nhomelab apply            # every component in order, waiting for each\nhomelab status           # what is healthy and what is not\n```\n"
     );
+    let _ = writeln!(
+        o,
+        "### Without the tool\n\nRun every block from the root of this tree. It needs `ssh`, `kubectl` 1.31 or newer and the `sops` CLI; the secrets file is `{file}` from here, and `{SOPS_KEY_ENV}` in front of each `sops` decryption names your age key (change the path when yours is elsewhere). The nodes' users need sudo without a password prompt (see the host preparation).\n",
+        file = around.secrets_file
+    );
+    let _ = writeln!(o, "{}", HAND_STEP_K3S);
+    o.push_str("\n```sh\n");
+    o.push_str(&k3s_install_commands(plan, &around.secrets_file));
+    o.push_str("```\n\n");
+    let _ = writeln!(o, "{}", HAND_STEP_KUBECONFIG);
+    o.push_str("\n```sh\n");
+    o.push_str(&kubeconfig_commands(plan));
+    o.push_str("```\n\n");
     match flavor {
         Flavor::K3s => {
             let _ = writeln!(
                 o,
-                "Without the tool: install K3s on the nodes with the configuration files above, create the Secrets (below), then apply each directory in the order of the table above and wait for it (each component's README has the exact commands):\n\n```sh"
-            );
-            for c in &plan.components {
-                let has = !c.objects.is_empty() || !c.releases.is_empty();
-                if has {
-                    o.push_str(&apply_commands(c));
-                }
-            }
-            let _ = writeln!(
-                o,
-                "```\n\n`kubectl apply -k <layer>` also works for a whole layer (each layer has a `kustomization.yaml`), but custom resources fail on the first run until their charts' CRDs exist; run it again once the charts are installed.\n"
-            );
-        }
-        Flavor::Flux => {
-            let _ = writeln!(
-                o,
-                "With Flux: bootstrap it on this repository with `--path=clusters/{lab}` (`flux bootstrap git ... --path=clusters/{lab}`), then {}\n\n`clusters/{lab}/components.yaml` holds one Flux Kustomization per component (and a `-config` one for custom resources that need the component's own CRDs), each waiting for the ones it depends on.\n",
-                flux_decryption_setup(plan),
-                lab = plan.lab_name
-            );
-        }
-    }
-    let _ = writeln!(o, "## Secrets\n");
-    match flavor {
-        Flavor::K3s => {
-            let _ = writeln!(
-                o,
-                "No secret value is in this tree. They live encrypted (SOPS, age) in `secrets.sops.yaml` next to `homelab.yaml`; `homelab apply` creates the Kubernetes Secrets from it, and `homelab secrets get NAME` shows one. The Secrets the lab needs, and how to create them without the tool (run where `secrets.sops.yaml` is, with the `sops` CLI and your age key):\n\n```sh"
+                "{HAND_STEP_SECRETS}\n\nThe namespaces they live in, then each Secret from the secrets file:\n\n```sh"
             );
             let mut namespaces: Vec<&str> = Vec::new();
             for c in &plan.components {
@@ -585,15 +728,40 @@ fn lab_readme(plan: &Plan, flavor: Flavor) -> String {
             }
             for c in &plan.components {
                 for s in &c.secret_objects {
-                    o.push_str(&kubectl_commands(s));
+                    o.push_str(&kubectl_commands(s, &around.secrets_file));
                 }
             }
+            let _ = writeln!(o, "```\n");
+            let _ = writeln!(
+                o,
+                "{HAND_STEP_LAYERS}\n\nEach layer with `kubectl apply -k`, waiting until its charts are installed and its workloads ready before the next (the order of the table above; each component's README has the same commands for its directory alone):\n\n```sh"
+            );
+            o.push_str(&layer_commands(plan));
             let _ = writeln!(o, "```\n");
         }
         Flavor::Flux => {
             let _ = writeln!(
                 o,
-                "Every Secret is in its component directory as `secret-<name>.sops.yaml`, encrypted with SOPS (age) for the recipients of the lab's secrets file; only `data` and `stringData` are encrypted. The values come from `secrets.sops.yaml` next to `homelab.yaml`: change one with `homelab secrets set NAME` and render again. `sops -d <file>` shows one if you hold a key.\n"
+                "#### 3. Flux\n\nBootstrap Flux on this repository with `--path=clusters/{lab}` (`flux bootstrap git ... --path=clusters/{lab}`), then {}\n\n`clusters/{lab}/components.yaml` holds one Flux Kustomization per component (and a `-config` one for custom resources that need the component's own CRDs), each waiting for the ones it depends on.\n",
+                flux_decryption_setup(plan),
+                lab = plan.lab_name
+            );
+        }
+    }
+    let _ = writeln!(o, "## Secrets\n");
+    match flavor {
+        Flavor::K3s => {
+            let _ = writeln!(
+                o,
+                "No secret value is in this tree. They live encrypted (SOPS, age) in `{}` next to `homelab.yaml`; `homelab apply` creates the Kubernetes Secrets from it, and `homelab secrets get NAME` shows one. Without the tool, step 3 above creates them.\n",
+                around.secrets_file
+            );
+        }
+        Flavor::Flux => {
+            let _ = writeln!(
+                o,
+                "Every Secret is in its component directory as `secret-<name>.sops.yaml`, encrypted with SOPS (age) for the recipients of the lab's secrets file; only `data` and `stringData` are encrypted. The values come from `{}` next to `homelab.yaml`: change one with `homelab secrets set NAME` and render again. `{SOPS_KEY_ENV} sops -d <file>` shows one if you hold a key.\n",
+                around.secrets_file
             );
         }
     }
@@ -820,96 +988,4 @@ fn adrs(plan: &Plan, flavor: Flavor) -> Vec<Adr> {
         });
     }
     out
-}
-
-fn node_id(name: &str) -> String {
-    let mut id: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    id.insert_str(0, "c_");
-    id
-}
-
-fn architecture_diagram(plan: &Plan) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# Architecture of {}\n\nComponents by layer and namespace; arrows point from a component to what it needs first (the apply order). Generated from the plan.\n\n```mermaid\nflowchart LR",
-        plan.lab_name
-    );
-    let ip = ingress_ip(plan).unwrap_or_default();
-    let _ = writeln!(
-        o,
-        "  user([\"you: LAN / Tailscale\"]) -->|\"HTTPS *.{}\"| {}",
-        plan.domain,
-        node_id("traefik")
-    );
-    for layer in [
-        Layer::Infrastructure,
-        Layer::Monitoring,
-        Layer::Applications,
-    ] {
-        let members: Vec<&Component> = plan
-            .components
-            .iter()
-            .filter(|c| c.layer == layer)
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        let _ = writeln!(o, "  subgraph {}[\"{}/\"]", layer.dir(), layer.dir());
-        for c in members {
-            let ns = c.namespace.as_deref().unwrap_or("hosts");
-            let extra = if c.name == "traefik" && !ip.is_empty() {
-                format!("<br/>{ip}")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                o,
-                "    {}[\"{}<br/><small>{ns}</small>{extra}\"]",
-                node_id(&c.name),
-                c.name
-            );
-        }
-        let _ = writeln!(o, "  end");
-    }
-    let _ = writeln!(o, "  subgraph nodes[\"K3s nodes\"]");
-    for n in &plan.nodes {
-        let _ = writeln!(
-            o,
-            "    node_{}[\"{}<br/>{:?} {}\"]",
-            node_id(&n.name).trim_start_matches("c_"),
-            n.name,
-            n.role,
-            n.address
-        );
-    }
-    let _ = writeln!(o, "  end");
-    if let Some((server, path)) = nfs_export(plan) {
-        let _ = writeln!(o, "  nas[(\"NAS {server}:{path}\")]");
-        let _ = writeln!(o, "  {} --> nas", node_id("nfs"));
-    }
-    for c in &plan.components {
-        for d in &c.depends_on {
-            let _ = writeln!(o, "  {} --> {}", node_id(&c.name), node_id(d));
-        }
-    }
-    for c in &plan.components {
-        if c.name != "traefik" && !c.endpoints.is_empty() {
-            let _ = writeln!(
-                o,
-                "  {} -.->|https| {}",
-                node_id("traefik"),
-                node_id(&c.name)
-            );
-        }
-    }
-    let _ = writeln!(o, "```");
-    let _ = writeln!(o, "\n## Endpoints\n");
-    for e in plan.urls() {
-        let _ = writeln!(o, "- {}: {}", e.url, e.description);
-    }
-    o
 }

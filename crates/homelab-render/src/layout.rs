@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use crate::docs::{self, FileNote};
 use crate::renovate::annotate;
 use crate::yaml::{HEADER, manifest_file};
-use crate::{Content, Flavor, RenderError, SecretValues, SopsSecret, Tree, flux, k3s, secrets};
+use crate::{
+    Content, Flavor, RenderError, SecretValues, SopsSecret, Surroundings, Tree, flux, k3s, secrets,
+};
 
 /// Mode of every generated file that is not a plan file with a mode of its own.
 const FILE_MODE: u32 = 0o644;
@@ -19,12 +21,13 @@ pub(crate) fn render(
     plan: &Plan,
     flavor: Flavor,
     secrets: Option<&dyn SecretValues>,
+    around: &Surroundings,
 ) -> Result<Tree, RenderError> {
     let mut tree = Tree::default();
     let mut layers: BTreeMap<Layer, Vec<String>> = BTreeMap::new();
     let mut stages = BTreeMap::new();
     for c in &plan.components {
-        let out = component(&mut tree, plan, c, flavor, secrets)?;
+        let out = component(&mut tree, plan, c, flavor, secrets, around)?;
         let entries = layers.entry(c.layer).or_default();
         if out.has_main {
             entries.push(c.name.clone());
@@ -50,7 +53,7 @@ pub(crate) fn render(
             FILE_MODE,
         );
     }
-    for (path, text) in docs::lab_docs(plan, flavor) {
+    for (path, text) in docs::lab_docs(plan, flavor, around) {
         tree.insert(path, Content::Text(text), FILE_MODE);
     }
     tree.insert(
@@ -108,6 +111,7 @@ fn component(
     c: &Component,
     flavor: Flavor,
     values: Option<&dyn SecretValues>,
+    around: &Surroundings,
 ) -> Result<flux::Stages, RenderError> {
     let dir = c.dir();
     let mut notes: Vec<FileNote> = Vec::new();
@@ -251,7 +255,7 @@ fn component(
     }
     tree.insert(
         format!("{dir}/README.md"),
-        Content::Text(docs::component_readme(plan, c, flavor, &notes)),
+        Content::Text(docs::component_readme(plan, c, flavor, &notes, around)),
         FILE_MODE,
     );
     Ok(flux::Stages {

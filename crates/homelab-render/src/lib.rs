@@ -2,8 +2,10 @@
 //! ([`render`]); the only I/O is [`write::write_tree`], which puts it on disk. Nothing here
 //! talks to a cluster, and no plaintext secret value ever ends up in a written file.
 
+mod diagrams;
 mod docs;
 mod flux;
+mod hosts;
 mod k3s;
 mod layout;
 mod renovate;
@@ -17,10 +19,13 @@ use std::fmt;
 use homelab_plan::Plan;
 use secrecy::SecretString;
 
+pub use docs::{HAND_STEP_K3S, HAND_STEP_KUBECONFIG, HAND_STEP_LAYERS, HAND_STEP_SECRETS};
 pub use k3s::helm_chart;
 pub use renovate::{RENOVATE_MATCH_STRINGS, renovate_json};
 pub use secrets::{scrub_manifest, secret_manifest};
-pub use write::{MANIFEST_FILE, SopsKeys, WriteError, WriteOptions, WriteReport, write_tree};
+pub use write::{
+    MANIFEST_FILE, SopsKeys, WriteError, WriteOptions, WriteReport, surroundings, write_tree,
+};
 
 /// How Helm releases and Secrets are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +158,35 @@ pub enum RenderError {
     },
 }
 
+/// What the tree says about things outside the plan: where the lab's secrets file is, seen
+/// from the tree, and the user's own decision records. [`surroundings`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Surroundings {
+    /// The secrets file as a `/`-separated path relative to the tree's root, which is where
+    /// the README's commands run (`secrets.sops.yaml` for a tree rendered beside homelab.yaml).
+    pub secrets_file: String,
+    /// The user's own ADRs, listed in `docs/adrs/README.md` after the generated ones.
+    pub user_adrs: Vec<UserAdr>,
+}
+
+impl Default for Surroundings {
+    fn default() -> Self {
+        Surroundings {
+            secrets_file: homelab_secrets::SECRETS_FILE.to_string(),
+            user_adrs: Vec::new(),
+        }
+    }
+}
+
+/// One of the user's own architecture decision records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAdr {
+    /// Its file, relative to the tree's `docs/adrs/`.
+    pub link: String,
+    /// Its first `# ` heading, or its file name when it has none.
+    pub title: String,
+}
+
 /// Renders the plan as a tree of files. Pure: the same plan (and, for flux, the same secret
 /// values) always gives the same tree. The flux flavor needs `secrets`; k3s ignores them.
 pub fn render(
@@ -160,9 +194,20 @@ pub fn render(
     flavor: Flavor,
     secrets: Option<&dyn SecretValues>,
 ) -> Result<Tree, RenderError> {
+    render_in(plan, flavor, secrets, &Surroundings::default())
+}
+
+/// [`render`] for a tree that knows its surroundings (the secrets file's place, the user's
+/// ADRs). Pure as well.
+pub fn render_in(
+    plan: &Plan,
+    flavor: Flavor,
+    secrets: Option<&dyn SecretValues>,
+    around: &Surroundings,
+) -> Result<Tree, RenderError> {
     let secrets = match flavor {
         Flavor::K3s => None,
         Flavor::Flux => Some(secrets.ok_or(RenderError::FluxNeedsSecrets)?),
     };
-    layout::render(plan, flavor, secrets)
+    layout::render(plan, flavor, secrets, around)
 }

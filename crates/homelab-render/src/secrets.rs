@@ -89,14 +89,39 @@ pub fn scrub_manifest(manifest: &mut Value) {
     }
 }
 
+/// What every `sops -d` of the tree's commands is preceded by: sops does not look for the
+/// key where `homelab secrets init` puts it (ADR 0011).
+pub(crate) const SOPS_KEY_ENV: &str = "SOPS_AGE_KEY_FILE=$HOME/.config/homelab/age.key";
+
+/// A path as one shell word (single-quoted unless it is plain).
+pub(crate) fn shell_word(path: &str) -> String {
+    if !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
+/// The command that prints secret `name` of the lab's encrypted secrets file `file`.
+pub(crate) fn sops_extract(name: &str, file: &str) -> String {
+    format!(
+        "{SOPS_KEY_ENV} sops -d --extract '[\"{name}\"]' {}",
+        shell_word(file)
+    )
+}
+
 /// The shell expression that reads secret `name` from the lab's encrypted secrets file.
-fn from_store(name: &str) -> String {
-    format!("$(sops -d --extract '[\"{name}\"]' secrets.sops.yaml)")
+fn from_store(name: &str, file: &str) -> String {
+    format!("$({})", sops_extract(name, file))
 }
 
 /// Shell commands that create (or update) the Secret with `kubectl` and the `sops` CLI, run
-/// from the directory holding homelab.yaml and secrets.sops.yaml.
-pub(crate) fn kubectl_commands(secret: &SecretObject) -> String {
+/// from the tree's root, with `file` the secrets file relative to it.
+pub(crate) fn kubectl_commands(secret: &SecretObject, file: &str) -> String {
     let mut cmd = format!(
         "kubectl -n {} create secret generic {} \\\n",
         secret.namespace, secret.name
@@ -104,11 +129,11 @@ pub(crate) fn kubectl_commands(secret: &SecretObject) -> String {
     for (key, source) in &secret.data {
         let value = match source {
             SecretSource::Literal(v) => format!("'{}'", v.replace('\'', "'\\''")),
-            SecretSource::Secret(name) => format!("\"{}\"", from_store(name)),
+            SecretSource::Secret(name) => format!("\"{}\"", from_store(name, file)),
             SecretSource::Template(t) => {
                 let mut text = t.replace('"', "\\\"");
                 for name in source.secret_names() {
-                    text = text.replace(&format!("${{secret:{name}}}"), &from_store(&name));
+                    text = text.replace(&format!("${{secret:{name}}}"), &from_store(&name, file));
                 }
                 format!("\"{text}\"")
             }

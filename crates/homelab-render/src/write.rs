@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use homelab_secrets::{Identities, Recipient, SopsError, VaultKey};
 use secrecy::ExposeSecret;
 
-use crate::{Content, Flavor, Tree};
+use crate::{Content, Flavor, Surroundings, Tree, UserAdr};
 
 /// The list of files the last render wrote, at the root of the output directory.
 pub const MANIFEST_FILE: &str = ".homelab-rendered";
@@ -392,9 +392,179 @@ fn remove_stale(out: &Path, rel: &str, checked: &mut HashSet<String>) -> Result<
     Ok(true)
 }
 
+/// At most this many of the user's ADRs are listed; more is not a lab's decision log.
+const MAX_USER_ADRS: usize = 500;
+/// How much of an ADR is read to find its title.
+const ADR_HEAD_BYTES: u64 = 16 * 1024;
+
+/// The absolute, lexically normalised form of `p` (`.` and `..` resolved without touching
+/// the disk, so that a directory that does not exist yet has one too).
+fn absolute(p: &Path) -> Result<PathBuf, WriteError> {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(io_err("find the current directory for", p))?
+            .join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// `to` relative to the directory `from` (both absolute and normalised), with `/`.
+fn relative(from: &Path, to: &Path) -> String {
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), a.len() - common).collect();
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// The title of an ADR file: its first `# ` heading, else its name without `.md`.
+fn adr_title(path: &Path, name: &str) -> Result<String, WriteError> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(ADR_HEAD_BYTES).read_to_end(&mut head))
+        .map_err(io_err("read", path))?;
+    let text = String::from_utf8_lossy(&head);
+    let title = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| name.trim_end_matches(".md"));
+    let title: String = title.chars().take(200).collect();
+    Ok(title.replace('[', "\\[").replace(']', "\\]"))
+}
+
+/// The `*.md` files of `dir` except its README and `skip`, as (file name, path), sorted.
+fn adr_files(dir: &Path, skip: &BTreeSet<String>) -> Result<Vec<(String, PathBuf)>, WriteError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(io_err("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".md")
+            || name == "README.md"
+            || name.starts_with('.')
+            || skip.contains(&name)
+        {
+            continue;
+        }
+        let path = entry.path();
+        // Only regular files: a symlink could point anywhere.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            out.push((name, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A Markdown link target: in angle brackets when it has characters that would end it.
+fn link_target(link: &str) -> String {
+    if link.contains([' ', '(', ')', '<', '>']) {
+        format!("<{link}>")
+    } else {
+        link.to_string()
+    }
+}
+
+/// What a tree rendered into `out` says about its surroundings: `secrets_file` relative to
+/// the tree's root, and the user's own ADRs, the `*.md` files of `docs/adrs/` in `out` that
+/// the last render did not write and those of `docs/adrs/` beside the spec (in `spec_dir`).
+/// Reads only; a missing directory has no ADRs.
+pub fn surroundings(
+    out: &Path,
+    spec_dir: &Path,
+    secrets_file: &Path,
+) -> Result<Surroundings, WriteError> {
+    let out_abs = absolute(out)?;
+    let secrets = relative(&out_abs, &absolute(secrets_file)?);
+    let tree_adrs = out_abs.join("docs/adrs");
+    let ours: BTreeSet<String> = if fs::metadata(out).is_ok_and(|m| m.is_dir()) {
+        read_manifest(out)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.strip_prefix("docs/adrs/").map(str::to_string))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let mut user_adrs = Vec::new();
+    for (name, path) in adr_files(&tree_adrs, &ours)? {
+        user_adrs.push(UserAdr {
+            title: adr_title(&path, &name)?,
+            link: link_target(&name),
+        });
+    }
+    let spec_adrs = absolute(spec_dir)?.join("docs/adrs");
+    if spec_adrs != tree_adrs {
+        for (name, path) in adr_files(&spec_adrs, &BTreeSet::new())? {
+            user_adrs.push(UserAdr {
+                title: adr_title(&path, &name)?,
+                link: link_target(&relative(&tree_adrs, &spec_adrs.join(&name))),
+            });
+        }
+    }
+    user_adrs.truncate(MAX_USER_ADRS);
+    Ok(Surroundings {
+        secrets_file: secrets,
+        user_adrs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_between_directories() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            relative(&p("/a/lab"), &p("/a/secrets.sops.yaml")),
+            "../secrets.sops.yaml"
+        );
+        assert_eq!(
+            relative(&p("/a"), &p("/a/secrets.sops.yaml")),
+            "secrets.sops.yaml"
+        );
+        assert_eq!(
+            relative(&p("/a/out/docs/adrs"), &p("/a/docs/adrs/0001-x.md")),
+            "../../../docs/adrs/0001-x.md"
+        );
+        assert_eq!(relative(&p("/x/y"), &p("/z")), "../../z");
+    }
 
     #[test]
     fn only_plain_relative_paths_are_safe() {

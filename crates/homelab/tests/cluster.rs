@@ -1982,3 +1982,251 @@ fn media_lab_applies_its_manifests_and_patches_keeps_a_scale_and_prunes_what_was
         after.transcript()
     );
 }
+
+// ---- the rendered README, followed by hand ----------------------------------------------
+
+/// The first `sh` block after `heading` in a README.
+fn readme_block(readme: &str, heading: &str) -> String {
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("the README has no `{heading}`:\n{readme}"));
+    let rest = &readme[at..];
+    let start = rest.find("```sh\n").expect("a sh block follows") + "```sh\n".len();
+    let end = rest[start..].find("```\n").expect("the block ends") + start;
+    rest[start..end].to_string()
+}
+
+/// An `ssh` that records each call (its arguments, then what it got on stdin) in `log`
+/// instead of connecting: the K3s step's commands run for real up to the network.
+fn recording_ssh(bin: &Path, log: &Path) {
+    std::fs::create_dir_all(bin).unwrap();
+    std::fs::create_dir_all(log).unwrap();
+    let script = format!(
+        "#!/bin/sh\nn=$(ls '{log}' | wc -l)\nn=$(printf '%03d' $((n / 2)))\nprintf '%s' \"$*\" > '{log}'/$n.args\ncat > '{log}'/$n.stdin\n",
+        log = log.display()
+    );
+    let ssh = bin.join("ssh");
+    std::fs::write(&ssh, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The recorded ssh calls: (arguments, stdin), in order.
+fn ssh_calls(log: &Path) -> Vec<(String, String)> {
+    let mut names: Vec<String> = std::fs::read_dir(log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".args").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| {
+            (
+                std::fs::read_to_string(log.join(format!("{n}.args"))).unwrap(),
+                std::fs::read_to_string(log.join(format!("{n}.stdin"))).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Runs one README block with bash (stopping at the first failing command) in the tree.
+fn run_block(tree: &Path, block: &str, env: &[(&str, String)]) -> Run {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("set -eo pipefail\n{block}"))
+        .current_dir(tree)
+        .env_clear()
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from_output(cmd.output().expect("bash runs"))
+}
+
+#[test]
+fn the_rendered_readme_without_the_tool_installs_k3s_creates_the_secrets_and_applies_every_layer() {
+    let lab = lab_with_secrets(homelab_spec::templates::SEED);
+    lab.run(&["render", "--out", "tree"]).ok();
+    let tree = lab.path("tree");
+    let readme = std::fs::read_to_string(tree.join("README.md")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let bin = scratch.path().join("bin");
+    let log = scratch.path().join("ssh-calls");
+    recording_ssh(&bin, &log);
+    let venv_bin = lab_support::venv_python().parent().unwrap().to_path_buf();
+    let search_path = format!(
+        "{}:{}:{}:{}",
+        bin.display(),
+        venv_bin.display(),
+        lab_support::workspace_root()
+            .join(".test-tools/bin")
+            .display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    lab_support::require_tool("kubectl");
+    let home = lab.home().display().to_string();
+
+    // 1. K3s on each node: the node's configuration, the join token decrypted by the real
+    // sops with the age key the README names, then the installer; the first server first.
+    let step = readme_block(&readme, homelab_render::HAND_STEP_K3S);
+    run_block(
+        &tree,
+        &step,
+        &[("PATH", search_path.clone()), ("HOME", home.clone())],
+    )
+    .ok();
+    let calls = ssh_calls(&log);
+    let token = lab.get("k3s-token");
+    let mut expected: Vec<(String, Option<String>)> = Vec::new();
+    for (node, address, role) in [
+        ("k3s-master", "192.168.2.20", "server"),
+        ("k3s-worker-01", "192.168.2.21", "agent"),
+        ("k3s-worker-02", "192.168.2.22", "agent"),
+    ] {
+        let config =
+            std::fs::read_to_string(tree.join(format!("infrastructure/k3s/nodes/{node}.yaml")))
+                .unwrap();
+        expected.push((
+            format!("tom@{address} sudo mkdir -p /etc/rancher/k3s && sudo tee /etc/rancher/k3s/config.yaml >/dev/null"),
+            Some(config),
+        ));
+        expected.push((
+            format!(
+                "tom@{address} sudo sh -c \"umask 077 && cat > /etc/rancher/k3s/cluster-token\""
+            ),
+            Some(token.clone()),
+        ));
+        expected.push((
+            format!("tom@{address} curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.34.2+k3s1 sh -s - {role}"),
+            Some(String::new()),
+        ));
+        if role == "server" {
+            expected.push((
+                format!("tom@{address} sudo k3s kubectl wait --for=condition=Ready node/{node} --timeout=5m"),
+                Some(String::new()),
+            ));
+        }
+    }
+    let got: Vec<(String, Option<String>)> = calls
+        .into_iter()
+        .map(|(args, stdin)| (args, Some(stdin.trim_end_matches('\n').to_string())))
+        .collect();
+    let expected: Vec<(String, Option<String>)> = expected
+        .into_iter()
+        .map(|(a, s)| (a, s.map(|s| s.trim_end_matches('\n').to_string())))
+        .collect();
+    assert_eq!(got, expected, "the K3s step:\n{step}");
+
+    // 3. and 4.: the Secrets, then the layers in order, against the API stand-in. kubectl's
+    // client-side validation needs the OpenAPI documents the stand-in does not serve; a
+    // kubectl preference (kuberc) turns it off without changing a line of the README.
+    let standin = seed_standin(StandInOptions::default());
+    std::fs::create_dir_all(lab.home().join(".kube")).unwrap();
+    std::fs::write(
+        lab.home().join(".kube/kuberc"),
+        "apiVersion: kubectl.config.k8s.io/v1alpha1\nkind: Preference\noverrides:\n  - command: apply\n    flags:\n      - name: validate\n        default: \"false\"\n",
+    )
+    .unwrap();
+    let env = [
+        ("PATH", search_path),
+        ("HOME", home),
+        ("KUBECONFIG", standin.kubeconfig.display().to_string()),
+        ("KUBECTL_KUBERC", "true".to_string()),
+    ];
+    let step = readme_block(&readme, homelab_render::HAND_STEP_SECRETS);
+    run_block(&tree, &step, &env).ok();
+    let secret = |ns: &str, name: &str, key: &str| -> String {
+        let s = get(&standin, &path_of_secret(ns, name))
+            .unwrap_or_else(|| panic!("Secret {ns}/{name} was not created"));
+        assert_eq!(
+            s["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "homelab"
+        );
+        let b64 = s["data"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ns}/{name} has no {key}: {s}"));
+        use base64::Engine as _;
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        secret("data", "postgres-superuser", "password"),
+        lab.get("postgres-superuser-password")
+    );
+    assert_eq!(secret("data", "postgres-superuser", "username"), "postgres");
+    assert_eq!(
+        secret("infra", "acme-dns-credentials", "api-token"),
+        USER_SECRETS[0].1
+    );
+    assert_eq!(
+        secret("apps", "n8n-secrets", "postgres-password"),
+        lab.get("postgres-n8n-password")
+    );
+    assert_eq!(
+        secret("dev", "dev-tom-git", ".git-credentials"),
+        USER_SECRETS[1].1
+    );
+
+    let step = readme_block(&readme, homelab_render::HAND_STEP_LAYERS);
+    for layer in ["infrastructure", "monitoring", "applications"] {
+        assert!(
+            step.contains(&format!("kubectl apply -k {layer}\n")),
+            "{step}"
+        );
+    }
+    run_block(&tree, &step, &env).ok();
+    for (what, object) in [
+        (
+            "the MetalLB pool (a custom resource of the chart)",
+            path(
+                "metallb.io",
+                "v1beta1",
+                "ipaddresspools",
+                Some("infra"),
+                "lab-pool",
+            ),
+        ),
+        (
+            "the production issuer",
+            path(
+                "cert-manager.io",
+                "v1",
+                "clusterissuers",
+                None,
+                "letsencrypt-production",
+            ),
+        ),
+        (
+            "the alert rules",
+            path(
+                "monitoring.coreos.com",
+                "v1",
+                "prometheusrules",
+                Some("monitoring"),
+                "homelab-alerts",
+            ),
+        ),
+        (
+            "PostgreSQL",
+            path("apps", "v1", "statefulsets", Some("data"), "postgres"),
+        ),
+        (
+            "Paperless",
+            path("apps", "v1", "deployments", Some("docs"), "paperless"),
+        ),
+    ] {
+        assert!(
+            get(&standin, &object).is_some(),
+            "{what} ({object}) is missing after the layers"
+        );
+    }
+}
+
+fn path_of_secret(ns: &str, name: &str) -> String {
+    path("", "v1", "secrets", Some(ns), name)
+}

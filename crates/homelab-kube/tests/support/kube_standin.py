@@ -10,7 +10,8 @@ with what homelab's code path needs from a real API server:
 - merge / JSON patches, the status subresource, dryRun=All on every write;
 - resourceVersion, generation (spec changes only), uid, creationTimestamp, managedFields;
 - label selectors on lists, namespaces that must exist, namespace and CRD deletion cascades;
-- CRDs registering their kinds in discovery and becoming Established.
+- CRDs registering their kinds in discovery and becoming Established;
+- the update strategy StatefulSets and DaemonSets get by default (RollingUpdate).
 
 With --controllers it also plays the controllers a cluster would run, so waits complete:
 workloads become available, HelmCharts get an install Job that succeeds, LoadBalancer
@@ -567,6 +568,10 @@ class StandIn(kmock.KubernetesEmulator):
             obj.setdefault('type', 'Opaque')
         if info.kind == 'Namespace' and resource.group == '':
             obj.setdefault('status', {'phase': 'Active'})
+        if resource.group == 'apps' and info.kind in ('StatefulSet', 'DaemonSet') \
+                and isinstance(obj.get('spec'), dict):
+            # The API server's default, which `kubectl rollout status` relies on.
+            obj['spec'].setdefault('updateStrategy', {'type': 'RollingUpdate'})
         return obj
 
     def _prepare_new(self, resource, info, ns, body):

@@ -84,7 +84,9 @@ fn layout_is_the_seeds() {
     }
     let diagram = tree.text("docs/diagrams/architecture.md").unwrap();
     assert!(diagram.contains("```mermaid\nflowchart LR"));
-    assert!(diagram.contains("c_n8n --> c_postgres"));
+    assert!(diagram.contains("traefik -->|\"n8n.home.jetzinger.com\"| svc_n8n"));
+    let order = tree.text("docs/diagrams/apply-order.md").unwrap();
+    assert!(order.contains("c_n8n --> c_postgres"));
     let readme = tree.text("README.md").unwrap();
     for url in [
         "https://grafana.home.jetzinger.com",

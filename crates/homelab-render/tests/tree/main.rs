@@ -17,6 +17,7 @@ mod openbao;
 mod proxy;
 mod rerender;
 mod snapshot;
+mod standalone;
 mod validators;
 mod vllm;
 

@@ -36,7 +36,16 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
         )?),
     };
     let values = flux.as_ref().map(|f| &f.store as &dyn SecretValues);
-    let tree = homelab_render::render(&plan, flavor, values)?;
+    let secrets_file = args
+        .secrets
+        .clone()
+        .unwrap_or_else(|| lab_root.join(SECRETS_FILE));
+    let around = match homelab_render::surroundings(&args.out, &lab_root, &secrets_file) {
+        Ok(a) => a,
+        Err(e @ WriteError::BadManifest { .. }) => return Err(exit::usage(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let tree = homelab_render::render_in(&plan, flavor, values, &around)?;
     let options = WriteOptions {
         flavor,
         force: args.force,
