@@ -43,6 +43,9 @@ pub struct WriteOptions<'a> {
     pub force: bool,
     /// Needed when the tree holds encrypted Secrets.
     pub sops: Option<SopsKeys<'a>>,
+    /// A test seam: a pause after each file written, so that a test can interrupt a render
+    /// while it writes. `None` outside tests.
+    pub pause_per_file: Option<std::time::Duration>,
 }
 
 /// What a write did, with paths relative to the output directory.
@@ -339,6 +342,20 @@ pub fn write_tree(
 
     let mut report = WriteReport::default();
     fs::create_dir_all(out).map_err(io_err("create the directory", out))?;
+    // The list first names every file this render may write besides those of the last one,
+    // so that a render stopped halfway (killed, power lost) leaves only files the next
+    // render knows as its own: it then replaces or deletes them instead of refusing a
+    // directory it did not write.
+    let mut journal: BTreeSet<&str> = ours.iter().map(String::as_str).collect();
+    journal.extend(tree.paths());
+    if previous.as_ref().is_none_or(|p| journal.len() != p.len()) {
+        let listed: Vec<&str> = journal.into_iter().collect();
+        write_atomic(
+            &out.join(MANIFEST_FILE),
+            manifest_text(options.flavor, &listed).as_bytes(),
+            0o644,
+        )?;
+    }
     let mut made: HashSet<PathBuf> = HashSet::new();
     for (rel, bytes, mode, same) in &planned {
         if *same {
@@ -353,6 +370,9 @@ pub fn write_tree(
         }
         write_atomic(&path, bytes, *mode)?;
         report.written.push(rel.to_string());
+        if let Some(pause) = options.pause_per_file {
+            std::thread::sleep(pause);
+        }
     }
 
     for rel in stale {

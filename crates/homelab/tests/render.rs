@@ -341,3 +341,148 @@ fn help_teaches_with_an_example() {
         assert!(help.contains(want), "render --help lacks {want}");
     }
 }
+
+// ---- an interrupted render -----------------------------------------------------------------
+
+/// The seed lab with `apps` more web apps: a tree of several hundred files.
+fn large_spec(apps: usize) -> String {
+    let mut list = String::from("apps:\n");
+    for i in 0..apps {
+        list.push_str(&format!(
+            "  - name: app-{i:03}\n    image: docker.io/traefik/whoami:v1.10.3\n    port: 80\n"
+        ));
+    }
+    let spec = homelab_spec::templates::SEED.replace("apps: []\n", &list);
+    assert_ne!(spec, homelab_spec::templates::SEED);
+    spec
+}
+
+/// Every file below `dir` (relative path -> bytes), temporary files of the writer included.
+fn files_below(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+/// Starts `homelab render --out lab` with the writer slowed down (the test seam), waits until
+/// it has written some files, then sends `signal` to it; returns what it did.
+fn interrupt_render(lab: &Lab, signal: &str) -> Output {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("homelab"));
+    cmd.current_dir(lab.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", lab.path("home"))
+        .env("NO_COLOR", "1")
+        .env("HOMELAB_TEST_WRITE_PAUSE_MS", "5")
+        .args(["render", "--out", "lab"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Waits for progress, not for a time: the signal must come while files are written.
+    let out_dir = lab.path("lab");
+    let mut polls = 0u32;
+    while files_below(&out_dir).len() < 60 {
+        polls += 1;
+        assert!(polls < 60_000, "the render wrote nothing");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_during_a_render_finishes_the_file_list_and_the_next_render_works() {
+    let lab = Lab::new(&large_spec(120));
+    let reference = lab.run(&["render", "--out", "reference"]);
+    assert!(reference.status.success(), "{}", stderr(&reference));
+    let expected = files_below(&lab.path("reference"));
+    assert!(expected.len() > 600, "{} files", expected.len());
+
+    let out = interrupt_render(&lab, "-INT");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the render ends by itself, not by the signal:\n{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out)
+            .contains("interrupted while writing lab: the render finished its file list first"),
+        "{}",
+        stderr(&out)
+    );
+    // The tree is the whole render, byte for byte, with no temporary file left behind.
+    assert_eq!(
+        files_below(&lab.path("lab")).keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        files_below(&lab.path("lab")) == expected,
+        "a file differs from a whole render"
+    );
+
+    let again = lab.run(&["render", "--out", "lab", "--output", "json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let v: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["written"], serde_json::json!([]));
+}
+
+#[test]
+fn a_render_killed_halfway_leaves_a_tree_the_next_render_takes_over() {
+    let lab = Lab::new(&large_spec(120));
+    let reference = lab.run(&["render", "--out", "reference"]);
+    assert!(reference.status.success(), "{}", stderr(&reference));
+    let expected = files_below(&lab.path("reference"));
+
+    let out = interrupt_render(&lab, "-KILL");
+    assert_eq!(out.status.code(), None, "SIGKILL cannot be caught");
+    let half = files_below(&lab.path("lab"));
+    assert!(
+        half.len() < expected.len(),
+        "the render was stopped halfway"
+    );
+    // The file list already names every file the render was writing, so what is on disk is
+    // the tool's own and the next render (without --force) finishes it.
+    let listed = String::from_utf8(half[".homelab-rendered"].clone()).unwrap();
+    for f in half
+        .keys()
+        .filter(|f| !f.ends_with(".homelab-tmp") && *f != ".homelab-rendered")
+    {
+        assert!(
+            listed.lines().any(|l| l == f),
+            "{f} is on disk but not listed"
+        );
+    }
+
+    let again = lab.run(&["render", "--out", "lab"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let after = files_below(&lab.path("lab"));
+    // A temporary file of the killed write is the next write's of the same file, renamed.
+    let stray: Vec<&String> = after
+        .keys()
+        .filter(|f| !expected.contains_key(*f))
+        .collect();
+    assert!(stray.is_empty(), "files no render wrote: {stray:?}");
+    for (f, bytes) in &expected {
+        assert_eq!(after.get(f), Some(bytes), "{f} after the next render");
+    }
+}

@@ -83,6 +83,7 @@ pub fn write_k3s(tree: &Tree, dir: &Path, force: bool) -> WriteReport {
             flavor: Flavor::K3s,
             force,
             sops: None,
+            pause_per_file: None,
         },
     )
     .expect("write")

@@ -86,6 +86,7 @@ impl Lab {
                     identities: &self.identities,
                     vault: &[],
                 }),
+                pause_per_file: None,
             },
         )
         .unwrap()
@@ -377,6 +378,7 @@ fn flux_needs_secret_values_and_says_which_one_is_missing() {
             flavor: Flavor::Flux,
             force: false,
             sops: None,
+            pause_per_file: None,
         },
     )
     .unwrap_err();

@@ -125,6 +125,7 @@ fn written_secrets_are_wrapped_by_the_transit_key_and_sops_opens_them_with_a_tok
                     identities,
                     vault: std::slice::from_ref(&key),
                 }),
+                pause_per_file: None,
             },
         )
     };

@@ -20,6 +20,7 @@ fn try_write(
             flavor: Flavor::K3s,
             force,
             sops: None,
+            pause_per_file: None,
         },
     )
 }

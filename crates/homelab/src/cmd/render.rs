@@ -1,6 +1,9 @@
 //! `homelab render`: writes the plan as a GitOps tree (flavor k3s or flux) into `--out`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use homelab_render::{Flavor, SecretValues, SopsKeys, WriteError, WriteOptions};
@@ -54,7 +57,11 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
             identities: &f.identities,
             vault: &f.vault,
         }),
+        pause_per_file: test_pause(),
     };
+    // Ctrl-C (or a TERM) from here on is held until the file list is complete: a tree half
+    // old and half new is worse than one that takes a moment longer.
+    let interrupted = hold_interrupts()?;
     let report = match homelab_render::write_tree(&tree, &args.out, &options) {
         Ok(r) => r,
         Err(
@@ -65,6 +72,7 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
         ) => return Err(exit::usage(e.to_string())),
         Err(e) => return Err(e.into()),
     };
+    let stopped = interrupted.load(Ordering::SeqCst);
     for f in &report.written {
         out.detail(format!("wrote {f}"));
     }
@@ -106,7 +114,54 @@ pub fn run(global: &Global, args: &RenderArgs, out: &Output) -> anyhow::Result<u
             "removed": report.removed,
         }),
     );
+    if stopped {
+        return Err(anyhow::anyhow!(
+            "interrupted while writing {dir}: the render finished its file list first, so the tree is complete and `homelab render` can run again at any time"
+        ));
+    }
     Ok(exit::OK)
+}
+
+/// The test seam that slows the writer down (`HOMELAB_TEST_WRITE_PAUSE_MS`, a pause after
+/// each file), so that a test can send a signal while files are being written.
+fn test_pause() -> Option<Duration> {
+    std::env::var("HOMELAB_TEST_WRITE_PAUSE_MS")
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_millis)
+}
+
+/// Catches SIGINT and SIGTERM for the rest of the process, noting that one came instead of
+/// ending the process, so that the writer can finish first.
+fn hold_interrupts() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler")?;
+    // Creating the streams installs the handlers, before the first file is written.
+    let (mut int, mut term) = {
+        let _entered = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+        )
+    };
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&flag);
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                seen.store(true, Ordering::SeqCst);
+            }
+        })
+    });
+    Ok(flag)
 }
 
 /// What the flux flavor needs: the opened secrets store and the keys to encrypt with.
