@@ -38,8 +38,8 @@ pub use model::{
 };
 pub use retry::RetryPolicy;
 pub use status::{
-    BackupCheck, BackupStatus, Check, ComponentCheck, ComponentStatus, Health, HelmChartRef,
-    NodeStatus, Problem, StatusChecks, StatusOptions, StatusReport, UrlCheck, UrlStatus,
-    WorkloadRef,
+    AlertCheck, AlertStatus, BackupCheck, BackupStatus, Check, ComponentCheck, ComponentStatus,
+    Health, HelmChartRef, NodeStatus, Problem, StatusChecks, StatusOptions, StatusReport, UrlCheck,
+    UrlStatus, WorkloadRef,
 };
 pub use tls::TlsCheckOptions;

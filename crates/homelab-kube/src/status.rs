@@ -87,6 +87,28 @@ pub struct BackupCheck {
     pub max_age: Duration,
 }
 
+/// An alerting rule of the lab's Prometheus whose state `status` reports: read from
+/// Prometheus' rules API through the Kubernetes API server's service proxy, so that what
+/// node-exporter sees on the hosts (mounts, for one) needs no SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertCheck {
+    /// Prometheus' Service and port (plain HTTP, inside the cluster).
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+    /// The alerting rule's name.
+    pub alert: String,
+    /// The label of a pending or firing alert that names what it is about (e.g. `node`).
+    pub subject_label: String,
+    /// What holds while the rule has no pending or firing alert.
+    pub healthy: String,
+    /// What is wrong with each subject the rule fires (or is about to fire) for.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
 /// Everything `status` checks, built by the CLI from the Plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +122,8 @@ pub struct StatusChecks {
     pub urls: Vec<UrlCheck>,
     #[serde(default)]
     pub backups: Vec<BackupCheck>,
+    #[serde(default)]
+    pub alerts: Vec<AlertCheck>,
 }
 
 /// How `status` runs.
@@ -198,6 +222,17 @@ pub struct BackupStatus {
     pub detail: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertStatus {
+    pub alert: String,
+    pub ok: bool,
+    /// What holds, or what is wrong.
+    pub detail: String,
+    /// What the rule is pending or firing for (values of its subject label).
+    pub failing: Vec<String>,
+}
+
 /// The result of `status`, ready for a table or `--output json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -209,6 +244,7 @@ pub struct StatusReport {
     pub components: Vec<ComponentStatus>,
     pub urls: Vec<UrlStatus>,
     pub backups: Vec<BackupStatus>,
+    pub alerts: Vec<AlertStatus>,
     pub problems: Vec<Problem>,
 }
 
@@ -223,6 +259,7 @@ impl StatusReport {
             components: vec![],
             urls: vec![],
             backups: vec![],
+            alerts: vec![],
             problems: vec![Problem {
                 subject: format!("Kubernetes API {server}"),
                 problem: format!("unreachable: {reason}"),
@@ -508,9 +545,10 @@ impl Cluster {
             .collect::<Vec<_>>()
             .await
         };
-        let rest = futures::future::join(lists, urls);
+        let alerts = read_alert_rules(&client, &checks.alerts, &options.retry, progress);
+        let rest = futures::future::join3(lists, urls, alerts);
         let version = self.ping_with(&options.retry, progress);
-        let (version, (lists, urls)) =
+        let (version, (lists, urls, rules)) =
             match futures::future::select(Box::pin(version), Box::pin(rest)).await {
                 futures::future::Either::Left((version, rest)) => match version {
                     Ok(v) => (v, rest.await),
@@ -605,6 +643,15 @@ impl Cluster {
                 status
             })
             .collect();
+        let alerts: Vec<AlertStatus> = checks
+            .alerts
+            .iter()
+            .map(|a| {
+                let (status, problem) = alert_status(a, &rules);
+                problems.extend(problem);
+                status
+            })
+            .collect();
         StatusReport {
             health: if problems.is_empty() {
                 Health::Healthy
@@ -617,9 +664,164 @@ impl Cluster {
             components,
             urls,
             backups,
+            alerts,
             problems,
         }
     }
+}
+
+/// Prometheus' answer to `GET /api/v1/rules?type=alert`, by Service (`namespace`, `service`,
+/// `port`), or why it could not be had.
+type RuleAnswers = BTreeMap<(String, String, u16), Result<Value, String>>;
+
+/// The API server's proxy path to `path` of a Service's plain-HTTP port.
+fn service_proxy_path(namespace: &str, service: &str, port: u16, path: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/services/http:{service}:{port}/proxy{path}")
+}
+
+/// Reads the alerting rules of every Prometheus the checks name, once each, all at once.
+/// Only a dropped connection is tried again: a proxy error (no ready Prometheus pod) is the
+/// answer, and the component checks say why.
+async fn read_alert_rules(
+    client: &Client,
+    checks: &[AlertCheck],
+    retry: &RetryPolicy,
+    progress: &dyn Progress,
+) -> RuleAnswers {
+    let services: BTreeSet<(String, String, u16)> = checks
+        .iter()
+        .map(|a| (a.namespace.clone(), a.service.clone(), a.port))
+        .collect();
+    let answers = futures::future::join_all(services.into_iter().map(|key| async move {
+        let path = service_proxy_path(&key.0, &key.1, key.2, "/api/v1/rules?type=alert");
+        let what = format!("alerting rules of Prometheus {}/{}", key.0, key.1);
+        let got = crate::retry::with_retry_if(
+            retry,
+            progress,
+            "read",
+            &what,
+            |e| crate::retry::transport_failure(e).is_some(),
+            || {
+                let request = http::Request::get(path.as_str())
+                    .body(Vec::new())
+                    .expect("a GET with a path is a valid request");
+                client.request_text(request)
+            },
+        )
+        .await;
+        let answer = match got {
+            Ok(text) => serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("Prometheus answered something that is not JSON ({e})")),
+            Err(e) => Err(api_error(&e)),
+        };
+        (key, answer)
+    }))
+    .await;
+    answers.into_iter().collect()
+}
+
+/// The state of one alerting rule, from its Prometheus' answer.
+fn alert_status(check: &AlertCheck, answers: &RuleAnswers) -> (AlertStatus, Option<Problem>) {
+    let subject = format!("alert {}", check.alert);
+    let failed = |detail: String, fix: String| {
+        (
+            AlertStatus {
+                alert: check.alert.clone(),
+                ok: false,
+                detail: detail.clone(),
+                failing: vec![],
+            },
+            Some(Problem {
+                subject: subject.clone(),
+                problem: detail,
+                fix,
+            }),
+        )
+    };
+    let key = (check.namespace.clone(), check.service.clone(), check.port);
+    let asked = answers
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| Err("it was not asked".into()));
+    let answer = match &asked {
+        Ok(answer) => answer,
+        Err(e) => {
+            return failed(
+                format!(
+                    "unknown: Prometheus ({}/{}) could not be asked through the API server: {e}",
+                    check.namespace, check.service
+                ),
+                format!(
+                    "see the prometheus component above; once its pod is ready, `homelab status` asks again (or look at {} in Prometheus)",
+                    check.alert
+                ),
+            );
+        }
+    };
+    let rule = answer["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .find(|r| r["name"] == check.alert.as_str() && r["type"] == "alerting");
+    let Some(rule) = rule else {
+        return failed(
+            format!(
+                "unknown: Prometheus ({}/{}) has no alerting rule {}",
+                check.namespace, check.service, check.alert
+            ),
+            "run `homelab apply` so that the lab's PrometheusRules are in the cluster, then give the Prometheus operator a minute to load them".into(),
+        );
+    };
+    if rule["health"].as_str().is_some_and(|h| h != "ok") {
+        return failed(
+            format!(
+                "unknown: Prometheus cannot evaluate {}: {}",
+                check.alert,
+                rule["lastError"].as_str().unwrap_or("no error given")
+            ),
+            "look at the rule's error in Prometheus (Status > Rules)".into(),
+        );
+    }
+    let failing: Vec<String> = rule["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| matches!(a["state"].as_str(), Some("pending" | "firing")))
+        .map(|a| {
+            a["labels"][check.subject_label.as_str()]
+                .as_str()
+                .unwrap_or("(unlabelled)")
+                .to_string()
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if failing.is_empty() {
+        return (
+            AlertStatus {
+                alert: check.alert.clone(),
+                ok: true,
+                detail: check.healthy.clone(),
+                failing,
+            },
+            None,
+        );
+    }
+    let detail = format!("{} on {}", check.problem, failing.join(", "));
+    (
+        AlertStatus {
+            alert: check.alert.clone(),
+            ok: false,
+            detail: detail.clone(),
+            failing,
+        },
+        Some(Problem {
+            subject,
+            problem: detail,
+            fix: check.fix.clone(),
+        }),
+    )
 }
 
 fn unreachable_report(server: &str, e: crate::ConnectError) -> StatusReport {

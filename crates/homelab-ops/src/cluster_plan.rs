@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use homelab_kube::{
-    ApplyPlan, ApplySetRef, ApplyUnit, BackupCheck, ComponentCheck, HelmChartRef, NamespacedName,
-    ObjectRef, StatusChecks, UrlCheck, WaitFor, WorkloadKind, WorkloadRef,
+    AlertCheck, ApplyPlan, ApplySetRef, ApplyUnit, BackupCheck, ComponentCheck, HelmChartRef,
+    NamespacedName, ObjectRef, StatusChecks, UrlCheck, WaitFor, WorkloadKind, WorkloadRef,
 };
 use homelab_plan::{Component, HealthCheck, Plan};
 use homelab_render::SecretValues;
@@ -537,6 +537,25 @@ pub fn status_checks(plan: &Plan) -> StatusChecks {
                     cronjob: cronjob.clone(),
                     max_age: Duration::from_secs(u64::from(*max_age_hours) * 3600),
                 }),
+                HealthCheck::Alert {
+                    namespace,
+                    service,
+                    port,
+                    alert,
+                    subject_label,
+                    healthy,
+                    problem,
+                    fix,
+                } => checks.alerts.push(AlertCheck {
+                    namespace: namespace.clone(),
+                    service: service.clone(),
+                    port: *port,
+                    alert: alert.clone(),
+                    subject_label: subject_label.clone(),
+                    healthy: healthy.clone(),
+                    problem: problem.clone(),
+                    fix: fix.clone(),
+                }),
             }
         }
         checks.components.extend(rows);
@@ -836,5 +855,38 @@ mod tests {
             ("data", "postgres-backup")
         );
         assert!(backup.max_age >= Duration::from_secs(24 * 3600));
+        // The seed lab's snapshots go to the NAS: status asks its Prometheus about the mount.
+        let mount = &checks.alerts[..];
+        assert_eq!(mount.len(), 1, "{mount:?}");
+        assert_eq!(
+            (
+                mount[0].namespace.as_str(),
+                mount[0].service.as_str(),
+                mount[0].port,
+                mount[0].alert.as_str(),
+                mount[0].subject_label.as_str()
+            ),
+            (
+                "monitoring",
+                "kube-prometheus-stack-prometheus",
+                9090,
+                "EtcdSnapshotDirNotMounted",
+                "node"
+            )
+        );
+        assert!(
+            mount[0]
+                .healthy
+                .ends_with("is mounted from the NAS on every server"),
+            "{}",
+            mount[0].healthy
+        );
+    }
+
+    #[test]
+    fn without_monitoring_status_does_not_ask_about_the_etcd_mount() {
+        let mut plan = seed_plan();
+        plan.components.retain(|c| c.name != "prometheus");
+        assert!(status_checks(&plan).alerts.is_empty());
     }
 }

@@ -385,6 +385,20 @@ pub enum HealthCheck {
     },
     /// A CRD that must be established.
     Crd { name: String },
+    /// An alerting rule of the lab's Prometheus (its Service `namespace/service:port`) that
+    /// must have no pending or firing alert; `subject_label` names what an alert is about.
+    Alert {
+        namespace: String,
+        service: String,
+        port: u16,
+        alert: String,
+        subject_label: String,
+        /// What holds while it does not fire.
+        healthy: String,
+        /// What is wrong with each subject it fires for.
+        problem: String,
+        fix: String,
+    },
 }
 
 /// A scheduled backup.

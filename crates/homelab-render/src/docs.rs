@@ -138,6 +138,9 @@ fn health_line(h: &HealthCheck) -> String {
             "CronJob `{namespace}/{cronjob}` succeeded within the last {max_age_hours} hours"
         ),
         HealthCheck::Crd { name } => format!("CRD `{name}` established"),
+        HealthCheck::Alert { alert, healthy, .. } => {
+            format!("{healthy} (Prometheus' alert {alert} is not firing)")
+        }
     }
 }
 

@@ -715,6 +715,27 @@ fn finish_like_the_controllers(standin: &StandIn, ingress_ip: &str) {
         &path("batch", "v1", "cronjobs", Some("data"), "postgres-backup"),
         json!({"lastSuccessfulTime": an_hour_ago, "lastScheduleTime": an_hour_ago}),
     );
+    prometheus_mount_alerts(standin, &[]);
+}
+
+/// What the seed lab's Prometheus says of EtcdSnapshotDirNotMounted through the API server's
+/// service proxy: firing for the servers in `failing`.
+fn prometheus_mount_alerts(standin: &StandIn, failing: &[&str]) {
+    let alerts: Vec<Value> = failing
+        .iter()
+        .map(|node| json!({"labels": {"alertname": "EtcdSnapshotDirNotMounted", "node": node}, "state": "firing"}))
+        .collect();
+    standin.proxy_answer(
+        "monitoring",
+        "http:kube-prometheus-stack-prometheus:9090",
+        "/api/v1/rules?type=alert",
+        200,
+        json!({"status": "success", "data": {"groups": [{"name": "homelab", "rules": [{
+            "name": "EtcdSnapshotDirNotMounted", "type": "alerting", "health": "ok",
+            "state": if failing.is_empty() { "inactive" } else { "firing" },
+            "alerts": alerts,
+        }]}]}}),
+    );
 }
 
 /// The seed lab applied to a stand-in and finished as its controllers would, with an HTTPS
@@ -810,9 +831,15 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         "{}",
         text.stdout
     );
-    for section in ["NODE", "COMPONENT", "URL", "BACKUP"] {
+    for section in ["NODE", "COMPONENT", "URL", "BACKUP", "ALERT"] {
         assert!(text.stdout.contains(section), "{}", text.stdout);
     }
+    assert!(
+        text.stdout.lines().any(|l| l.starts_with("EtcdSnapshotDirNotMounted")
+            && l.ends_with("etcd snapshot directory /mnt/k3s-snapshots is mounted from the NAS on every server")),
+        "{}",
+        text.stdout
+    );
     assert!(
         text.stdout.lines().count() < 60,
         "one screen:\n{}",
@@ -838,6 +865,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         &path("", "v1", "nodes", None, "k3s-worker-02"),
         json!({"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down"}]}),
     );
+    prometheus_mount_alerts(standin, &["k3s-master"]);
     let sick = seed.status(&["--output", "json"]).expect(1).json();
     assert_eq!(sick["health"], "unhealthy");
     let problems = sick["problems"].as_array().unwrap();
@@ -850,9 +878,11 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         [
             "node k3s-worker-02",
             "Deployment apps/n8n",
-            "PersistentVolumeClaim docs/paperless-data"
+            "PersistentVolumeClaim docs/paperless-data",
+            "alert EtcdSnapshotDirNotMounted"
         ]
     );
+    assert_eq!(sick["alerts"][0]["failing"], json!(["k3s-master"]));
     assert!(
         problems
             .iter()
@@ -860,7 +890,7 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
     );
     let text = seed.status(&[]).expect(1);
     assert!(
-        text.stdout.contains("UNHEALTHY (3 problems)"),
+        text.stdout.contains("UNHEALTHY (4 problems)"),
         "{}",
         text.stdout
     );
@@ -920,9 +950,21 @@ fn status_lists_each_kind_once_all_at_once_beside_the_url_probes() {
     assert_eq!(report["health"], "healthy", "{report:#}");
     let journal = seed.standin.journal();
 
-    let (version, lists): (Vec<_>, Vec<_>) =
+    let (version, rest): (Vec<_>, Vec<_>) =
         journal.iter().partition(|s| s.path_only() == "/version");
     assert_eq!(version.len(), 1, "one version check: {journal:#?}");
+    let (prometheus, lists): (Vec<_>, Vec<_>) =
+        rest.into_iter().partition(|s| s.path.contains("/proxy/"));
+    assert_eq!(
+        prometheus
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "/api/v1/namespaces/monitoring/services/http:kube-prometheus-stack-prometheus:9090/proxy/api/v1/rules?type=alert"
+        ],
+        "one question to Prometheus, for the etcd snapshot mount"
+    );
     let mut kinds = Vec::new();
     for list in &lists {
         assert_eq!(list.method, "GET", "status only reads: {list:?}");

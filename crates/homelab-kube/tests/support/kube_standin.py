@@ -32,6 +32,10 @@ Faults, for the retry and safety tests (through the admin API or flags):
 - `--ignore-label-selectors` (or POST /_standin/mode {"ignoreLabelSelectors": true}) makes
   lists return every object of the kind, as a server or proxy that drops the parameter would;
 - POST /_standin/mode {"latencyMs": N} changes the latency added to every request.
+POST /_standin/proxy {"namespace", "service" (as the proxy path names it, e.g.
+`http:prometheus:9090`), "path" (with the query), "status", "body"} sets what a Service's
+proxy answers there; without one it answers 503 "no endpoints available", as the API server
+does for a Service without a ready pod.
 GET /_standin/requests says how many API requests were served and the most answered at once
 (`maxInFlight`, reset by DELETE); GET /_standin/journal lists each API request (method, path
 with query, when its answer was started and finished, in seconds of the server's monotonic
@@ -62,6 +66,9 @@ import kmock
 from kmock._internal import parsing as kmock_parsing
 
 NOT_FOUND = object()
+
+# /api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy[/PATH]
+SERVICE_PROXY = re.compile(r'^/api/v1/namespaces/([^/]+)/services/([^/]+)/proxy(/.*)?$')
 
 
 def now_iso() -> str:
@@ -229,6 +236,7 @@ class StandIn(kmock.KubernetesEmulator):
         self.in_flight = 0
         self.max_in_flight = 0
         self.journal = []        # every API request: method, path with query, start, end
+        self.proxy_answers = {}  # (namespace, service, path?query): answer of a Service proxy
         self.chart_payloads = {}  # (namespace, name) of a HelmChart -> manifests it installs
         self.chart_installed = {}  # (namespace, name) of a HelmChart -> keys it created
         self.lb_addresses = (f'192.0.2.{i}' for i in itertools.count(10))
@@ -334,6 +342,9 @@ class StandIn(kmock.KubernetesEmulator):
                     details['retryAfterSeconds'] = fault['retryAfterSeconds']
                 raise api_error(fault['status'], fault.get('reason', 'InternalError'),
                                 fault.get('message', 'injected fault'), details)
+        proxied = SERVICE_PROXY.match(path)
+        if proxied:
+            return self._proxy(request, *proxied.groups())
         resource = request.resource
         if resource is not None and resource.plural is not None and resource.version is not None:
             info = self._info(resource)
@@ -342,6 +353,17 @@ class StandIn(kmock.KubernetesEmulator):
             return await self._objects_request(request, resource, info)
         # Discovery (/api, /apis, /apis/g/v, /version) and anything else: kmock as it is.
         return await super(kmock.KubernetesEmulator, self)._handle(request)
+
+    def _proxy(self, request, ns, service, rest):
+        """A Service's proxy: the answer registered for the path (and query) through
+        POST /_standin/proxy, or what the API server says when no pod answers."""
+        key = (ns, service, (rest or '/') + (f'?{request.url.query_string}' if request.url.query_string else ''))
+        answer = self.proxy_answers.get(key)
+        if answer is None:
+            raise api_error(503, 'ServiceUnavailable',
+                            f'no endpoints available for service "{service.split(":")[1] if ":" in service else service}"')
+        return aiohttp.web.Response(status=answer.get('status', 200), text=json.dumps(answer['body']),
+                                    content_type='application/json')
 
     async def _drop(self, request, restart_for=None):
         """Resets the request's connection (SO_LINGER 0 turns the close into a TCP RST). With
@@ -404,6 +426,10 @@ class StandIn(kmock.KubernetesEmulator):
             return self._json({'journal': 0})
         if path == '/_standin/journal':
             return self._json({'journal': self.journal})
+        if path == '/_standin/proxy' and request.method == 'POST':
+            answer = dict(request.data)
+            self.proxy_answers[(answer['namespace'], answer['service'], answer['path'])] = answer
+            return self._json({'proxied': len(self.proxy_answers)})
         if path == '/_standin/charts' and request.method == 'POST':
             chart = dict(request.data)
             self.chart_payloads[(chart['namespace'], chart['name'])] = list(chart.get('objects', []))

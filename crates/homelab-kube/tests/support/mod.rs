@@ -334,6 +334,28 @@ impl StandIn {
         assert_eq!(code, 200, "register chart {namespace}/{name}: {body}");
     }
 
+    /// Sets what the proxy of Service `service` (as the proxy path names it, e.g.
+    /// `http:prometheus:9090`) in `namespace` answers at `path` (with its query).
+    pub fn proxy_answer(
+        &self,
+        namespace: &str,
+        service: &str,
+        path: &str,
+        status: u16,
+        body: Value,
+    ) {
+        let (code, answer) = self.request(
+            "POST",
+            "/_standin/proxy",
+            "application/json",
+            Some(&json!({"namespace": namespace, "service": service, "path": path, "status": status, "body": body})),
+        );
+        assert_eq!(
+            code, 200,
+            "proxy answer for {namespace}/{service}{path}: {answer}"
+        );
+    }
+
     /// Merge-patches the status subresource, as a controller would.
     pub fn patch_status(&self, path: &str, status: Value) {
         let (code, body) = self.request(
@@ -858,6 +880,14 @@ pub fn kubectl_status_script(checks: &Value) -> String {
             "k -n {} get cronjobs.batch {} -o jsonpath='{{.status.lastSuccessfulTime}}' >/dev/null\n",
             text(&b["namespace"]),
             text(&b["cronjob"])
+        );
+    }
+    for a in list(checks, "alerts") {
+        s += &format!(
+            "k get --raw '/api/v1/namespaces/{}/services/http:{}:{}/proxy/api/v1/rules?type=alert' >/dev/null\n",
+            text(&a["namespace"]),
+            text(&a["service"]),
+            a["port"]
         );
     }
     s

@@ -182,6 +182,9 @@ pub(crate) fn etcd_snapshot_mount(lab: &homelab_spec::lab::Lab) -> Option<EtcdSn
     })
 }
 
+/// The alert of a server whose etcd snapshot directory is not the NAS mount.
+pub(crate) const SNAPSHOT_MOUNT_ALERT: &str = "EtcdSnapshotDirNotMounted";
+
 /// "The etcd snapshot directory is not the NAS": a warning, because the cluster runs on, but
 /// the next snapshots land on the server's own disk (or nowhere, when k3s cannot write) and die
 /// with it. Seen through node-exporter's mount table, so no SSH is needed; only for a lab whose
@@ -204,7 +207,7 @@ pub(crate) fn alerts(lab: &homelab_spec::lab::Lab) -> Vec<super::monitoring::Ale
     };
     let mountpoint = promql_string(dir);
     vec![super::monitoring::Alert {
-        name: "EtcdSnapshotDirNotMounted",
+        name: SNAPSHOT_MOUNT_ALERT,
         priority: "P2",
         expr: format!(
             "(\n  kube_node_info * on (node) group_left () kube_node_role{{role=\"control-plane\"}}\n)\nand on (internal_ip) {}\nunless on (internal_ip) {}",

@@ -379,6 +379,26 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             host: host.clone(),
         });
     }
+    // What node-exporter sees of the etcd snapshot mount, for `status` (no SSH needed).
+    if let Some(mount) = super::k3s::etcd_snapshot_mount(lab) {
+        c.health.push(HealthCheck::Alert {
+            namespace: NS.into(),
+            service: format!("{RELEASE}-prometheus"),
+            port: 9090,
+            alert: super::k3s::SNAPSHOT_MOUNT_ALERT.into(),
+            subject_label: "node".into(),
+            healthy: format!(
+                "etcd snapshot directory {} is mounted from the NAS on every server",
+                mount.dir
+            ),
+            problem: format!(
+                "etcd snapshot directory {} is not mounted from the NAS ({})",
+                mount.dir,
+                mount.source()
+            ),
+            fix: "run `homelab nodes apply` (it mounts the NAS there and says why it cannot); see docs/runbooks/cluster-backup.md".into(),
+        });
+    }
     let receivers: Vec<String> = lab
         .alerting
         .receivers

@@ -213,6 +213,14 @@ fn table(lab: &str, report: &StatusReport) -> String {
         text.push('\n');
         text.push_str(&columns(&rows));
     }
+    if !report.alerts.is_empty() {
+        let mut rows = vec![vec!["ALERT".into(), "HEALTH".into(), "DETAIL".into()]];
+        for a in &report.alerts {
+            rows.push(vec![a.alert.clone(), mark(a.ok).into(), a.detail.clone()]);
+        }
+        text.push('\n');
+        text.push_str(&columns(&rows));
+    }
     if !report.problems.is_empty() {
         text.push_str("\nProblems:\n");
         for (i, p) in report.problems.iter().take(MAX_PROBLEMS_SHOWN).enumerate() {
