@@ -345,3 +345,73 @@ fn every_sops_decrypt_names_the_age_key_and_the_secrets_file_seen_from_the_tree(
     }
     assert!(seen > 20, "only {seen} sops commands");
 }
+
+#[test]
+fn the_flux_readmes_sops_command_decrypts_every_rendered_secret_with_the_real_sops() {
+    use secrecy::ExposeSecret as _;
+    let lab = crate::flux::Lab::new(SEED);
+    let out = lab.dir.path().join("tree");
+    lab.render_into(&out);
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    let line = readme
+        .split('`')
+        .find(|s| s.ends_with("sops -d <file>"))
+        .expect("the README says how to read a rendered Secret");
+    assert_eq!(
+        line,
+        "SOPS_AGE_KEY_FILE=$HOME/.config/homelab/age.key sops -d <file>"
+    );
+    // The age key where `homelab secrets init` puts it, in a HOME of the test's own.
+    let home = lab.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".config/homelab")).unwrap();
+    std::fs::copy(
+        lab.dir.path().join("age.key"),
+        home.join(".config/homelab/age.key"),
+    )
+    .unwrap();
+    let sops_dir = venv().join("bin");
+    let mut checked = 0;
+    for c in &lab.plan.components {
+        for s in &c.secret_objects {
+            let file = format!("{}/secret-{}.sops.yaml", c.dir(), s.name);
+            let output = run_ok(
+                std::process::Command::new("bash")
+                    .arg("-c")
+                    .arg(line.replace("<file>", &file))
+                    .current_dir(&out)
+                    .env_clear()
+                    .env("HOME", &home)
+                    .env("SOPS_DISABLE_VERSION_CHECK", "1")
+                    .env(
+                        "PATH",
+                        format!(
+                            "{}:{}",
+                            sops_dir.display(),
+                            std::env::var("PATH").unwrap_or_default()
+                        ),
+                    ),
+            );
+            let plain = yaml_value(&String::from_utf8(output.stdout).unwrap());
+            assert_eq!(plain["kind"], "Secret", "{file}");
+            for (key, source) in &s.data {
+                if let homelab_plan::SecretSource::Secret(name) = source {
+                    let want = lab
+                        .canaries
+                        .value(name)
+                        .unwrap()
+                        .expose_secret()
+                        .to_string();
+                    assert_eq!(
+                        plain["stringData"][key]
+                            .as_str()
+                            .or(plain["data"][key].as_str()),
+                        Some(want.as_str()),
+                        "{file}: {key}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 5, "only {checked} values checked");
+}
