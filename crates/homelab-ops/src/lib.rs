@@ -14,4 +14,5 @@ pub mod inventory;
 pub mod openbao_init;
 pub mod secrets;
 pub mod secrets_doctor;
+pub mod tls;
 pub mod vms;

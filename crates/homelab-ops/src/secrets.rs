@@ -68,6 +68,12 @@ pub fn requirements(loaded: &LoadedSpec, plan: &Plan) -> Vec<SecretRequirement> 
                 SecretGenerator::UserProvided => {
                     SecretRequirement::user_provided(&need.name, &need.description)
                 }
+                SecretGenerator::CaKey => SecretRequirement::ca_key(&need.name),
+                SecretGenerator::CaCertificate {
+                    common_name,
+                    key_secret,
+                    days,
+                } => SecretRequirement::ca_certificate(&need.name, common_name, key_secret, *days),
             };
             req.used_by(need.used_by.iter().cloned())
         })

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod chart_values;
 pub mod manifests;
 pub mod meta;
+pub mod trust;
 pub mod values;
 pub mod versions;
 
@@ -497,6 +498,15 @@ pub enum SecretGenerator {
     },
     /// Only the user can provide it (an API token, credentials).
     UserProvided,
+    /// A certificate authority's private key (ECDSA P-256, PKCS#8 PEM).
+    CaKey,
+    /// A self-signed CA certificate (PEM) for the key in `key_secret`, valid for `days`.
+    #[serde(rename_all = "camelCase")]
+    CaCertificate {
+        common_name: String,
+        key_secret: String,
+        days: u32,
+    },
 }
 
 /// A secret the lab needs.

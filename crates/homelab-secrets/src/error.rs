@@ -297,6 +297,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A CA key or certificate could not be made or read.
+    #[error("certificate `{name}`: {reason}")]
+    Certificate {
+        /// The secret holding it.
+        name: String,
+        /// What failed (never the key).
+        reason: String,
+    },
     /// `rotate` cannot regenerate this secret.
     #[error("cannot rotate `{name}`: {reason}")]
     Rotate {

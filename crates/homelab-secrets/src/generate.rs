@@ -76,6 +76,18 @@ pub enum Generator {
         /// The secret holding the password (generated first when it is also required).
         password_from: String,
     },
+    /// A certificate authority's private key: ECDSA P-256, PKCS#8 PEM.
+    CaKey,
+    /// A self-signed CA certificate (PEM) for the key stored in another secret; rotating it
+    /// rotates the key.
+    CaCertificate {
+        /// The subject's common name.
+        common_name: String,
+        /// The secret holding the key (a [`Generator::CaKey`]).
+        key_from: String,
+        /// How long it is valid.
+        days: u32,
+    },
     /// A value only the user can give (git credentials, DNS API token); stored as unset.
     UserProvided {
         /// What to set, for `homelab secrets list`.
@@ -97,6 +109,20 @@ impl Generator {
                 format!("bcrypt htpasswd line for `{user}` from `{password_from}`")
             }
             Generator::UserProvided { hint } => format!("set by you: {hint}"),
+            Generator::CaKey => "CA private key (ECDSA P-256)".to_owned(),
+            Generator::CaCertificate { key_from, days, .. } => {
+                format!("self-signed CA certificate for `{key_from}` ({days} days)")
+            }
+        }
+    }
+
+    /// Whether the value is made from another secret (generated after it, and again when it
+    /// rotates).
+    pub fn derived_from(&self) -> Option<&str> {
+        match self {
+            Generator::BcryptHtpasswd { password_from, .. } => Some(password_from),
+            Generator::CaCertificate { key_from, .. } => Some(key_from),
+            _ => None,
         }
     }
 }
@@ -146,6 +172,28 @@ impl SecretRequirement {
             Generator::BcryptHtpasswd {
                 user: user.into(),
                 password_from: password_from.into(),
+            },
+        )
+    }
+
+    /// A CA private key.
+    pub fn ca_key(name: impl Into<String>) -> Self {
+        Self::new(name, Generator::CaKey)
+    }
+
+    /// A self-signed CA certificate for the key in `key_from`.
+    pub fn ca_certificate(
+        name: impl Into<String>,
+        common_name: impl Into<String>,
+        key_from: impl Into<String>,
+        days: u32,
+    ) -> Self {
+        Self::new(
+            name,
+            Generator::CaCertificate {
+                common_name: common_name.into(),
+                key_from: key_from.into(),
+                days,
             },
         )
     }
@@ -241,13 +289,41 @@ pub fn validate_requirements(requirements: &[SecretRequirement]) -> Result<()> {
                     }
                 }
             }
-            Generator::UserProvided { .. } => {}
+            Generator::CaCertificate {
+                common_name,
+                key_from,
+                days,
+            } => {
+                if common_name.trim().is_empty() || common_name.chars().any(char::is_control) {
+                    return Err(fail(
+                        "a CA certificate needs a printable common name".to_owned(),
+                    ));
+                }
+                if !(1..=36_500).contains(days) {
+                    return Err(fail(format!(
+                        "a CA certificate must be valid between 1 and 36500 days, not {days}"
+                    )));
+                }
+                match requirements.iter().find(|r| &r.name == key_from) {
+                    Some(SecretRequirement {
+                        generator: Generator::CaKey,
+                        ..
+                    }) => {}
+                    _ => {
+                        return Err(fail(format!(
+                            "its key `{key_from}` must be a listed CA key"
+                        )));
+                    }
+                }
+            }
+            Generator::CaKey | Generator::UserProvided { .. } => {}
         }
     }
     Ok(())
 }
 
-/// Makes a fresh value for a self-contained generator (`None` for htpasswd and user-provided).
+/// Makes a fresh value for a self-contained random generator (`None` for htpasswd, CA and
+/// user-provided, which the store makes).
 pub(crate) fn fresh_value(generator: &Generator) -> Option<SecretString> {
     match generator {
         Generator::Password { length, alphabet } => {
@@ -268,7 +344,10 @@ pub(crate) fn fresh_value(generator: &Generator) -> Option<SecretString> {
                 base64::engine::general_purpose::STANDARD.encode(&raw[..]),
             ))
         }
-        Generator::BcryptHtpasswd { .. } | Generator::UserProvided { .. } => None,
+        Generator::BcryptHtpasswd { .. }
+        | Generator::UserProvided { .. }
+        | Generator::CaKey
+        | Generator::CaCertificate { .. } => None,
     }
 }
 

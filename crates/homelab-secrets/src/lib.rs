@@ -17,6 +17,7 @@
 //! | `scan [PATH]` | [`scan::scan`] with [`SecretsStore::known_secrets`] |
 
 mod atomic;
+pub mod ca;
 pub mod canary;
 pub mod edit;
 pub mod error;

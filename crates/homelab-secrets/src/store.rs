@@ -305,11 +305,11 @@ impl SecretsStore {
         let mut report = GenerateReport::default();
         let ordered = requirements
             .iter()
-            .filter(|r| !matches!(r.generator, Generator::BcryptHtpasswd { .. }))
+            .filter(|r| r.generator.derived_from().is_none())
             .chain(
                 requirements
                     .iter()
-                    .filter(|r| matches!(r.generator, Generator::BcryptHtpasswd { .. })),
+                    .filter(|r| r.generator.derived_from().is_some()),
             );
         for req in ordered {
             if self.contains(&req.name) {
@@ -372,14 +372,21 @@ impl SecretsStore {
                     }
                 }
             }
+            Generator::CaCertificate { key_from, .. } => requirements
+                .iter()
+                .find(|r| &r.name == key_from)
+                .expect("validated: the key is listed"),
             _ => req,
         };
         let mut rotated = vec![root.name.clone()];
-        let new_value = fresh_value(&root.generator).expect("self-contained generator");
+        let new_value = self
+            .make_value(root)?
+            .expect("a self-contained generator makes a value");
         self.put(&root.name, Some(new_value))?;
-        for derived in requirements.iter().filter(|r| {
-            matches!(&r.generator, Generator::BcryptHtpasswd { password_from, .. } if *password_from == root.name)
-        }) {
+        for derived in requirements
+            .iter()
+            .filter(|r| r.generator.derived_from() == Some(root.name.as_str()))
+        {
             let value = self.make_value(derived)?;
             self.put(&derived.name, value)?;
             rotated.push(derived.name.clone());
@@ -503,6 +510,28 @@ impl SecretsStore {
                     }
                 };
                 htpasswd_line(user, password).map(Some)
+            }
+            Generator::CaKey => crate::ca::generate_key(&req.name).map(Some),
+            Generator::CaCertificate {
+                common_name,
+                key_from,
+                days,
+            } => {
+                let Some(Entry {
+                    value: Some(key), ..
+                }) = self.entry(key_from)
+                else {
+                    return Err(Error::Requirement {
+                        name: req.name.clone(),
+                        reason: format!(
+                            "its key `{key_from}` is not set; remove both and run `homelab secrets init` to make a new pair"
+                        ),
+                    });
+                };
+                let today = jiff::Timestamp::now()
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date();
+                crate::ca::self_signed_root(&req.name, key, common_name, *days, today).map(Some)
             }
             other => Ok(fresh_value(other)),
         }

@@ -15,9 +15,9 @@ use homelab_secrets::sops_config::{
 };
 use homelab_secrets::store::{listing, peek_names};
 use homelab_secrets::{
-    EncryptionRule, Error, Identities, IdentityEnv, Recipient, SECRETS_FILE, SecretRequirement,
-    SecretsStore, decrypt_file, encrypt_kubernetes_secret, encrypt_kubernetes_secret_stable,
-    init_lab, rekey_file, rekey_lab,
+    EncryptionRule, Error, Generator, Identities, IdentityEnv, Recipient, SECRETS_FILE,
+    SecretRequirement, SecretsStore, decrypt_file, encrypt_kubernetes_secret,
+    encrypt_kubernetes_secret_stable, init_lab, rekey_file, rekey_lab,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -824,4 +824,140 @@ fn recipients_from_sops_config_are_used_for_new_stores() {
     assert!(init.recipients.contains(&friend.to_string()));
     SecretsStore::open(&lab.store_path(), &friend_ids).unwrap();
     let _: Vec<Recipient> = secrets_recipients(&lab.root.path().join(".sops.yaml")).unwrap();
+}
+
+fn ca_requirements() -> Vec<SecretRequirement> {
+    vec![
+        SecretRequirement::new("internal-ca-key", Generator::CaKey).used_by(["cert-manager"]),
+        SecretRequirement::new(
+            "internal-ca-cert",
+            Generator::CaCertificate {
+                common_name: "lab homelab root CA".into(),
+                key_from: "internal-ca-key".into(),
+                days: 3650,
+            },
+        )
+        .used_by(["cert-manager"]),
+    ]
+}
+
+/// Writes `value` to `dir/name` and returns its path.
+fn write_value(dir: &Path, name: &str, store: &SecretsStore, secret: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, value(store, secret)).unwrap();
+    path
+}
+
+#[test]
+fn the_root_ca_is_generated_once_and_openssl_accepts_it() {
+    require_tool("openssl");
+    let lab = Lab::new();
+    lab.init();
+    let reqs = ca_requirements();
+    let mut store = lab.open();
+    // The certificate comes after its key whatever order the plan lists them in.
+    let reversed: Vec<_> = reqs.iter().rev().cloned().collect();
+    let report = store.generate_missing(&reversed).unwrap();
+    assert_eq!(report.generated, ["internal-ca-key", "internal-ca-cert"]);
+    store.save().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = write_value(tmp.path(), "ca.key", &store, "internal-ca-key");
+    let cert = write_value(tmp.path(), "ca.pem", &store, "internal-ca-cert");
+    let verify = run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&cert)
+        .arg(&cert));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(": OK"));
+    let text = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert));
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    for part in [
+        "Subject: CN = lab homelab root CA",
+        "CA:TRUE, pathlen:0",
+        "Certificate Sign, CRL Sign",
+        "ASN1 OID: prime256v1",
+    ] {
+        assert!(text.contains(part), "{part}\n{text}");
+    }
+    // The key is the certificate's: the same public key from both.
+    let from_key = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key));
+    let from_cert = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(&cert));
+    assert_eq!(from_key.stdout, from_cert.stdout);
+    // Our reading of the certificate matches openssl's.
+    let info = homelab_secrets::ca::certificate_info(&value(&store, "internal-ca-cert")).unwrap();
+    let fp = run(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert));
+    assert_eq!(
+        String::from_utf8_lossy(&fp.stdout).trim(),
+        format!("sha256 Fingerprint={}", info.sha256)
+    );
+
+    // A second run keeps the CA: a rebuilt cluster gets the root every device trusts.
+    let before = value(&store, "internal-ca-cert");
+    let mut again = lab.open();
+    let report = again.generate_missing(&reqs).unwrap();
+    assert!(report.generated.is_empty(), "{report:?}");
+    assert_eq!(value(&again, "internal-ca-cert"), before);
+
+    // Rotating the certificate makes a new key and a root for it.
+    let old_key = value(&again, "internal-ca-key");
+    let report = again.rotate("internal-ca-cert", &reqs).unwrap();
+    assert_eq!(report.rotated, ["internal-ca-key", "internal-ca-cert"]);
+    assert_eq!(report.reapply, ["cert-manager"]);
+    assert_ne!(value(&again, "internal-ca-key"), old_key);
+    let cert = write_value(tmp.path(), "new.pem", &again, "internal-ca-cert");
+    let key = write_value(tmp.path(), "new.key", &again, "internal-ca-key");
+    let from_key = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key));
+    let from_cert = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(&cert));
+    assert_eq!(from_key.stdout, from_cert.stdout);
+}
+
+#[test]
+fn a_ca_certificate_without_its_key_is_refused_and_nothing_is_written() {
+    let lab = Lab::new();
+    lab.init();
+    let mut store = lab.open();
+    let only_cert = vec![ca_requirements().remove(1)];
+    let err = store.generate_missing(&only_cert).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`internal-ca-key` must be a listed CA key"),
+        "{err}"
+    );
+    let mut bad_days = ca_requirements();
+    bad_days[1] = SecretRequirement::new(
+        "internal-ca-cert",
+        Generator::CaCertificate {
+            common_name: "x".into(),
+            key_from: "internal-ca-key".into(),
+            days: 0,
+        },
+    );
+    let err = store.generate_missing(&bad_days).unwrap_err();
+    assert!(
+        err.to_string().contains("between 1 and 36500 days"),
+        "{err}"
+    );
+    // A key that is not a key (set by hand) makes no certificate, and says so without it.
+    store
+        .set("internal-ca-key", secret("typed-by-hand-not-a-pem"))
+        .unwrap();
+    let err = store.generate_missing(&ca_requirements()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("internal-ca-cert") && text.contains("PKCS#8"),
+        "{text}"
+    );
+    assert!(!text.contains("typed-by-hand"), "{text}");
+    assert!(!store.contains("internal-ca-cert"));
 }

@@ -429,9 +429,30 @@ pub struct Nfs {
     pub path: String,
 }
 
+/// Where the lab's certificates come from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum Tls {
+    /// Let's Encrypt, for a domain with public DNS.
+    Acme(Acme),
+    /// The lab's own root CA, generated once into the secrets file, signing a wildcard
+    /// certificate for the domain and one per host.
+    InternalCa,
+}
+
+impl Tls {
+    /// The ACME settings, `None` for an internal CA.
+    pub fn acme(&self) -> Option<&Acme> {
+        match self {
+            Tls::Acme(a) => Some(a),
+            Tls::InternalCa => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Tls {
+pub struct Acme {
     pub acme_email: String,
     pub environment: AcmeEnvironment,
     pub challenge: Challenge,
@@ -851,19 +872,19 @@ impl Lab {
                 out.push((s.clone(), format!("sudo on node {}", n.name)));
             }
         }
-        match &self.tls.challenge {
-            Challenge::Dns01(
+        match self.tls.acme().map(|a| &a.challenge) {
+            Some(Challenge::Dns01(
                 Dns01::Cloudflare { api_token } | Dns01::Digitalocean { api_token },
-            ) => {
+            )) => {
                 out.push((api_token.clone(), "cert-manager DNS-01 solver".into()));
             }
-            Challenge::Dns01(Dns01::Route53 {
+            Some(Challenge::Dns01(Dns01::Route53 {
                 secret_access_key, ..
-            }) => out.push((
+            })) => out.push((
                 secret_access_key.clone(),
                 "cert-manager DNS-01 solver".into(),
             )),
-            Challenge::Http01 => {}
+            Some(Challenge::Http01) | None => {}
         }
         for r in &self.alerting.receivers {
             match &r.kind {

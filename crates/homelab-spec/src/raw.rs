@@ -586,14 +586,26 @@ pub struct RawNfs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTls {
-    /// Email Let's Encrypt sends expiry warnings to.
-    #[schemars(required)]
+    /// Where certificates come from: `acme` (default; Let's Encrypt, for a domain you own at a
+    /// DNS provider) or `internal-ca` (the lab's own certificate authority, kept in the secrets
+    /// file; works for names without public DNS such as `lab.home.arpa` or `lab.lan`, and
+    /// every device that opens the lab must trust it once: `homelab tls ca`).
+    pub mode: S<TlsMode>,
+    /// `acme` only: the email Let's Encrypt sends expiry warnings to.
     pub acme_email: S<String>,
-    /// `production` (trusted certificates, strict rate limits) or `staging` (untrusted, for
-    /// trying things out). Default: `production`. Both issuers are always created.
+    /// `acme` only: `production` (trusted certificates, strict rate limits) or `staging`
+    /// (untrusted, for trying things out). Default: `production`. Both issuers are always
+    /// created.
     pub environment: S<AcmeEnvironment>,
-    /// How Let's Encrypt checks that you own the domain.
+    /// `acme` only: how Let's Encrypt checks that you own the domain.
     pub challenge: S<RawChallenge>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Acme,
+    InternalCa,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

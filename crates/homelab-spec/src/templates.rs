@@ -466,12 +466,20 @@ pub fn user_lab(preset: Preset, a: &Answers) -> Result<String, AnswerError> {
         nfs.server,
         serde_json::Value::String(nfs.path.clone())
     );
-    let _ = writeln!(
-        y,
-        "tls:\n  acmeEmail: {}\n  environment: production      # `staging` while experimenting (untrusted certificates, no rate limits)",
-        a.email
-    );
-    y.push_str("  challenge:\n    # A home lab is usually not reachable from the internet, so HTTP-01 cannot work;\n    # DNS-01 proves ownership through a TXT record set with the DNS provider's API.\n    type: dns01\n    provider: cloudflare\n    apiToken: {secret: cloudflare-api-token}\n\n");
+    if let Some((suffix, _)) = crate::validate::private_suffix(&a.domain) {
+        // Let's Encrypt cannot prove such a name: the lab signs its own certificates.
+        let _ = writeln!(
+            y,
+            "tls:\n  # `.{suffix}` has no public DNS, so Let's Encrypt cannot issue for it: the lab's own CA\n  # signs every certificate; trust it once per device with `homelab tls ca`.\n  mode: internal-ca\n"
+        );
+    } else {
+        let _ = writeln!(
+            y,
+            "tls:\n  acmeEmail: {}\n  environment: production      # `staging` while experimenting (untrusted certificates, no rate limits)",
+            a.email
+        );
+        y.push_str("  challenge:\n    # A home lab is usually not reachable from the internet, so HTTP-01 cannot work;\n    # DNS-01 proves ownership through a TXT record set with the DNS provider's API.\n    type: dns01\n    provider: cloudflare\n    apiToken: {secret: cloudflare-api-token}\n\n");
+    }
     let _ = writeln!(
         y,
         "alerting:\n  receivers:\n    # Critical (P1) alerts to the phone: subscribe to this topic in the ntfy app. ntfy.sh\n    # topics are public, so the name is random; keep it to yourself.\n    - name: phone\n      ntfy:\n        topic: {}\n      severities: [critical]",
@@ -549,6 +557,31 @@ mod tests {
     }
 
     #[test]
+    fn a_lab_under_a_private_name_gets_its_own_ca() {
+        for (domain, internal) in [
+            ("lab.home.arpa", true),
+            ("attic.lan", true),
+            ("lab.mydomain.net", false),
+        ] {
+            for preset in [Preset::Seed, Preset::Minimal] {
+                let a = Answers {
+                    domain: domain.into(),
+                    ..answers()
+                };
+                let text = user_lab(preset, &a).unwrap();
+                let loaded = crate::load_str("homelab.yaml", &text)
+                    .unwrap_or_else(|e| panic!("{domain} {preset:?}:\n{}\n{text}", e.render()));
+                assert!(loaded.warnings.is_empty(), "{domain} {preset:?}");
+                assert_eq!(
+                    matches!(loaded.lab.tls, crate::lab::Tls::InternalCa),
+                    internal,
+                    "{domain} {preset:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_user_lab_is_valid_without_warnings_and_holds_the_answers_for_both_presets() {
         for preset in [Preset::Seed, Preset::Minimal] {
             let text = user_lab(preset, &answers()).unwrap();
@@ -568,7 +601,7 @@ mod tests {
                 "10.20.0.239-10.20.0.254"
             );
             assert_eq!(lab.network.ingress_ip.to_string(), "10.20.0.239");
-            let tls = &lab.tls;
+            let tls = lab.tls.acme().expect("an ACME lab");
             assert_eq!(tls.acme_email, "ops@mydomain.net");
             let nodes: Vec<_> = lab
                 .cluster

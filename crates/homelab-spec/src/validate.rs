@@ -254,8 +254,8 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             &raw.tls,
             root,
             "tls",
-            "HTTPS certificates need an ACME account",
-            "add `tls:` with `acmeEmail: you@example.com`",
+            "HTTPS certificates need a source",
+            "add `tls:` with `acmeEmail: you@example.com` and a `challenge` for Let's Encrypt, or `tls: {mode: internal-ca}` for the lab's own certificate authority",
         )
         .and_then(|t| tls(&mut c, t, network.as_ref()));
     let alerting = raw
@@ -355,6 +355,7 @@ fn manifests_dir(c: &mut Checker, m: &Spanned<String>) -> Option<crate::lab::Man
 /// The validated network and the spans of its addresses (for checks that point at them).
 struct NetSpans {
     gateway: Option<Span>,
+    domain: Option<Span>,
     pool: Option<Span>,
 }
 
@@ -558,6 +559,7 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
         },
         NetSpans {
             gateway: gateway.map(|g| g.1),
+            domain: n.domain.as_ref().map(|d| d.span),
             pool: pool.map(|p| p.1),
         },
     )
@@ -1068,7 +1070,98 @@ fn ssh(c: &mut Checker, s: &Spanned<RawSsh>) -> Ssh {
     }
 }
 
+/// Name suffixes without public DNS: no ACME challenge can prove them, and each says why.
+const PRIVATE_SUFFIXES: &[(&str, &str)] = &[
+    ("home.arpa", "RFC 8375 reserves it for home networks"),
+    (
+        "lan",
+        "it is a local-only name, not a delegated top-level domain",
+    ),
+    ("internal", "ICANN reserves it for private use"),
+    ("local", "it belongs to multicast DNS (RFC 6762)"),
+    (
+        "localdomain",
+        "it is a local-only name, not a delegated top-level domain",
+    ),
+    ("test", "RFC 2606 reserves it for testing"),
+    ("example", "RFC 2606 reserves it for documentation"),
+    ("invalid", "RFC 2606 reserves it as never valid"),
+    ("localhost", "RFC 2606 reserves it for the loopback host"),
+];
+
+/// The private suffix `domain` ends in, with why it has no public DNS.
+pub fn private_suffix(domain: &str) -> Option<(&'static str, &'static str)> {
+    PRIVATE_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| {
+            domain == *suffix
+                || domain
+                    .strip_suffix(suffix)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+        .copied()
+}
+
 fn tls(c: &mut Checker, t: &Spanned<RawTls>, network: Option<&(Network, NetSpans)>) -> Option<Tls> {
+    if t.mode.as_ref().is_none_or(|m| m.value == TlsMode::Acme)
+        && t.acme_email.is_none()
+        && t.challenge.is_none()
+        && t.environment.is_none()
+    {
+        // No ACME key at all (an empty mapping, or a `mode` that did not parse and fell back
+        // to `acme`): one error, not one per missing ACME key.
+        c.error(
+            Diagnostic::error(
+                "missing-key",
+                "`tls` has neither Let's Encrypt settings nor `mode: internal-ca`",
+            )
+            .at(Span::point(t.span.start))
+            .label("where certificates come from belongs in this mapping")
+            .help("use `mode: internal-ca` for the lab's own certificate authority (names without public DNS such as `home.arpa`), or `acmeEmail` and `challenge` for Let's Encrypt"),
+        );
+        return None;
+    }
+    let mode = t.mode.as_ref().map_or(TlsMode::Acme, |m| m.value);
+    if mode == TlsMode::InternalCa {
+        for (at, key) in [
+            (t.acme_email.as_ref().map(|v| v.span), "acmeEmail"),
+            (t.environment.as_ref().map(|v| v.span), "environment"),
+            (t.challenge.as_ref().map(|v| v.span), "challenge"),
+        ] {
+            if let Some(at) = at {
+                c.error(
+                    Diagnostic::warning(
+                        "unused-key",
+                        format!(
+                            "`{key}` is only used by Let's Encrypt, and `mode` is `internal-ca`"
+                        ),
+                    )
+                    .at(at)
+                    .label("ignored")
+                    .help(format!("remove `{key}`, or set `mode: acme`")),
+                );
+            }
+        }
+        return Some(Tls::InternalCa);
+    }
+    if let Some((net, spans)) = network
+        && let Some((suffix, why)) = private_suffix(&net.domain)
+    {
+        let mut d = Diagnostic::error(
+            "acme-private-domain",
+            format!(
+                "Let's Encrypt cannot issue certificates for `{}`: `.{suffix}` has no public DNS ({why}), so no ACME challenge can prove the name",
+                net.domain
+            ),
+        )
+        .help("set `tls: {mode: internal-ca}` for the lab's own certificate authority (each device trusts it once, see `homelab tls ca`), or use a domain you own at a DNS provider");
+        if let Some(at) = spans.domain {
+            d = d.at(at).label("a private name");
+        } else {
+            d = d.at(t.span);
+        }
+        c.error(d);
+    }
     let email = c.require(
         &t.acme_email,
         t.span,
@@ -1100,14 +1193,14 @@ fn tls(c: &mut Checker, t: &Spanned<RawTls>, network: Option<&(Network, NetSpans
         }
         Some(ch) => challenge(c, ch, network),
     };
-    Some(Tls {
+    Some(Tls::Acme(Acme {
         acme_email: email?.value.clone(),
         environment: t
             .environment
             .as_ref()
             .map_or(AcmeEnvironment::Production, |e| e.value),
         challenge: challenge?,
-    })
+    }))
 }
 
 fn challenge(

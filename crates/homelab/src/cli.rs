@@ -140,6 +140,10 @@ pub enum Command {
     /// with TLS 1.2 or newer and a valid certificate; the last successful run of each backup.
     /// Exits 0 healthy, 1 unhealthy (each problem with what to do), 2 unreachable.
     Status(crate::cmd::status::StatusArgs),
+    /// The lab's own certificate authority (`tls.mode: internal-ca`).
+    ///
+    /// Example: `homelab tls ca --out homelab-ca.pem`, then trust the file on each device.
+    Tls(crate::cmd::tls::TlsArgs),
     /// Take, list, prune and restore etcd snapshots of the cluster.
     ///
     /// Example: `homelab etcd snapshot save --name before-upgrade`.

@@ -57,6 +57,12 @@ impl Lab {
                 homelab_plan::SecretGenerator::UserProvided => {
                     SecretRequirement::user_provided(&s.name, "test")
                 }
+                homelab_plan::SecretGenerator::CaKey => SecretRequirement::ca_key(&s.name),
+                homelab_plan::SecretGenerator::CaCertificate {
+                    common_name,
+                    key_secret,
+                    days,
+                } => SecretRequirement::ca_certificate(&s.name, common_name, key_secret, *days),
             })
             .collect();
         let canaries = Canaries::for_requirements(&reqs).unwrap();

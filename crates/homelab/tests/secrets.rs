@@ -30,6 +30,9 @@ mod tools;
 #[path = "secrets/vault.rs"]
 mod vault;
 
+#[path = "secrets/tls_ca.rs"]
+mod tls_ca;
+
 #[path = "secrets/doctor.rs"]
 mod doctor;
 

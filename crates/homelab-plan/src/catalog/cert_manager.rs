@@ -1,8 +1,10 @@
-//! cert-manager with Let's Encrypt staging and production ClusterIssuers for the lab's challenge.
+//! cert-manager and the lab's ClusterIssuers: Let's Encrypt staging and production for the
+//! lab's challenge, or the lab's own CA whose root lives in the secrets file. It never makes a
+//! key itself: the root is generated once by `homelab secrets` and only referenced here.
 
 use std::collections::BTreeMap;
 
-use homelab_spec::lab::{Challenge, Dns01};
+use homelab_spec::lab::{Acme, Challenge, Dns01, Tls};
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -13,6 +15,8 @@ use crate::{
 };
 
 use super::nfs::{NS, infra_namespace};
+
+pub(crate) use crate::trust::{CA_CERT, CA_DAYS, CA_ISSUER, CA_KEY, CA_SECRET};
 
 pub(super) fn component(ctx: &Ctx) -> Component {
     let lab = ctx.lab;
@@ -37,9 +41,106 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         }),
     });
+    match &lab.tls {
+        Tls::Acme(acme) => acme_issuers(ctx, &mut c, acme),
+        Tls::InternalCa => ca_issuer(ctx, &mut c),
+    }
+    c.health.push(HealthCheck::HelmChart {
+        namespace: "kube-system".into(),
+        name: "cert-manager".into(),
+    });
+    c.health.push(HealthCheck::Crd {
+        name: "certificates.cert-manager.io".into(),
+    });
+    for d in [
+        "cert-manager",
+        "cert-manager-webhook",
+        "cert-manager-cainjector",
+    ] {
+        c.health.push(HealthCheck::Workload {
+            kind: "Deployment".into(),
+            namespace: NS.into(),
+            name: d.into(),
+        });
+    }
+    c.docs = match &lab.tls {
+        Tls::Acme(acme) => acme_docs(ctx, acme),
+        Tls::InternalCa => ca_docs(ctx),
+    };
+    c
+}
+
+/// The root CA from the secrets file as the Secret a CA ClusterIssuer signs with.
+fn ca_issuer(ctx: &Ctx, c: &mut Component) {
+    ctx.need_secret(
+        CA_KEY,
+        SecretGenerator::CaKey,
+        "cert-manager",
+        "private key of the lab's root CA (ECDSA P-256); the CA is only as safe as this key",
+    );
+    ctx.need_secret(
+        CA_CERT,
+        SecretGenerator::CaCertificate {
+            common_name: format!("{} homelab root CA", ctx.lab.name),
+            key_secret: CA_KEY.into(),
+            days: CA_DAYS,
+        },
+        "cert-manager",
+        "the lab's root CA certificate, self-signed with internal-ca-key; devices trust it once (`homelab tls ca`)",
+    );
+    ctx.manual_rotation(
+        CA_KEY,
+        "a new root CA must be trusted again on every device: rotate, re-apply, then repeat `homelab tls ca` on each device and remove the old CA from its trust store".into(),
+    );
+    c.secret_objects.push(SecretObject {
+        name: CA_SECRET.into(),
+        namespace: NS.into(),
+        data: BTreeMap::from([
+            ("tls.crt".to_string(), SecretSource::Secret(CA_CERT.into())),
+            ("tls.key".to_string(), SecretSource::Secret(CA_KEY.into())),
+        ]),
+        labels: crate::meta::labels_map("cert-manager", "root-ca", "certificates"),
+    });
+    c.add(
+        "cluster-issuer.yaml",
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": metadata(CA_ISSUER, None, labels("cert-manager", "root-ca", "certificates")),
+            "spec": {"ca": {"secretName": CA_SECRET}},
+        }),
+    );
+}
+
+fn ca_docs(ctx: &Ctx) -> crate::ComponentDocs {
+    crate::ComponentDocs {
+        title: "cert-manager".into(),
+        what: format!(
+            "Issues and renews certificates for every host under {} from the lab's own root CA (ClusterIssuer `{CA_ISSUER}`); Traefik serves a wildcard certificate for `*.{}` to any host without its own.",
+            ctx.domain(),
+            ctx.domain()
+        ),
+        why: format!(
+            "The domain has no public DNS that Let's Encrypt could check, so the lab signs its own certificates. The root's key and certificate are generated once into the secrets file (`{CA_KEY}`, `{CA_CERT}`), so a rebuilt cluster keeps the CA every device already trusts."
+        ),
+        access: vec![
+            "`homelab tls ca` prints the root certificate and how to trust it on macOS, Windows, Linux, iOS, Android and Firefox".into(),
+            "`kubectl get certificates -A` lists certificates and whether they are ready".into(),
+            format!("ClusterIssuer `{CA_ISSUER}`, signing with the Secret `{NS}/{CA_SECRET}`"),
+        ],
+        data: format!(
+            "The root CA lives in the secrets file; `{NS}/{CA_SECRET}` is re-created from it on every apply. Issued certificates are Secrets in the cluster, re-issued automatically if lost."
+        ),
+        backup: "Back up the secrets file (it is in git, encrypted): losing it means a new root CA that every device must trust again.".into(),
+        requirements: vec!["FR9".into(), "FR10".into(), "NFR7".into()],
+    }
+}
+
+/// Let's Encrypt staging and production ClusterIssuers with the lab's challenge solver.
+fn acme_issuers(ctx: &Ctx, c: &mut Component, acme: &Acme) {
     let l = || labels("cert-manager", "cert-manager", "certificates");
     let mut secret_data = BTreeMap::new();
-    let solver: Value = match &lab.tls.challenge {
+    let solver: Value = match &acme.challenge {
         Challenge::Http01 => json!({"http01": {"ingress": {"ingressClassName": "traefik"}}}),
         Challenge::Dns01(Dns01::Cloudflare { api_token }) => {
             ctx.need_secret(
@@ -116,7 +217,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
                 "kind": "ClusterIssuer",
                 "metadata": metadata(issuer, None, l()),
                 "spec": {"acme": {
-                    "email": lab.tls.acme_email,
+                    "email": acme.acme_email,
                     "server": server,
                     "privateKeySecretRef": {"name": format!("{issuer}-account-key")},
                     "solvers": [solver.clone()],
@@ -124,25 +225,10 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             }),
         );
     }
-    c.health.push(HealthCheck::HelmChart {
-        namespace: "kube-system".into(),
-        name: "cert-manager".into(),
-    });
-    c.health.push(HealthCheck::Crd {
-        name: "certificates.cert-manager.io".into(),
-    });
-    for d in [
-        "cert-manager",
-        "cert-manager-webhook",
-        "cert-manager-cainjector",
-    ] {
-        c.health.push(HealthCheck::Workload {
-            kind: "Deployment".into(),
-            namespace: NS.into(),
-            name: d.into(),
-        });
-    }
-    let challenge = match &lab.tls.challenge {
+}
+
+fn acme_docs(ctx: &Ctx, acme: &Acme) -> crate::ComponentDocs {
+    let challenge = match &acme.challenge {
         Challenge::Http01 => "HTTP-01 through Traefik".to_string(),
         Challenge::Dns01(d) => format!(
             "DNS-01 with {}",
@@ -153,7 +239,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             }
         ),
     };
-    c.docs = crate::ComponentDocs {
+    crate::ComponentDocs {
         title: "cert-manager".into(),
         what: format!(
             "Requests and renews Let's Encrypt certificates for every host under {} ({challenge}); Ingresses ask for one with the annotation `cert-manager.io/cluster-issuer: {}`.",
@@ -165,8 +251,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         data: "ACME account keys and issued certificates are Secrets in the cluster; they are re-issued automatically if lost.".into(),
         backup: "Nothing to back up: certificates are re-issued on a fresh cluster (mind Let's Encrypt's rate limits; use staging while rebuilding repeatedly).".into(),
         requirements: vec!["FR9".into(), "FR10".into(), "NFR7".into()],
-    };
-    c
+    }
 }
 
 fn strip_nulls(v: Value) -> Value {
@@ -179,5 +264,20 @@ fn strip_nulls(v: Value) -> Value {
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         other => other,
+    }
+}
+
+/// The runbook for a device or program that refuses the lab's certificates.
+pub(crate) fn ca_runbook(ctx: &Ctx) -> crate::Runbook {
+    let title = "Runbook: CA not trusted";
+    let host = ctx.fqdn("grafana");
+    let domain = ctx.domain();
+    crate::Runbook {
+        name: "ca-not-trusted".into(),
+        title: title.into(),
+        content: format!(
+            "# {title}\n\nThe lab signs its certificates with its own root CA (`tls.mode: internal-ca`). A device that does not trust that root shows `NET::ERR_CERT_AUTHORITY_INVALID` (Chrome, Edge), `SEC_ERROR_UNKNOWN_ISSUER` (Firefox), *This Connection Is Not Private* (Safari), or `unable to get local issuer certificate` (curl, git); `homelab status` reports the URLs as failing with an unknown issuer.\n\n## Trust the root once per device\n\n1. `homelab tls ca --out homelab-ca.pem` writes the root certificate (the public part only; the key never leaves the secrets file) and shows its fingerprint and expiry.\n2. Install it:\n\n{steps}\n3. Check: `curl --cacert homelab-ca.pem https://{host}/` answers without a certificate error, and `homelab status --ca-file homelab-ca.pem` passes its URL checks. Restart the browser after installing.\n\n## Trusted, yet still refused\n\n- **Another root signs the lab**: the cluster's root must be the one in the secrets file. Compare `openssl x509 -noout -fingerprint -sha256 -in homelab-ca.pem` with `kubectl -n {NS} get secret {CA_SECRET} -o jsonpath='{{.data.tls\\.crt}}' | base64 -d | openssl x509 -noout -fingerprint -sha256`. They differ after the secrets file was re-created: restore it from git (`git log -p -- secrets.sops.yaml`) and `homelab apply`, or trust the new root on every device and remove the old one.\n- **A certificate from before the CA**: `kubectl get certificates -A` must show every certificate Ready with issuer `{CA_ISSUER}`; delete the Secret of one that is not (`kubectl -n NS delete secret NAME-tls`) and cert-manager issues it again.\n- **The name is outside the domain**: the wildcard covers `*.{domain}` and `{domain}` only, one level deep: `a.b.{domain}` needs its own Ingress host.\n- **A name under `.local`**: multicast DNS answers those names before DNS does; use `home.arpa` or `lan`.\n- **An Android app**: apps that do not opt in to user CAs refuse it whatever the settings; use the browser or the app's own certificate setting.\n\n## The root expires\n\n`homelab status` reports the root's expiry. Before it ends: `homelab secrets rotate {CA_KEY}` (a new key and root), `homelab apply`, then trust the new root on every device as above.\n",
+            steps = crate::trust::trust_steps("homelab-ca.pem"),
+        ),
     }
 }

@@ -28,7 +28,7 @@ mod vllm;
 use std::collections::{BTreeMap, BTreeSet};
 
 use homelab_spec::Lab;
-use homelab_spec::lab::AcmeEnvironment;
+use homelab_spec::lab::{AcmeEnvironment, Tls};
 
 use crate::{Component, Plan, SecretGenerator, SecretNeed};
 
@@ -47,7 +47,12 @@ impl<'a> Ctx<'a> {
     fn new(lab: &'a Lab) -> Self {
         Ctx {
             lab,
-            issuer: crate::meta::cluster_issuer(lab.tls.environment == AcmeEnvironment::Production),
+            issuer: match &lab.tls {
+                Tls::Acme(a) => {
+                    crate::meta::cluster_issuer(a.environment == AcmeEnvironment::Production)
+                }
+                Tls::InternalCa => cert_manager::CA_ISSUER,
+            },
             storage_class: lab
                 .storage
                 .as_ref()
@@ -183,6 +188,9 @@ pub fn plan(lab: &Lab) -> Plan {
     };
     runbooks.extend(data_runbooks(&ctx, &components));
     runbooks.extend(vllm::runbook(&ctx));
+    if matches!(lab.tls, Tls::InternalCa) {
+        runbooks.push(cert_manager::ca_runbook(&ctx));
+    }
     runbooks.sort_by(|a, b| a.name.cmp(&b.name));
     let secrets = ctx.secrets.into_inner().into_values().collect();
     Plan {

@@ -14,6 +14,9 @@ const NS: &str = "kube-system";
 pub(crate) const SHARED_IP_KEY: &str = "lab-ingress";
 pub(crate) const DASHBOARD_PASSWORD: &str = "traefik-dashboard-password";
 pub(crate) const DASHBOARD_HTPASSWD: &str = "traefik-dashboard-htpasswd";
+/// The wildcard Certificate of `tls.mode: internal-ca`, Traefik's default certificate.
+pub(crate) const WILDCARD: &str = "lab-wildcard";
+pub(crate) const WILDCARD_SECRET: &str = "lab-wildcard-tls";
 
 pub(super) fn component(ctx: &Ctx) -> Component {
     let net = &ctx.lab.network;
@@ -41,6 +44,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "metrics": {"prometheus": {"entryPoint": "metrics"}},
         "logs": {"access": {"enabled": true}},
     });
+    let internal_ca = matches!(ctx.lab.tls, homelab_spec::lab::Tls::InternalCa);
+    if internal_ca {
+        // Every host under the domain gets a certificate the lab's CA signed, even one a
+        // user's own IngressRoute or manifest forgets to ask for.
+        values["tlsStore"] =
+            json!({"default": {"defaultCertificate": {"secretName": WILDCARD_SECRET}}});
+    }
     if let Some(over) = ctx.lab.helm_overrides.get("traefik") {
         let generated = values.clone();
         let changes = super::merge_override(over, &mut values);
@@ -91,6 +101,26 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             },
         }),
     );
+    if internal_ca {
+        c.add(
+            "wildcard-certificate.yaml",
+            json!({
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": metadata(WILDCARD, Some(NS), labels("traefik", "wildcard-certificate", "ingress")),
+                "spec": {
+                    "secretName": WILDCARD_SECRET,
+                    "commonName": format!("*.{}", ctx.domain()),
+                    "dnsNames": [format!("*.{}", ctx.domain()), ctx.domain()],
+                    "issuerRef": {"kind": "ClusterIssuer", "name": ctx.issuer},
+                },
+            }),
+        );
+        c.health.push(HealthCheck::Certificate {
+            namespace: NS.into(),
+            name: WILDCARD.into(),
+        });
+    }
     ctx.need_secret(
         DASHBOARD_PASSWORD,
         SecretGenerator::Password { length: 24 },

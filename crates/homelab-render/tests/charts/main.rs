@@ -49,6 +49,7 @@ labs! {
     gpu_time_slicing_tainted => gpu_time_slicing(),
     openbao_on_raft => openbao(),
     digitalocean_dns01 => digitalocean(),
+    internal_ca_home_arpa => internal_ca(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
     media_lab => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/media-lab.yaml")).unwrap(),
@@ -118,6 +119,21 @@ fn openbao() -> String {
         "  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
         "  openbao: {host: vault, storage: 2Gi, auditStorage: 1Gi}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
     )
+}
+
+/// The seed lab under a `home.arpa` name with its own CA instead of Let's Encrypt.
+fn internal_ca() -> String {
+    let start = SEED.find("tls:\n").expect("the seed lab has a tls section");
+    let end = start
+        + SEED[start..]
+            .find("\n\n")
+            .expect("a blank line ends the tls section");
+    let s = format!(
+        "{}tls:\n  mode: internal-ca\n{}",
+        &SEED[..start],
+        &SEED[end..]
+    );
+    replace(&s, "domain: home.jetzinger.com", "domain: lab.home.arpa")
 }
 
 /// The seed lab with DNS-01 through DigitalOcean.

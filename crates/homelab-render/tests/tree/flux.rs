@@ -32,6 +32,12 @@ pub fn requirements(plan: &Plan) -> Vec<SecretRequirement> {
             SecretGenerator::UserProvided => {
                 SecretRequirement::user_provided(&s.name, &s.description)
             }
+            SecretGenerator::CaKey => SecretRequirement::ca_key(&s.name),
+            SecretGenerator::CaCertificate {
+                common_name,
+                key_secret,
+                days,
+            } => SecretRequirement::ca_certificate(&s.name, common_name, key_secret, *days),
         })
         .collect()
 }

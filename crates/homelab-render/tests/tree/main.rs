@@ -12,6 +12,7 @@ mod etcd_mount;
 mod flux;
 mod flux_vault;
 mod gpu;
+mod internal_ca;
 mod manifests;
 mod openbao;
 mod proxy;

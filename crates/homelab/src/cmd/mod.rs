@@ -15,6 +15,7 @@ mod schema;
 pub(crate) mod secrets;
 mod shared;
 pub(crate) mod status;
+pub(crate) mod tls;
 mod validate;
 mod version;
 
@@ -34,6 +35,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Apply(args) => apply::run(&cli.global, args, out),
         Command::Diff(args) => diff::run(&cli.global, args, out),
         Command::Status(args) => status::run(&cli.global, args, out),
+        Command::Tls(args) => tls::run(&cli.global, args, out),
         Command::Etcd(args) => etcd::run(&cli.global, args, out),
         Command::Backup(args) => backup::run(&cli.global, args, out),
         Command::Restore(args) => restore::run(&cli.global, args, out),

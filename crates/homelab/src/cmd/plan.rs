@@ -33,6 +33,12 @@ fn generator(g: &SecretGenerator) -> String {
             password_secret,
         } => format!("htpasswd line for `{user}` from {password_secret}"),
         SecretGenerator::UserProvided => "you provide it".to_string(),
+        SecretGenerator::CaKey => "generated CA key (ECDSA P-256)".to_string(),
+        SecretGenerator::CaCertificate {
+            key_secret, days, ..
+        } => {
+            format!("self-signed CA certificate from {key_secret} ({days} days)")
+        }
     }
 }
 

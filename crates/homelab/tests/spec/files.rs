@@ -156,7 +156,10 @@ fn init_writes_the_users_lab_and_none_of_the_seed_values() {
             .iter()
             .all(|n| n.ssh.user.as_deref() == Some("sam"))
     );
-    assert_eq!(lab.tls.acme_email, "sam@sams-house.net");
+    assert_eq!(
+        lab.tls.acme().expect("an ACME lab").acme_email,
+        "sam@sams-house.net"
+    );
     assert_eq!(lab.services.dev_containers[0].authorized_keys, [SAMS_KEY]);
     assert!(
         run.stderr.contains("the dev container accepts the key in"),
@@ -402,7 +405,10 @@ fn init_on_a_terminal_asks_for_what_is_missing_and_again_after_a_bad_answer() {
     );
     let text = work.read("homelab.yaml");
     let lab = homelab_spec::load_str("homelab.yaml", &text).unwrap().lab;
-    assert_eq!(lab.tls.acme_email, "sam@sams-house.net");
+    assert_eq!(
+        lab.tls.acme().expect("an ACME lab").acme_email,
+        "sam@sams-house.net"
+    );
     assert_eq!(lab.services.dev_containers[0].authorized_keys, [SAMS_KEY]);
     for seed in SEED_VALUES {
         assert!(

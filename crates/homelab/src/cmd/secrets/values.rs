@@ -15,31 +15,13 @@ use zeroize::Zeroizing;
 
 use super::lab_requirements;
 use crate::cli::Global;
-use crate::cmd::shared::secrets::{LabFiles, fail, lab_identities, opened_with};
+use crate::cmd::shared::secrets::{LabFiles, fail, lab_identities, open_store};
 use crate::exit;
 use crate::output::Output;
 
 /// The largest value `set` reads from stdin (a certificate bundle fits; a mistaken pipe of a
 /// large file does not).
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
-
-fn open_store(lab: &LabFiles, out: &Output) -> anyhow::Result<SecretsStore> {
-    if !lab.store.exists() {
-        return Err(fail(Error::StoreMissing {
-            path: lab.store.clone(),
-        }));
-    }
-    let ids = lab_identities(lab, out)?;
-    let store = SecretsStore::open(&lab.store, &ids).map_err(fail)?;
-    opened_with(&lab.store, store.opened_with(), out);
-    out.detail(format!(
-        "opened {} ({} secrets, recipients {})",
-        lab.store.display(),
-        store.names().len(),
-        store.recipients().join(", ")
-    ));
-    Ok(store)
-}
 
 pub fn get(lab: &LabFiles, name: &str, reveal: bool, out: &Output) -> anyhow::Result<u8> {
     if std::io::stdout().is_terminal() && !reveal {

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use homelab_secrets::{Error, Identities, IdentityEnv, KeyUsed, LabVault, SopsError, VaultKey};
+use homelab_secrets::{
+    Error, Identities, IdentityEnv, KeyUsed, LabVault, SecretsStore, SopsError, VaultKey,
+};
 use homelab_spec::lab::VaultSettings;
 
 use crate::exit::{self, Exit};
@@ -89,6 +91,25 @@ pub(crate) fn lab_vault(v: &VaultSettings) -> LabVault {
 /// The spec's transit key in the secrets library's form.
 pub(crate) fn vault_key(v: &VaultSettings) -> anyhow::Result<VaultKey> {
     homelab_ops::secrets::vault_key(v).map_err(fail)
+}
+
+/// The lab's secrets file, opened with the identities of the environment.
+pub(crate) fn open_store(lab: &LabFiles, out: &Output) -> anyhow::Result<SecretsStore> {
+    if !lab.store.exists() {
+        return Err(fail(Error::StoreMissing {
+            path: lab.store.clone(),
+        }));
+    }
+    let ids = lab_identities(lab, out)?;
+    let store = SecretsStore::open(&lab.store, &ids).map_err(fail)?;
+    opened_with(&lab.store, store.opened_with(), out);
+    out.detail(format!(
+        "opened {} ({} secrets, recipients {})",
+        lab.store.display(),
+        store.names().len(),
+        store.recipients().join(", ")
+    ));
+    Ok(store)
 }
 
 /// `-v`: which key opened a file.
