@@ -21,6 +21,7 @@ mod retry;
 mod status;
 mod tls;
 mod wait;
+pub mod x509;
 
 pub use apply::{ApplyOptions, ApplyReport, ObjectReport, PrunedObject, UnitReport};
 pub use applyset::{ANNOTATION_KEEP, KEEP_VALUE, applyset_id, group_kind_label};

@@ -1,13 +1,14 @@
 //! One round over the lab's health: nodes, components (HelmChart installed, workloads ready,
-//! PVCs bound, LoadBalancer IPs, certificates), HTTPS URLs and backup CronJobs. Each kind is
-//! listed once cluster-wide, all lists and URL probes at the same moment, and every check is
-//! read from those lists. Every problem says what to do. Read-only: must not write to the
-//! cluster.
+//! PVCs bound, LoadBalancer IPs, certificates, the root CA's expiry), HTTPS URLs and backup
+//! CronJobs. Each kind is listed once cluster-wide (the root CA's Secret is read by name), all
+//! lists and URL probes at the same moment, and every check is read from those lists. Every
+//! problem says what to do. Read-only: must not write to the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -68,6 +69,10 @@ pub struct ComponentCheck {
     /// cert-manager `Certificate`s that must be Ready and not close to expiry.
     #[serde(default)]
     pub certificates: Vec<String>,
+    /// Secrets holding a CA certificate in `tls.crt` (the lab's own root) whose expiry is
+    /// reported; each is read by name, never listed.
+    #[serde(default)]
+    pub ca_secrets: Vec<String>,
 }
 
 /// An HTTPS URL that must answer with a certificate valid for `host`.
@@ -136,6 +141,8 @@ pub struct StatusOptions {
     pub tls: TlsCheckOptions,
     /// A certificate with fewer days left is a problem.
     pub certificate_min_days: i64,
+    /// A root CA with fewer days left is a problem: every device must trust its successor.
+    pub ca_min_days: i64,
     /// The time to judge ages against (tests pin it); `None` is now.
     pub now: Option<Timestamp>,
 }
@@ -147,6 +154,7 @@ impl Default for StatusOptions {
             retry: RetryPolicy::default(),
             tls: TlsCheckOptions::default(),
             certificate_min_days: 14,
+            ca_min_days: 90,
             now: None,
         }
     }
@@ -545,10 +553,26 @@ impl Cluster {
             .collect::<Vec<_>>()
             .await
         };
+        let client_ref = &client;
+        let ca_secrets = futures::future::join_all(checks.components.iter().flat_map(|c| {
+            c.ca_secrets.iter().map(move |name| {
+                let api: Api<Secret> = Api::namespaced(client_ref.clone(), &c.namespace);
+                let what = format!("Secret {}/{name}", c.namespace);
+                async move {
+                    let got =
+                        with_retry_opt(&options.retry, progress, "get", &what, || api.get(name))
+                            .await;
+                    (
+                        (c.namespace.clone(), name.clone()),
+                        got.map_err(|e| api_error(&e)),
+                    )
+                }
+            })
+        }));
         let alerts = read_alert_rules(&client, &checks.alerts, &options.retry, progress);
-        let rest = futures::future::join3(lists, urls, alerts);
+        let rest = futures::future::join4(lists, urls, alerts, ca_secrets);
         let version = self.ping_with(&options.retry, progress);
-        let (version, (lists, urls, rules)) =
+        let (version, (lists, urls, rules, ca_secrets)) =
             match futures::future::select(Box::pin(version), Box::pin(rest)).await {
                 futures::future::Either::Left((version, rest)) => match version {
                     Ok(v) => (v, rest.await),
@@ -560,6 +584,8 @@ impl Cluster {
                 },
             };
         let lists: BTreeMap<Kind, Listing> = lists.into_iter().collect();
+        let ca_secrets: BTreeMap<(String, String), Result<Option<Secret>, String>> =
+            ca_secrets.into_iter().collect();
         let listing = |kind: Kind| lists.get(&kind).expect("every needed kind was listed");
 
         let nodes_listing = listing(Kind::Node);
@@ -611,6 +637,19 @@ impl Cluster {
                     cert,
                     now,
                     options.certificate_min_days,
+                ));
+            }
+            for name in &c.ca_secrets {
+                let got = ca_secrets
+                    .get(&(c.namespace.clone(), name.clone()))
+                    .cloned()
+                    .unwrap_or(Ok(None));
+                results.push(ca_secret_check(
+                    &c.namespace,
+                    name,
+                    got,
+                    now,
+                    options.ca_min_days,
                 ));
             }
             let checks: Vec<Check> = results
@@ -1111,6 +1150,72 @@ fn certificate_check(
             (true, None) => Ok("ready".to_string()),
         }
     })
+}
+
+/// The root CA in a Secret's `tls.crt`: readable, a CA, and far enough from its end that every
+/// device can be given its successor in time. Only `tls.crt` is looked at.
+fn ca_secret_check(
+    ns: &str,
+    name: &str,
+    got: Result<Option<Secret>, String>,
+    now: Timestamp,
+    min_days: i64,
+) -> (Check, Option<Problem>) {
+    let what = format!("root CA Secret {ns}/{name}");
+    let verdict = got.and_then(|secret| {
+        let secret =
+            secret.ok_or("does not exist: `homelab apply` creates it from the secrets file")?;
+        let pem = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("tls.crt"))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .ok_or("has no `tls.crt`")?;
+        let info = crate::x509::certificate_info(&pem).map_err(|e| format!("`tls.crt` is {e}"))?;
+        if !info.is_ca {
+            return Err("`tls.crt` is not a CA certificate".to_string());
+        }
+        let days = (info.not_after.as_second() - now.as_second()).div_euclid(86_400);
+        let subject = info.common_name.as_deref().unwrap_or("(no common name)");
+        if days < 0 {
+            Err(format!("`{subject}` expired on {}", info.not_after))
+        } else if days < min_days {
+            Err(format!(
+                "`{subject}` expires on {} (in {days} days)",
+                info.not_after
+            ))
+        } else {
+            Ok(format!(
+                "`{subject}` valid until {} (in {days} days), SHA-256 {}",
+                info.not_after, info.sha256
+            ))
+        }
+    });
+    let fix = format!(
+        "before it ends: `homelab secrets rotate internal-ca-key`, `homelab apply`, then trust the new root on every device (`homelab tls ca`; docs/runbooks/ca-not-trusted.md); a missing or damaged Secret {ns}/{name} comes back with `homelab apply`"
+    );
+    match verdict {
+        Ok(detail) => (
+            Check {
+                what,
+                ok: true,
+                detail,
+            },
+            None,
+        ),
+        Err(problem) => (
+            Check {
+                what: what.clone(),
+                ok: false,
+                detail: problem.clone(),
+            },
+            Some(Problem {
+                subject: what,
+                problem,
+                fix,
+            }),
+        ),
+    }
 }
 
 fn helm_chart_check(

@@ -1545,3 +1545,131 @@ async fn the_version_check_waits_for_a_starting_server_within_bounds() {
         "the Kubernetes API at https://mock is unreachable: apiserver not ready (HTTP 503, after 4 attempts); check the cluster is running and the kubeconfig points at it (nothing was changed)"
     );
 }
+
+mod support;
+
+/// The root CA's Secret is read by name (never listed): a CA far from its end passes with its
+/// subject and fingerprint; one within the margin, a leaf, a Secret without `tls.crt` and a
+/// missing Secret each fail with what to do; certificates made by the real openssl.
+#[tokio::test]
+async fn status_reads_the_root_ca_secret_by_name_and_reports_its_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    support::tls::make_certificates(dir.path(), "web.lab.example");
+    let b64 = |file: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.path().join(file)).unwrap())
+    };
+    let (ca, leaf) = (b64("ca.pem"), b64("server.pem"));
+    let secret = |name: &str, data: Value| {
+        Some((
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "infra"}, "data": data}),
+        ))
+    };
+    let (cluster, server) = mock(Box::new(move |req| match req.path.as_str() {
+        "/version" => Some((200, version())),
+        "/api/v1/namespaces/infra/secrets/root" => {
+            secret("root", json!({"tls.crt": ca, "tls.key": "c2VjcmV0"}))
+        }
+        "/api/v1/namespaces/infra/secrets/leaf" => secret("leaf", json!({"tls.crt": leaf})),
+        "/api/v1/namespaces/infra/secrets/empty" => secret("empty", json!({})),
+        _ => None,
+    }));
+    let checks: StatusChecks = serde_json::from_value(json!({
+        "components": [{"name": "cert-manager", "namespace": "infra", "caSecrets": ["root", "leaf", "empty", "gone"]}],
+    }))
+    .unwrap();
+    // The openssl CA is valid for 2 days: with no margin it passes, with the default 90 it
+    // is reported as ending soon.
+    let relaxed = StatusOptions {
+        retry: RetryPolicy::with_retries(0),
+        ca_min_days: 0,
+        ..StatusOptions::default()
+    };
+    let report = cluster.status(&checks, &relaxed).await;
+    let strict = StatusOptions {
+        retry: RetryPolicy::with_retries(0),
+        ..StatusOptions::default()
+    };
+    let strict_report = cluster.status(&checks, &strict).await;
+    drop(cluster);
+    let seen = server.await.unwrap();
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.path == "/api/v1/secrets" || s.path == "/api/v1/namespaces/infra/secrets"),
+        "Secrets are never listed: {:?}",
+        seen.iter().map(Seen::line).collect::<Vec<_>>()
+    );
+    let checks = &report.components[0].checks;
+    let detail = |i: usize| (checks[i].ok, checks[i].detail.clone());
+    assert_eq!(checks[0].what, "root CA Secret infra/root");
+    let (ok, root) = detail(0);
+    assert!(ok, "{root}");
+    assert!(root.contains("`homelab test CA` valid until 20"), "{root}");
+    assert!(root.contains("SHA-256 "), "{root}");
+    assert_eq!(
+        detail(1),
+        (false, "`tls.crt` is not a CA certificate".to_string())
+    );
+    assert_eq!(detail(2), (false, "has no `tls.crt`".to_string()));
+    assert_eq!(
+        detail(3),
+        (
+            false,
+            "does not exist: `homelab apply` creates it from the secrets file".to_string()
+        )
+    );
+    assert_eq!(report.health, Health::Unhealthy);
+    assert_eq!(report.problems.len(), 3);
+    assert!(
+        report.problems[0]
+            .fix
+            .contains("homelab secrets rotate internal-ca-key")
+    );
+    let soon = &strict_report.components[0].checks[0];
+    assert!(!soon.ok);
+    assert!(
+        // Two days from when openssl made it: one whole day left, or two within its second.
+        soon.detail.contains("expires on")
+            && (soon.detail.contains("(in 1 days)") || soon.detail.contains("(in 2 days)")),
+        "{}",
+        soon.detail
+    );
+    // What the walk reads is what openssl says.
+    let pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let info = homelab_kube::x509::certificate_info(&pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-enddate",
+            "-in",
+        ])
+        .arg(dir.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("sha256 Fingerprint={}", info.sha256)),
+        "{text}"
+    );
+    let end = text
+        .lines()
+        .find_map(|l| l.strip_prefix("notAfter="))
+        .unwrap();
+    let words: Vec<&str> = end.split_whitespace().collect();
+    let date = format!(
+        "{} {:0>2} {} {} +0000",
+        words[0], words[1], words[2], words[3]
+    );
+    let parsed = k8s_openapi::jiff::fmt::strtime::parse("%b %d %H:%M:%S %Y %z", &date)
+        .and_then(|t| t.to_timestamp())
+        .unwrap();
+    assert_eq!(parsed, info.not_after, "{end}");
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains("c2VjcmV0"), "the key is never in the report");
+}

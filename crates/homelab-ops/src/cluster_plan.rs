@@ -520,6 +520,10 @@ pub fn status_checks(plan: &Plan) -> StatusChecks {
                     let i = row(&mut rows, namespace);
                     rows[i].certificates.push(name.clone());
                 }
+                HealthCheck::CaSecret { namespace, name } => {
+                    let i = row(&mut rows, namespace);
+                    rows[i].ca_secrets.push(name.clone());
+                }
                 HealthCheck::Url { url, host } => {
                     if !checks.urls.iter().any(|u| &u.url == url) {
                         checks.urls.push(UrlCheck {

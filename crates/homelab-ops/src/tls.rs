@@ -2,9 +2,9 @@
 //! secrets file, re-encoded so only the public part can ever leave, with what it says about
 //! itself. Reads the store it is given; never touches a key or prints anything.
 
+use homelab_kube::x509::{CertificateInfo, certificate_info, pem_to_der};
 use homelab_plan::trust::CA_CERT;
 use homelab_secrets::SecretsStore;
-use homelab_secrets::ca::{CertificateInfo, certificate_info, pem_to_der};
 use homelab_spec::Lab;
 use homelab_spec::lab::Tls;
 use secrecy::ExposeSecret;

@@ -400,6 +400,8 @@ pub enum HealthCheck {
         problem: String,
         fix: String,
     },
+    /// A Secret holding the lab's root CA certificate in `tls.crt`: its expiry is reported.
+    CaSecret { namespace: String, name: String },
 }
 
 /// A scheduled backup.

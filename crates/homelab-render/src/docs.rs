@@ -141,6 +141,11 @@ fn health_line(h: &HealthCheck) -> String {
         HealthCheck::Alert { alert, healthy, .. } => {
             format!("{healthy} (Prometheus' alert {alert} is not firing)")
         }
+        HealthCheck::CaSecret { namespace, name } => {
+            format!(
+                "root CA in Secret `{namespace}/{name}` readable and not within 90 days of its end"
+            )
+        }
     }
 }
 

@@ -101,6 +101,10 @@ fn ca_issuer(ctx: &Ctx, c: &mut Component) {
         ]),
         labels: crate::meta::labels_map("cert-manager", "root-ca", "certificates"),
     });
+    c.health.push(HealthCheck::CaSecret {
+        namespace: NS.into(),
+        name: CA_SECRET.into(),
+    });
     c.add(
         "cluster-issuer.yaml",
         json!({

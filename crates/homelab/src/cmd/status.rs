@@ -1,6 +1,7 @@
 //! `homelab status`: the plan's health checks, one concurrent `homelab-kube` status pass, and
 //! its report as a one-screen table or JSON. Exits 0 healthy, 1 unhealthy (each problem with
-//! what to do), 2 when the cluster cannot be reached. Reads no secrets and writes nothing.
+//! what to do), 2 when the cluster cannot be reached. Reads no secrets file (of the cluster's
+//! Secrets only the root CA's certificate, for its expiry) and writes nothing.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
