@@ -10,7 +10,7 @@ use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
     AcmeEnvironment, AlertSeverity, AppAuth, BackupVerify, DnsProvider, GpuVendor,
-    KubeconfigAddress, NodeRole, OsUpdateMode, PortProtocol, VaultAuth,
+    KubeconfigAddress, NodeRole, OsUpdateMode, PortProtocol, TsigAlgorithm, VaultAuth,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
 
@@ -480,6 +480,61 @@ pub enum Dns01 {
         secret_access_key: SecretRef,
         region: String,
     },
+    /// Google Cloud DNS.
+    #[serde(rename_all = "camelCase")]
+    Clouddns {
+        project: String,
+        service_account_key: SecretRef,
+        hosted_zone: Option<String>,
+    },
+    /// Azure DNS through a service principal.
+    #[serde(rename_all = "camelCase")]
+    Azuredns {
+        client_id: String,
+        client_secret: SecretRef,
+        subscription_id: String,
+        tenant_id: String,
+        resource_group: String,
+        hosted_zone: Option<String>,
+    },
+    /// Dynamic updates (RFC 2136) signed with a TSIG key.
+    #[serde(rename_all = "camelCase")]
+    Rfc2136 {
+        nameserver: String,
+        tsig_key_name: String,
+        tsig_algorithm: TsigAlgorithm,
+        tsig_secret: SecretRef,
+    },
+}
+
+impl Dns01 {
+    /// The provider's name for people.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Dns01::Cloudflare { .. } => "Cloudflare",
+            Dns01::Digitalocean { .. } => "DigitalOcean",
+            Dns01::Route53 { .. } => "Route 53",
+            Dns01::Clouddns { .. } => "Google Cloud DNS",
+            Dns01::Azuredns { .. } => "Azure DNS",
+            Dns01::Rfc2136 { .. } => "RFC 2136 dynamic updates",
+        }
+    }
+
+    /// The secret the solver reads.
+    pub fn secret(&self) -> &SecretRef {
+        match self {
+            Dns01::Cloudflare { api_token } | Dns01::Digitalocean { api_token } => api_token,
+            Dns01::Route53 {
+                secret_access_key, ..
+            } => secret_access_key,
+            Dns01::Clouddns {
+                service_account_key,
+                ..
+            } => service_account_key,
+            Dns01::Azuredns { client_secret, .. } => client_secret,
+            Dns01::Rfc2136 { tsig_secret, .. } => tsig_secret,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -872,19 +927,8 @@ impl Lab {
                 out.push((s.clone(), format!("sudo on node {}", n.name)));
             }
         }
-        match self.tls.acme().map(|a| &a.challenge) {
-            Some(Challenge::Dns01(
-                Dns01::Cloudflare { api_token } | Dns01::Digitalocean { api_token },
-            )) => {
-                out.push((api_token.clone(), "cert-manager DNS-01 solver".into()));
-            }
-            Some(Challenge::Dns01(Dns01::Route53 {
-                secret_access_key, ..
-            })) => out.push((
-                secret_access_key.clone(),
-                "cert-manager DNS-01 solver".into(),
-            )),
-            Some(Challenge::Http01) | None => {}
+        if let Some(Challenge::Dns01(d)) = self.tls.acme().map(|a| &a.challenge) {
+            out.push((d.secret().clone(), "cert-manager DNS-01 solver".into()));
         }
         for r in &self.alerting.receivers {
             match &r.kind {

@@ -623,7 +623,9 @@ pub struct RawChallenge {
     #[schemars(required)]
     #[serde(rename = "type")]
     pub kind: S<ChallengeKind>,
-    /// DNS-01 only: the DNS provider hosting the domain: `cloudflare`, `digitalocean` or `route53`.
+    /// DNS-01 only: the DNS provider hosting the domain: `cloudflare`, `digitalocean`,
+    /// `route53`, `clouddns` (Google Cloud DNS), `azuredns` or `rfc2136` (your own BIND,
+    /// PowerDNS or Knot taking dynamic updates).
     pub provider: S<Dns01Provider>,
     /// DNS-01 only: API token (cloudflare, digitalocean) or secret access key (route53).
     pub api_token: S<RawSecretRef>,
@@ -631,6 +633,42 @@ pub struct RawChallenge {
     pub access_key_id: S<String>,
     /// route53 only: the AWS region, e.g. `eu-central-1`.
     pub region: S<String>,
+    /// clouddns only: the Google Cloud project holding the zone, e.g. `my-lab-123456`.
+    pub project: S<String>,
+    /// clouddns only: the JSON key of a service account with the DNS Administrator role.
+    pub service_account_key: S<RawSecretRef>,
+    /// azuredns only: the service principal's application (client) ID.
+    pub client_id: S<String>,
+    /// azuredns only: the service principal's client secret.
+    pub client_secret: S<RawSecretRef>,
+    /// azuredns only: the subscription ID of the DNS zone.
+    pub subscription_id: S<String>,
+    /// azuredns only: the tenant (directory) ID of the service principal.
+    pub tenant_id: S<String>,
+    /// azuredns only: the resource group of the DNS zone.
+    pub resource_group: S<String>,
+    /// clouddns and azuredns: the zone's name at the provider, when cert-manager should not
+    /// look it up (several zones for the same domain).
+    pub hosted_zone: S<String>,
+    /// rfc2136 only: the authoritative server taking updates, `HOST` or `HOST:PORT` (port 53
+    /// by default), e.g. `192.168.2.53` or `ns1.example.com:5353`.
+    pub nameserver: S<String>,
+    /// rfc2136 only: the TSIG key's name as the server knows it, e.g. `cert-manager`.
+    pub tsig_key_name: S<String>,
+    /// rfc2136 only: the TSIG algorithm: `hmac-sha256` (default), `hmac-sha512`, `hmac-sha1`
+    /// or `hmac-md5`.
+    pub tsig_algorithm: S<TsigAlgorithm>,
+    /// rfc2136 only: the TSIG key's secret (base64, as `tsig-keygen` prints it).
+    pub tsig_secret: S<RawSecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TsigAlgorithm {
+    HmacMd5,
+    HmacSha1,
+    HmacSha256,
+    HmacSha512,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -646,6 +684,9 @@ pub enum Dns01Provider {
     Cloudflare,
     Digitalocean,
     Route53,
+    Clouddns,
+    Azuredns,
+    Rfc2136,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -15,7 +15,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
         Invalid {
             message: message.into(),
             help: help.into(),

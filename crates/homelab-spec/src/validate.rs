@@ -1260,8 +1260,9 @@ fn challenge(
                 ch.span,
                 "provider",
                 "the DNS provider hosting the domain",
-                "add `provider: cloudflare` (or digitalocean, route53)",
+                "add `provider: cloudflare` (or digitalocean, route53, clouddns, azuredns, rfc2136)",
             )?;
+            unused_provider_keys(c, ch, provider.value);
             match provider.value {
                 Dns01Provider::Cloudflare => Some(Challenge::Dns01(Dns01::Cloudflare {
                     api_token: c.required_secret(
@@ -1309,9 +1310,216 @@ fn challenge(
                         secret_access_key: secret?,
                     }))
                 }
+                Dns01Provider::Clouddns => {
+                    let project = c.require(
+                        &ch.project,
+                        ch.span,
+                        "project",
+                        "clouddns needs the Google Cloud project holding the zone",
+                        "add e.g. `project: my-lab-123456`",
+                    );
+                    let key = c.required_secret(
+                        &ch.service_account_key,
+                        ch.span,
+                        "serviceAccountKey",
+                        "clouddns-service-account-key",
+                        "DNS-01 with clouddns needs the JSON key of a service account with the DNS Administrator role",
+                    );
+                    Some(Challenge::Dns01(Dns01::Clouddns {
+                        project: project?.value.clone(),
+                        service_account_key: key?,
+                        hosted_zone: ch.hosted_zone.as_ref().map(|z| z.value.clone()),
+                    }))
+                }
+                Dns01Provider::Azuredns => {
+                    let mut need = |v: &Option<Spanned<String>>, key: &str, example: &str| {
+                        c.require(
+                            v,
+                            ch.span,
+                            key,
+                            "azuredns signs in as a service principal and finds the zone by subscription and resource group",
+                            &format!("add e.g. `{key}: {example}`"),
+                        )
+                        .map(|s| s.value.clone())
+                    };
+                    let client_id = need(&ch.client_id, "clientId", "00000000-0000-0000-0000-000000000000");
+                    let subscription_id = need(&ch.subscription_id, "subscriptionId", "00000000-0000-0000-0000-000000000000");
+                    let tenant_id = need(&ch.tenant_id, "tenantId", "00000000-0000-0000-0000-000000000000");
+                    let resource_group = need(&ch.resource_group, "resourceGroup", "dns-zones");
+                    let secret = c.required_secret(
+                        &ch.client_secret,
+                        ch.span,
+                        "clientSecret",
+                        "azuredns-client-secret",
+                        "DNS-01 with azuredns needs the service principal's client secret (DNS Zone Contributor on the zone)",
+                    );
+                    Some(Challenge::Dns01(Dns01::Azuredns {
+                        client_id: client_id?,
+                        client_secret: secret?,
+                        subscription_id: subscription_id?,
+                        tenant_id: tenant_id?,
+                        resource_group: resource_group?,
+                        hosted_zone: ch.hosted_zone.as_ref().map(|z| z.value.clone()),
+                    }))
+                }
+                Dns01Provider::Rfc2136 => {
+                    let nameserver = c
+                        .require(
+                            &ch.nameserver,
+                            ch.span,
+                            "nameserver",
+                            "rfc2136 sends its updates to the zone's authoritative server",
+                            "add e.g. `nameserver: 192.168.2.53` (HOST or HOST:PORT)",
+                        )
+                        .and_then(|n| c.parse(n, "invalid-nameserver", check_nameserver));
+                    let key_name = c.require(
+                        &ch.tsig_key_name,
+                        ch.span,
+                        "tsigKeyName",
+                        "rfc2136 signs every update with a TSIG key; the server refuses unsigned ones, and should",
+                        "add the key's name as the server knows it, e.g. `tsigKeyName: cert-manager`",
+                    );
+                    let secret = c.required_secret(
+                        &ch.tsig_secret,
+                        ch.span,
+                        "tsigSecret",
+                        "rfc2136-tsig-secret",
+                        "DNS-01 with rfc2136 needs the TSIG key's secret (base64, as `tsig-keygen` prints it)",
+                    );
+                    Some(Challenge::Dns01(Dns01::Rfc2136 {
+                        nameserver: nameserver?,
+                        tsig_key_name: key_name?.value.clone(),
+                        tsig_algorithm: ch
+                            .tsig_algorithm
+                            .as_ref()
+                            .map_or(TsigAlgorithm::HmacSha256, |a| a.value),
+                        tsig_secret: secret?,
+                    }))
+                }
             }
         }
     }
+}
+
+/// The challenge keys each DNS-01 provider reads; any other one given is ignored, and said.
+fn provider_keys(p: Dns01Provider) -> &'static [&'static str] {
+    match p {
+        Dns01Provider::Cloudflare | Dns01Provider::Digitalocean => &["apiToken"],
+        Dns01Provider::Route53 => &["apiToken", "accessKeyId", "region"],
+        Dns01Provider::Clouddns => &["project", "serviceAccountKey", "hostedZone"],
+        Dns01Provider::Azuredns => &[
+            "clientId",
+            "clientSecret",
+            "subscriptionId",
+            "tenantId",
+            "resourceGroup",
+            "hostedZone",
+        ],
+        Dns01Provider::Rfc2136 => &["nameserver", "tsigKeyName", "tsigAlgorithm", "tsigSecret"],
+    }
+}
+
+/// Where each provider-specific key of a challenge is, when given.
+fn provider_key_spans(ch: &RawChallenge) -> [(&'static str, Option<Span>); 15] {
+    let at = |v: Option<Span>| v;
+    [
+        ("apiToken", at(ch.api_token.as_ref().map(|v| v.span))),
+        ("accessKeyId", at(ch.access_key_id.as_ref().map(|v| v.span))),
+        ("region", at(ch.region.as_ref().map(|v| v.span))),
+        ("project", at(ch.project.as_ref().map(|v| v.span))),
+        (
+            "serviceAccountKey",
+            at(ch.service_account_key.as_ref().map(|v| v.span)),
+        ),
+        ("clientId", at(ch.client_id.as_ref().map(|v| v.span))),
+        (
+            "clientSecret",
+            at(ch.client_secret.as_ref().map(|v| v.span)),
+        ),
+        (
+            "subscriptionId",
+            at(ch.subscription_id.as_ref().map(|v| v.span)),
+        ),
+        ("tenantId", at(ch.tenant_id.as_ref().map(|v| v.span))),
+        (
+            "resourceGroup",
+            at(ch.resource_group.as_ref().map(|v| v.span)),
+        ),
+        ("hostedZone", at(ch.hosted_zone.as_ref().map(|v| v.span))),
+        ("nameserver", at(ch.nameserver.as_ref().map(|v| v.span))),
+        ("tsigKeyName", at(ch.tsig_key_name.as_ref().map(|v| v.span))),
+        (
+            "tsigAlgorithm",
+            at(ch.tsig_algorithm.as_ref().map(|v| v.span)),
+        ),
+        ("tsigSecret", at(ch.tsig_secret.as_ref().map(|v| v.span))),
+    ]
+}
+
+fn unused_provider_keys(c: &mut Checker, ch: &RawChallenge, p: Dns01Provider) {
+    let wanted = provider_keys(p);
+    let name = serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    for (key, span) in provider_key_spans(ch) {
+        if let Some(at) = span
+            && !wanted.contains(&key)
+        {
+            c.error(
+                Diagnostic::warning(
+                    "unused-key",
+                    format!("`{key}` is not used by the DNS-01 provider `{name}`"),
+                )
+                .at(at)
+                .label("ignored")
+                .help(format!(
+                    "`{name}` reads {}; remove `{key}`, or change `provider`",
+                    wanted
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+        }
+    }
+}
+
+/// `HOST` or `HOST:PORT` for a DNS server (`[IPv6]:PORT` for IPv6), as cert-manager takes it.
+fn check_nameserver(text: &str) -> Result<String, Invalid> {
+    let help = "write `HOST` or `HOST:PORT`, e.g. `192.168.2.53`, `ns1.example.com:5353` or `[fd00::53]:53`";
+    let bad = || Invalid::new(format!("`{text}` is not a DNS server address"), help);
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        match after.strip_prefix(':') {
+            Some(p) => (v6, Some(p)),
+            None if after.is_empty() => (v6, None),
+            None => return Err(bad()),
+        }
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(Invalid::new(
+            format!("`{text}`: the port must be a number from 1 to 65535"),
+            help,
+        ));
+    }
+    let is_v6 = text.starts_with('[');
+    let host_ok = is_v6
+        || host.parse::<Ipv4Addr>().is_ok()
+        || (!host.is_empty() && host.split('.').all(|l| check_dns_label(l, "label").is_ok()));
+    if !host_ok {
+        return Err(bad());
+    }
+    Ok(text.to_string())
 }
 
 fn alerting(c: &mut Checker, a: &Spanned<RawAlerting>) -> Alerting {

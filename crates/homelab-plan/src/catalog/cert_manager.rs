@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use homelab_spec::lab::{Acme, Challenge, Dns01, Tls};
+use homelab_spec::lab::{Acme, Challenge, Dns01, Tls, TsigAlgorithm};
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -194,6 +194,78 @@ fn acme_issuers(ctx: &Ctx, c: &mut Component, acme: &Acme) {
                 "secretAccessKeySecretRef": {"name": "acme-dns-credentials", "key": "secret-access-key"},
             }}, "selector": {"dnsZones": [ctx.domain()]}})
         }
+        Challenge::Dns01(Dns01::Clouddns {
+            project,
+            service_account_key,
+            hosted_zone,
+        }) => {
+            ctx.need_secret(
+                service_account_key.name(),
+                SecretGenerator::UserProvided,
+                "cert-manager",
+                "Google Cloud service account key (the JSON file) with the DNS Administrator role on the project",
+            );
+            secret_data.insert(
+                "key.json".to_string(),
+                SecretSource::Secret(service_account_key.name().into()),
+            );
+            json!({"dns01": {"cloudDNS": {
+                "project": project,
+                "hostedZoneName": hosted_zone,
+                "serviceAccountSecretRef": {"name": "acme-dns-credentials", "key": "key.json"},
+            }}, "selector": {"dnsZones": [ctx.domain()]}})
+        }
+        Challenge::Dns01(Dns01::Azuredns {
+            client_id,
+            client_secret,
+            subscription_id,
+            tenant_id,
+            resource_group,
+            hosted_zone,
+        }) => {
+            ctx.need_secret(
+                client_secret.name(),
+                SecretGenerator::UserProvided,
+                "cert-manager",
+                "client secret of the Azure service principal with DNS Zone Contributor on the lab's zone",
+            );
+            secret_data.insert(
+                "client-secret".to_string(),
+                SecretSource::Secret(client_secret.name().into()),
+            );
+            json!({"dns01": {"azureDNS": {
+                "clientID": client_id,
+                "clientSecretSecretRef": {"name": "acme-dns-credentials", "key": "client-secret"},
+                "subscriptionID": subscription_id,
+                "tenantID": tenant_id,
+                "resourceGroupName": resource_group,
+                "hostedZoneName": hosted_zone.as_deref().unwrap_or(ctx.domain()),
+                "environment": "AzurePublicCloud",
+            }}, "selector": {"dnsZones": [ctx.domain()]}})
+        }
+        Challenge::Dns01(Dns01::Rfc2136 {
+            nameserver,
+            tsig_key_name,
+            tsig_algorithm,
+            tsig_secret,
+        }) => {
+            ctx.need_secret(
+                tsig_secret.name(),
+                SecretGenerator::UserProvided,
+                "cert-manager",
+                "TSIG key secret (base64) the DNS server accepts updates of the lab's zone with",
+            );
+            secret_data.insert(
+                "tsig-secret".to_string(),
+                SecretSource::Secret(tsig_secret.name().into()),
+            );
+            json!({"dns01": {"rfc2136": {
+                "nameserver": nameserver,
+                "tsigKeyName": tsig_key_name,
+                "tsigAlgorithm": tsig_algorithm_name(*tsig_algorithm),
+                "tsigSecretSecretRef": {"name": "acme-dns-credentials", "key": "tsig-secret"},
+            }}, "selector": {"dnsZones": [ctx.domain()]}})
+        }
     };
     let solver = strip_nulls(solver);
     if !secret_data.is_empty() {
@@ -234,14 +306,7 @@ fn acme_issuers(ctx: &Ctx, c: &mut Component, acme: &Acme) {
 fn acme_docs(ctx: &Ctx, acme: &Acme) -> crate::ComponentDocs {
     let challenge = match &acme.challenge {
         Challenge::Http01 => "HTTP-01 through Traefik".to_string(),
-        Challenge::Dns01(d) => format!(
-            "DNS-01 with {}",
-            match d {
-                Dns01::Cloudflare { .. } => "Cloudflare",
-                Dns01::Digitalocean { .. } => "DigitalOcean",
-                Dns01::Route53 { .. } => "Route 53",
-            }
-        ),
+        Challenge::Dns01(d) => format!("DNS-01 with {}", d.title()),
     };
     crate::ComponentDocs {
         title: "cert-manager".into(),
@@ -255,6 +320,16 @@ fn acme_docs(ctx: &Ctx, acme: &Acme) -> crate::ComponentDocs {
         data: "ACME account keys and issued certificates are Secrets in the cluster; they are re-issued automatically if lost.".into(),
         backup: "Nothing to back up: certificates are re-issued on a fresh cluster (mind Let's Encrypt's rate limits; use staging while rebuilding repeatedly).".into(),
         requirements: vec!["FR9".into(), "FR10".into(), "NFR7".into()],
+    }
+}
+
+/// cert-manager's spelling of a TSIG algorithm.
+fn tsig_algorithm_name(a: TsigAlgorithm) -> &'static str {
+    match a {
+        TsigAlgorithm::HmacMd5 => "HMACMD5",
+        TsigAlgorithm::HmacSha1 => "HMACSHA1",
+        TsigAlgorithm::HmacSha256 => "HMACSHA256",
+        TsigAlgorithm::HmacSha512 => "HMACSHA512",
     }
 }
 

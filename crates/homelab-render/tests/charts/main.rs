@@ -50,6 +50,7 @@ labs! {
     openbao_on_raft => openbao(),
     digitalocean_dns01 => digitalocean(),
     internal_ca_home_arpa => internal_ca(),
+    rfc2136_dns01 => rfc2136(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
     media_lab => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/media-lab.yaml")).unwrap(),
@@ -134,6 +135,15 @@ fn internal_ca() -> String {
         &SEED[end..]
     );
     replace(&s, "domain: home.jetzinger.com", "domain: lab.home.arpa")
+}
+
+/// The seed lab with DNS-01 through its own authoritative server (RFC 2136, TSIG-signed).
+fn rfc2136() -> String {
+    replace(
+        SEED,
+        "    provider: cloudflare\n    apiToken: {secret: cloudflare-api-token}\n",
+        "    provider: rfc2136\n    nameserver: 192.168.2.53\n    tsigKeyName: cert-manager\n    tsigSecret: {secret: rfc2136-tsig-secret}\n",
+    )
 }
 
 /// The seed lab with DNS-01 through DigitalOcean.

@@ -8,6 +8,7 @@ mod alerts;
 mod common;
 mod contents;
 mod crd;
+mod dns01;
 mod etcd_mount;
 mod flux;
 mod flux_vault;
