@@ -963,6 +963,13 @@ impl Lab {
                 out.push((r.clone(), format!("app {} ({var})", a.name)));
             }
         }
+        if let Some(px) = &self.proxmox {
+            let secret = match &px.auth {
+                ProxmoxAuth::Token { token_secret, .. } => token_secret,
+                ProxmoxAuth::Password { password, .. } => password,
+            };
+            out.push((secret.clone(), "the Proxmox VE login (proxmox:)".into()));
+        }
         out
     }
 }

@@ -74,6 +74,12 @@ fn a_token_and_a_template_vmid_take_the_defaults() {
         })
     );
     assert!(lab.cluster.nodes.iter().all(|n| n.vm.is_none()));
+    assert!(
+        lab.secret_refs()
+            .iter()
+            .any(|(s, used_by)| s.name() == "proxmox-token" && used_by.contains("Proxmox")),
+        "the token secret is one the lab needs"
+    );
 }
 
 #[test]
