@@ -106,6 +106,11 @@ pub enum Command {
     /// `sops` CLI reads and writes the same file. Start with `homelab secrets init`, see what
     /// is set with `homelab secrets list`, and check for leaks with `homelab secrets scan`.
     Secrets(crate::cmd::secrets::SecretsArgs),
+    /// Make, change and remove the nodes' VMs on Proxmox VE (cloud-init clones of a template).
+    ///
+    /// Logs in with the spec's `proxmox:` token or user and the secret in secrets.sops.yaml.
+    /// Start with `homelab vms plan`; `homelab vms apply` is safe to re-run.
+    Vms(crate::cmd::vms::VmsArgs),
     /// Install, join, upgrade and remove the lab's nodes over SSH (k3s).
     ///
     /// Uses your OpenSSH client, so `~/.ssh/config`, ProxyJump, the agent and known_hosts

@@ -58,7 +58,11 @@ impl Default for ApplyOptions {
 
 /// Progress, for the front end to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum VmEvent {
     /// A step on a VM (or the template) begins.
     Started { vm: String, step: String },

@@ -112,7 +112,11 @@ pub fn desired(lab: &Lab) -> Vec<DesiredVm> {
 
 /// Where the clones come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum TemplatePlan {
     /// A template that is there (the spec's VMID, or one made here earlier).
     Existing {
@@ -239,7 +243,11 @@ impl VmPlan {
 
 /// A reason the plan cannot be carried out; nothing is done while there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum PlanProblem {
     #[error("the spec has no `proxmox:` section, so no node has a VM")]
     NoProxmox,
@@ -337,9 +345,7 @@ pub struct VmPlanError {
 pub enum VmError {
     #[error("the spec has no `proxmox:` section, so no node has a VM")]
     NoProxmox,
-    #[error(
-        "the Proxmox login secret `{name}` cannot be read: {reason}; add it with `homelab secrets set {name}`"
-    )]
+    #[error("the Proxmox login secret `{name}` cannot be read: {reason}{}", secret_hint(.name, .reason))]
     Secret { name: String, reason: String },
     #[error(transparent)]
     Proxmox(#[from] homelab_proxmox::ProxmoxError),
@@ -387,6 +393,14 @@ pub enum VmError {
         waited: u64,
         last: String,
     },
+}
+
+fn secret_hint(name: &str, reason: &str) -> String {
+    if reason.contains("secrets set") {
+        String::new()
+    } else {
+        format!("; add it with `homelab secrets set {name}`")
+    }
 }
 
 /// Reads the host and plans: [`observe`] then [`plan`].

@@ -18,6 +18,7 @@ pub(crate) mod status;
 pub(crate) mod tls;
 mod validate;
 mod version;
+pub(crate) mod vms;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -30,6 +31,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Plan => plan::run(&cli.global, out),
         Command::Render(args) => render::run(&cli.global, args, out),
         Command::Secrets(args) => secrets::run(&cli.global, args, out),
+        Command::Vms(args) => vms::run(&cli.global, args, out),
         Command::Nodes(args) => nodes::run(&cli.global, args, out),
         Command::Kubeconfig(args) => kubeconfig::run(&cli.global, args, out),
         Command::Apply(args) => apply::run(&cli.global, args, out),

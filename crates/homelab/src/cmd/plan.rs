@@ -16,10 +16,15 @@ pub fn run(global: &Global, out: &Output) -> anyhow::Result<u8> {
     let plan = homelab_plan::plan(&loaded.lab);
     // The JSON document is only built when it is asked for: for thousands of apps it costs
     // as much as the plan itself.
+    let lab = &loaded.lab;
     if out.is_json() {
-        out.answer(String::new, &data(&plan));
+        let mut d = data(&plan);
+        if lab.proxmox.is_some() {
+            d["vms"] = serde_json::to_value(homelab_ops::vms::desired(lab))?;
+        }
+        out.answer(String::new, &d);
     } else {
-        out.answer(|| text(&plan), &());
+        out.answer(|| text(&plan) + &vms_text(lab), &());
     }
     Ok(exit::OK)
 }
@@ -145,6 +150,34 @@ fn text(plan: &Plan) -> String {
             generator(&s.generator),
             s.used_by.iter().cloned().collect::<Vec<_>>().join(", "),
             s.description
+        );
+    }
+    o
+}
+
+/// The nodes' VMs as the spec wants them; the host is only read by `homelab vms plan`.
+fn vms_text(lab: &homelab_spec::lab::Lab) -> String {
+    let Some(px) = &lab.proxmox else {
+        return String::new();
+    };
+    let template = match &px.template {
+        homelab_spec::lab::VmTemplate::Vmid { vmid } => format!("template {vmid}"),
+        homelab_spec::lab::VmTemplate::Image { url, .. } => format!("a template made from {url}"),
+    };
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\nVMs on Proxmox VE {} (clones of {template}; `homelab vms plan` compares them with the host):",
+        px.endpoint
+    );
+    for v in homelab_ops::vms::desired(lab) {
+        let id = v
+            .vmid
+            .map_or_else(|| "next free VMID".to_string(), |i| format!("VMID {i}"));
+        let _ = writeln!(
+            o,
+            "  {}: {} cores, {} MiB, {} GiB disk, on {}, {id}, address {}",
+            v.name, v.cores, v.memory_mib, v.disk_gib, v.node, v.address
         );
     }
     o

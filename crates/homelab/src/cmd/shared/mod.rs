@@ -1,6 +1,6 @@
 //! What several commands share, so that no command imports from another: reading the spec,
 //! cluster and node flags with the plan and inventory built from them, progress and reports of
-//! the node engine, secrets access, backup Jobs, tables and durations. Each command module
+//! the node engine, secrets access, backup Jobs, Proxmox VMs, tables and durations. Each command module
 //! imports only from here (and from the output module); nothing here is a command itself.
 
 pub(crate) mod backup;
@@ -9,3 +9,4 @@ pub(crate) mod format;
 pub(crate) mod nodes;
 pub(crate) mod secrets;
 pub(crate) mod spec;
+pub(crate) mod vms;
