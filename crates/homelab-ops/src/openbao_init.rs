@@ -3,9 +3,13 @@
 //! secrets file, saved before anything else happens; a sealed one is unsealed with the keys
 //! stored there. It never prints, logs or returns a key or the token.
 
-use homelab_secrets::{Error as SecretsError, SecretsStore, VaultEnv, VaultError, VaultOperator};
+use homelab_plan::{OpenBaoPolicy, openbao_policies};
+use homelab_secrets::{
+    Error as SecretsError, SecretsStore, VaultCredential, VaultEnv, VaultError, VaultOperator,
+};
 use homelab_spec::Lab;
 use secrecy::SecretString;
+use serde_json::json;
 
 /// The secret holding unseal key N (from 1).
 pub const UNSEAL_KEY_PREFIX: &str = "openbao-unseal-key-";
@@ -39,6 +43,21 @@ pub struct InitReport {
     pub unsealed_now: bool,
     /// The secrets written into the file (names only), when it was initialised now.
     pub stored: Vec<String>,
+}
+
+/// What [`configure`] did on the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigureReport {
+    /// Policies written now (new or changed).
+    pub policies_written: Vec<String>,
+    /// Policies the server already held as rendered.
+    pub policies_unchanged: Vec<String>,
+    /// Whether the transit engine was mounted now.
+    pub transit_mounted: bool,
+    /// Whether the transit key was created now.
+    pub key_created: bool,
+    /// Why nothing was configured, when it was not.
+    pub skipped: Option<String>,
 }
 
 /// Why it stopped. Messages name the server and the secrets file, never a key.
@@ -85,6 +104,14 @@ pub enum OpenBaoInitError {
     /// Nonsense options.
     #[error("invalid options: {0}")]
     Options(String),
+    /// Configuring the unsealed server failed.
+    #[error("{operation} on {address}: {source}")]
+    Configure {
+        /// `writing policy homelab-sops`, `mounting the transit engine`, ...
+        operation: String,
+        address: String,
+        source: Box<VaultError>,
+    },
     /// Nothing says where the server is.
     #[error(
         "no OpenBao server to initialise: `services.openbao` is off in the spec and neither --address nor BAO_ADDR/VAULT_ADDR is set; turn the component on, or name the server with --address https://HOST:8200; nothing was changed"
@@ -238,6 +265,167 @@ pub fn init_and_unseal(
         file,
         tried,
     })
+}
+
+/// Initialises and unseals the server as [`init_and_unseal`] does, then configures it for
+/// the lab with the root token from `store`: the policies of the lab's readers
+/// ([`openbao_policies`]) and, when the spec's `secrets.vault` names this server, its transit
+/// engine and key. Safe to run again: what the server holds as wanted is left alone.
+pub fn init_unseal_and_configure(
+    server: &VaultOperator,
+    ca_pem: Option<Vec<u8>>,
+    store: &mut SecretsStore,
+    lab: &Lab,
+    options: InitOptions,
+) -> Result<(InitReport, ConfigureReport), OpenBaoInitError> {
+    let init = init_and_unseal(server, store, options)?;
+    let policies = openbao_policies(lab);
+    if policies.is_empty() {
+        return Ok((
+            init,
+            ConfigureReport {
+                skipped: Some(
+                    "no component of the lab reads from OpenBao (no `secrets.vault`)".into(),
+                ),
+                ..ConfigureReport::default()
+            },
+        ));
+    }
+    if !store.is_set(ROOT_TOKEN).unwrap_or(false) {
+        return Ok((
+            init,
+            ConfigureReport {
+                skipped: Some(format!(
+                    "the secrets file holds no `{ROOT_TOKEN}` (the server was initialised elsewhere); nothing was configured"
+                )),
+                ..ConfigureReport::default()
+            },
+        ));
+    }
+    let token = store
+        .get(ROOT_TOKEN)
+        .map_err(|source| OpenBaoInitError::Secrets {
+            operation: "reading the root token",
+            source: Box::new(source),
+        })?
+        .clone();
+    let mut root = VaultCredential::token(server.address(), token, ROOT_TOKEN).map_err(|e| {
+        OpenBaoInitError::Configure {
+            operation: "logging in".into(),
+            address: server.address().to_owned(),
+            source: Box::new(e),
+        }
+    })?;
+    if let Some(pem) = ca_pem {
+        root = root.with_ca_pem(pem);
+    }
+    let transit = lab
+        .secrets
+        .vault
+        .as_ref()
+        .filter(|v| same_server(&v.address, server.address()))
+        .map(|v| (v.transit_path.as_str(), v.key.as_str()));
+    let report = configure(&root, &policies, transit)?;
+    Ok((init, report))
+}
+
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+/// Writes each policy the server does not hold as given, and mounts the transit engine at
+/// `transit.0` and creates its key `transit.1` when they are missing. Waits (bounded) for a
+/// just unsealed server to become active first.
+pub fn configure(
+    root: &VaultCredential,
+    policies: &[OpenBaoPolicy],
+    transit: Option<(&str, &str)>,
+) -> Result<ConfigureReport, OpenBaoInitError> {
+    let address = root.address().to_owned();
+    let failed = |operation: String| {
+        let address = address.clone();
+        move |e: VaultError| OpenBaoInitError::Configure {
+            operation,
+            address,
+            source: Box::new(e),
+        }
+    };
+    // Integrated storage elects its leader just after unsealing: up to 10 s, 100 ms apart.
+    let mut active = root.health();
+    for _ in 0..100 {
+        if active.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        active = root.health();
+    }
+    active.map_err(failed("waiting for the server to become active".into()))?;
+    let mut report = ConfigureReport::default();
+    for p in policies {
+        let path = format!("sys/policies/acl/{}", p.name);
+        let held = root
+            .read(&path)
+            .map_err(failed(format!("reading policy {}", p.name)))?;
+        let current = held
+            .as_ref()
+            .and_then(|v| v.pointer("/data/policy").or_else(|| v.get("policy")))
+            .and_then(serde_json::Value::as_str);
+        if current == Some(p.hcl.as_str()) {
+            report.policies_unchanged.push(p.name.clone());
+            continue;
+        }
+        root.write(&path, &json!({ "policy": p.hcl }))
+            .map_err(failed(format!("writing policy {}", p.name)))?;
+        report.policies_written.push(p.name.clone());
+    }
+    if let Some((mount, key)) = transit {
+        let mounts = root
+            .read("sys/mounts")
+            .map_err(failed("listing the secrets engines".into()))?
+            .unwrap_or_default();
+        let name = format!("{mount}/");
+        let mounted = mounts
+            .get("data")
+            .and_then(|d| d.get(&name))
+            .or_else(|| mounts.get(&name));
+        match mounted
+            .and_then(|m| m.get("type"))
+            .and_then(serde_json::Value::as_str)
+        {
+            Some("transit") => {}
+            Some(other) => {
+                return Err(failed(format!("using {name} for transit"))(
+                    VaultError::BadResponse {
+                        address: address.clone(),
+                        path: format!("sys/mounts/{mount}"),
+                        reason: format!(
+                            "a `{other}` engine is mounted there, not transit; change `secrets.vault.transitPath` or move that engine"
+                        ),
+                    },
+                ));
+            }
+            None => {
+                root.write(
+                    &format!("sys/mounts/{mount}"),
+                    &json!({ "type": "transit" }),
+                )
+                .map_err(failed(format!("mounting the transit engine at {name}")))?;
+                report.transit_mounted = true;
+            }
+        }
+        let key_path = format!("{mount}/keys/{key}");
+        if root
+            .read(&key_path)
+            .map_err(failed(format!("reading the transit key {key}")))?
+            .is_none()
+        {
+            root.write(&key_path, &json!({}))
+                .map_err(failed(format!("creating the transit key {key}")))?;
+            report.key_created = true;
+        }
+    }
+    Ok(report)
 }
 
 fn put(store: &mut SecretsStore, name: &str, value: SecretString) -> Result<(), OpenBaoInitError> {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use catalog::plan;
+pub use catalog::{OpenBaoPolicy, openbao_policies, plan};
 
 /// Where a component's files go in the rendered tree (the seeds' repository layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -334,6 +334,23 @@ impl VaultCredential {
         }
     }
 
+    /// `GET path` with this credential: the answer, or `None` when the server has nothing
+    /// there (HTTP 404). For configuration reads (policies, mounts, keys), never a secret.
+    pub fn read(&self, path: &str) -> Result<Option<serde_json::Value>, VaultError> {
+        match self.call(path, None) {
+            Ok(v) => Ok(Some(v)),
+            Err(VaultError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST path` with a JSON body and this credential; a write that answers with no body
+    /// (HTTP 204) is a success too.
+    pub fn write(&self, path: &str, body: &serde_json::Value) -> Result<(), VaultError> {
+        self.call(path, Some(Zeroizing::new(body.to_string())))
+            .map(|_| ())
+    }
+
     fn token_for_call(&self) -> Result<SecretString, VaultError> {
         match &self.auth {
             Auth::Token(t) => Ok(t.clone()),
@@ -381,6 +398,8 @@ impl VaultCredential {
         let (status, answer) = request(&self.address, self.ca_pem.as_deref(), path, token, body)
             .map_err(|reason| self.unreachable(reason))?;
         match status {
+            // Writes answer 204 without a body.
+            200..=299 if answer.iter().all(u8::is_ascii_whitespace) => Ok(serde_json::Value::Null),
             200..=299 => serde_json::from_slice(&answer)
                 .map_err(|e| self.bad(path, &format!("not JSON ({e})"))),
             403 => Err(VaultError::Denied {

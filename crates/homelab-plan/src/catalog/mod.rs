@@ -19,6 +19,7 @@ mod n8n;
 mod nfs;
 mod ollama;
 mod openbao;
+pub use openbao::{OpenBaoPolicy, policies as openbao_policies};
 mod paperless;
 mod postgres;
 mod shares;

@@ -128,6 +128,49 @@ fn audit_rotator(audit_storage_bytes: u128) -> Value {
     })
 }
 
+/// An OpenBao ACL policy for one reader of the lab's server, as the server stores it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenBaoPolicy {
+    /// The policy's name on the server.
+    pub name: String,
+    /// Who gets a token with it.
+    pub used_by: String,
+    /// The policy document (HCL).
+    pub hcl: String,
+}
+
+/// The policies of the lab's readers of OpenBao: with `secrets.vault`, whoever writes the
+/// secrets files (`homelab secrets`, the Flux flavor's render) may encrypt and decrypt with
+/// its transit key, and Flux's kustomize-controller (the `sops-hcvault` token) may only
+/// decrypt. No other component reads OpenBao yet; every other path is denied by omission.
+pub fn policies(lab: &homelab_spec::Lab) -> Vec<OpenBaoPolicy> {
+    let (Some(_), Some(v)) = (&lab.services.openbao, &lab.secrets.vault) else {
+        return Vec::new();
+    };
+    let rule = |op: &str, why: &str| {
+        format!(
+            "# {why}\npath \"{}/{op}/{}\" {{\n  capabilities = [\"update\"]\n}}\n",
+            v.transit_path, v.key
+        )
+    };
+    vec![
+        OpenBaoPolicy {
+            name: "homelab-sops".into(),
+            used_by: "homelab secrets and render (encrypting the secrets files)".into(),
+            hcl: format!(
+                "{}\n{}",
+                rule("encrypt", "Wrap a new data key of a secrets file."),
+                rule("decrypt", "Open a secrets file.")
+            ),
+        },
+        OpenBaoPolicy {
+            name: "flux-sops-decrypt".into(),
+            used_by: "Flux kustomize-controller (the sops-hcvault token)".into(),
+            hcl: rule("decrypt", "Decrypt the rendered Secrets; nothing else."),
+        },
+    ]
+}
+
 pub(super) fn component(ctx: &Ctx) -> Component {
     let o = ctx
         .lab
@@ -168,6 +211,17 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             },
         }),
     });
+    // For review beside the tree; `homelab secrets openbao-init` writes them to the server.
+    for p in policies(ctx.lab) {
+        c.files.push(crate::PlainFile {
+            path: format!("policies/{}.hcl", p.name),
+            content: format!(
+                "# OpenBao policy `{}`, for {}.\n{}",
+                p.name, p.used_by, p.hcl
+            ),
+            mode: 0o644,
+        });
+    }
     c.endpoints.push(Endpoint {
         name: "openbao".into(),
         url: format!("https://{host}"),

@@ -465,3 +465,33 @@ fn openbao_sealed_pages_once_a_running_server_reports_itself_sealed() {
     ]);
     promtool_test_rule("p1", &rule, "30s", json!(tests));
 }
+
+/// With `secrets.vault`, the openbao component carries the policies of the lab's readers for
+/// review (the init operation writes the same text to the server); without it, none.
+#[test]
+fn the_tree_carries_the_policies_of_the_labs_readers() {
+    let with_vault = format!(
+        "{}\nsecrets:\n  vault:\n    address: https://bao.example.net\n    transitPath: sops\n    key: lab\n",
+        openbao_spec()
+    );
+    let tree = render_k3s(&plan_of(&with_vault));
+    let file = |name: &str| {
+        let path = tree
+            .paths()
+            .find(|p| p.ends_with(&format!("/openbao/policies/{name}.hcl")))
+            .unwrap_or_else(|| panic!("no policy {name}"))
+            .to_string();
+        tree.text(&path).unwrap().to_string()
+    };
+    let sops = file("homelab-sops");
+    assert!(
+        sops.contains("path \"sops/encrypt/lab\" {\n  capabilities = [\"update\"]\n}")
+            && sops.contains("path \"sops/decrypt/lab\""),
+        "{sops}"
+    );
+    let flux = file("flux-sops-decrypt");
+    assert!(flux.contains("path \"sops/decrypt/lab\""), "{flux}");
+    assert!(!flux.contains("encrypt/"), "Flux only decrypts:\n{flux}");
+    let tree = render_k3s(&plan_of(&openbao_spec()));
+    assert!(!tree.paths().any(|p| p.contains("/policies/")));
+}

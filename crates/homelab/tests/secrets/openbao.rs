@@ -227,3 +227,157 @@ fn refusals_exit_with_their_code_and_leave_the_lab_unchanged() {
     assert!(run.stderr.contains("--address"), "{}", run.stderr);
     assert_unchanged(&before, &lab.state(), "a bad address");
 }
+
+/// `bao ARGS` with `token`; (exit code, stdout, stderr).
+fn bao_as(server: &BaoServer, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = server.cli_when_active(&["token", "lookup"], token);
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli(args, Some(token));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn with_secrets_vault_the_server_gets_the_labs_policies_and_transit_key_once() {
+    let server = BaoServer::start();
+    let lab = openbao_lab();
+    let address = server.address.clone();
+    lab.run(&["secrets", "openbao-init", "--address", &address])
+        .ok();
+    // The lab now uses this server's transit key for its secrets files.
+    let spec = format!(
+        "{}\nservices:\n  openbao: {{}}\nsecrets:\n  vault:\n    address: {address}\n    key: homelab\n",
+        homelab_spec::templates::MINIMAL
+    );
+    lab.write("homelab.yaml", &spec);
+    let doc = lab
+        .run(&[
+            "secrets",
+            "openbao-init",
+            "--output",
+            "json",
+            "--address",
+            &address,
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        doc["policies_written"],
+        serde_json::json!(["homelab-sops", "flux-sops-decrypt"]),
+        "{doc}"
+    );
+    assert_eq!(doc["transit_mounted"], true, "{doc}");
+    assert_eq!(doc["transit_key_created"], true, "{doc}");
+    let values = stored_values(&lab);
+    let root = values[5].clone();
+
+    // Read back as written.
+    let (code, text, _) = bao_as(&server, &root, &["policy", "read", "flux-sops-decrypt"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        text,
+        "# Decrypt the rendered Secrets; nothing else.\npath \"transit/decrypt/homelab\" {\n  capabilities = [\"update\"]\n}"
+    );
+    // A token with a policy reaches its paths and nothing else.
+    let token_for = |policy: &str| {
+        let (code, token, err) = bao_as(
+            &server,
+            &root,
+            &[
+                "token",
+                "create",
+                &format!("-policy={policy}"),
+                "-field=token",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        token
+    };
+    let homelab = token_for("homelab-sops");
+    let flux = token_for("flux-sops-decrypt");
+    let (code, ciphertext, err) = bao_as(
+        &server,
+        &homelab,
+        &[
+            "write",
+            "-field=ciphertext",
+            "transit/encrypt/homelab",
+            "plaintext=aGVsbG8=",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, plain, err) = bao_as(
+        &server,
+        &flux,
+        &[
+            "write",
+            "-field=plaintext",
+            "transit/decrypt/homelab",
+            &format!("ciphertext={ciphertext}"),
+        ],
+    );
+    assert_eq!((code, plain.as_str()), (0, "aGVsbG8="), "{err}");
+    for (token, args) in [
+        (
+            &flux,
+            vec!["write", "transit/encrypt/homelab", "plaintext=aGVsbG8="],
+        ),
+        (&flux, vec!["read", "sys/policies/acl/homelab-sops"]),
+        (&flux, vec!["write", "-f", "transit/keys/other"]),
+        (&homelab, vec!["read", "transit/keys/homelab"]),
+        (&homelab, vec!["policy", "list"]),
+    ] {
+        let (code, _, err) = bao_as(&server, token, &args);
+        assert_eq!(code, 2, "{args:?} must be denied");
+        assert!(err.contains("permission denied"), "{args:?}: {err}");
+    }
+
+    // Again: nothing written, on the server or in the lab.
+    let before = lab.state();
+    let doc = lab
+        .run(&[
+            "secrets",
+            "openbao-init",
+            "--output",
+            "json",
+            "--address",
+            &address,
+        ])
+        .ok()
+        .json();
+    assert_eq!(doc["policies_written"], serde_json::json!([]), "{doc}");
+    assert_eq!(
+        doc["policies_unchanged"],
+        serde_json::json!(["homelab-sops", "flux-sops-decrypt"])
+    );
+    assert_eq!(doc["transit_mounted"], false);
+    assert_eq!(doc["transit_key_created"], false);
+    assert_unchanged(&before, &lab.state(), "configuring again");
+
+    // A policy changed on the server is put back as rendered.
+    let (code, _, err) = bao_as(
+        &server,
+        &root,
+        &[
+            "write",
+            "sys/policies/acl/flux-sops-decrypt",
+            "policy=path \"*\" { capabilities = [\"read\"] }",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let run = lab
+        .run(&["secrets", "openbao-init", "--address", &address])
+        .ok();
+    assert!(
+        run.stdout.contains("wrote policies flux-sops-decrypt")
+            && run
+                .stdout
+                .contains("policies homelab-sops were as rendered"),
+        "{}",
+        run.transcript()
+    );
+    assert_no_value_shown(&run, &values, "configuring");
+}

@@ -106,7 +106,10 @@ pub enum SecretsCommand {
     /// A new server's unseal keys and root token go straight into secrets.sops.yaml
     /// (`openbao-unseal-key-1..N`, `openbao-root-token`), saved before anything else and never
     /// printed; then it is unsealed. A sealed server (after a restart) is unsealed with the
-    /// stored keys; an unsealed one is left as it is, so it is safe to run again. The server is
+    /// stored keys; an unsealed one is left as it is, so it is safe to run again. With
+    /// `secrets.vault`, it then writes the policies of the lab's readers (`homelab-sops`,
+    /// `flux-sops-decrypt`, as in the rendered `openbao/policies/`) with the stored root token,
+    /// and the transit engine and key when `secrets.vault` names this server. The server is
     /// --address, else BAO_ADDR or VAULT_ADDR, else `https://<services.openbao.host>.<domain>`;
     /// VAULT_CACERT/BAO_CACERT name a CA to trust.
     OpenbaoInit {

@@ -1,10 +1,11 @@
-//! `homelab secrets openbao-init`: one call to `homelab_ops::openbao_init::init_and_unseal`
-//! for the lab's OpenBao server, with the secrets file opened by the shared helpers, printed
+//! `homelab secrets openbao-init`: one call to
+//! `homelab_ops::openbao_init::init_unseal_and_configure` for the lab's OpenBao server, with the secrets file opened by the shared helpers, printed
 //! as what was done (or JSON). It never prints a key or the root token: the report holds
 //! names only.
 
 use homelab_ops::openbao_init::{
-    InitOptions, InitReport, OpenBaoInitError, init_and_unseal, server_address,
+    ConfigureReport, InitOptions, InitReport, OpenBaoInitError, init_unseal_and_configure,
+    server_address,
 };
 use homelab_secrets::{Error, SecretsStore, VaultEnv, VaultOperator};
 use serde_json::json;
@@ -44,7 +45,7 @@ pub fn run(
         })?),
         None => None,
     };
-    let operator = VaultOperator::new(&server.address, ca_pem).map_err(|e| {
+    let operator = VaultOperator::new(&server.address, ca_pem.clone()).map_err(|e| {
         exit::usage(format!(
             "{e} (from {}); give it as https://HOST[:PORT]; nothing was changed",
             server.source
@@ -58,9 +59,11 @@ pub fn run(
     let ids = identities(loaded.lab.secrets.vault.as_ref(), out)?;
     let mut store = SecretsStore::open(&lab.store, &ids).map_err(fail)?;
     opened_with(&lab.store, store.opened_with(), out);
-    let report = init_and_unseal(
+    let (report, configured) = init_unseal_and_configure(
         &operator,
+        ca_pem,
         &mut store,
+        &loaded.lab,
         InitOptions {
             shares: args.shares,
             threshold: args.threshold,
@@ -69,13 +72,18 @@ pub fn run(
     .map_err(init_failed)?;
     let file = lab.store.display().to_string();
     out.result(
-        || text(&report, &file),
+        || format!("{}\n{}", text(&report, &file), configure_text(&configured)),
         &json!({
             "address": report.address,
             "file": file,
             "initialized_now": report.initialized_now,
             "unsealed_now": report.unsealed_now,
             "stored": report.stored,
+            "policies_written": configured.policies_written,
+            "policies_unchanged": configured.policies_unchanged,
+            "transit_mounted": configured.transit_mounted,
+            "transit_key_created": configured.key_created,
+            "configure_skipped": configured.skipped,
         }),
     );
     Ok(exit::OK)
@@ -98,6 +106,29 @@ fn text(report: &InitReport, file: &str) -> String {
     }
 }
 
+fn configure_text(c: &ConfigureReport) -> String {
+    if let Some(why) = &c.skipped {
+        return format!("not configured: {why}");
+    }
+    let mut parts = Vec::new();
+    if !c.policies_written.is_empty() {
+        parts.push(format!("wrote policies {}", c.policies_written.join(", ")));
+    }
+    if !c.policies_unchanged.is_empty() {
+        parts.push(format!(
+            "policies {} were as rendered",
+            c.policies_unchanged.join(", ")
+        ));
+    }
+    if c.transit_mounted {
+        parts.push("mounted the transit engine".into());
+    }
+    if c.key_created {
+        parts.push("created the transit key".into());
+    }
+    format!("configured: {}", parts.join("; "))
+}
+
 /// The operation's refusals as exit codes: bad options and a missing server are usage errors,
 /// the rest failures; every one left the secrets file as it was.
 fn init_failed(err: OpenBaoInitError) -> anyhow::Error {
@@ -111,6 +142,12 @@ fn init_failed(err: OpenBaoInitError) -> anyhow::Error {
             ),
         ),
         OpenBaoInitError::Secrets { .. } => (exit::FAILURE, None),
+        OpenBaoInitError::Configure { .. } => (
+            exit::FAILURE,
+            Some(
+                "the server is unsealed and its keys are in the secrets file; fix the cause and run `homelab secrets openbao-init` again to finish",
+            ),
+        ),
         OpenBaoInitError::KeysOfAnotherServer { .. }
         | OpenBaoInitError::KeysMissing { .. }
         | OpenBaoInitError::StillSealed { .. } => (exit::FAILURE, None),
