@@ -11,6 +11,7 @@
 pub mod backup_job;
 pub mod cluster_plan;
 pub mod inventory;
+pub mod kubeconfig;
 pub mod openbao_init;
 pub mod secrets;
 pub mod secrets_doctor;

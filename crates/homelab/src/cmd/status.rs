@@ -3,16 +3,12 @@
 //! what to do), 2 when the cluster cannot be reached. Reads no secrets file (of the cluster's
 //! Secrets only the root CA's certificate, for its expiry) and writes nothing.
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Args;
-use homelab_kube::{Cluster, Health, StatusOptions, StatusReport, TlsCheckOptions};
+use homelab_kube::{Cluster, Health, StatusOptions, StatusReport};
 use serde_json::json;
 
 use crate::cli::Global;
+use crate::cmd::shared::checks::UrlCheckArgs;
 use crate::cmd::shared::cluster::{ClusterArgs, RetryLines, connect_error, runtime};
 use crate::cmd::shared::format::table as columns;
 use crate::cmd::shared::spec;
@@ -21,37 +17,10 @@ use crate::output::Output;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Connect to a lab host at this address instead of asking DNS, like `curl --resolve`:
-    /// `HOST=ADDRESS:PORT`, or `*=ADDRESS:PORT` for every URL of the lab (e.g.
-    /// `--resolve '*=192.168.2.200:443'` before DNS knows the lab's names). Repeatable.
-    #[arg(long, value_name = "HOST=ADDRESS:PORT")]
-    pub resolve: Vec<String>,
-    /// Trust the certificates in this PEM file instead of the system's roots when checking
-    /// URLs (a lab with a private CA, or Let's Encrypt staging).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub urls: UrlCheckArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-}
-
-/// `HOST=ADDRESS:PORT` into its parts.
-fn parse_resolve(text: &str) -> Result<(String, SocketAddr), String> {
-    let (host, target) = text
-        .split_once('=')
-        .ok_or_else(|| format!("--resolve {text:?} is not HOST=ADDRESS:PORT"))?;
-    let addr = target
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            format!(
-                "--resolve {text:?}: {target:?} is not an ADDRESS:PORT (e.g. 192.168.2.200:443)"
-            )
-        })?;
-    if host.is_empty() {
-        return Err(format!("--resolve {text:?} has no host before `=`"));
-    }
-    Ok((host.to_string(), addr))
 }
 
 pub fn run(global: &Global, args: &StatusArgs, out: &Output) -> anyhow::Result<u8> {
@@ -60,35 +29,7 @@ pub fn run(global: &Global, args: &StatusArgs, out: &Output) -> anyhow::Result<u
     let lab = &loaded.lab.name;
     let checks = homelab_ops::cluster_plan::status_checks(&plan);
 
-    let mut tls = TlsCheckOptions::default();
-    let mut resolve = BTreeMap::new();
-    for r in &args.resolve {
-        let (host, addr) = parse_resolve(r).map_err(exit::usage)?;
-        if host == "*" {
-            for u in &checks.urls {
-                resolve.entry(u.host.clone()).or_insert(addr);
-            }
-        } else {
-            resolve.insert(host, addr);
-        }
-    }
-    // Explicit hosts win over `*`, whatever the order they were given in.
-    for r in &args.resolve {
-        if let Ok((host, addr)) = parse_resolve(r)
-            && host != "*"
-        {
-            resolve.insert(host, addr);
-        }
-    }
-    tls.resolve = resolve;
-    if let Some(path) = &args.ca_file {
-        tls.ca_pem = Some(std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read --ca-file {}; pass a PEM file with the CA certificate(s)",
-                path.display()
-            )
-        })?);
-    }
+    let tls = args.urls.tls(&checks)?;
 
     let rt = runtime()?;
     let cluster = rt
@@ -241,21 +182,4 @@ fn table(lab: &str, report: &StatusReport) -> String {
         }
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolve_takes_host_and_socket_address() {
-        let (host, addr) = parse_resolve("grafana.lab.example=192.168.2.200:443").unwrap();
-        assert_eq!(host, "grafana.lab.example");
-        assert_eq!(addr.to_string(), "192.168.2.200:443");
-        assert_eq!(parse_resolve("*=127.0.0.1:8443").unwrap().0, "*");
-        for bad in ["grafana", "=1.2.3.4:443", "h=1.2.3.4", "h=not an address"] {
-            let e = parse_resolve(bad).unwrap_err();
-            assert!(e.contains("--resolve"), "{e}");
-        }
-    }
 }
