@@ -1,7 +1,8 @@
-//! Operating the lab as library calls, for every front end (the CLI today, `up` and the
-//! dashboard next): the Plan mapped to what `homelab-kube` applies and checks, the node
-//! inventory `homelab-nodes` works on, the secrets the lab needs and the secrets file's health,
-//! and the nodes' VMs on Proxmox VE.
+//! Operating the lab as library calls, for every front end (the CLI today, the dashboard
+//! next): the Plan mapped to what `homelab-kube` applies and checks, the node inventory
+//! `homelab-nodes` works on, where the kubeconfig goes, the secrets the lab needs and the
+//! secrets file's health, the nodes' VMs on Proxmox VE, and `up`/`down`, which chain those
+//! operations (with `journal`).
 //!
 //! Each module takes the validated lab and what the operation needs (plan, secrets, connection
 //! choices) and returns typed data, reporting progress through events. Nothing here writes to
@@ -10,10 +11,13 @@
 
 pub mod backup_job;
 pub mod cluster_plan;
+pub mod down;
 pub mod inventory;
+pub mod journal;
 pub mod kubeconfig;
 pub mod openbao_init;
 pub mod secrets;
 pub mod secrets_doctor;
 pub mod tls;
+pub mod up;
 pub mod vms;

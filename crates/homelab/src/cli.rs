@@ -149,6 +149,28 @@ pub enum Command {
     ///
     /// Example: `homelab tls ca --out homelab-ca.pem`, then trust the file on each device.
     Tls(crate::cmd::tls::TlsArgs),
+    /// Bring the lab up from its spec in one command, resuming where an earlier run stopped.
+    ///
+    /// Steps: validate the spec; check that secrets.sops.yaml holds every secret (on a
+    /// terminal it offers `homelab secrets init`); the VMs when the spec has `proxmox:`;
+    /// `nodes apply`; write the kubeconfig and merge it into yours; `apply`; `status` until
+    /// healthy (`--wait`); a first backup and `backup drill` when PostgreSQL is on. Each step is
+    /// the single command's operation, says what it did, and is safe to repeat: on a lab that
+    /// is up every step reports unchanged. A failed step stops with what to do; the next
+    /// `homelab up` says where it resumes (from `.homelab/up.json` beside the spec, which
+    /// nothing depends on). `--dry-run` runs every step's dry run.
+    ///
+    /// Example: `homelab up --dry-run`, then `homelab up`.
+    Up(crate::cmd::up::UpArgs),
+    /// Take the lab down: k3s and its data removed from every node (agents first), then the
+    /// VMs of a lab with `proxmox:` (unless `--keep-vms`).
+    ///
+    /// The volumes' data on NFS is kept unless `--delete-data`, which deletes the lab's
+    /// objects first so that the provisioner removes their directories. Asks on a terminal,
+    /// naming what is lost; refuses without one unless `--yes`.
+    ///
+    /// Example: `homelab down --dry-run`, then `homelab down`.
+    Down(crate::cmd::down::DownArgs),
     /// Take, list, prune and restore etcd snapshots of the cluster.
     ///
     /// Example: `homelab etcd snapshot save --name before-upgrade`.

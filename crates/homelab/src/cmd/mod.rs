@@ -4,6 +4,7 @@ pub(crate) mod apply;
 pub(crate) mod backup;
 mod completions;
 pub(crate) mod diff;
+pub(crate) mod down;
 pub(crate) mod etcd;
 mod init;
 pub(crate) mod kubeconfig;
@@ -16,6 +17,7 @@ pub(crate) mod secrets;
 mod shared;
 pub(crate) mod status;
 pub(crate) mod tls;
+pub(crate) mod up;
 mod validate;
 mod version;
 pub(crate) mod vms;
@@ -38,6 +40,8 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(&cli.global, args, out),
         Command::Status(args) => status::run(&cli.global, args, out),
         Command::Tls(args) => tls::run(&cli.global, args, out),
+        Command::Up(args) => up::run(&cli.global, args, out),
+        Command::Down(args) => down::run(&cli.global, args, out),
         Command::Etcd(args) => etcd::run(&cli.global, args, out),
         Command::Backup(args) => backup::run(&cli.global, args, out),
         Command::Restore(args) => restore::run(&cli.global, args, out),

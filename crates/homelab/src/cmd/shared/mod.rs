@@ -11,4 +11,5 @@ pub(crate) mod format;
 pub(crate) mod nodes;
 pub(crate) mod secrets;
 pub(crate) mod spec;
+pub(crate) mod steps;
 pub(crate) mod vms;
