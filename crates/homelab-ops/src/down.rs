@@ -16,6 +16,7 @@ use crate::cluster_plan::{APPLYSET_NAMESPACE, FIELD_MANAGER};
 use crate::inventory::{self, Needs, NodeAccess};
 use crate::journal::Journal;
 use crate::up::{KubeSink, NodeSink, Outcome, Step, StepReport, UpError, UpEvent, UpEvents};
+use crate::vms::{self, VmEvent};
 
 /// The steps of `down`, in order.
 pub const STEPS: [Step; 3] = [Step::DeleteData, Step::ResetNodes, Step::DestroyVms];
@@ -134,8 +135,12 @@ pub async fn down(
         let started = Instant::now();
         let result = match step {
             Step::DeleteData => delete_data(plan, options, events).await,
+            Step::ResetNodes if destroys_vms(loaded, options) => Ok((
+                Outcome::Skipped,
+                "the nodes' VMs are destroyed with their disks next, and k3s with them".to_string(),
+            )),
             Step::ResetNodes => reset_nodes(spec, loaded, plan, options, events, &mut report).await,
-            Step::DestroyVms => destroy_vms(loaded, options),
+            Step::DestroyVms => destroy_vms(spec, loaded, options, events).await,
             _ => unreachable!("a step of up, not of down"),
         };
         match result {
@@ -292,15 +297,83 @@ async fn reset_nodes(
     Ok(done)
 }
 
-fn destroy_vms(loaded: &LoadedSpec, options: &DownOptions) -> Result<(Outcome, String), UpError> {
-    match (&loaded.lab.proxmox, options.keep_vms) {
-        (None, _) => Ok((
-            Outcome::Skipped,
-            "no `proxmox:` section: the machines are yours and stay".to_string(),
-        )),
-        (Some(_), true) => Ok((Outcome::Skipped, "kept (`--keep-vms`)".to_string())),
-        (Some(_), false) => Err(UpError::VmsUnavailable),
+/// Whether `down` destroys the nodes' VMs (which takes k3s with them).
+fn destroys_vms(loaded: &LoadedSpec, options: &DownOptions) -> bool {
+    loaded.lab.proxmox.is_some() && !options.keep_vms
+}
+
+async fn destroy_vms(
+    spec: &Path,
+    loaded: &LoadedSpec,
+    options: &DownOptions,
+    events: &dyn UpEvents,
+) -> Result<(Outcome, String), UpError> {
+    let lab = &loaded.lab;
+    let px = match (&lab.proxmox, options.keep_vms) {
+        (None, _) => {
+            return Ok((
+                Outcome::Skipped,
+                "no `proxmox:` section: the machines are yours and stay".to_string(),
+            ));
+        }
+        (Some(_), true) => return Ok((Outcome::Skipped, "kept (`--keep-vms`)".to_string())),
+        (Some(px), false) => px,
+    };
+    let store = crate::up::open_store(spec, loaded)?;
+    let client = vms::connect(px, &store).map_err(|e| UpError::Vms(Box::new(e)))?;
+    let observed = vms::observe(&client, lab)
+        .await
+        .map_err(|e| UpError::Vms(Box::new(e)))?;
+    let plan = vms::plan_destroy(lab, &observed);
+    let names: Vec<String> = plan
+        .vms
+        .iter()
+        .map(|v| format!("{} ({})", v.name, v.vmid))
+        .collect();
+    let untagged = if plan.untagged.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; left alone, without the tag {}: {}",
+            plan.tag,
+            plan.untagged
+                .iter()
+                .map(|v| format!("{} ({})", v.name, v.vmid))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if plan.vms.is_empty() {
+        return Ok((
+            Outcome::Unchanged,
+            format!(
+                "no VM with the tag {} on {}{untagged}",
+                plan.tag, plan.endpoint
+            ),
+        ));
     }
+    if options.dry_run {
+        return Ok((
+            Outcome::DryRun,
+            format!(
+                "would destroy {} on {}{untagged}",
+                names.join(", "),
+                plan.endpoint
+            ),
+        ));
+    }
+    let sink = |e: VmEvent| events.event(UpEvent::Vm(&e));
+    let done = vms::destroy(&client, &plan, &vms::ApplyOptions::default(), &sink)
+        .await
+        .map_err(|f| UpError::VmsDestroy(Box::new(f)))?;
+    Ok((
+        Outcome::Changed,
+        format!(
+            "destroyed {} with their disks on {}{untagged}",
+            names[..done.destroyed.len()].join(", "),
+            done.endpoint
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::backup_job::{self, BackupJobError, Operation, RunOptions};
 use crate::cluster_plan::{self, ClusterPlan, ClusterPlanError};
 use crate::inventory::{self, InventoryError, Needs, NodeAccess};
 use crate::journal::Journal;
+use crate::vms::{self, ApplyFailed, VmAction, VmError, VmEvent, VmReport};
 
 /// One step of `up` (and of `down`, whose steps come after them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -183,6 +184,8 @@ pub enum UpEvent<'a> {
     Apply(&'a ApplyEvent),
     /// An event of a backup Job (drill step).
     Job(&'a JobEvent),
+    /// An event of the VM operation (VM steps of `up` and `down`).
+    Vm(&'a VmEvent),
     /// One status pass ended unhealthy or unreachable; another follows after a pause.
     StatusPending {
         health: Health,
@@ -236,6 +239,9 @@ pub struct UpOptions {
     pub status_interval: Duration,
     /// How long each backup Job of the drill step may run.
     pub job_timeout: Duration,
+    /// How the VM step waits and retries, and whether it reboots VMs whose changes wait
+    /// for a boot.
+    pub vms: vms::ApplyOptions,
 }
 
 /// Why a step of `up` (or `down`) stopped. Each says what failed and what to do; none holds a
@@ -271,10 +277,12 @@ pub enum UpError {
     SecretsRead(#[source] Box<SecretsError>),
     #[error("cannot open the secrets file for the cluster's Secrets: {0}")]
     SecretsOpen(#[source] Box<SecretsError>),
-    #[error(
-        "the spec has a `proxmox:` section, but this build of homelab cannot make VMs yet; create the nodes' VMs by hand (or remove `proxmox:`), then run `homelab up` again"
-    )]
-    VmsUnavailable,
+    #[error("{0}")]
+    Vms(#[source] Box<VmError>),
+    #[error("{0}")]
+    VmsApply(#[source] Box<ApplyFailed<VmReport>>),
+    #[error("{0}")]
+    VmsDestroy(#[source] Box<ApplyFailed<vms::DestroyReport>>),
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     #[error("{0}")]
@@ -538,7 +546,7 @@ async fn run_step(
                 Outcome::Skipped,
                 "no `proxmox:` section: the nodes are machines you provide".to_string(),
             )),
-            Some(_) => Err(UpError::VmsUnavailable),
+            Some(px) => vms_step(input, options, events, report, px).await,
         },
         Step::Nodes => {
             let lab = inventory::build(
@@ -895,6 +903,84 @@ async fn run_step(
     }
 }
 
+/// Plans the lab's VMs against what Proxmox shows and, unless a dry run, carries the plan out
+/// (the VM operation waits for every guest to answer SSH).
+async fn vms_step(
+    input: &UpInput<'_>,
+    options: &UpOptions,
+    events: &dyn UpEvents,
+    report: &mut UpReport,
+    px: &homelab_spec::lab::Proxmox,
+) -> Result<(Outcome, String), UpError> {
+    let lab = &input.loaded.lab;
+    let store = open_store(input.spec, input.loaded)?;
+    let client = vms::connect(px, &store).map_err(|e| UpError::Vms(Box::new(e)))?;
+    let plan = vms::plan_live(&client, lab)
+        .await
+        .map_err(|e| UpError::Vms(Box::new(e)))?;
+    let of = |a: VmAction| plan.vms.iter().filter(|v| v.action == a).count();
+    let waiting: Vec<&str> = plan.awaiting_reboot().map(|v| v.name.as_str()).collect();
+    if !waiting.is_empty() && !options.vms.reboot {
+        report.notes.push(format!(
+            "VM(s) {} take some changes only at their next boot; `homelab up --reboot` reboots them",
+            waiting.join(", ")
+        ));
+    }
+    if options.dry_run {
+        return Ok((
+            Outcome::DryRun,
+            format!(
+                "on {}: {} VM(s) to clone, {} to adopt, {} to change, {} as the spec says",
+                plan.endpoint,
+                of(VmAction::Create),
+                of(VmAction::Adopt),
+                of(VmAction::Update),
+                of(VmAction::Keep)
+            ),
+        ));
+    }
+    let sink = |e: VmEvent| events.event(UpEvent::Vm(&e));
+    let done = vms::apply(&client, &plan, &options.vms, &sink)
+        .await
+        .map_err(|f| UpError::VmsApply(Box::new(f)))?;
+    let ready = done.vms.iter().filter(|v| v.ready).count();
+    Ok(if done.changed() {
+        let mut what = Vec::new();
+        if done.template_made {
+            what.push("made the template".to_string());
+        }
+        for v in done.vms.iter().filter(|v| !v.done.is_empty()) {
+            what.push(format!("{}: {}", v.name, v.done.join(", ")));
+        }
+        (
+            Outcome::Changed,
+            format!(
+                "on {}: {}; {ready} of {} VM(s) answer SSH",
+                done.endpoint,
+                what.join("; "),
+                done.vms.len()
+            ),
+        )
+    } else {
+        (
+            Outcome::Unchanged,
+            format!(
+                "all {} VM(s) on {} as the spec says, and answering SSH",
+                done.vms.len(),
+                done.endpoint
+            ),
+        )
+    })
+}
+
+/// The secrets file, opened with the environment's identities.
+pub(crate) fn open_store(spec: &Path, loaded: &LoadedSpec) -> Result<SecretsStore, UpError> {
+    let path = crate::secrets::secrets_file(spec);
+    identities(loaded)
+        .and_then(|ids| SecretsStore::open(&path, &ids))
+        .map_err(|e| UpError::SecretsOpen(Box::new(e)))
+}
+
 fn read(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
@@ -942,10 +1028,7 @@ fn cluster_plan_of(input: &UpInput<'_>) -> Result<ClusterPlan, UpError> {
         .iter()
         .any(|c| !c.secret_objects.is_empty());
     if needs_secrets {
-        let path = crate::secrets::secrets_file(input.spec);
-        let store = identities(input.loaded)
-            .and_then(|ids| SecretsStore::open(&path, &ids))
-            .map_err(|e| UpError::SecretsOpen(Box::new(e)))?;
+        let store = open_store(input.spec, input.loaded)?;
         Ok(cluster_plan::cluster_plan(input.plan, &store)?)
     } else {
         Ok(cluster_plan::cluster_plan(input.plan, &NoSecrets)?)

@@ -9,6 +9,8 @@
 mod kube_support;
 #[path = "common/postgres.rs"]
 mod postgres;
+#[path = "../../homelab-proxmox/tests/support/mod.rs"]
+mod pve_support;
 #[path = "common/run.rs"]
 mod run;
 #[path = "common/terminal.rs"]
@@ -28,6 +30,8 @@ use run::Run;
 use serde_json::{Value, json};
 
 const CLOUDFLARE_TOKEN: &str = "cf-up-test-token-93e1d7";
+const PVE_TOKEN_ID: &str = "homelab@pve!lab";
+const PVE_TOKEN: &str = "5d1e-up-test-pve-token";
 const HOSTS: [(&str, Role); 2] = [("s1", Role::Server), ("a1", Role::Agent)];
 
 /// A lab directory (spec, secrets, age key, HOME) for the test hosts, with the API stand-in
@@ -35,6 +39,8 @@ const HOSTS: [(&str, Role); 2] = [("s1", Role::Server), ("a1", Role::Agent)];
 struct UpLab {
     /// The PostgreSQL server the backup Jobs reach, for a lab with `services.postgres`.
     pg: Option<postgres::PgServer>,
+    /// The Proxmox VE simulator the VMs are made on, for a lab with `proxmox:`.
+    pve: Option<pve_support::FakePve>,
     hosts: TestLab,
     standin: StandIn,
     https: HttpsServer,
@@ -51,12 +57,14 @@ impl Drop for UpLab {
 
 impl UpLab {
     fn start() -> UpLab {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
     /// With `postgres`: NFS storage on the test NAS, `services.postgres`, a real PostgreSQL
     /// server, and a stand-in that runs the backup Jobs on this machine (ADR 0048).
-    fn start_with(postgres: bool) -> UpLab {
+    /// With `proxmox`: the nodes are VMs on fakepve (a template at VMID 9000), booted by its
+    /// guests' side at the test hosts' addresses, where the test hosts' sshd answers.
+    fn start_with(postgres: bool, proxmox: bool) -> UpLab {
         let hosts = TestLab::start(&HOSTS);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
@@ -96,8 +104,19 @@ impl UpLab {
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         make_certificates(&dir.path().join("certs"), "*.lab.example.com");
         let https = HttpsServer::start(&dir.path().join("certs"), "TLSv1_3");
+        let pve = proxmox.then(|| {
+            pve_support::FakePve::with_tokens(
+                json!({"guests_boot": true, "guests": [{"vmid": 9000, "name": "tmpl", "template": true, "config": {
+                    "scsi0": "local-lvm:base-9000-disk-0,size=4G",
+                    "ide2": "local-lvm:vm-9000-cloudinit,media=cdrom",
+                    "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0",
+                    "scsihw": "virtio-scsi-pci", "memory": 2048, "cores": 1}}]}),
+                &[(PVE_TOKEN_ID, PVE_TOKEN)],
+            )
+        });
         let lab = UpLab {
             pg,
+            pve,
             hosts,
             standin,
             https,
@@ -118,13 +137,14 @@ impl UpLab {
         let mut nodes = String::new();
         for h in &self.hosts.hosts {
             nodes.push_str(&format!(
-                "    - {{name: {}, role: {}, address: {}, ssh: {{user: root}}}}\n",
+                "    - {{name: {}, role: {}, address: {}, ssh: {{user: root}}{}}}\n",
                 h.name,
                 match h.role {
                     Role::Server => "server",
                     Role::Agent => "agent",
                 },
-                h.ip
+                h.ip,
+                if self.pve.is_some() { ", vm: {}" } else { "" }
             ));
         }
         let spec = format!(
@@ -147,6 +167,13 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
                 String::new()
             }
         );
+        let spec = match &self.pve {
+            Some(pve) => format!(
+                "{spec}proxmox:\n  endpoint: {}\n  node: pve1\n  verifyTls: false\n  tokenId: {PVE_TOKEN_ID}\n  tokenSecret: {{secret: proxmox-token}}\n  sshKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHomelabTestKeyOnly you@host\"]\n  template: 9000\n",
+                pve.endpoint
+            ),
+            None => spec,
+        };
         std::fs::write(self.path("lab/homelab.yaml"), spec).unwrap();
     }
 
@@ -158,6 +185,10 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
             CLOUDFLARE_TOKEN,
         )
         .ok();
+        if self.pve.is_some() {
+            self.run_stdin(&["secrets", "set", "--force", "proxmox-token"], PVE_TOKEN)
+                .ok();
+        }
     }
 
     fn environment(&self, cmd: &mut Command) {
@@ -447,12 +478,20 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
     // An installer mirror that does not answer stops the nodes step; the run says which
     // step and what to do, and the steps before it are recorded.
     let stopped = lab
-        .up(&["--installer-url", "http://127.0.0.1:9/install.sh", "--output", "json"])
+        .up(&[
+            "--installer-url",
+            "http://127.0.0.1:9/install.sh",
+            "--output",
+            "json",
+        ])
         .expect(1);
     let report = stopped.json();
     assert_eq!(report["failedStep"], "nodes", "{}", stopped.transcript());
     assert!(
-        report["help"].as_str().unwrap().contains("run `homelab up` again"),
+        report["help"]
+            .as_str()
+            .unwrap()
+            .contains("run `homelab up` again"),
         "{report}"
     );
     assert_eq!(
@@ -464,7 +503,9 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
         ]
     );
     assert!(!lab.installed("a1"));
-    let journal = lab.journal().expect("the journal records the finished steps");
+    let journal = lab
+        .journal()
+        .expect("the journal records the finished steps");
     assert_eq!(journal["complete"], false);
     assert_eq!(journal["finished"].as_array().unwrap().len(), 3);
 
@@ -654,7 +695,7 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
 /// lab is healthy apart from the backup that has not run yet; the next run drills no more.
 #[test]
 fn up_with_postgres_runs_a_first_backup_and_drill_once() {
-    let lab = UpLab::start_with(true);
+    let lab = UpLab::start_with(true, false);
     lab.init_secrets();
     let first = lab.up(&["--output", "json"]).ok();
     assert_eq!(
@@ -717,6 +758,87 @@ fn up_with_postgres_runs_a_first_backup_and_drill_once() {
         backup_jobs, 2,
         "one backup and one drill Job, none from the second run: {jobs}"
     );
+}
+
+/// With `proxmox:` the nodes' VMs come first: from no VM to a healthy lab in one command
+/// (after a lost quorum stopped the VM step), the same command again writes nothing to
+/// Proxmox, and `down` destroys the lab's VMs (which takes k3s with them).
+#[test]
+fn up_on_proxmox_makes_the_vms_first_and_down_destroys_them() {
+    let lab = UpLab::start_with(false, true);
+    let pve = lab.pve.as_ref().unwrap();
+    lab.init_secrets();
+    let dry = lab.up(&["--dry-run", "--output", "json"]).ok();
+    assert_eq!(outcome(&dry, "vms"), "dryRun", "{}", dry.transcript());
+    assert!(
+        summary(&dry, "vms").contains("2 VM(s) to clone"),
+        "{}",
+        dry.transcript()
+    );
+
+    pve.control(json!({"op": "lose_quorum"}));
+    let stopped = lab.up(&["--output", "json"]).expect(1);
+    assert_eq!(
+        stopped.json()["failedStep"],
+        "vms",
+        "{}",
+        stopped.transcript()
+    );
+    pve.control(json!({"op": "regain_quorum"}));
+
+    let first = lab.up(&["--output", "json"]).ok();
+    let report = first.json();
+    assert_eq!(report["resumedAt"], "vms", "{}", first.transcript());
+    assert_eq!(outcome(&first, "vms"), "changed");
+    let made = summary(&first, "vms");
+    assert!(
+        made.contains("s1: cloned from 9000") && made.contains("2 of 2 VM(s) answer SSH"),
+        "{made}"
+    );
+    assert_eq!(outcome(&first, "status"), "unchanged");
+
+    pve.control(json!({"op": "clear_requests"}));
+    let again = lab.up(&["--output", "json"]).ok();
+    assert_eq!(
+        outcome(&again, "vms"),
+        "unchanged",
+        "{}",
+        again.transcript()
+    );
+    assert_eq!(again.json()["changed"], false);
+    let writes: Vec<(String, String)> = pve
+        .requests()
+        .into_iter()
+        .filter(|(m, p)| m != "GET" && !p.ends_with("/access/ticket"))
+        .collect();
+    assert!(writes.is_empty(), "a no-op run writes nothing: {writes:?}");
+
+    let down = lab.run(&["down", "--yes", "--output", "json"], &[]).ok();
+    assert_eq!(
+        outcome(&down, "destroyVms"),
+        "changed",
+        "{}",
+        down.transcript()
+    );
+    assert_eq!(outcome(&down, "resetNodes"), "skipped");
+    let dry = lab.up(&["--dry-run", "--output", "json"]).ok();
+    assert!(
+        summary(&dry, "vms").contains("2 VM(s) to clone"),
+        "{}",
+        dry.transcript()
+    );
+}
+
+fn summary(run: &Run, step: &str) -> String {
+    run.json()["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step)
+        .unwrap_or_else(|| panic!("no step {step}:\n{}", run.transcript()))["summary"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Every file under `dir`, as paths relative to it.

@@ -38,6 +38,9 @@ pub struct UpArgs {
     /// How long the lab may take to become healthy after the apply step, e.g. `15m`.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub wait: Duration,
+    /// Reboot the lab's running VMs whose changes wait for a boot (else they are listed).
+    #[arg(long)]
+    pub reboot: bool,
     /// How long each backup Job of the first drill may run, e.g. `30m`.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub job_timeout: Duration,
@@ -82,6 +85,10 @@ pub fn run(global: &Global, args: &UpArgs, out: &Output) -> anyhow::Result<u8> {
         healthy_within: args.wait,
         status_interval: Duration::from_secs(1),
         job_timeout: args.job_timeout,
+        vms: homelab_ops::vms::ApplyOptions {
+            reboot: args.reboot,
+            ..homelab_ops::vms::ApplyOptions::default()
+        },
     };
     if let Some(t) = args.timeout {
         options.apply_timeout = t;

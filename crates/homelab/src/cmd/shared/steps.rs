@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use homelab_kube::{ApplyEvent, JobEvent, ObjectOutcome};
 use homelab_ops::up::{Outcome, StepReport, UpEvent, UpEvents};
+use homelab_ops::vms::VmEvent;
 use serde_json::{Value, json};
 
 use super::cluster::retry_line;
@@ -116,6 +117,23 @@ impl UpEvents for StepProgress<'_> {
                     "  retrying {action} (attempt {attempt} failed: {reason})"
                 )),
                 JobEvent::LogLine { .. } => {}
+            },
+            UpEvent::Vm(e) => match e {
+                VmEvent::Started { vm, step } => self.line(format!("  {vm}: {step}")),
+                VmEvent::Retrying {
+                    vm,
+                    step,
+                    attempt,
+                    wait,
+                    reason,
+                } => self.line(format!(
+                    "  {vm}: retrying {step} in {:.1}s (attempt {attempt} failed: {reason})",
+                    *wait as f64 / 1000.0
+                )),
+                VmEvent::Finished { vm, step } if self.out.verbose > 0 => {
+                    self.line(format!("  {vm}: done: {step}"))
+                }
+                VmEvent::Finished { .. } => {}
             },
             UpEvent::StatusPending {
                 problems,
