@@ -39,19 +39,60 @@ impl Phase for Connect {
     }
     fn run<'r>(&'r self, run: &'r Run<'_>, host: usize) -> BoxFuture<'r, Result<Step, HostError>> {
         Box::pin(async move {
-            let remote = Remote::connect(run.inv, run.host(host)).await?;
+            let mut remote = Remote::connect(run.inv, run.host(host)).await?;
+            let mut first = self.first_command(run, &remote, host).await;
+            // A kept master can still greet while its connection is already gone (the host
+            // went down since the earlier run): the first command tells, and a connection of
+            // this run's own then says whether the host is there at all.
+            if remote.reused
+                && matches!(&first, Some(Err(e)) if e.kind == HostErrorKind::ConnectionLost)
+            {
+                remote.close().await;
+                remote = Remote::connect_for_this_run(run.inv, run.host(host)).await?;
+                first = self.first_command(run, &remote, host).await;
+            }
             let said = if remote.reused {
                 "connected (through the SSH connection an earlier run kept)"
             } else {
                 "connected"
             };
             let _ = run.slots[host].remote.set(remote);
-            if let Some(with_nodes) = self.prefetch_facts {
-                let out = read_facts(run, host, with_nodes).await;
-                *run.slots[host].prefetched.lock().expect("prefetch lock") = Some(out);
+            match (self.prefetch_facts, first) {
+                (Some(_), Some(out)) => {
+                    *run.slots[host].prefetched.lock().expect("prefetch lock") = Some(out);
+                }
+                (None, Some(Err(e))) => return Err(e),
+                _ => {}
             }
             Ok(Step::Unchanged(said.into()))
         })
+    }
+}
+
+impl Connect {
+    /// The first command on a new connection: the facts script when they are prefetched, a
+    /// bare `true` on a reused connection otherwise (whose liveness is otherwise unknown),
+    /// nothing on a connection this run made (its handshake just proved it).
+    async fn first_command(
+        &self,
+        run: &Run<'_>,
+        remote: &Remote,
+        host: usize,
+    ) -> Option<Result<RawFacts, HostError>> {
+        match self.prefetch_facts {
+            Some(with_nodes) => Some(read_facts(run, remote, host, with_nodes).await),
+            None if remote.reused => Some(
+                remote
+                    .run(
+                        "checking the kept connection",
+                        "true",
+                        run.inv.timeouts.command,
+                    )
+                    .await
+                    .map(|out| (out, 0, 0)),
+            ),
+            None => None,
+        }
     }
 }
 
@@ -73,8 +114,12 @@ fn unix_nanos() -> i128 {
 /// The facts script's output, with this machine's clock just before and after it ran.
 pub(crate) type RawFacts = (String, i128, i128);
 
-async fn read_facts(run: &Run<'_>, host: usize, with_nodes: bool) -> Result<RawFacts, HostError> {
-    let remote = run.remote(host)?;
+async fn read_facts(
+    run: &Run<'_>,
+    remote: &Remote,
+    host: usize,
+    with_nodes: bool,
+) -> Result<RawFacts, HostError> {
     let sent = unix_nanos();
     let out = remote
         .run(
@@ -111,7 +156,7 @@ impl Phase for GatherFacts {
                 .take();
             let (out, sent, received) = match prefetched {
                 Some(read) => read?,
-                None => read_facts(run, host, self.with_nodes).await?,
+                None => read_facts(run, run.remote(host)?, host, self.with_nodes).await?,
             };
             let f = facts::parse(&out, sent, received).map_err(|e| {
                 HostError::new(&run.host(host).name, HostErrorKind::CommandFailed, e)

@@ -530,21 +530,39 @@ impl Remote {
     /// Opens the multiplexed SSH master connection (or reuses the one an earlier run kept,
     /// ADR 0107); how to become root is learnt from the first command.
     pub(crate) async fn connect(inv: &Inventory, host: &Host) -> Result<Remote, HostError> {
+        Self::open(inv, host, true).await
+    }
+
+    /// Opens a master connection for this run only, never the kept one: for when the kept
+    /// master answered but its connection turned out to be gone (the host went down after
+    /// the earlier run, and the master has not noticed yet).
+    pub(crate) async fn connect_for_this_run(
+        inv: &Inventory,
+        host: &Host,
+    ) -> Result<Remote, HostError> {
+        Self::open(inv, host, false).await
+    }
+
+    async fn open(inv: &Inventory, host: &Host, may_keep: bool) -> Result<Remote, HostError> {
         let name = host.name.as_str();
         let dest = destination(host);
-        let kept_dir = inv.ssh.keep_connections.and_then(|idle| {
-            inv.ssh
-                .control_dir
-                .clone()
-                .or_else(|| {
-                    default_kept_dir(
-                        std::env::var_os("XDG_RUNTIME_DIR"),
-                        std::env::var_os("XDG_CACHE_HOME"),
-                        std::env::var_os("HOME"),
-                    )
-                })
-                .map(|dir| (dir, idle))
-        });
+        let kept_dir = inv
+            .ssh
+            .keep_connections
+            .filter(|_| may_keep)
+            .and_then(|idle| {
+                inv.ssh
+                    .control_dir
+                    .clone()
+                    .or_else(|| {
+                        default_kept_dir(
+                            std::env::var_os("XDG_RUNTIME_DIR"),
+                            std::env::var_os("XDG_CACHE_HOME"),
+                            std::env::var_os("HOME"),
+                        )
+                    })
+                    .map(|dir| (dir, idle))
+            });
         let open = async {
             if let Some((dir, idle)) = kept_dir
                 && let Some((session, reused)) = kept_master(inv, host, dir, idle).await?

@@ -234,21 +234,11 @@ async fn kept_connections_are_reused_by_the_next_run_and_a_dead_masters_socket_i
 
     // A master killed outright leaves its socket behind; the next run sees that nobody
     // answers there, opens a new master in its place and reuses the other host's.
-    let s1_socket = kept
-        .iter()
-        .zip(&pids)
-        .find(|(s, _)| {
-            let through = std::process::Command::new("ssh")
-                .args(["-S"])
-                .arg(s)
-                .args(["-o", "BatchMode=yes", "none", "echo $SSH_CONNECTION"])
-                .output()
-                .unwrap();
-            let said = String::from_utf8_lossy(&through.stdout).into_owned();
-            said.split_whitespace().nth(2) == Some(lab.host("s1").ip.as_str())
-        })
-        .map(|(s, p)| (s.clone(), *p))
-        .expect("one socket leads to s1");
+    let s1_path = socket_to(&lab, &kept, "s1");
+    let s1_socket = (
+        s1_path.clone(),
+        pids[kept.iter().position(|s| *s == s1_path).unwrap()],
+    );
     let killed = std::process::Command::new("kill")
         .args(["-9", &s1_socket.1.to_string()])
         .status()
@@ -274,6 +264,77 @@ async fn kept_connections_are_reused_by_the_next_run_and_a_dead_masters_socket_i
     assert_eq!(lab.logins("a1"), 1);
     let new_pid = master_pid(&s1_socket.0).expect("a new master on the same socket");
     assert_ne!(new_pid, s1_socket.1);
+    for s in sockets(&dir) {
+        let _ = std::process::Command::new("ssh")
+            .args(["-O", "exit", "-S"])
+            .arg(&s)
+            .arg("none")
+            .output();
+    }
+}
+
+/// The kept socket that leads to `host`, asked through each master.
+fn socket_to(lab: &TestLab, sockets: &[std::path::PathBuf], host: &str) -> std::path::PathBuf {
+    sockets
+        .iter()
+        .find(|s| {
+            let through = std::process::Command::new("ssh")
+                .args(["-S"])
+                .arg(s)
+                .args(["-o", "BatchMode=yes", "none", "echo $SSH_CONNECTION"])
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&through.stdout).into_owned();
+            said.split_whitespace().nth(2) == Some(lab.host(host).ip.as_str())
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no kept socket leads to {host}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_master_that_greets_but_whose_connection_is_gone_gives_way_to_a_new_login() {
+    // A host that went down after the earlier run leaves a master that still greets on its
+    // socket until it notices; stood in for here, deterministically, by a socket that sends
+    // the master's greeting and then hangs up on every client.
+    let lab = TestLab::start(&[("s1", Role::Server), ("a1", Role::Agent)]);
+    let dir = lab.dir.join("kept");
+    let mut inv = lab.inventory(V);
+    inv.ssh.control_dir = Some(dir.clone());
+    inv.ssh.keep_connections = Some(std::time::Duration::from_secs(60));
+    apply(&inv, &ApplyOptions::default(), &Recorder::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s1_socket = socket_to(&lab, &sockets(&dir), "s1");
+    let pid = master_pid(&s1_socket).expect("a master answers for s1");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::remove_file(&s1_socket).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&s1_socket).unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        for mut client in listener.incoming().flatten() {
+            // MUX_MSG_HELLO (PROTOCOL.mux): length 8, type 1, version 4; then the hang-up.
+            let _ = client.write_all(&[0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 4]);
+        }
+    });
+
+    let run = Recorder::default();
+    let report = apply(&inv, &ApplyOptions::default(), &run)
+        .await
+        .unwrap_or_else(|e| panic!("the run failed instead of logging in anew: {e}"));
+    assert!(common::is_unchanged(&report, "s1"), "{report}");
+    assert_eq!(connect_messages(&run, "s1"), ["connected"]);
+    assert_eq!(lab.logins("s1"), 2, "s1: one new login");
+    assert_eq!(
+        connect_messages(&run, "a1"),
+        ["connected (through the SSH connection an earlier run kept)"]
+    );
+    assert_eq!(lab.logins("a1"), 1, "a1's kept master is still used");
     for s in sockets(&dir) {
         let _ = std::process::Command::new("ssh")
             .args(["-O", "exit", "-S"])
