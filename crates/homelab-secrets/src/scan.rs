@@ -159,7 +159,9 @@ pub struct ScanOptions {
     pub history: bool,
     /// Path globs to skip, in addition to those in [`IGNORE_FILE`]: `*` within a path
     /// segment, `**` across segments, a trailing `/` for a directory, and a pattern without
-    /// `/` matches a file name anywhere.
+    /// `/` matches a file name anywhere. `GLOB @COMMIT` skips the path only in the history of
+    /// that commit (a hash or its prefix of at least 7 digits): a fixture that one commit
+    /// once held, while the file itself is still scanned.
     pub ignore: Vec<String>,
 }
 
@@ -172,24 +174,57 @@ impl Default for ScanOptions {
     }
 }
 
-/// Compiled ignore globs.
+/// Compiled ignore globs: those for every commit and the tree, and those pinned to one commit.
 struct IgnoreList {
     patterns: Vec<Regex>,
+    pinned: Vec<(Regex, String)>,
 }
+
+/// The shortest commit prefix an ignore line may name, so that it cannot match by chance.
+const MIN_COMMIT_PREFIX: usize = 7;
 
 impl IgnoreList {
     fn new(globs: &[String]) -> Self {
-        let patterns = globs
-            .iter()
-            .map(|g| g.trim())
-            .filter(|g| !g.is_empty() && !g.starts_with('#'))
-            .filter_map(|g| Regex::new(&glob_to_regex(g)).ok())
-            .collect();
-        Self { patterns }
+        let mut list = Self {
+            patterns: Vec::new(),
+            pinned: Vec::new(),
+        };
+        for line in globs.iter().map(|g| g.trim()) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (glob, commit) = match line.rsplit_once(" @") {
+                Some((glob, commit))
+                    if commit.len() >= MIN_COMMIT_PREFIX
+                        && commit.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    (glob.trim(), Some(commit.to_ascii_lowercase()))
+                }
+                _ => (line, None),
+            };
+            let Ok(pattern) = Regex::new(&glob_to_regex(glob)) else {
+                continue;
+            };
+            match commit {
+                Some(commit) => list.pinned.push((pattern, commit)),
+                None => list.patterns.push(pattern),
+            }
+        }
+        list
     }
 
+    /// Whether `relative` is skipped everywhere (the tree and every commit).
     fn ignores(&self, relative: &str) -> bool {
         self.patterns.iter().any(|p| p.is_match(relative))
+    }
+
+    /// Whether `relative` is skipped in the diff of `commit`.
+    fn ignores_in(&self, commit: &str, relative: &str) -> bool {
+        self.ignores(relative)
+            || self
+                .pinned
+                .iter()
+                .any(|(p, c)| commit.starts_with(c.as_str()) && p.is_match(relative))
     }
 }
 
@@ -767,7 +802,7 @@ fn scan_history(
         }
         if !in_hunk {
             if let Some(target) = line.strip_prefix("+++ ") {
-                file = parse_diff_path(target).filter(|p| !ignore.ignores(p));
+                file = parse_diff_path(target).filter(|p| !ignore.ignores_in(&commit, p));
                 kind = file.as_deref().map_or(FileKind::Other, FileKind::of);
             } else if line.starts_with("@@") {
                 in_hunk = true;
@@ -959,6 +994,20 @@ secretName: grafana-admin-credentials
         assert!(list.ignores("docs/a/b/example.yaml"));
         assert!(!list.ignores("docs/a/b/other.yaml"));
         assert!(!list.ignores("example.key.txt.bak"));
+    }
+
+    #[test]
+    fn ignore_lines_pinned_to_a_commit_skip_only_that_commits_diff() {
+        let list = IgnoreList::new(&[
+            "src/init.rs @780F523c".to_owned(),
+            // Too short a prefix to pin: read as a path glob that matches nothing here.
+            "src/other.rs @abc".to_owned(),
+        ]);
+        assert!(!list.ignores("src/init.rs"), "the file itself is scanned");
+        assert!(list.ignores_in("780f523cff84aa", "src/init.rs"));
+        assert!(!list.ignores_in("38d7f7333a24", "src/init.rs"));
+        assert!(!list.ignores_in("780f523cff84aa", "src/main.rs"));
+        assert!(!list.ignores_in("abcdef012345", "src/other.rs"));
     }
 
     #[test]

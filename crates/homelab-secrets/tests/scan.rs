@@ -353,6 +353,40 @@ fn paths_in_the_ignore_file_are_skipped_in_the_tree_and_in_history() {
     assert!(scan_with(r, &known(), &extra).unwrap().is_clean());
 }
 
+#[test]
+fn an_ignore_line_pinned_to_a_commit_skips_that_commit_only_and_the_file_stays_scanned() {
+    let repo = new_repo();
+    let r = repo.path();
+    let once = commit_file(r, "src/init.rs", &format!("{AGE_KEY}\n"), "fixture inline");
+    commit_file(r, "src/init.rs", "built at run time\n", "fixture built");
+    let before = scan(r, &known()).unwrap();
+    assert_eq!(before.findings.len(), 1, "{:#?}", before.findings);
+    fs::write(
+        r.join(homelab_secrets::scan::IGNORE_FILE),
+        format!("src/init.rs @{}\n", &once[..12]),
+    )
+    .unwrap();
+    assert!(scan(r, &known()).unwrap().is_clean());
+    // A new key in the same file, committed or not, is still found.
+    fs::write(r.join("src/init.rs"), format!("{AGE_KEY}\n")).unwrap();
+    let tree = scan(r, &known()).unwrap();
+    assert_eq!(tree.findings.len(), 1, "{:#?}", tree.findings);
+    assert!(matches!(
+        tree.findings[0].location,
+        Location::WorkingTree { .. }
+    ));
+    git(r, &["add", "src/init.rs"]);
+    git(r, &["commit", "-q", "-m", "again"]);
+    let again = scan(r, &known()).unwrap();
+    assert_eq!(again.findings.len(), 2, "{:#?}", again.findings);
+    assert!(
+        again
+            .findings
+            .iter()
+            .all(|f| !matches!(&f.location, Location::History { commit, .. } if *commit == once))
+    );
+}
+
 /// The corpus in testdata/scan-corpus: every line of `leaks/` that is not empty or a comment is
 /// reported as a literal assignment or a high-entropy value (and nothing else is), nothing in `clean/` is reported, and
 /// no fingerprint holds the value.

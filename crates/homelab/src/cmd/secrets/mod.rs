@@ -152,7 +152,8 @@ pub enum SecretsCommand {
     /// private key blocks, age secret keys and random-looking values under secret-looking
     /// keys. Prints `file:line` (or `commit:file:line`) per finding, never the secret, and
     /// exits 1 when anything is found. Paths listed in `.homelab-scan-ignore` (globs, one per
-    /// line, at the repository root) are skipped.
+    /// line, at the repository root) are skipped; `GLOB @COMMIT` skips a path only in that
+    /// commit's diff (a fixture one commit once held).
     Scan {
         /// The directory (or file) to scan [default: the lab directory].
         path: Option<PathBuf>,
