@@ -73,7 +73,7 @@ impl Lab {
             is_root(),
             "these tests run the backup Jobs in their own mount namespaces (unshare, mount, chroot): run them as root (CI does)"
         );
-        let pg = PgServer::start();
+        let pg = PgServer::start_on_loopback();
         pg.fill();
         let dir = tempfile::Builder::new()
             .prefix("homelab-backup-cli-")
@@ -106,7 +106,7 @@ impl Lab {
                 "workdir": dir.path().join("pods"),
                 "claims": {"data/postgres-backup": dir.path().join("volume")},
                 "env": {"PGHOST": "127.0.0.1", "PGPORT": pg.port.to_string()},
-                "path": format!("{}:/usr/bin:/bin", pg.bin.display()),
+                "path": format!("{}:/usr/bin:/bin", pg.bin_dir().display()),
                 "retry_delay": 0.2,
             }))
             .unwrap(),

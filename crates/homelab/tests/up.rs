@@ -74,7 +74,7 @@ impl UpLab {
                 postgres::is_root(),
                 "the backup Jobs run in their own mount namespaces: run as root"
             );
-            let pg = postgres::PgServer::start();
+            let pg = postgres::PgServer::start_on_loopback();
             pg.fill();
             pg
         });
@@ -87,7 +87,7 @@ impl UpLab {
                     "workdir": dir.path().join("pods"),
                     "claims": {"data/postgres-backup": dir.path().join("volume")},
                     "env": {"PGHOST": "127.0.0.1", "PGPORT": pg.port.to_string()},
-                    "path": format!("{}:/usr/bin:/bin", pg.bin.display()),
+                    "path": format!("{}:/usr/bin:/bin", pg.bin_dir().display()),
                     "retry_delay": 0.2,
                 }))
                 .unwrap(),
