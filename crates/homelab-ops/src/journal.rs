@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::secrets::lab_dir;
 
 /// The directory beside the spec that holds the journal.
-pub const JOURNAL_DIR: &str = ".homelab";
+pub const JOURNAL_DIR: &str = homelab_spec::templates::JOURNAL_DIR;
 /// The journal's file name in [`JOURNAL_DIR`].
 pub const JOURNAL_FILE: &str = "up.json";
 

@@ -519,8 +519,63 @@ pub fn user_lab(preset: Preset, a: &Answers) -> Result<String, AnswerError> {
     Ok(y)
 }
 
+/// The directory beside the spec where `homelab up` keeps its journal: the lab's own
+/// working state, never part of its repository.
+pub const JOURNAL_DIR: &str = ".homelab";
+
+/// What the lab's `.gitignore` must say, with the reason, as `homelab init` writes it.
+const GITIGNORE_BLOCK: &str = "# What `homelab up` records for itself (where its next run resumes); not the lab's source.\n.homelab/\n";
+
+/// The `.gitignore` beside the spec with the journal directory ignored: `existing` (the
+/// file's text, `None` when there is none) with the entry appended, or `None` when a line
+/// already names the directory (ignoring it, or with `!` keeping it: the user decided).
+/// Never removes or reorders a line of the user's.
+pub fn lab_gitignore(existing: Option<&str>) -> Option<String> {
+    let Some(text) = existing else {
+        return Some(GITIGNORE_BLOCK.to_string());
+    };
+    let ignored = text.lines().any(|l| {
+        let l = l.trim();
+        let l = l.strip_prefix('!').unwrap_or(l);
+        let l = l.strip_prefix('/').unwrap_or(l);
+        let l = l.strip_suffix('/').unwrap_or(l);
+        l == JOURNAL_DIR
+    });
+    if ignored {
+        return None;
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(GITIGNORE_BLOCK);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_gitignore_gains_the_journal_once_and_keeps_every_line() {
+        let new = lab_gitignore(None).unwrap();
+        assert!(new.lines().any(|l| l == ".homelab/"), "{new}");
+        assert_eq!(lab_gitignore(Some(&new)), None);
+        for already in [".homelab", "/.homelab/", "  .homelab/  ", "/.homelab"] {
+            assert_eq!(lab_gitignore(Some(&format!("target/\n{already}\n"))), None);
+        }
+        let appended = lab_gitignore(Some("target/\n!keep.me")).unwrap();
+        assert!(
+            appended.starts_with("target/\n!keep.me\n\n# "),
+            "{appended}"
+        );
+        assert!(appended.ends_with(".homelab/\n"), "{appended}");
+        // The user's own decision to keep it stands; a longer name is another directory.
+        assert_eq!(lab_gitignore(Some("!.homelab/\n")), None);
+        assert!(lab_gitignore(Some(".homelab-old/\n")).is_some());
+    }
     use super::*;
 
     #[test]

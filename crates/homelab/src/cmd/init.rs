@@ -1,5 +1,7 @@
 //! `homelab init`: writes the user's commented spec from flags or questions, never over an
 //! existing file unless asked, and never leaves half a file behind; it asks nothing it was told.
+//! Beside it, a `.gitignore` keeping `up`'s journal out of the lab's repository (appended to,
+//! never rewritten).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,31 @@ pub fn run(global: &Global, args: &InitArgs, out: &Output) -> anyhow::Result<u8>
     let loaded = homelab_spec::load_str(&path.display().to_string(), &text).map_err(|e| {
         anyhow::anyhow!("the lab written from these answers does not validate: {e}")
     })?;
+    // Read before anything is written, so a .gitignore that cannot be read stops the run
+    // with nothing changed.
+    let gitignore_path = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(".gitignore"),
+        _ => PathBuf::from(".gitignore"),
+    };
+    let existing_gitignore = match std::fs::read_to_string(&gitignore_path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(exit::Exit::new(
+                exit::FAILURE,
+                format!(
+                    "cannot read {}: {e}; nothing was written",
+                    gitignore_path.display()
+                ),
+            )
+            .help(format!(
+                "make {} a readable text file (or remove it), then run `homelab init` again",
+                gitignore_path.display()
+            ))
+            .into());
+        }
+    };
+    let gitignore = homelab_spec::templates::lab_gitignore(existing_gitignore.as_deref());
     if exists {
         out.warn(format!("overwriting {} (--force)", path.display()));
     }
@@ -65,6 +92,22 @@ pub fn run(global: &Global, args: &InitArgs, out: &Output) -> anyhow::Result<u8>
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists_error(path)),
         Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
+    // The spec is written by now; a .gitignore that cannot be written is only a warning,
+    // with the line to add by hand.
+    let gitignore_written = match &gitignore {
+        None => false,
+        Some(text) => match write_atomically(&gitignore_path, text, existing_gitignore.is_some()) {
+            Ok(()) => true,
+            Err(e) => {
+                out.warn(format!(
+                        "cannot write {}: {e}; add the line `{}/` to it yourself, so the journal of `homelab up` stays out of the lab's repository",
+                        gitignore_path.display(),
+                        homelab_spec::templates::JOURNAL_DIR
+                    ));
+                false
+            }
+        },
+    };
     let lab = &loaded.lab;
     let nodes = lab.cluster.nodes.len();
     let topic = &collected.answers.ntfy_topic;
@@ -86,8 +129,22 @@ pub fn run(global: &Global, args: &InitArgs, out: &Output) -> anyhow::Result<u8>
             "nodes": nodes,
             "ntfyTopic": topic,
             "sshKey": collected.ssh_key_file.as_ref().map(|p| p.display().to_string()),
+            "gitignore": gitignore_path.display().to_string(),
+            "gitignoreChanged": gitignore_written,
         }),
     );
+    if gitignore_written {
+        out.status(format!(
+            "{} {}: it ignores {}/, where `homelab up` records where its next run resumes",
+            if existing_gitignore.is_some() {
+                "added a line to"
+            } else {
+                "wrote"
+            },
+            gitignore_path.display(),
+            homelab_spec::templates::JOURNAL_DIR
+        ));
+    }
     out.status(format!(
         "critical alerts go to the ntfy topic {topic}: subscribe to it in the ntfy app, and keep the name to yourself (ntfy.sh topics are public)"
     ));

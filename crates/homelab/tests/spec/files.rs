@@ -190,10 +190,10 @@ fn init_writes_the_users_lab_and_none_of_the_seed_values() {
     );
     let names: Vec<_> = work.state().into_keys().collect();
     assert!(
-        names
-            .iter()
-            .all(|n| n.starts_with("home") || n == std::path::Path::new("homelab.yaml")),
-        "init leaves only the spec behind, no temporary file: {names:?}"
+        names.iter().all(|n| n.starts_with("home")
+            || n == std::path::Path::new("homelab.yaml")
+            || n == std::path::Path::new(".gitignore")),
+        "init leaves only the spec and its .gitignore behind, no temporary file: {names:?}"
     );
 
     let again = Workdir::new();
@@ -207,6 +207,89 @@ fn init_writes_the_users_lab_and_none_of_the_seed_values() {
         other.contains("# devContainers:"),
         "without a key the dev container is left commented out"
     );
+}
+
+/// `git` in `dir`, which must succeed; its stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The journal `homelab up` keeps beside the spec stays out of the lab's repository: `init`
+/// writes a `.gitignore` that real git honours, adds the line to the user's own without
+/// touching the rest, leaves one that already names it alone, and stops with nothing written
+/// when the `.gitignore` cannot be read.
+#[test]
+fn init_keeps_the_up_journal_out_of_the_labs_repository() {
+    let work = Workdir::new();
+    git(work.path(), &["init", "-q"]);
+    let run = init_my_lab(&work, &["--output", "json"], false);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(run.json()["gitignoreChanged"], true, "{}", run.transcript());
+    std::fs::create_dir(work.join(".homelab")).unwrap();
+    work.write(".homelab/up.json", "{}\n");
+    git(work.path(), &["check-ignore", "-q", ".homelab/up.json"]);
+    let status = git(
+        work.path(),
+        &["status", "--porcelain", "--untracked-files=all"],
+    );
+    assert!(
+        status.contains(".gitignore") && status.contains("homelab.yaml"),
+        "{status}"
+    );
+    assert!(!status.contains(".homelab/"), "{status}");
+
+    // Again with --force: the line is there, nothing is added twice.
+    let before = work.read(".gitignore");
+    let again = init_my_lab(&work, &["--force"], false);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(work.read(".gitignore"), before);
+    assert!(!again.stderr.contains(".gitignore"), "{}", again.stderr);
+
+    // The user's own .gitignore (no newline at its end) keeps every line; the entry follows.
+    let own = Workdir::new();
+    own.write(".gitignore", "*.swp\n!important.swp");
+    let run = init_my_lab(&own, &[], false);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("added a line to .gitignore: it ignores .homelab/"),
+        "{}",
+        run.stderr
+    );
+    let text = own.read(".gitignore");
+    assert!(text.starts_with("*.swp\n!important.swp\n"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| *l == ".homelab/").count(),
+        1,
+        "{text}"
+    );
+
+    // A .gitignore that is not a readable file: a clear error, and nothing is written.
+    let bad = Workdir::new();
+    std::fs::create_dir_all(bad.join(".gitignore/inside")).unwrap();
+    std::fs::create_dir_all(bad.join("home")).unwrap();
+    let before = bad.state();
+    let run = init_my_lab(&bad, &[], false);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("cannot read .gitignore")
+            && run.stderr.contains("nothing was written")
+            && run.stderr.contains("help: "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(bad.state(), before, "a failed init changed the directory");
 }
 
 #[test]
@@ -485,6 +568,7 @@ fn init_force_replaces_the_file_in_one_step_and_keeps_its_permissions() {
     assert_eq!(
         names,
         [
+            std::path::PathBuf::from(".gitignore"),
             std::path::PathBuf::from("home"),
             std::path::PathBuf::from("homelab.yaml"),
             std::path::PathBuf::from("old-link.yaml")
