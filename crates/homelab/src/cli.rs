@@ -194,12 +194,26 @@ pub enum Command {
     Schema,
     /// Print a shell completion script.
     ///
+    /// The script asks `homelab` (on PATH) at each TAB, so it completes subcommands and flags,
+    /// and node, secret and database names from the spec the line names (`-f`, else
+    /// `HOMELAB_FILE`, else ./homelab.yaml). Bash, zsh, fish, elvish and PowerShell.
+    ///
     /// Example: `homelab completions bash > /etc/bash_completion.d/homelab`, or for zsh
     /// `homelab completions zsh > "${fpath[1]}/_homelab"`.
     Completions {
         /// The shell to generate completions for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command and subcommand into a directory.
+    ///
+    /// One page per command (`homelab.1`, `homelab-nodes.1`, `homelab-nodes-remove.1`, ...),
+    /// made from the same text as `--help`. Example: `homelab man --out ~/.local/share/man/man1`,
+    /// then `man homelab-apply`.
+    Man {
+        /// The directory to write the pages into (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
     },
     /// Print this build's version and the versions it pins: the K3s release new labs start
     /// on (and the one the spec at hand pins), each chart and each image.

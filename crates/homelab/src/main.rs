@@ -6,9 +6,14 @@ mod cmd;
 mod exit;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
+    // A shell asking for completions (the registration script sets the variable) is answered
+    // here and the process exits; otherwise this does nothing.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command)
+        .var(cmd::COMPLETE_ENV)
+        .complete();
     let cli = cli::Cli::parse();
     let out = output::Output::new(cli.global.output, cli.global.quiet, cli.global.verbose);
     let code = match cmd::run(&cli, &out) {

@@ -17,10 +17,12 @@ use crate::cmd::shared::backup::{
     self, JobArgs, check_database_name, failed, job_json, load, no_report, report_lines,
     table_status,
 };
+use crate::cmd::shared::complete;
 use crate::cmd::shared::format::{human_age, table};
 use crate::cmd::shared::nodes::{ConnectArgs, block_on};
 use crate::exit;
 use crate::output::{Output, human_size};
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -75,7 +77,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct DrillArgs {
     /// Drill only this database (repeat for more) [default: every database with dumps].
-    #[arg(long = "db", value_name = "NAME")]
+    #[arg(long = "db", value_name = "NAME", add = ArgValueCandidates::new(complete::databases))]
     pub databases: Vec<String>,
     #[command(flatten)]
     pub job: JobArgs,

@@ -8,6 +8,7 @@ pub(crate) mod down;
 pub(crate) mod etcd;
 mod init;
 pub(crate) mod kubeconfig;
+mod man;
 pub(crate) mod nodes;
 mod plan;
 mod render;
@@ -23,6 +24,9 @@ mod version;
 pub(crate) mod vms;
 
 use crate::cli::{Cli, Command};
+
+/// The variable that asks the binary for completions instead of running a command.
+pub(crate) const COMPLETE_ENV: &str = shared::complete::ENV;
 use crate::output::Output;
 
 /// Runs the chosen subcommand and returns the exit code it ends with.
@@ -47,6 +51,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Restore(args) => restore::run(&cli.global, args, out),
         Command::Schema => schema::run(out),
         Command::Completions { shell } => completions::run(*shell, out),
+        Command::Man { out: dir } => man::run(dir, out),
         Command::Version => version::run(&cli.global, out),
     }
 }

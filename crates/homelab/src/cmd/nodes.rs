@@ -12,6 +12,7 @@ use serde_json::json;
 use homelab_ops::inventory::Needs;
 
 use crate::cli::Global;
+use crate::cmd::shared::complete;
 use crate::cmd::shared::format::{parse_duration, table};
 use crate::cmd::shared::nodes::{
     Confirmation, ConnectArgs, InstallArgs, Progress, block_on, conclude, load_inventory,
@@ -19,6 +20,7 @@ use crate::cmd::shared::nodes::{
 };
 use crate::exit;
 use crate::output::Output;
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Args)]
 pub struct NodesArgs {
@@ -88,6 +90,7 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
     /// The node to remove (its name in homelab.yaml).
+    #[arg(add = ArgValueCandidates::new(complete::nodes))]
     pub name: String,
     /// How long pods may take to leave the node (PodDisruptionBudgets can hold them), e.g.
     /// `90s`, `5m`, `1h`.
@@ -123,6 +126,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// The host to reset (its node name in homelab.yaml).
+    #[arg(add = ArgValueCandidates::new(complete::nodes))]
     pub name: String,
     /// Do not ask; needed when there is no terminal to ask on.
     #[arg(long)]

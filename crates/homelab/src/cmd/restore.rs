@@ -19,10 +19,12 @@ use crate::cmd::shared::backup::{
     self, JobArgs, check_database_name, failed, job_json, load, no_report, report_lines,
     table_status,
 };
+use crate::cmd::shared::complete;
 use crate::cmd::shared::format::human_age;
 use crate::exit;
 use crate::output::Output;
 use crate::output::human_size;
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -56,7 +58,8 @@ pub struct RestorePostgresArgs {
         long = "db",
         value_name = "NAME",
         required_unless_present = "globals",
-        conflicts_with = "globals"
+        conflicts_with = "globals",
+        add = ArgValueCandidates::new(complete::databases)
     )]
     pub db: Option<String>,
     /// Apply the roles and their passwords from a globals dump instead of restoring a

@@ -312,20 +312,32 @@ fn a_spec_that_cannot_be_opened_exits_2_in_the_error_layout() {
 #[test]
 fn completions_are_scripts_for_each_shell() {
     let work = Workdir::new();
-    for (shell, marker, file_flag) in [
-        ("bash", "complete -F _homelab", "--file"),
-        ("zsh", "#compdef homelab", "--file"),
-        ("fish", "complete -c homelab", "-l file"),
+    for (shell, marker) in [
+        ("bash", "-F _clap_complete_homelab homelab"),
+        ("zsh", "#compdef homelab"),
+        (
+            "fish",
+            "complete --keep-order --exclusive --command homelab",
+        ),
+        ("elvish", "set edit:completion:arg-completer[homelab]"),
+        (
+            "powershell",
+            "Register-ArgumentCompleter -Native -CommandName homelab",
+        ),
     ] {
         let run = work.run(&["completions", shell]);
         assert_eq!(run.code, 0, "{shell}: {}", run.transcript());
         assert!(run.stdout.contains(marker), "{shell}:\n{}", run.stdout);
-        for sub in ["init", "validate", "schema", "completions"] {
-            assert!(run.stdout.contains(sub), "{shell} completes `{sub}`");
-        }
+        // The script asks the `homelab` on PATH, so it outlives the build that printed it.
         assert!(
-            run.stdout.contains(file_flag),
-            "{shell} completes the global flags"
+            run.stdout.contains("HOMELAB_COMPLETE"),
+            "{shell}:\n{}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains(env!("CARGO_BIN_EXE_homelab")),
+            "{shell} script names this build's path:\n{}",
+            run.stdout
         );
     }
     let bad = work.run(&["completions", "tcsh"]);
@@ -333,8 +345,53 @@ fn completions_are_scripts_for_each_shell() {
     assert!(bad.stderr.contains("possible values"), "{}", bad.stderr);
 }
 
+/// Runs real bash with the registration script sourced and `homelab` on PATH, completes
+/// `line` as a TAB at its end would (the function `complete -p` names, with the variables
+/// bash sets), and returns the candidates.
+fn bash_complete(work: &Workdir, line: &str) -> Vec<String> {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_homelab"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = r#"
+source ./homelab.bash
+spec=$(complete -p homelab) || exit 3
+func=${spec#*-F }; func=${func%% *}
+read -r -a COMP_WORDS <<<"$LINE"
+[[ $LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+COMP_LINE=$LINE; COMP_POINT=${#LINE}; COMP_TYPE=9
+"$func" homelab "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", script])
+        .env("LINE", line)
+        .env("PATH", path)
+        .env_remove("HOMELAB_FILE")
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash for {line:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 #[test]
-fn bash_completion_completes_subcommands_and_flag_values() {
+fn bash_completes_subcommands_flags_and_the_specs_names() {
     let work = Workdir::new();
     let script = work.run(&["completions", "bash"]).stdout;
     work.write("homelab.bash", &script);
@@ -348,31 +405,200 @@ fn bash_completion_completes_subcommands_and_flag_values() {
         "{}",
         String::from_utf8_lossy(&syntax.stderr)
     );
-    let complete = |words: &str| {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "source ./homelab.bash; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
-                 COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
-                 _homelab homelab \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
-                 printf '%s\\n' \"${{COMPREPLY[@]}}\""
-            ))
-            .current_dir(work.path())
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
+    work.write("homelab.yaml", Spec::seed().text());
+    let other = Spec::seed()
+        .replace("k3s-worker-01", "blue-01")
+        .replace("      - name: n8n\n", "      - name: shop\n")
+        .replace("database: n8n", "database: shop");
+    work.write("other.yaml", other.text());
+
+    assert_eq!(bash_complete(&work, "homelab val"), ["validate"]);
+    let outputs = bash_complete(&work, "homelab validate --output ");
+    assert!(
+        outputs.contains(&"text".into()) && outputs.contains(&"json".into()),
+        "{outputs:?}"
+    );
+    let presets = bash_complete(&work, "homelab init --preset ");
+    assert!(
+        presets.contains(&"seed".into()) && presets.contains(&"minimal".into()),
+        "{presets:?}"
+    );
+
+    // Node names from ./homelab.yaml; a prefix narrows them.
+    let nodes = bash_complete(&work, "homelab nodes remove ");
+    for node in ["k3s-master", "k3s-worker-01", "k3s-worker-02"] {
+        assert!(nodes.contains(&node.into()), "{node} in {nodes:?}");
+    }
+    assert_eq!(
+        bash_complete(&work, "homelab nodes remove k3s-w"),
+        ["k3s-worker-01", "k3s-worker-02"]
+    );
+    assert_eq!(
+        bash_complete(&work, "homelab nodes reset k3s-m"),
+        ["k3s-master"]
+    );
+    // The spec the line names with -f, before or after the subcommand.
+    let named = bash_complete(&work, "homelab -f other.yaml nodes remove ");
+    assert!(
+        named.contains(&"blue-01".into()) && !named.contains(&"k3s-worker-01".into()),
+        "{named:?}"
+    );
+    let named = bash_complete(&work, "homelab nodes remove --file=other.yaml b");
+    assert_eq!(named, ["blue-01"]);
+
+    // Databases of services.postgres, for restore and the drill.
+    assert_eq!(
+        bash_complete(&work, "homelab restore postgres --db "),
+        ["n8n"]
+    );
+    assert_eq!(
+        bash_complete(&work, "homelab -f other.yaml restore postgres --db "),
+        ["shop"]
+    );
+    assert_eq!(bash_complete(&work, "homelab backup drill --db n"), ["n8n"]);
+
+    // Secret names the lab needs.
+    let secrets = bash_complete(&work, "homelab secrets set ");
+    for name in [
+        "k3s-token",
+        "grafana-admin-password",
+        "cloudflare-api-token",
+    ] {
+        assert!(secrets.contains(&name.into()), "{name} in {secrets:?}");
+    }
+    assert_eq!(
+        bash_complete(&work, "homelab secrets rotate k3s-t"),
+        ["k3s-token"]
+    );
+
+    // Without a readable, valid spec there is nothing to offer, and no error on the line.
+    std::fs::remove_file(work.join("homelab.yaml")).unwrap();
+    let none = bash_complete(&work, "homelab nodes remove k");
+    assert!(none.is_empty(), "{none:?}");
+    work.write("homelab.yaml", "name: [broken");
+    let none = bash_complete(&work, "homelab restore postgres --db n");
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[test]
+fn man_writes_a_page_per_command_and_subcommand() {
+    let work = Workdir::new();
+    let run = work.run(&["man", "--out", "share/man/man1"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("man pages to share/man/man1"),
+        "{}",
+        run.stdout
+    );
+    let dir = work.join("share/man/man1");
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("no page {name}.1: {e}"))
     };
-    assert_eq!(complete("homelab val").trim(), "validate");
-    let outputs = complete("homelab validate --output ''");
+    // From the top page down, every subcommand a page lists has its own page, which names
+    // it in its title and NAME section.
+    let mut todo = vec!["homelab".to_string()];
+    let mut seen = Vec::new();
+    while let Some(name) = todo.pop() {
+        let page = read(&name);
+        assert!(
+            page.contains(&format!(".TH {name} 1 ")),
+            "{name}.1 title:\n{page}"
+        );
+        let escaped = name.replace('-', "\\-");
+        assert!(
+            page.contains(&format!(".SH NAME\n{escaped} \\- ")),
+            "{name}.1 NAME:\n{page}"
+        );
+        assert!(page.contains(".SH SYNOPSIS") && page.contains(".SH OPTIONS"));
+        if let Some(subs) = page.split(".SH SUBCOMMANDS\n").nth(1) {
+            for line in subs.lines().filter(|l| l.ends_with("(1)")) {
+                todo.push(line.trim_end_matches("(1)").replace("\\-", "-"));
+            }
+        }
+        seen.push(name);
+    }
+    for name in [
+        "homelab-nodes-remove",
+        "homelab-restore-postgres",
+        "homelab-secrets-set",
+        "homelab-man",
+        "homelab-completions",
+    ] {
+        assert!(seen.contains(&name.to_string()), "{name} in {seen:?}");
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = seen.iter().map(|n| format!("{n}.1")).collect();
+    expected.sort();
+    assert_eq!(files, expected, "one page per command, no `help` pages");
+    assert!(read("homelab-nodes-remove").contains("\\-\\-drain\\-timeout"));
+
+    // The pages are real roff: man (or groff) formats them.
+    let page = dir.join("homelab-nodes-remove.1");
+    let formatted = if which("man") {
+        Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap()
+    } else if which("groff") {
+        Command::new("groff")
+            .args(["-man", "-Tutf8"])
+            .arg(&page)
+            .output()
+            .unwrap()
+    } else {
+        eprintln!("neither man nor groff is installed: checked the roff header only");
+        return;
+    };
+    assert!(formatted.status.success());
+    let text = String::from_utf8_lossy(&formatted.stdout);
     assert!(
-        outputs.contains("text") && outputs.contains("json"),
-        "{outputs}"
+        text.contains("NAME") && text.contains("--drain-timeout"),
+        "{text}"
     );
-    let presets = complete("homelab init --preset ''");
+    assert!(!text.contains(".TH"), "{text}");
+
+    let json = work.run(&["man", "--out", "again", "--output", "json"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    assert_eq!(
+        json.json()["pages"].as_array().unwrap().len(),
+        expected.len()
+    );
+}
+
+#[test]
+fn man_into_a_place_that_cannot_be_a_directory_says_so_and_writes_nothing() {
+    let work = Workdir::new();
+    work.write("taken", "a file\n");
+    let run = work.run(&["man", "--out", "taken/man1"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
-        presets.contains("seed") && presets.contains("minimal"),
-        "{presets}"
+        run.stderr
+            .contains("cannot create the man page directory taken/man1"),
+        "{}",
+        run.stderr
     );
+    assert_eq!(
+        std::fs::read_to_string(work.join("taken")).unwrap(),
+        "a file\n"
+    );
+    let missing = work.run(&["man"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("--out <DIR>"), "{}", missing.stderr);
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

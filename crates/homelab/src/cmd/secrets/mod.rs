@@ -18,9 +18,11 @@ use homelab_secrets::SecretRequirement;
 use homelab_spec::LoadedSpec;
 
 use crate::cli::Global;
+use crate::cmd::shared::complete;
 use crate::cmd::shared::secrets::LabFiles;
 use crate::cmd::shared::spec;
 use crate::output::Output;
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Args)]
 pub struct SecretsArgs {
@@ -52,6 +54,7 @@ pub enum SecretsCommand {
     /// newline (`$(...)` strips it; `secrets set` removes one from piped input).
     Get {
         /// The secret's name.
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         /// Print the value even when stdout is a terminal.
         #[arg(long)]
@@ -65,6 +68,7 @@ pub enum SecretsCommand {
     /// Traefik dashboard's htpasswd line from its password) are updated with it.
     Set {
         /// The secret's name; one the lab needs (see `homelab secrets list`).
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         /// Store a name the lab does not use (it warns and lists the names it needs).
         #[arg(long)]
@@ -82,6 +86,7 @@ pub enum SecretsCommand {
     /// its htpasswd line). Secrets you provide are changed with `homelab secrets set`.
     Rotate {
         /// The secret's name.
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
     },
     /// Add or remove age recipients and Vault/OpenBao transit keys of secrets.sops.yaml.
