@@ -320,6 +320,7 @@ fn dns_where(plan: &Plan) -> &'static str {
         DnsProvider::Nextdns => "NextDNS",
         DnsProvider::Cloudflare => "Cloudflare",
         DnsProvider::Pihole => "Pi-hole",
+        DnsProvider::Adguard => "AdGuard Home",
         DnsProvider::Manual => "your DNS server",
     }
 }

@@ -189,12 +189,24 @@ pub(crate) fn guide(plan: &Plan) -> String {
                 "Pi-hole (the spec's `network.dns.provider: pihole`): a wildcard needs dnsmasq. Pi-hole v6: Settings > All settings > Miscellaneous > `misc.dnsmasq_lines`, add\n\n```\naddress=/{domain}/{ingress}\n```\n\n(Pi-hole v5: put that line in `/etc/dnsmasq.d/50-homelab.conf` and run `pihole restartdns`). Local DNS records in the web interface cannot hold a wildcard. Point the router's DHCP DNS setting (and Tailscale's nameserver) at the Pi-hole.\n"
             );
         }
+        DnsProvider::Adguard => {
+            let _ = writeln!(
+                o,
+                "AdGuard Home (the spec's `network.dns.provider: adguard`): Filters > DNS rewrites > Add DNS rewrite, domain `*.{domain}`, answer `{ingress}`. Point the router's DHCP DNS setting (and Tailscale's nameserver) at AdGuard Home.\n"
+            );
+        }
         DnsProvider::Manual => {
             let _ = writeln!(
                 o,
                 "Your own DNS (the spec's `network.dns.provider: manual`): add a wildcard `A` record `*.{domain}` with `{ingress}` on the DNS server your LAN uses (router, dnsmasq: `address=/{domain}/{ingress}`, Unbound: `local-zone: \"{domain}.\" redirect` and `local-data: \"{domain}. A {ingress}\"`, BIND: `*.{domain}. IN A {ingress}`).\n"
             );
         }
+    }
+    if net.dns.api.is_some() {
+        let _ = writeln!(
+            o,
+            "The spec gives the provider's API, so `homelab dns plan` shows these records and `homelab dns apply` sets them (only records it made are ever changed or removed; see docs/runbooks/dns-record-conflict.md).\n"
+        );
     }
     let _ = writeln!(
         o,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::de::YamlValue;
 use crate::diag::Span;
 pub use crate::raw::{
-    AcmeEnvironment, AlertSeverity, AppAuth, BackupVerify, DnsProvider, GpuVendor,
+    AcmeEnvironment, AlertSeverity, AppAuth, BackupVerify, DnsProvider, DnsRecords, GpuVendor,
     KubeconfigAddress, NodeRole, OsUpdateMode, PortProtocol, TsigAlgorithm, VaultAuth,
 };
 use crate::types::{Cron, Duration, Ipv4Net, Ipv4Range, K3sVersion, Quantity};
@@ -264,7 +264,54 @@ pub struct Network {
     pub load_balancer_pool: Ipv4Range,
     pub ingress_ip: Ipv4Addr,
     pub dns_provider: DnsProvider,
+    /// What `homelab dns` sets at the provider and what `status` asks the LAN resolvers.
+    pub dns: DnsSettings,
     pub remote_access: RemoteAccess,
+}
+
+/// The spec's `network.dns` beyond the provider's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsSettings {
+    /// One wildcard record or one record per host.
+    pub records: DnsRecords,
+    /// The LAN resolvers `status` asks; empty: the system's.
+    pub servers: Vec<std::net::SocketAddrV4>,
+    /// How homelab reaches the provider's API; `None` for `manual` and for a provider named
+    /// without its API settings (the records are then set by hand, as the docs say).
+    pub api: Option<DnsApi>,
+}
+
+/// A DNS provider's API and the credential it takes, from `secrets.sops.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "provider")]
+pub enum DnsApi {
+    /// Pi-hole v6: local DNS records (`dns.hosts`) through `/api/config`.
+    Pihole { url: String, password: SecretRef },
+    /// AdGuard Home: DNS rewrites through `/control/rewrite`.
+    Adguard {
+        url: String,
+        username: String,
+        password: SecretRef,
+    },
+    /// NextDNS: a profile's rewrites.
+    Nextdns { profile: String, api_key: SecretRef },
+    /// Cloudflare: A records of a zone, proxy off.
+    Cloudflare {
+        zone_id: String,
+        api_token: SecretRef,
+    },
+}
+
+impl DnsApi {
+    /// The credential's secret.
+    pub fn secret(&self) -> &SecretRef {
+        match self {
+            DnsApi::Pihole { password, .. } | DnsApi::Adguard { password, .. } => password,
+            DnsApi::Nextdns { api_key, .. } => api_key,
+            DnsApi::Cloudflare { api_token, .. } => api_token,
+        }
+    }
 }
 
 impl Network {
@@ -929,6 +976,12 @@ impl Lab {
         }
         if let Some(Challenge::Dns01(d)) = self.tls.acme().map(|a| &a.challenge) {
             out.push((d.secret().clone(), "cert-manager DNS-01 solver".into()));
+        }
+        if let Some(api) = &self.network.dns.api {
+            out.push((
+                api.secret().clone(),
+                "homelab dns (the LAN's DNS records)".into(),
+            ));
         }
         for r in &self.alerting.receivers {
             match &r.kind {

@@ -360,10 +360,33 @@ pub struct RawNetwork {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawDns {
-    /// `nextdns`, `cloudflare`, `pihole` or `manual`: where the wildcard rewrite
-    /// `*.<domain> -> ingressIp` is configured.
+    /// `pihole`, `adguard`, `nextdns`, `cloudflare` or `manual`: where the lab's names
+    /// (`*.<domain>` or each host) point at `ingressIp`. With the provider's API settings below,
+    /// `homelab dns apply` sets the records; without them the docs say what to set by hand.
     #[schemars(required)]
     pub provider: S<DnsProvider>,
+    /// pihole and adguard: the web interface's address, e.g. `http://192.168.2.2`.
+    pub url: S<String>,
+    /// adguard only: the user name of the web interface.
+    pub username: S<String>,
+    /// pihole: the web interface password or an app password (Settings > Web interface / API);
+    /// adguard: the user's password.
+    pub password: S<RawSecretRef>,
+    /// nextdns only: the profile (configuration) ID, e.g. `abc123`.
+    pub profile: S<String>,
+    /// nextdns only: the API key from the bottom of the account page.
+    pub api_key: S<RawSecretRef>,
+    /// cloudflare only: the zone ID of the domain (the zone's Overview page).
+    pub zone_id: S<String>,
+    /// cloudflare only: an API token with DNS edit permission on the zone.
+    pub api_token: S<RawSecretRef>,
+    /// `wildcard` (one record `*.<domain>`; the default where the provider has wildcards) or
+    /// `hosts` (one record per service host; Pi-hole's local DNS records only take this).
+    pub records: S<DnsRecords>,
+    /// The LAN resolvers `homelab status` asks whether each host resolves to `ingressIp`:
+    /// `IP` or `IP:PORT`. Default: the system's resolvers (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub servers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -372,7 +395,15 @@ pub enum DnsProvider {
     Nextdns,
     Cloudflare,
     Pihole,
+    Adguard,
     Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsRecords {
+    Wildcard,
+    Hosts,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -13,6 +13,7 @@ use crate::types::{
     check_domain, is_private, parse_ipv4,
 };
 
+mod dns;
 mod gpu;
 mod vllm;
 
@@ -492,20 +493,7 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
         (None, Some((range, _))) => Some(range.start),
         (None, None) => None,
     };
-    let dns_provider = n
-        .dns
-        .as_ref()
-        .and_then(|d| d.provider.as_ref().map(|p| p.value))
-        .unwrap_or(DnsProvider::Manual);
-    if let Some(d) = &n.dns {
-        c.require(
-            &d.provider,
-            d.span,
-            "provider",
-            "who answers the wildcard name",
-            "add `provider: nextdns` (or cloudflare, pihole, manual)",
-        );
-    }
+    let (dns_provider, dns) = dns::dns(c, n.dns.as_ref());
     let remote_access = match &n.remote_access {
         Some(r) => {
             let tailscale = r.tailscale.as_ref().map(|t| {
@@ -555,6 +543,7 @@ fn network(c: &mut Checker, n: &Spanned<RawNetwork>) -> (Network, NetSpans) {
             ),
             ingress_ip: ingress_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
             dns_provider,
+            dns,
             remote_access,
         },
         NetSpans {
