@@ -65,6 +65,9 @@ pub fn requirements(loaded: &LoadedSpec, plan: &Plan) -> Vec<SecretRequirement> 
                     user,
                     password_secret,
                 } => SecretRequirement::htpasswd(&need.name, user, password_secret),
+                SecretGenerator::Argon2id { password_secret } => {
+                    SecretRequirement::argon2id(&need.name, password_secret)
+                }
                 SecretGenerator::UserProvided => {
                     SecretRequirement::user_provided(&need.name, &need.description)
                 }

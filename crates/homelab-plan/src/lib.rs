@@ -498,6 +498,9 @@ pub enum SecretGenerator {
         user: String,
         password_secret: String,
     },
+    /// An argon2id password hash (Authelia's file backend), from a password kept beside it.
+    #[serde(rename_all = "camelCase")]
+    Argon2id { password_secret: String },
     /// Only the user can provide it (an API token, credentials).
     UserProvided,
     /// A certificate authority's private key (ECDSA P-256, PKCS#8 PEM).

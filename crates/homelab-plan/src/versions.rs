@@ -86,6 +86,8 @@ pub const OPENBAO: Pin = helm(
     "0.29.2",
 );
 
+pub const AUTHELIA: Pin = helm("authelia", "https://charts.authelia.com", "0.11.5");
+
 pub const NVIDIA_DEVICE_PLUGIN: Pin = helm(
     "nvidia-device-plugin",
     "https://nvidia.github.io/k8s-device-plugin",
@@ -150,6 +152,7 @@ pub fn all() -> Vec<Pin> {
         NVIDIA_DEVICE_PLUGIN,
         DCGM_EXPORTER,
         OPENBAO,
+        AUTHELIA,
         VLLM,
     ]
 }

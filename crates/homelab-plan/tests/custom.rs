@@ -306,6 +306,7 @@ fn the_specs_catalog_names_are_the_plans() {
         dev_proxy: true,
         dev_containers: true,
         shares: false,
+        sso: false,
     };
     let mut expected = homelab_spec::lab::catalog_components(&all);
     expected.sort_unstable();

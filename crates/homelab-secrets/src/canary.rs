@@ -13,7 +13,7 @@ use rand::rngs::OsRng;
 use secrecy::SecretString;
 
 use crate::error::Result;
-use crate::generate::{Generator, SecretRequirement, htpasswd_line};
+use crate::generate::{Generator, SecretRequirement, argon2id_hash, htpasswd_line};
 use crate::identity::Recipient;
 use crate::redact::{Encoding, KnownSecrets, Matcher};
 use crate::store::SecretsStore;
@@ -73,7 +73,10 @@ impl Canaries {
     pub fn for_requirements(requirements: &[SecretRequirement]) -> Result<Self> {
         let mut known = KnownSecrets::new();
         for req in requirements {
-            if !matches!(req.generator, Generator::BcryptHtpasswd { .. }) {
+            if !matches!(
+                req.generator,
+                Generator::BcryptHtpasswd { .. } | Generator::Argon2idHash { .. }
+            ) {
                 known.insert(&req.name, SecretString::from(canary_value(&req.name)));
             }
         }
@@ -88,6 +91,13 @@ impl Canaries {
                     .cloned()
                     .unwrap_or_else(|| SecretString::from(canary_value(password_from)));
                 known.insert(&req.name, htpasswd_line(user, &password)?);
+            }
+            if let Generator::Argon2idHash { password_from } = &req.generator {
+                let password = known
+                    .get(password_from)
+                    .cloned()
+                    .unwrap_or_else(|| SecretString::from(canary_value(password_from)));
+                known.insert(&req.name, argon2id_hash(&password)?);
             }
         }
         Ok(Self { known })

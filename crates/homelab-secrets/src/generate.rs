@@ -1,5 +1,5 @@
 //! What secrets a lab needs and how each value is made: random passwords, hex/base64 keys,
-//! bcrypt htpasswd lines, and user-provided placeholders. Randomness comes from the OS; the
+//! bcrypt htpasswd lines, argon2id password hashes, CA keys, and user-provided placeholders. Randomness comes from the OS; the
 //! generated values only ever leave as `SecretString`.
 
 use rand::Rng;
@@ -76,6 +76,12 @@ pub enum Generator {
         /// The secret holding the password (generated first when it is also required).
         password_from: String,
     },
+    /// An argon2id hash in PHC form (`$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH`) of the password
+    /// stored in another secret, with Authelia's default parameters; its file backend reads it.
+    Argon2idHash {
+        /// The secret holding the password (generated first when it is also required).
+        password_from: String,
+    },
     /// A certificate authority's private key: ECDSA P-256, PKCS#8 PEM.
     CaKey,
     /// A self-signed CA certificate (PEM) for the key stored in another secret; rotating it
@@ -108,6 +114,9 @@ impl Generator {
             } => {
                 format!("bcrypt htpasswd line for `{user}` from `{password_from}`")
             }
+            Generator::Argon2idHash { password_from } => {
+                format!("argon2id hash of `{password_from}`")
+            }
             Generator::UserProvided { hint } => format!("set by you: {hint}"),
             Generator::CaKey => "CA private key (ECDSA P-256)".to_owned(),
             Generator::CaCertificate { key_from, days, .. } => {
@@ -120,7 +129,8 @@ impl Generator {
     /// rotates).
     pub fn derived_from(&self) -> Option<&str> {
         match self {
-            Generator::BcryptHtpasswd { password_from, .. } => Some(password_from),
+            Generator::BcryptHtpasswd { password_from, .. }
+            | Generator::Argon2idHash { password_from } => Some(password_from),
             Generator::CaCertificate { key_from, .. } => Some(key_from),
             _ => None,
         }
@@ -171,6 +181,16 @@ impl SecretRequirement {
             name,
             Generator::BcryptHtpasswd {
                 user: user.into(),
+                password_from: password_from.into(),
+            },
+        )
+    }
+
+    /// An argon2id hash of the password in `password_from`.
+    pub fn argon2id(name: impl Into<String>, password_from: impl Into<String>) -> Self {
+        Self::new(
+            name,
+            Generator::Argon2idHash {
                 password_from: password_from.into(),
             },
         )
@@ -289,6 +309,23 @@ pub fn validate_requirements(requirements: &[SecretRequirement]) -> Result<()> {
                     }
                 }
             }
+            Generator::Argon2idHash { password_from } => {
+                if password_from == &req.name {
+                    return Err(fail(
+                        "a password hash cannot be its own password".to_owned(),
+                    ));
+                }
+                if let Some(source) = requirements.iter().find(|r| &r.name == password_from)
+                    && !matches!(
+                        source.generator,
+                        Generator::Password { .. } | Generator::UserProvided { .. }
+                    )
+                {
+                    return Err(fail(format!(
+                        "`{password_from}` must be a password or user-provided secret"
+                    )));
+                }
+            }
             Generator::CaCertificate {
                 common_name,
                 key_from,
@@ -345,6 +382,7 @@ pub(crate) fn fresh_value(generator: &Generator) -> Option<SecretString> {
             ))
         }
         Generator::BcryptHtpasswd { .. }
+        | Generator::Argon2idHash { .. }
         | Generator::UserProvided { .. }
         | Generator::CaKey
         | Generator::CaCertificate { .. } => None,
@@ -375,6 +413,45 @@ pub fn htpasswd_line(user: &str, password: &SecretString) -> Result<SecretString
         "{user}:{}",
         parts.format_for_version(bcrypt::Version::TwoY)
     )))
+}
+
+/// Authelia's default argon2id parameters (memory in KiB, iterations, lanes), which its
+/// documentation recommends and its own `authelia crypto hash generate` uses.
+pub const ARGON2_MEMORY_KIB: u32 = 65_536;
+pub const ARGON2_ITERATIONS: u32 = 3;
+pub const ARGON2_PARALLELISM: u32 = 4;
+
+/// An argon2id PHC string for `password` with a fresh 16-byte salt and a 32-byte digest.
+pub fn argon2id_hash(password: &SecretString) -> Result<SecretString> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let fail = |reason: String| Error::Requirement {
+        name: "argon2id".to_owned(),
+        reason,
+    };
+    let params = argon2::Params::new(
+        ARGON2_MEMORY_KIB,
+        ARGON2_ITERATIONS,
+        ARGON2_PARALLELISM,
+        Some(32),
+    )
+    .map_err(|e| fail(format!("argon2 parameters: {e}")))?;
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(&random_bytes(16)[..])
+        .map_err(|e| fail(format!("argon2 salt: {e}")))?;
+    let hash = hasher
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map_err(|e| fail(format!("argon2 failed: {e}")))?;
+    Ok(SecretString::from(hash.to_string()))
+}
+
+/// Whether an argon2id PHC string accepts `password`.
+pub fn verify_argon2id(hash: &SecretString, password: &SecretString) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash.expose_secret()).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.expose_secret().as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// Whether an htpasswd line (`user:$2y$...`) accepts `password`.
@@ -436,6 +513,32 @@ mod tests {
     }
 
     #[test]
+    fn argon2id_hashes_have_authelias_format_and_verify() {
+        let pw = SecretString::from("correct horse".to_owned());
+        let hash = argon2id_hash(&pw).unwrap();
+        let text = hash.expose_secret();
+        assert!(
+            text.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
+            "{text}"
+        );
+        let parts: Vec<&str> = text.split('$').collect();
+        // "", algorithm, version, parameters, salt (16 bytes), digest (32 bytes), base64 unpadded.
+        assert_eq!(parts.len(), 6);
+        assert_eq!(parts[4].len(), 22);
+        assert_eq!(parts[5].len(), 43);
+        assert!(verify_argon2id(&hash, &pw));
+        assert!(!verify_argon2id(
+            &hash,
+            &SecretString::from("wrong".to_owned())
+        ));
+        assert_ne!(
+            argon2id_hash(&pw).unwrap().expose_secret(),
+            text,
+            "a fresh salt each time"
+        );
+    }
+
+    #[test]
     fn requirement_lists_are_checked() {
         let ok = [
             SecretRequirement::password("traefik-dashboard-password", 24),
@@ -473,5 +576,15 @@ mod tests {
             SecretRequirement::htpasswd("line", "ad:min", "pw"),
         ];
         assert!(validate_requirements(&bad_user).is_err());
+        let hash_of_a_key = [
+            SecretRequirement::hex_key("key", 32),
+            SecretRequirement::argon2id("hash", "key"),
+        ];
+        assert!(
+            validate_requirements(&hash_of_a_key)
+                .unwrap_err()
+                .to_string()
+                .contains("must be a password")
+        );
     }
 }

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{Error, Result, SopsError};
 use crate::files::{read_text, write_secret_file};
 use crate::generate::{
-    Generator, SecretRequirement, fresh_value, htpasswd_line, validate_requirements,
+    Generator, SecretRequirement, argon2id_hash, fresh_value, htpasswd_line, validate_requirements,
 };
 use crate::identity::{Identities, Recipient};
 use crate::redact::KnownSecrets;
@@ -361,7 +361,8 @@ impl SecretsStore {
                     "it is provided by you; set a new value with `homelab secrets set {name}`"
                 )));
             }
-            Generator::BcryptHtpasswd { password_from, .. } => {
+            Generator::BcryptHtpasswd { password_from, .. }
+            | Generator::Argon2idHash { password_from } => {
                 let source = requirements.iter().find(|r| &r.name == password_from);
                 match source.map(|s| &s.generator) {
                     Some(Generator::Password { .. }) => source.expect("found above"),
@@ -510,6 +511,21 @@ impl SecretsStore {
                     }
                 };
                 htpasswd_line(user, password).map(Some)
+            }
+            Generator::Argon2idHash { password_from } => {
+                let Some(Entry {
+                    value: Some(password),
+                    ..
+                }) = self.entry(password_from)
+                else {
+                    return Err(Error::Requirement {
+                        name: req.name.clone(),
+                        reason: format!(
+                            "its password `{password_from}` is not set; set it with `homelab secrets set {password_from}`"
+                        ),
+                    });
+                };
+                argon2id_hash(password).map(Some)
             }
             Generator::CaKey => crate::ca::generate_key(&req.name).map(Some),
             Generator::CaCertificate {

@@ -37,6 +37,47 @@ pub struct Lab {
     pub manifests: Option<Manifests>,
     /// The Proxmox VE host the nodes with a `vm` run on.
     pub proxmox: Option<Proxmox>,
+    /// Logins in front of web addresses.
+    pub auth: Auth,
+}
+
+/// The spec's `auth:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    pub sso: Option<Sso>,
+}
+
+/// Single sign-on through Authelia.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sso {
+    /// The portal's host label under the domain.
+    pub host: String,
+    /// A TOTP code is asked after the password.
+    pub totp: bool,
+    pub users: Vec<SsoUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SsoUser {
+    pub name: String,
+    pub display_name: String,
+    pub email: String,
+    pub groups: Vec<String>,
+}
+
+impl SsoUser {
+    /// The secret holding the user's password (generated, or set by the user).
+    pub fn password_secret(&self) -> String {
+        format!("sso-user-{}-password", self.name)
+    }
+
+    /// The secret holding the password's argon2id hash, the only form the cluster sees.
+    pub fn hash_secret(&self) -> String {
+        format!("sso-user-{}-hash", self.name)
+    }
 }
 
 /// The spec's `proxmox:` section.
@@ -886,6 +927,7 @@ pub fn catalog_components(lab_has: &CatalogPresence) -> Vec<&'static str> {
         (lab_has.dev_proxy, "nginx"),
         (lab_has.dev_containers, "dev-containers"),
         (lab_has.shares, "shares"),
+        (lab_has.sso, "authelia"),
     ] {
         if present {
             out.push(name);
@@ -909,6 +951,8 @@ pub struct CatalogPresence {
     pub dev_proxy: bool,
     pub dev_containers: bool,
     pub shares: bool,
+    /// `auth.sso`: the Authelia portal.
+    pub sso: bool,
 }
 
 /// Every catalog component name, present or not, which no app or chart may take.
@@ -930,6 +974,7 @@ pub const CATALOG_NAMES: &[&str] = &[
     "nginx",
     "dev-containers",
     "shares",
+    "authelia",
     "manifests",
 ];
 

@@ -65,6 +65,64 @@ pub struct RawLab {
     /// The Proxmox VE host the lab's VMs run on. With this section `homelab vms apply` makes
     /// each node that has a `vm:` a VM cloned from a cloud-init template.
     pub proxmox: S<RawProxmox>,
+    /// Logins in front of the lab's web addresses. With `sso:` one login page (Authelia at
+    /// `auth.<domain>`) guards every service without a login of its own.
+    pub auth: S<RawAuth>,
+}
+
+/// How people log in to the lab's web addresses.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAuth {
+    /// Single sign-on: one login page for the apps, the dev proxy, Ollama's API, Prometheus and
+    /// Alertmanager (a Traefik ForwardAuth middleware on each). Each user's password is
+    /// generated into the secrets file (`homelab secrets get sso-user-NAME-password`, change it
+    /// with `homelab secrets set`); only its argon2id hash reaches the cluster.
+    pub sso: S<RawSso>,
+}
+
+/// The single sign-on portal and its users.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSso {
+    /// The portal: `authelia` (the only one for now).
+    #[schemars(required)]
+    pub provider: S<SsoProvider>,
+    /// The login page's host name under the domain. Default: `auth`.
+    pub host: S<String>,
+    /// Ask for a one-time code from an authenticator app (TOTP) after the password; each user
+    /// registers the app at the first login. Default: `false` (password only).
+    pub totp: S<bool>,
+    /// Who may log in (at least one).
+    #[serde(default)]
+    #[schemars(required)]
+    pub users: Vec<Spanned<RawSsoUser>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SsoProvider {
+    /// Authelia (chart 0.11.5), users in a file kept as a SOPS-encrypted Secret.
+    Authelia,
+}
+
+/// A person who may log in.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSsoUser {
+    /// The login name: lowercase letters, digits, `-`, `_` and `.`, starting with a letter,
+    /// e.g. `alice`.
+    #[schemars(required)]
+    pub name: S<String>,
+    /// The name the portal greets with. Default: the login name.
+    pub display_name: S<String>,
+    /// Where the portal sends codes (to register TOTP, reset a password); the lab has no mail
+    /// server, so the messages are written to the portal's notification file (the
+    /// `sso-locked-out` runbook reads it). Default: `NAME@<domain>`.
+    pub email: S<String>,
+    /// Groups, for the user's own apps reading the `Remote-Groups` header, e.g. `[admins]`.
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
 }
 
 /// A Proxmox VE host (or cluster) and how homelab logs in to its API.
@@ -1132,7 +1190,8 @@ pub struct RawApp {
     pub metrics: S<RawMetrics>,
     /// Run on a GPU node with one NVIDIA GPU (`runtimeClassName: nvidia`). Default: false.
     pub gpu: S<bool>,
-    /// A login in front of the app's web address: `none` (default) or `basic`.
+    /// A login in front of the app's web address: `none`, `basic` or `sso`. Default: `sso` when
+    /// `auth.sso` is set (an app with a login of its own says `none`), else `none`.
     pub auth: S<AppAuth>,
 }
 
@@ -1234,6 +1293,8 @@ pub enum AppAuth {
     None,
     /// The lab's login (user `admin`, the Traefik dashboard's password) in front of it.
     Basic,
+    /// The single sign-on portal of `auth.sso` in front of it.
+    Sso,
 }
 
 /// A volume that several apps mount.

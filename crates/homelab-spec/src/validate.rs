@@ -15,6 +15,7 @@ use crate::types::{
 
 mod dns;
 mod gpu;
+mod sso;
 mod vllm;
 
 /// Ports the dev-container SSH forwards may not take: SSH on the nodes, HTTP(S) and the API.
@@ -269,7 +270,17 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         .as_ref()
         .map(|s| services(&mut c, s))
         .unwrap_or_default();
-    let apps: Vec<App> = raw.apps.iter().filter_map(|a| app(&mut c, a)).collect();
+    let auth = sso::auth(
+        &mut c,
+        raw.auth.as_ref(),
+        network.as_ref().map(|(n, _)| n.domain.as_str()),
+    );
+    let sso_on = auth.sso.is_some();
+    let apps: Vec<App> = raw
+        .apps
+        .iter()
+        .filter_map(|a| app(&mut c, a, sso_on))
+        .collect();
     let helm_overrides = helm_overrides(&mut c, raw, &services, storage.is_some());
     let shares = shares(&mut c, raw, storage.as_ref());
     app_checks(&mut c, raw, &apps, &shares, network.as_ref(), &services);
@@ -292,6 +303,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             apps: &apps,
             alerting: &alerting,
             charts: &charts,
+            auth: &auth,
         },
     );
 
@@ -316,6 +328,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
             secrets,
             manifests,
             proxmox,
+            auth,
         }),
         _ => None,
     };
@@ -2733,7 +2746,7 @@ fn dev_proxy(c: &mut Checker, d: &Spanned<RawDevProxy>) -> DevProxy {
     }
 }
 
-fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
+fn app(c: &mut Checker, a: &Spanned<RawApp>, sso_on: bool) -> Option<App> {
     let name = c.require(
         &a.name,
         a.span,
@@ -3018,19 +3031,48 @@ fn app(c: &mut Checker, a: &Spanned<RawApp>) -> Option<App> {
             path,
         })
     });
-    let auth = a.auth.as_ref().map_or(AppAuth::None, |x| x.value);
+    let no_host = a.host.as_ref().is_some_and(|h| h.value == "none");
+    // With single sign-on an app is behind it unless it says otherwise (it has its own login).
+    let auth = a.auth.as_ref().map_or(
+        if sso_on && !no_host {
+            AppAuth::Sso
+        } else {
+            AppAuth::None
+        },
+        |x| x.value,
+    );
     if let (Some(au), Some(h)) = (&a.auth, &a.host)
-        && au.value == AppAuth::Basic
-        && h.value == "none"
+        && au.value != AppAuth::None
+        && no_host
     {
+        let word = if au.value == AppAuth::Sso {
+            "sso"
+        } else {
+            "basic"
+        };
         c.error(
             Diagnostic::error(
                 "auth-without-host",
-                "`auth: basic` guards the app's web address, but `host: none` gives it none",
+                format!(
+                    "`auth: {word}` guards the app's web address, but `host: none` gives it none"
+                ),
             )
             .at(au.span)
             .related(h.span, "no web address")
             .help("remove `auth`, or give the app a host name"),
+        );
+    }
+    if let Some(au) = &a.auth
+        && au.value == AppAuth::Sso
+        && !sso_on
+    {
+        c.error(
+            Diagnostic::error(
+                "sso-not-configured",
+                "`auth: sso` needs the lab's single sign-on, but `auth.sso` is not set",
+            )
+            .at(au.span)
+            .help("add `auth: {sso: {provider: authelia, users: [{name: alice}]}}` at the top level, or use `auth: basic` for the dashboard's login"),
         );
     }
     if let Some(r) = &a.replicas
@@ -3218,6 +3260,7 @@ fn charts(
                 .iter()
                 .any(|v| matches!(v.source, VolumeSource::Share { .. }))
         }),
+        sso: raw.auth.as_ref().is_some_and(|a| a.sso.is_some()),
     };
     let catalog = catalog_components(&presence);
     let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
@@ -4151,6 +4194,7 @@ struct Parts<'a> {
     apps: &'a [App],
     alerting: &'a Alerting,
     charts: &'a [UserChart],
+    auth: &'a Auth,
 }
 
 fn cross_checks(
@@ -4165,6 +4209,7 @@ fn cross_checks(
         apps,
         alerting,
         charts,
+        auth,
     } = parts;
     let rs = raw.services.as_ref();
     // Host names under the domain.
@@ -4179,6 +4224,13 @@ fn cross_checks(
         }
     }
     let host_span = |h: &Opt<String>, fallback: Span| h.as_ref().map_or(fallback, |h| h.span);
+    if let (Some(s), Some(rs)) = (&auth.sso, raw.auth.as_ref().and_then(|a| a.sso.as_ref())) {
+        hosts.push((
+            s.host.clone(),
+            "the single sign-on portal".into(),
+            host_span(&rs.host, rs.span),
+        ));
+    }
     if let (Some(o), Some(r)) = (&services.ollama, rs.and_then(|s| s.ollama.as_ref())) {
         hosts.push((o.host.clone(), "ollama".into(), host_span(&r.host, r.span)));
     }

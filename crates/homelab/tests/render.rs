@@ -54,6 +54,9 @@ impl Lab {
                     user,
                     password_secret,
                 } => SecretRequirement::htpasswd(&s.name, user, password_secret),
+                homelab_plan::SecretGenerator::Argon2id { password_secret } => {
+                    SecretRequirement::argon2id(&s.name, password_secret)
+                }
                 homelab_plan::SecretGenerator::UserProvided => {
                     SecretRequirement::user_provided(&s.name, "test")
                 }

@@ -346,15 +346,21 @@ pub(super) fn component(ctx: &Ctx, app: &App) -> Component {
                 labels: labels_map(&app.name, &middleware, "ingress"),
             });
         }
+        if app.auth == AppAuth::Sso {
+            let (mw, annotation) = super::authelia::middleware(ns, &app.name);
+            ing["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] =
+                json!(annotation);
+            c.add("sso.yaml", mw);
+        }
         c.add("ingress.yaml", ing);
         c.endpoints.push(Endpoint {
             name: app.name.clone(),
             url: format!("https://{host}"),
             host: host.clone(),
-            description: if app.auth == AppAuth::Basic {
-                format!("app {} (dashboard login)", app.name)
-            } else {
-                format!("app {}", app.name)
+            description: match app.auth {
+                AppAuth::Basic => format!("app {} (dashboard login)", app.name),
+                AppAuth::Sso => format!("app {} (single sign-on)", app.name),
+                AppAuth::None => format!("app {}", app.name),
             },
         });
         c.health.push(HealthCheck::Certificate {
@@ -367,13 +373,13 @@ pub(super) fn component(ctx: &Ctx, app: &App) -> Component {
         });
         access.insert(
             0,
-            if app.auth == AppAuth::Basic {
-                format!(
+            match app.auth {
+                AppAuth::Basic => format!(
                     "https://{host} (user `admin`, password: `homelab secrets get {}`)",
                     super::traefik::DASHBOARD_PASSWORD
-                )
-            } else {
-                format!("https://{host}")
+                ),
+                AppAuth::Sso => format!("https://{host} (single sign-on)"),
+                AppAuth::None => format!("https://{host}"),
             },
         );
     }

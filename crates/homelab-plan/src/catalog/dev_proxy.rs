@@ -101,10 +101,15 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             expected_ip: Some(ctx.lab.network.ingress_ip.to_string()),
         });
     }
-    c.add(
-        "ingress.yaml",
-        ingress("nginx-proxy", NS, l(), &host, "nginx-proxy", 80, ctx.issuer),
-    );
+    let mut ing = ingress("nginx-proxy", NS, l(), &host, "nginx-proxy", 80, ctx.issuer);
+    if super::authelia::sso(ctx).is_some() {
+        // Development servers have no login; the proxy puts them on the LAN's HTTPS.
+        let (mw, annotation) = super::authelia::middleware(NS, "nginx");
+        ing["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] =
+            json!(annotation);
+        c.add("sso.yaml", mw);
+    }
+    c.add("ingress.yaml", ing);
     c.endpoints.push(Endpoint {
         name: "dev-proxy".into(),
         url: format!("https://{host}"),

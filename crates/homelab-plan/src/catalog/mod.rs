@@ -2,6 +2,7 @@
 //! Plan; this module orders them and collects what spans components (secrets, node plans).
 
 mod apps;
+mod authelia;
 mod cert_manager;
 mod charts;
 mod dev_containers;
@@ -118,6 +119,9 @@ pub fn plan(lab: &Lab) -> Plan {
     components.push(metallb::component(&ctx));
     components.push(cert_manager::component(&ctx));
     components.push(traefik::component(&ctx));
+    if lab.auth.sso.is_some() {
+        components.push(authelia::component(&ctx));
+    }
     if gpu::planned(lab) {
         components.push(gpu::component(&ctx));
     }
@@ -189,6 +193,7 @@ pub fn plan(lab: &Lab) -> Plan {
     };
     runbooks.extend(data_runbooks(&ctx, &components));
     runbooks.extend(vllm::runbook(&ctx));
+    runbooks.extend(authelia::runbook(&ctx));
     if matches!(lab.tls, Tls::InternalCa) {
         runbooks.push(cert_manager::ca_runbook(&ctx));
     }

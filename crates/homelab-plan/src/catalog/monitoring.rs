@@ -142,12 +142,25 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         .map(|n| n.address.to_string())
         .collect();
     let (am_config, receiver_secrets) = alertmanager_config(ctx);
+    // Prometheus and Alertmanager have no login of their own: the single sign-on when the lab
+    // has one, else the dashboard's basic auth.
+    let sso = super::authelia::sso(ctx).is_some();
+    let guard = if sso {
+        let (mw, annotation) = super::authelia::middleware(NS, "prometheus");
+        c.add("sso.yaml", mw);
+        annotation
+    } else {
+        format!("{NS}-{AUTH_MIDDLEWARE}@kubernetescrd")
+    };
+    let login = if sso {
+        "single sign-on"
+    } else {
+        "dashboard login"
+    };
     let ingress = |host: &str, secret: &str, auth: bool| {
         let mut annotations = crate::meta::ingress_annotations(ctx.issuer);
         if auth {
-            // Prometheus and Alertmanager have no login of their own.
-            annotations["traefik.ingress.kubernetes.io/router.middlewares"] =
-                json!(format!("{NS}-{AUTH_MIDDLEWARE}@kubernetescrd"));
+            annotations["traefik.ingress.kubernetes.io/router.middlewares"] = json!(guard);
         }
         json!({
             "enabled": true,
@@ -285,25 +298,27 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "custom-rules.yaml",
         prometheus_rule(&alerts, lab.alerting.runbook_base_url.as_deref()),
     );
-    c.add(
-        "basic-auth.yaml",
-        json!({
-            "apiVersion": "traefik.io/v1alpha1",
-            "kind": "Middleware",
-            "metadata": metadata(AUTH_MIDDLEWARE, Some(NS), labels("prometheus", AUTH_MIDDLEWARE, "ingress")),
-            "spec": {"basicAuth": {"secret": AUTH_MIDDLEWARE, "removeHeader": true}},
-        }),
-    );
-    ctx.uses_secret(super::traefik::DASHBOARD_HTPASSWD, "prometheus");
-    c.secret_objects.push(SecretObject {
-        name: AUTH_MIDDLEWARE.into(),
-        namespace: NS.into(),
-        data: BTreeMap::from([(
-            "users".to_string(),
-            SecretSource::Secret(super::traefik::DASHBOARD_HTPASSWD.into()),
-        )]),
-        labels: labels_map("prometheus", AUTH_MIDDLEWARE, "ingress"),
-    });
+    if !sso {
+        c.add(
+            "basic-auth.yaml",
+            json!({
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "Middleware",
+                "metadata": metadata(AUTH_MIDDLEWARE, Some(NS), labels("prometheus", AUTH_MIDDLEWARE, "ingress")),
+                "spec": {"basicAuth": {"secret": AUTH_MIDDLEWARE, "removeHeader": true}},
+            }),
+        );
+        ctx.uses_secret(super::traefik::DASHBOARD_HTPASSWD, "prometheus");
+        c.secret_objects.push(SecretObject {
+            name: AUTH_MIDDLEWARE.into(),
+            namespace: NS.into(),
+            data: BTreeMap::from([(
+                "users".to_string(),
+                SecretSource::Secret(super::traefik::DASHBOARD_HTPASSWD.into()),
+            )]),
+            labels: labels_map("prometheus", AUTH_MIDDLEWARE, "ingress"),
+        });
+    }
     for monitor in pod_monitors(ctx) {
         c.add("monitors.yaml", monitor);
     }
@@ -330,13 +345,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         name: "prometheus".into(),
         url: format!("https://{prometheus}"),
         host: prometheus.clone(),
-        description: "Prometheus queries and targets (dashboard login)".into(),
+        description: format!("Prometheus queries and targets ({login})"),
     });
     c.endpoints.push(Endpoint {
         name: "alertmanager".into(),
         url: format!("https://{alertmanager}"),
         host: alertmanager.clone(),
-        description: "Alertmanager: active alerts and silences (dashboard login)".into(),
+        description: format!("Alertmanager: active alerts and silences ({login})"),
     });
     c.health.push(HealthCheck::HelmChart {
         namespace: "kube-system".into(),

@@ -36,6 +36,13 @@ pub(super) fn component(ctx: &Ctx) -> Component {
             values["tolerations"] = json!([super::gpu::toleration()]);
         }
     }
+    if super::authelia::sso(ctx).is_some() {
+        // Ollama's API has no login: anyone on the LAN could use (and pull onto) the GPU.
+        let (mw, annotation) = super::authelia::middleware(NS, "ollama");
+        values["ingress"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] =
+            json!(annotation);
+        c.add("sso.yaml", mw);
+    }
     let pin = versions::OLLAMA;
     c.releases.push(HelmRelease {
         name: "ollama".into(),

@@ -283,7 +283,7 @@ pub struct LabRun {
 pub fn check_lab(name: &str, spec: &str) {
     let run = run_lab(spec);
     for t in &run.templated {
-        let note = if t.stubbed.is_empty() {
+        let mut note = if t.stubbed.is_empty() {
             String::new()
         } else {
             format!(
@@ -291,6 +291,12 @@ pub fn check_lab(name: &str, spec: &str) {
                 t.stubbed.join(", ")
             )
         };
+        if !t.unresolved_refs.is_empty() {
+            note.push_str(&format!(
+                "; schema parts not checked (remote $ref, the tier is offline): {}",
+                t.unresolved_refs.join(", ")
+            ));
+        }
         eprintln!(
             "lab {name}: {}: {} objects{note}",
             t.release.id(),

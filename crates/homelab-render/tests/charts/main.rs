@@ -53,6 +53,7 @@ labs! {
     rfc2136_dns01 => rfc2136(),
     http01_without_optional_services => http01_bare(),
     catalog_helm_overrides => catalog_overrides(),
+    sso_authelia => common::sso_spec(),
     media_lab => std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/media-lab.yaml")).unwrap(),
 }
 

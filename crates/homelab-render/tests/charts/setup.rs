@@ -73,6 +73,42 @@ pub struct PreparedChart {
     /// `name version` of each dependency that `shared/charts` lacks and that an empty chart
     /// replaces here; its objects are not in the templated output.
     pub stubbed: Vec<String>,
+    /// Remote `$ref`s of the chart's values.schema.json (the tier runs offline): each is left
+    /// out of the working copy's schema, so the values under it are not checked.
+    pub unresolved_refs: Vec<String>,
+}
+
+/// The `$ref`s of a schema that point at the network.
+fn remote_refs(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref")
+                && (r.starts_with("http://") || r.starts_with("https://"))
+            {
+                out.push(r.clone());
+            }
+            m.values().for_each(|v| remote_refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| remote_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// `schema` without its remote `$ref`s.
+fn drop_remote_refs(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            if m.get("$ref")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.starts_with("http://") || r.starts_with("https://"))
+            {
+                m.remove("$ref");
+            }
+            m.values_mut().for_each(drop_remote_refs);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_remote_refs),
+        _ => {}
+    }
 }
 
 /// `<chart>-<version>` of `shared/charts`, or a working copy of it (made once, shared by the
@@ -100,10 +136,20 @@ pub fn prepare_chart(name: &str, version: &str) -> Result<PreparedChart, String>
             missing.push((dep_name.to_string(), dep_version));
         }
     }
-    if missing.is_empty() {
+    let schema: Option<Value> = std::fs::read_to_string(source.join("values.schema.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("a chart's values.schema.json is JSON"));
+    let mut unresolved_refs = Vec::new();
+    if let Some(s) = &schema {
+        remote_refs(s, &mut unresolved_refs);
+    }
+    unresolved_refs.sort();
+    unresolved_refs.dedup();
+    if missing.is_empty() && unresolved_refs.is_empty() {
         return Ok(PreparedChart {
             dir: source,
             stubbed: Vec::new(),
+            unresolved_refs,
         });
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -127,6 +173,14 @@ pub fn prepare_chart(name: &str, version: &str) -> Result<PreparedChart, String>
                 std::fs::write(stub.join("values.yaml"), values).unwrap();
             }
         }
+        if let Some(mut s) = schema.filter(|_| !unresolved_refs.is_empty()) {
+            drop_remote_refs(&mut s);
+            std::fs::write(
+                tmp.join("values.schema.json"),
+                serde_json::to_string_pretty(&s).unwrap(),
+            )
+            .unwrap();
+        }
         // Another test process may have finished first; its copy is as good as this one.
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -143,6 +197,7 @@ pub fn prepare_chart(name: &str, version: &str) -> Result<PreparedChart, String>
             .into_iter()
             .map(|(n, v)| format!("{n} {v}"))
             .collect(),
+        unresolved_refs,
     })
 }
 
@@ -217,6 +272,7 @@ pub struct Templated {
     pub release: Release,
     pub objects: Vec<Value>,
     pub stubbed: Vec<String>,
+    pub unresolved_refs: Vec<String>,
 }
 
 /// Templates every release at once (one helm process each) and returns them in order, or
@@ -285,6 +341,7 @@ fn template(helm: &Path, r: &Release, kube_version: &str, dir: &Path) -> Result<
         objects: manifests(&text)
             .map_err(|e| format!("{}: helm's output is not YAML: {e}", r.id()))?,
         stubbed: chart.stubbed,
+        unresolved_refs: chart.unresolved_refs,
     })
 }
 

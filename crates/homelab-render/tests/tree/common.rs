@@ -30,6 +30,16 @@ pub fn wide_spec() -> String {
     s
 }
 
+/// The seed lab with single sign-on (TOTP required) in front of an app, the dev proxy, Ollama,
+/// Prometheus and Alertmanager, and an app that keeps its own login.
+pub fn sso_spec() -> String {
+    assert!(SEED.contains("apps: []"), "the seed lab changed");
+    SEED.replace(
+        "apps: []",
+        "apps:\n  - name: whoami\n    image: docker.io/traefik/whoami:v1.10.3\n    port: 80\n  - name: mealie\n    image: ghcr.io/mealie-recipes/mealie:v2.3.0\n    port: 9000\n    auth: none\n",
+    ) + "\nauth:\n  sso:\n    provider: authelia\n    totp: true\n    users:\n      - {name: alice, displayName: Alice Smith, groups: [admins]}\n      - {name: bob, email: bob@example.org}\n"
+}
+
 pub fn minimal_spec() -> String {
     homelab_spec::templates::MINIMAL.to_string()
 }

@@ -29,6 +29,9 @@ pub fn requirements(plan: &Plan) -> Vec<SecretRequirement> {
                 user,
                 password_secret,
             } => SecretRequirement::htpasswd(&s.name, user, password_secret),
+            SecretGenerator::Argon2id { password_secret } => {
+                SecretRequirement::argon2id(&s.name, password_secret)
+            }
             SecretGenerator::UserProvided => {
                 SecretRequirement::user_provided(&s.name, &s.description)
             }

@@ -37,6 +37,9 @@ fn generator(g: &SecretGenerator) -> String {
             user,
             password_secret,
         } => format!("htpasswd line for `{user}` from {password_secret}"),
+        SecretGenerator::Argon2id { password_secret } => {
+            format!("argon2id hash of {password_secret}")
+        }
         SecretGenerator::UserProvided => "you provide it".to_string(),
         SecretGenerator::CaKey => "generated CA key (ECDSA P-256)".to_string(),
         SecretGenerator::CaCertificate {

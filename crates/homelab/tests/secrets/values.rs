@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use secrecy::SecretString;
+
 use super::support::*;
 
 fn initialised() -> Lab {
@@ -597,4 +599,67 @@ fn a_dashboard_password_bcrypt_cannot_use_is_refused_before_anything_is_saved() 
     assert!(run.stderr.contains("72 bytes"), "{}", run.stderr);
     assert!(!run.stderr.contains(&long));
     assert_unchanged(&state, &lab.state(), "a password too long for bcrypt");
+}
+
+/// The seed lab with single sign-on for one user.
+fn sso_lab() -> Lab {
+    let spec = format!(
+        "{}\nauth:\n  sso:\n    provider: authelia\n    users: [{{name: alice}}]\n",
+        homelab_spec::templates::SEED
+    );
+    let lab = Lab::with_spec(&spec);
+    lab.init_secrets();
+    lab
+}
+
+#[test]
+fn init_makes_each_sso_users_hash_and_set_rewrites_it_with_the_password() {
+    let lab = sso_lab();
+    let password = SecretString::from(lab.get("sso-user-alice-password"));
+    let hash = lab.get("sso-user-alice-hash");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
+        "{hash}"
+    );
+    assert!(homelab_secrets::generate::verify_argon2id(
+        &SecretString::from(hash.clone()),
+        &password
+    ));
+    for key in [
+        "authelia-jwt-secret",
+        "authelia-session-key",
+        "authelia-storage-key",
+    ] {
+        assert_eq!(lab.get(key).len(), 64, "{key}");
+    }
+
+    let run = lab
+        .run_stdin(
+            &["secrets", "set", "sso-user-alice-password"],
+            "a-new-sso-password-7\n",
+        )
+        .ok();
+    assert!(run.stdout.contains("sso-user-alice-hash"), "{}", run.stdout);
+    assert!(!run.stdout.contains("a-new-sso-password-7"));
+    assert!(!run.stderr.contains("a-new-sso-password-7"));
+    let new_hash = lab.get("sso-user-alice-hash");
+    assert_ne!(new_hash, hash);
+    let new_hash = SecretString::from(new_hash);
+    assert!(homelab_secrets::generate::verify_argon2id(
+        &new_hash,
+        &SecretString::from("a-new-sso-password-7".to_string())
+    ));
+    assert!(!homelab_secrets::generate::verify_argon2id(
+        &new_hash, &password
+    ));
+
+    // Rotating the password makes a new one and the hash with it.
+    let run = lab
+        .run(&["secrets", "rotate", "sso-user-alice-password"])
+        .ok();
+    assert!(run.stdout.contains("sso-user-alice-hash"), "{}", run.stdout);
+    assert!(homelab_secrets::generate::verify_argon2id(
+        &SecretString::from(lab.get("sso-user-alice-hash")),
+        &SecretString::from(lab.get("sso-user-alice-password"))
+    ));
 }

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::Context;
 use homelab_secrets::edit::{EditOptions, EditOutcome, edit_store, editor_from_env};
-use homelab_secrets::generate::htpasswd_line;
+use homelab_secrets::generate::{argon2id_hash, htpasswd_line};
 use homelab_secrets::store::{SetOutcome, secret_from_input, validate_name};
 use homelab_secrets::{Error, Generator, SecretRequirement, SecretsStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -99,7 +99,8 @@ pub fn set(
     Ok(exit::OK)
 }
 
-/// Recomputes the secrets made from `name` (htpasswd lines from their password).
+/// Recomputes the secrets made from `name` (htpasswd lines and argon2id hashes from their
+/// password).
 fn update_derived(
     store: &mut SecretsStore,
     requirements: &[SecretRequirement],
@@ -116,6 +117,14 @@ fn update_derived(
         {
             let line = htpasswd_line(user, value).map_err(fail)?;
             store.set(&req.name, line).map_err(fail)?;
+            derived.push(req.name.clone());
+        }
+        if let Generator::Argon2idHash { password_from } = &req.generator
+            && password_from == name
+        {
+            store
+                .set(&req.name, argon2id_hash(value).map_err(fail)?)
+                .map_err(fail)?;
             derived.push(req.name.clone());
         }
     }
