@@ -8,6 +8,7 @@
 
 mod apply;
 mod applyset;
+mod claims;
 mod connect;
 mod diff;
 mod error;
@@ -25,6 +26,7 @@ pub mod x509;
 
 pub use apply::{ApplyOptions, ApplyReport, ObjectReport, PrunedObject, UnitReport};
 pub use applyset::{ANNOTATION_KEEP, KEEP_VALUE, applyset_id, group_kind_label};
+pub use claims::{StatefulSetClaims, delete_statefulset_claims};
 pub use connect::{Cluster, KubeconfigSource, ResolvedKubeconfig};
 pub use diff::{DiffOptions, DiffReport, ObjectChange, ObjectDiff};
 pub use error::{ApplyError, ConnectError, PlanError};

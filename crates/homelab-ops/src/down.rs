@@ -1,5 +1,6 @@
 //! `down`: `up` in reverse — with `delete_data` the lab's objects deleted from the cluster
-//! (their volumes, and so the data the NFS provisioner keeps for them, go too), then k3s and
+//! with the claims its StatefulSets made (their volumes, and so the data the NFS provisioner
+//! keeps for them, go too), then k3s and
 //! its data removed from every node (agents first, the first server last), then the VMs
 //! unless kept — and what that loses, in words, for the caller's confirmation. Never asks
 //! and never prints: the caller confirms before calling [`down`].
@@ -7,7 +8,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use homelab_kube::{ApplyOptions, ApplyPlan, ApplySetRef, Cluster, KubeconfigSource, RetryPolicy};
+use homelab_kube::{
+    ApplyOptions, ApplyPlan, ApplySetRef, Cluster, KubeconfigSource, RetryPolicy,
+    StatefulSetClaims, delete_statefulset_claims,
+};
 use homelab_nodes::{HostOutcome, Report};
 use homelab_plan::Plan;
 use homelab_spec::LoadedSpec;
@@ -206,13 +210,40 @@ async fn delete_data(
         .apply(&empty, &apply_options, &KubeSink(events))
         .await
         .map_err(UpError::Apply)?;
-    let deleted = pruned.pruned.iter().filter(|p| p.deleted).count();
-    let kept = pruned.pruned.len() - deleted;
+    // Kubernetes keeps the claims a StatefulSet made when the StatefulSet goes (PostgreSQL's
+    // data among them), and with the claim its volume's data on NFS: those are the data
+    // `--delete-data` is for, so they go by name; no other claim is touched.
+    let sets: Vec<StatefulSetClaims> = plan
+        .components
+        .iter()
+        .flat_map(|c| &c.objects)
+        .filter_map(|o| StatefulSetClaims::of_manifest(&o.manifest))
+        .collect();
+    let claims = delete_statefulset_claims(
+        &cluster,
+        &sets,
+        options.dry_run,
+        &options.retry,
+        &KubeSink(events),
+    )
+    .await
+    .map_err(UpError::Apply)?;
+    let claims_said = if claims.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " and the {} claim(s) its StatefulSets made ({})",
+            claims.len(),
+            claims.join(", ")
+        )
+    };
+    let deleted = pruned.pruned.iter().filter(|p| p.deleted).count() + claims.len();
+    let kept = pruned.pruned.len() + claims.len() - deleted;
     Ok(if options.dry_run {
         (
             Outcome::DryRun,
             format!(
-                "would delete {} object(s) of the lab at {}",
+                "would delete {} object(s) of the lab{claims_said} at {}",
                 pruned
                     .pruned
                     .iter()
@@ -230,10 +261,11 @@ async fn delete_data(
         (
             Outcome::Changed,
             format!(
-                "deleted {deleted} object(s) of the lab at {}{}",
+                "deleted {} object(s) of the lab{claims_said} at {}{}",
+                deleted - claims.len(),
                 cluster.server(),
                 if kept > 0 {
-                    format!(", kept {kept} marked to be kept")
+                    format!(", kept {kept} (named above with the reason)")
                 } else {
                     String::new()
                 }

@@ -281,6 +281,35 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
             .map(|t| serde_json::from_str(&t).unwrap())
     }
 
+    /// The names of the PersistentVolumeClaims in `namespace` on the stand-in.
+    fn claims(&self, namespace: &str) -> Vec<String> {
+        let (_, list) = self.standin.request(
+            "GET",
+            &format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims"),
+            "application/json",
+            None,
+        );
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Whether the stand-in has the object at `path`.
+    fn exists(&self, path: &str) -> bool {
+        self.standin
+            .request("GET", path, "application/json", None)
+            .0
+            == 200
+    }
+
     fn installed(&self, host: &str) -> bool {
         self.hosts.file(host, homelab_nodes::CONFIG_PATH).is_some()
     }
@@ -758,6 +787,88 @@ fn up_with_postgres_runs_a_first_backup_and_drill_once() {
         backup_jobs, 2,
         "one backup and one drill Job, none from the second run: {jobs}"
     );
+
+    // down keeps the volumes' data unless --delete-data, and asks before either.
+    let claims = || lab.claims("data");
+    assert!(
+        claims().contains(&"postgres-backup".to_string()),
+        "{:?}",
+        claims()
+    );
+    let kube = [
+        "--kubeconfig".to_string(),
+        lab.standin.kubeconfig.display().to_string(),
+    ];
+    let kube: Vec<&str> = kube.iter().map(String::as_str).collect();
+    let mut args = vec!["down", "--delete-data"];
+    args.extend(&kube);
+    let (code, shown) = terminal::run_on_terminal(&args, "no\n", |cmd| lab.environment(cmd));
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("Take lab `test-lab` down? This loses:")
+            && shown.contains(&format!(
+                "the data of the lab's volumes on NFS ({}:/volume1/k8s-data)",
+                lab.hosts.nas_address()
+            ))
+            && shown.contains("nothing was changed"),
+        "{shown}"
+    );
+    assert!(lab.installed("s1") && lab.installed("a1"), "{shown}");
+    assert!(claims().contains(&"postgres-backup".to_string()));
+    let refused = lab.run(&["down", "--delete-data"], &kube).expect(1);
+    assert!(
+        refused
+            .stderr
+            .contains("refusing to take lab `test-lab` down")
+            && refused
+                .stderr
+                .contains("the data of the lab's volumes on NFS")
+            && refused.stderr.contains("--yes"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(lab.installed("s1") && claims().contains(&"postgres-backup".to_string()));
+
+    // Without --delete-data: k3s goes, the lab's objects and claims are left alone.
+    let kept_before = claims();
+    let down = lab.run(&["down", "--yes", "--output", "json"], &kube).ok();
+    assert_eq!(
+        outcome(&down, "deleteData"),
+        "skipped",
+        "{}",
+        down.transcript()
+    );
+    assert_eq!(outcome(&down, "resetNodes"), "changed");
+    assert!(!lab.installed("s1") && !lab.installed("a1"));
+    assert_eq!(claims(), kept_before, "{}", down.transcript());
+    assert!(lab.exists("/apis/apps/v1/namespaces/data/statefulsets/postgres"));
+
+    // Back up, then down with --delete-data (confirmed on a terminal): the lab's objects and
+    // every claim of its volumes are deleted before the nodes go.
+    lab.up(&[]).ok();
+    let dry = lab
+        .run(
+            &["down", "--delete-data", "--dry-run", "--output", "json"],
+            &kube,
+        )
+        .ok();
+    assert_eq!(
+        outcome(&dry, "deleteData"),
+        "dryRun",
+        "{}",
+        dry.transcript()
+    );
+    assert_eq!(claims(), kept_before, "a dry run deletes nothing");
+    let (code, shown) = terminal::run_on_terminal(&args, "yes\n", |cmd| lab.environment(cmd));
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("and the 1 claim(s) its StatefulSets made (data/data-postgres-0)"),
+        "{shown}"
+    );
+    assert_eq!(claims(), Vec::<String>::new(), "{shown}");
+    assert!(!lab.exists("/apis/apps/v1/namespaces/data/statefulsets/postgres"));
+    assert!(!lab.exists("/apis/batch/v1/namespaces/data/cronjobs/postgres-backup"));
+    assert!(!lab.installed("s1") && !lab.installed("a1"), "{shown}");
 }
 
 /// With `proxmox:` the nodes' VMs come first: from no VM to a healthy lab in one command

@@ -486,6 +486,9 @@ class StandIn(kmock.KubernetesEmulator):
             if live is None:
                 raise self._not_found(resource, name)
             options = request.data if isinstance(request.data, dict) else {}
+            # A client may say dryRun in the DeleteOptions body instead of the query (kube-rs
+            # does); the API server honours both.
+            dry_run = dry_run or 'All' in (options.get('dryRun') or [])
             pre = options.get('preconditions') or {}
             meta = live.get('metadata', {})
             for field in ('uid', 'resourceVersion'):
