@@ -35,6 +35,79 @@ fn replicas_are_sent_only_when_the_spec_sets_them() {
     assert_eq!(deployment(&p, "pihole")["spec"]["replicas"], 1);
 }
 
+/// The media lab with `replicas:` added to two apps.
+fn media_with_replicas() -> Plan {
+    let text = MEDIA_LAB
+        .replace(
+            "  - name: sonarr\n    image: lscr.io/linuxserver/sonarr:4.0.11\n",
+            "  - name: sonarr\n    image: lscr.io/linuxserver/sonarr:4.0.11\n    replicas: 3\n",
+        )
+        .replace(
+            "    hostNetwork: true            # mDNS and device discovery on the LAN\n",
+            "    hostNetwork: true            # mDNS and device discovery on the LAN\n    replicas: 2\n",
+        );
+    assert_eq!(
+        text.matches("replicas: ").count(),
+        3,
+        "the media lab changed"
+    );
+    let loaded = homelab_spec::load_str("media-lab.yaml", &text)
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    plan(&loaded.lab)
+}
+
+#[test]
+fn several_replicas_spread_over_the_nodes_and_a_drain_takes_one_at_a_time() {
+    let p = media_with_replicas();
+    let sonarr = p.component("sonarr").unwrap();
+    let pod = &deployment(&p, "sonarr")["spec"]["template"]["spec"];
+    let selector = json!({"matchLabels": {
+        "app.kubernetes.io/name": "sonarr",
+        "app.kubernetes.io/instance": "sonarr",
+    }});
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector}])
+    );
+    let pdb = object(sonarr, "PodDisruptionBudget", "sonarr");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(
+        pdb["spec"],
+        json!({"maxUnavailable": 1, "selector": selector})
+    );
+    // The selector is the Deployment's own.
+    assert_eq!(
+        deployment(&p, "sonarr")["spec"]["selector"],
+        pdb["spec"]["selector"]
+    );
+    // On the node's network two replicas can never share a node.
+    let ha = &deployment(&p, "home-assistant")["spec"]["template"]["spec"];
+    assert_eq!(
+        ha["topologySpreadConstraints"][0]["whenUnsatisfiable"],
+        "DoNotSchedule"
+    );
+    object(
+        p.component("home-assistant").unwrap(),
+        "PodDisruptionBudget",
+        "home-assistant",
+    );
+    // One replica (pihole) or none set (radarr): no budget that would block every drain.
+    let plain = media();
+    for app in ["pihole", "radarr", "sonarr"] {
+        let c = plain.component(app).unwrap();
+        assert!(
+            !c.objects.iter().any(|o| o.kind() == "PodDisruptionBudget"),
+            "{app}"
+        );
+        assert!(
+            deployment(&plain, app)["spec"]["template"]["spec"]
+                .get("topologySpreadConstraints")
+                .is_none(),
+            "{app}"
+        );
+    }
+}
+
 #[test]
 fn ports_go_to_a_load_balancer_service_at_the_fixed_address() {
     let p = media();

@@ -197,6 +197,18 @@ pub(super) fn component(ctx: &Ctx, app: &App) -> Component {
             pod["tolerations"] = json!([super::gpu::toleration()]);
         }
     }
+    let replicated = app.replicas.is_some_and(|r| r >= 2);
+    if replicated {
+        // Replicas on different nodes, so that one node's loss leaves the app running. Pods on
+        // the node's network cannot share one node's ports at all; the others may pile up when
+        // the lab has fewer nodes than replicas rather than stay pending.
+        pod["topologySpreadConstraints"] = json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": if app.host_network { "DoNotSchedule" } else { "ScheduleAnyway" },
+            "labelSelector": {"matchLabels": selector(&app.name, &app.name)},
+        }]);
+    }
     // Two pods at once cannot hold one node's ports, one GPU or a volume of their own.
     let recreate = own_claims || app.host_network || app.gpu;
     let mut spec = json!({
@@ -217,6 +229,20 @@ pub(super) fn component(ctx: &Ctx, app: &App) -> Component {
             "spec": spec,
         }),
     );
+    if replicated {
+        // A drain (an upgrade, `nodes remove`) takes one replica at a time.
+        c.add(
+            "deployment.yaml",
+            json!({
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": metadata(&app.name, Some(ns), l()),
+                "spec": {
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": selector(&app.name, &app.name)},
+                },
+            }),
+        );
+    }
     let mut service_ports = vec![json!({"name": "http", "port": app.port, "targetPort": "http"})];
     if let Some(mp) = metrics_port
         && mp != app.port

@@ -19,6 +19,7 @@ mod openbao;
 mod proxy;
 mod rerender;
 mod snapshot;
+mod spread;
 mod sso;
 mod standalone;
 mod validators;
