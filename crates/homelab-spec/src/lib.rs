@@ -17,6 +17,10 @@ pub use diag::{Diagnostic, Severity, SourceFile, Span};
 pub use lab::Lab;
 pub use validate::{PLATFORM_HOSTS, RESERVED_PORTS};
 
+/// The code of the warnings about values copied from an example (the example lab's domain,
+/// email, ntfy topic or SSH key; an RFC 2606 name with Let's Encrypt).
+pub const EXAMPLE_VALUE: &str = validate::examples::CODE;
+
 /// A spec that passed validation, with its warnings and the source they point into.
 #[derive(Debug, Clone)]
 pub struct LoadedSpec {
@@ -28,6 +32,15 @@ pub struct LoadedSpec {
 }
 
 impl LoadedSpec {
+    /// The warnings about values copied from an example, which the operations that build the
+    /// lab refuse unless told otherwise.
+    pub fn example_values(&self) -> Vec<&Diagnostic> {
+        self.warnings
+            .iter()
+            .filter(|d| d.code == EXAMPLE_VALUE)
+            .collect()
+    }
+
     /// Errors for every secret the spec uses that `existing` (the names in the secrets file)
     /// lacks, at the place it is referenced when it is written in the spec.
     pub fn missing_secrets(&self, existing: &[String]) -> Vec<Diagnostic> {

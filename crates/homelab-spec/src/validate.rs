@@ -14,6 +14,7 @@ use crate::types::{
 };
 
 mod dns;
+pub(crate) mod examples;
 mod gpu;
 mod sso;
 mod vllm;
@@ -332,6 +333,7 @@ pub fn validate(raw: &RawLab, root: Span) -> (Option<Lab>, Vec<Diagnostic>, Vec<
         }),
         _ => None,
     };
+    examples::check(&mut c, raw, lab.as_ref().map(|l| &l.tls));
     let ok = !c.diags.iter().any(Diagnostic::is_error);
     (lab.filter(|_| ok), c.diags, c.refs)
 }

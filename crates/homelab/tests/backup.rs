@@ -200,6 +200,9 @@ impl Lab {
     fn environment(&self, cmd: &mut Command) {
         cmd.current_dir(self.dir.path())
             .env_clear()
+            // Some test labs start from the example lab; refusing its values is tested on
+            // its own (spec::cli).
+            .env("HOMELAB_ALLOW_EXAMPLE_VALUES", "1")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path("home"))
             .env("KUBECONFIG", &self.standin.kubeconfig)

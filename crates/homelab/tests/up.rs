@@ -194,6 +194,9 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
     fn environment(&self, cmd: &mut Command) {
         cmd.current_dir(self.path("lab"))
             .env_clear()
+            // Some test labs start from the example lab; refusing its values is tested on
+            // its own (spec::cli).
+            .env("HOMELAB_ALLOW_EXAMPLE_VALUES", "1")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path("home"))
             .env("SOPS_AGE_KEY_FILE", self.path("lab/age.key"))
@@ -986,6 +989,7 @@ fn up_without_secrets_names_secrets_init_and_offers_it_on_a_terminal() {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir.path().join("home"))
+            .env("HOMELAB_ALLOW_EXAMPLE_VALUES", "1")
             .env("SOPS_AGE_KEY_FILE", dir.path().join("age.key"));
     };
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("homelab"));

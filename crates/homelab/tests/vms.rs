@@ -80,6 +80,9 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
     fn environment(&self, cmd: &mut std::process::Command) {
         cmd.current_dir(self.dir.path())
             .env_clear()
+            // Some test labs start from the example lab; refusing its values is tested on
+            // its own (spec::cli).
+            .env("HOMELAB_ALLOW_EXAMPLE_VALUES", "1")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path("home"))
             .env("SOPS_AGE_KEY_FILE", self.path("age.key"));

@@ -18,6 +18,7 @@ use crate::cmd::shared::cluster::{
     ClusterArgs, RetryLines, connect_error, load_cluster_plan, retry_line, runtime,
 };
 use crate::cmd::shared::format::{parse_duration, table};
+use crate::cmd::shared::spec::ExampleValuesArgs;
 use crate::exit::{self, Exit};
 use crate::output::Output;
 
@@ -37,10 +38,12 @@ pub struct ApplyArgs {
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub examples: ExampleValuesArgs,
 }
 
 pub fn run(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8> {
-    let (loaded, _plan, cluster_plan) = load_cluster_plan(global, out)?;
+    let (loaded, _plan, cluster_plan) = load_cluster_plan(global, Some(&args.examples), out)?;
     let lab = &loaded.lab.name;
     let rt = runtime()?;
     let source = args.cluster.source(lab);

@@ -41,7 +41,7 @@ fn failed(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub fn run(global: &Global, args: &DiffArgs, out: &Output) -> anyhow::Result<u8> {
-    let (loaded, _plan, cluster_plan) = load_cluster_plan(global, out).map_err(failed)?;
+    let (loaded, _plan, cluster_plan) = load_cluster_plan(global, None, out).map_err(failed)?;
     let lab = &loaded.lab.name;
     let rt = runtime().map_err(failed)?;
     let retry = args.cluster.retry();

@@ -16,8 +16,9 @@ use crate::cmd::shared::complete;
 use crate::cmd::shared::format::{parse_duration, table};
 use crate::cmd::shared::nodes::{
     Confirmation, ConnectArgs, InstallArgs, Progress, block_on, conclude, load_inventory,
-    nodes_error,
+    load_inventory_checked, nodes_error,
 };
+use crate::cmd::shared::spec;
 use crate::exit;
 use crate::output::Output;
 use clap_complete::engine::ArgValueCandidates;
@@ -85,6 +86,8 @@ pub struct ApplyArgs {
     pub install: InstallArgs,
     #[command(flatten)]
     pub conn: ConnectArgs,
+    #[command(flatten)]
+    pub examples: spec::ExampleValuesArgs,
 }
 
 #[derive(Debug, Args)]
@@ -152,11 +155,12 @@ pub fn run(global: &Global, args: &NodesArgs, out: &Output) -> anyhow::Result<u8
 }
 
 fn apply(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8> {
-    let (_, _, mut lab) = load_inventory(
+    let (_, _, mut lab) = load_inventory_checked(
         global,
         &args.conn,
         Some(&args.install),
         Needs::TokenAndSudo,
+        Some(&args.examples),
         out,
     )?;
     if let Some(n) = args.parallel {

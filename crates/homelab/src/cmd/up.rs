@@ -52,10 +52,13 @@ pub struct UpArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub urls: UrlCheckArgs,
+    #[command(flatten)]
+    pub examples: spec::ExampleValuesArgs,
 }
 
 pub fn run(global: &Global, args: &UpArgs, out: &Output) -> anyhow::Result<u8> {
     let loaded = spec::load_valid(&global.file, out)?;
+    spec::refuse_example_values(&global.file, &loaded, &args.examples)?;
     let plan = homelab_plan::plan(&loaded.lab);
     let lab = loaded.lab.name.clone();
     let checks = homelab_ops::cluster_plan::status_checks(&plan);

@@ -160,6 +160,9 @@ impl Lab {
         cmd.env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.runtime())
             .env("NO_COLOR", "1")
+            // Some test labs start from the example lab; refusing its values is tested on
+            // its own (spec::cli).
+            .env("HOMELAB_ALLOW_EXAMPLE_VALUES", "1")
             .current_dir(self.dir());
         for (k, v) in &self.env {
             cmd.env(k, v);

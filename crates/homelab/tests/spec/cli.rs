@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::support::{Run, Spec, Workdir, homelab};
 
 fn invalid_spec() -> Spec {
-    Spec::seed().replace("address: 192.168.2.22", "address: 192.168.2.21")
+    Spec::seed_own().replace("address: 192.168.2.22", "address: 192.168.2.21")
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn file_flag_long_short_env_and_default_all_choose_the_spec() {
 #[test]
 fn exit_codes_are_0_valid_2_invalid_or_usage_1_failure() {
     let work = Workdir::new();
-    work.write("ok.yaml", Spec::seed().text());
+    work.write("ok.yaml", Spec::seed_own().text());
     work.write("bad.yaml", invalid_spec().text());
     let ok = work.run(&["validate", "-f", "ok.yaml"]);
     assert_eq!(ok.code, 0, "{}", ok.transcript());
@@ -155,7 +155,7 @@ fn every_json_document_starts_with_ok_and_the_exit_code() {
 #[test]
 fn quiet_prints_only_problems_and_verbose_adds_detail() {
     let work = Workdir::new();
-    work.write("homelab.yaml", Spec::seed().text());
+    work.write("homelab.yaml", Spec::seed_own().text());
     work.write("bad.yaml", invalid_spec().text());
 
     let quiet = work.run(&["validate", "-q"]);
@@ -602,6 +602,139 @@ fn which(program: &str) -> bool {
 }
 
 #[test]
+fn example_values_warn_in_validate_and_stop_apply_nodes_apply_and_up() {
+    let work = Workdir::new();
+    work.write("homelab.yaml", Spec::seed().text());
+    let run = work.run(&["validate"]);
+    assert_eq!(run.code, 0, "warnings only: {}", run.transcript());
+    for (at, says) in [
+        (
+            "homelab.yaml:16:11",
+            "`home.jetzinger.com` is the example lab's domain",
+        ),
+        (
+            "homelab.yaml:66:14",
+            "`tom@jetzinger.com` is the example lab's ACME email",
+        ),
+        (
+            "homelab.yaml:83:16",
+            "`jetzinger-home-lab-alerts` is the example lab's ntfy topic",
+        ),
+        ("homelab.yaml:128:11", "this SSH key is the example lab's"),
+    ] {
+        assert!(run.stderr.contains(at), "{at}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("warning[example-value]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("is valid with 4 warnings"),
+        "{}",
+        run.stdout
+    );
+    let json = work.run(&["validate", "--output", "json"]).json();
+    let codes: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .filter(|c| *c == "example-value")
+        .collect();
+    assert_eq!(codes.len(), 4, "{json}");
+
+    // The README's first commands still work on the example.
+    assert_eq!(work.run(&["plan"]).code, 0);
+    assert_eq!(work.run(&["render", "--out", "lab/"]).code, 0);
+    let before = work.state();
+
+    for args in [
+        &["apply"][..],
+        &["apply", "--dry-run"],
+        &["nodes", "apply", "--dry-run"],
+        &["up", "--dry-run"],
+    ] {
+        let run = work.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+        let error = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        assert!(
+            error.contains("homelab.yaml holds 4 values copied from an example")
+                && error.contains("`tom@jetzinger.com` is the example lab's ACME email")
+                && error.contains("at homelab.yaml:66:14")
+                && error.contains("at homelab.yaml:128:11"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("--allow-example-values"),
+            "{}",
+            run.stderr
+        );
+        // Refused before the secrets or any host: nothing else is reported.
+        assert!(
+            !run.stderr.contains("secrets.sops.yaml"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(work.state(), before, "{args:?} changed nothing");
+    }
+    let json = work.run(&["apply", "--output", "json"]);
+    assert_eq!(json.code, 2);
+    assert!(
+        json.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("copied from an example")
+    );
+
+    // Allowed, the command goes on to its next check (here: the missing secrets file).
+    for args in [
+        &["apply", "--allow-example-values"][..],
+        &["nodes", "apply", "--dry-run", "--allow-example-values"],
+    ] {
+        let run = work.run(args);
+        assert_ne!(run.code, 0, "{}", run.transcript());
+        assert!(
+            !run.stderr.contains("copied from an example"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("secrets.sops.yaml") || run.stderr.contains("age"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+
+    // One value of the user's own is enough to change the count, and a lab without any
+    // example value is not refused for that.
+    let own = Spec::seed().replace(
+        "acmeEmail: tom@jetzinger.com",
+        "acmeEmail: me@my-domain.net",
+    );
+    work.write("homelab.yaml", own.text());
+    let run = work.run(&["apply"]);
+    assert!(
+        run.stderr.contains("holds 3 values copied from an example"),
+        "{}",
+        run.stderr
+    );
+    work.write("homelab.yaml", Spec::minimal().text());
+    let run = work.run(&["apply"]);
+    assert!(
+        !run.stderr.contains("copied from an example"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn help_explains_each_subcommand() {
     let work = Workdir::new();
     for (sub, says) in [
@@ -672,7 +805,14 @@ fn crlf_line_endings_and_a_byte_order_mark_are_accepted_and_located() {
     work.write("windows-bad.yaml", &bad);
     let run = work.run(&["validate", "-f", "windows-bad.yaml", "--output", "json"]);
     assert_eq!(run.code, 2);
-    let d = &run.json()["diagnostics"][0];
+    let doc = run.json();
+    // The example's own values come with warnings of their own; the error is the one here.
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .unwrap();
     assert_eq!(d["code"], "node-outside-subnet");
     let line = bad
         .split("\r\n")

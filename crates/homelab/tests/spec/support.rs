@@ -140,6 +140,22 @@ impl Spec {
     }
 
     /// The one-node lab of `homelab init --preset minimal`.
+    /// The example lab with values of its own where the example's would be warned of
+    /// (domain, ACME email, ntfy topic, SSH key): valid without warnings.
+    pub fn seed_own() -> Spec {
+        Spec::seed()
+            .replace("  domain: home.jetzinger.com", "  domain: home.my-lab.net")
+            .replace("acmeEmail: tom@jetzinger.com", "acmeEmail: me@my-lab.net")
+            .replace(
+                "topic: jetzinger-home-lab-alerts",
+                "topic: alerts-q8v3k2m9x4w7",
+            )
+            .replace(
+                "AAAAIKq2X0Vb0p1Xh0Zrj7J8Qm6v2V8nK9rZ3Yt1w5sS4uPq",
+                "AAAAIJm2mYq0000000000000000000000000000000000000",
+            )
+    }
+
     pub fn minimal() -> Spec {
         Spec {
             text: homelab_spec::templates::MINIMAL.to_string(),

@@ -114,12 +114,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The spec, its plan, and the plan as `homelab-kube` input with its Secrets filled from the
-/// secrets file. Fails before any network access when a secret cannot be read.
+/// secrets file. Fails before any network access when a secret cannot be read, and, for a
+/// command that changes the cluster (`examples` given), before the secrets are opened when
+/// the spec holds values copied from an example.
 pub(crate) fn load_cluster_plan(
     global: &Global,
+    examples: Option<&spec::ExampleValuesArgs>,
     out: &Output,
 ) -> anyhow::Result<(LoadedSpec, Plan, ClusterPlan)> {
     let loaded = spec::load_valid(&global.file, out)?;
+    if let Some(examples) = examples {
+        spec::refuse_example_values(&global.file, &loaded, examples)?;
+    }
     let plan = homelab_plan::plan(&loaded.lab);
     let needs_secrets = plan.components.iter().any(|c| !c.secret_objects.is_empty());
     let cluster = if needs_secrets {

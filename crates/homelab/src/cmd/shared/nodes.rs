@@ -75,6 +75,8 @@ impl InstallArgs {
 }
 
 /// The spec, its plan and the inventory built from them, with the inventory's notes shown.
+/// A command that installs the lab (`examples` given) refuses values copied from an example
+/// first, before the secrets are read.
 pub(crate) fn load_inventory(
     global: &Global,
     conn: &ConnectArgs,
@@ -82,7 +84,22 @@ pub(crate) fn load_inventory(
     needs: Needs,
     out: &Output,
 ) -> anyhow::Result<(homelab_spec::LoadedSpec, homelab_plan::Plan, LabInventory)> {
+    load_inventory_checked(global, conn, install, needs, None, out)
+}
+
+/// [`load_inventory`], refusing example values unless `examples` allows them.
+pub(crate) fn load_inventory_checked(
+    global: &Global,
+    conn: &ConnectArgs,
+    install: Option<&InstallArgs>,
+    needs: Needs,
+    examples: Option<&spec::ExampleValuesArgs>,
+    out: &Output,
+) -> anyhow::Result<(homelab_spec::LoadedSpec, homelab_plan::Plan, LabInventory)> {
     let loaded = spec::load_valid(&global.file, out)?;
+    if let Some(examples) = examples {
+        spec::refuse_example_values(&global.file, &loaded, examples)?;
+    }
     let plan = homelab_plan::plan(&loaded.lab);
     let inv = inventory::build(&global.file, &loaded, &plan, &conn.access(install), needs)
         .map_err(inventory_error)?;

@@ -127,3 +127,52 @@ pub fn load_valid(path: &Path, out: &crate::output::Output) -> anyhow::Result<Lo
         }
     }
 }
+
+/// The flag of the commands that build the lab (`apply`, `nodes apply`, `up`) to go ahead
+/// with values copied from an example.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExampleValuesArgs {
+    /// Go ahead although the spec holds values copied from an example (the example lab's
+    /// domain, ACME email, ntfy topic or SSH key; an example.com name with Let's Encrypt),
+    /// which `homelab validate` warns of.
+    #[arg(long, env = "HOMELAB_ALLOW_EXAMPLE_VALUES")]
+    pub allow_example_values: bool,
+}
+
+/// Refuses (exit 2) a spec with values copied from an example unless `--allow-example-values`:
+/// they would fail only later, in the cluster or at Let's Encrypt, or send the lab's alerts
+/// and logins to someone else. The warnings themselves were printed by [`load_valid`]; the
+/// error names each value and its place once more, so a log with only the error says it too.
+pub fn refuse_example_values(
+    path: &Path,
+    loaded: &LoadedSpec,
+    args: &ExampleValuesArgs,
+) -> anyhow::Result<()> {
+    let found = loaded.example_values();
+    if found.is_empty() || args.allow_example_values {
+        return Ok(());
+    }
+    let places: Vec<String> = found
+        .iter()
+        .map(|d| {
+            let at = d.span.map_or_else(String::new, |s| {
+                let p = loaded.source.position(s.start);
+                format!(" at {}:{}:{}", path.display(), p.line, p.column)
+            });
+            format!("{}{at}", d.message)
+        })
+        .collect();
+    Err(exit::usage_help(
+        format!(
+            "{} holds {} copied from an example: {}",
+            path.display(),
+            if found.len() == 1 {
+                "a value".to_string()
+            } else {
+                format!("{} values", found.len())
+            },
+            places.join("; ")
+        ),
+        "put your own values there (`homelab validate` shows each with what to use), or pass `--allow-example-values` to go ahead anyway",
+    ))
+}
