@@ -69,6 +69,7 @@ const CHARTS: &[ChartFiles] = &[
     chart!("ollama", "1.77.0"),
     chart!("n8n", "1.24.32", schema),
     chart!("openbao", "0.29.2", schema),
+    chart!("open-webui", "16.0.0"),
 ];
 
 fn files_of(chart: &str, version: &str) -> Option<&'static ChartFiles> {

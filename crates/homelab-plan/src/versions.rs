@@ -87,6 +87,7 @@ pub const OPENBAO: Pin = helm(
 );
 
 pub const AUTHELIA: Pin = helm("authelia", "https://charts.authelia.com", "0.11.5");
+pub const OPEN_WEBUI: Pin = helm("open-webui", "https://helm.openwebui.com", "16.0.0");
 
 pub const NVIDIA_DEVICE_PLUGIN: Pin = helm(
     "nvidia-device-plugin",
@@ -154,5 +155,6 @@ pub fn all() -> Vec<Pin> {
         OPENBAO,
         AUTHELIA,
         VLLM,
+        OPEN_WEBUI,
     ]
 }

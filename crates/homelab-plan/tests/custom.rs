@@ -299,8 +299,8 @@ fn the_users_chart_is_a_release_after_what_it_depends_on_with_its_host() {
     let p = media();
     let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
     let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
-    assert!(at("ollama") < at("open-webui"));
-    let c = p.component("open-webui").unwrap();
+    assert!(at("ollama") < at("chat"));
+    let c = p.component("chat").unwrap();
     assert_eq!(c.namespace.as_deref(), Some("ai"));
     assert!(c.depends_on.contains(&"ollama".to_string()));
     let r = &c.releases[0];
@@ -313,7 +313,7 @@ fn the_users_chart_is_a_release_after_what_it_depends_on_with_its_host() {
             r.chart.repo.as_str()
         ),
         (
-            "open-webui",
+            "chat",
             "ai",
             "open-webui",
             "16.0.0",
@@ -324,16 +324,16 @@ fn the_users_chart_is_a_release_after_what_it_depends_on_with_its_host() {
         r.values["ollamaUrls"][0],
         "http://ollama.ml.svc.cluster.local:11434"
     );
-    let ing = object(c, "Ingress", "open-webui");
+    let ing = object(c, "Ingress", "chat");
     let backend = &ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
     assert_eq!(
         backend,
-        &json!({"name": "open-webui", "port": {"number": 80}})
+        &json!({"name": "chat-open-webui", "port": {"number": 80}})
     );
     assert_eq!(ing["spec"]["rules"][0]["host"], "chat.home.example.com");
     assert!(c.health.contains(&HealthCheck::HelmChart {
         namespace: "kube-system".into(),
-        name: "open-webui".into(),
+        name: "chat".into(),
     }));
     assert!(p.urls().any(|u| u.url == "https://chat.home.example.com"));
 }
@@ -376,6 +376,7 @@ fn the_specs_catalog_names_are_the_plans() {
         paperless: true,
         openbao: false,
         vllm: false,
+        open_webui: false,
         dev_proxy: true,
         dev_containers: true,
         shares: false,

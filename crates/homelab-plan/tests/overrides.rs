@@ -119,10 +119,12 @@ fn traefik_values_go_into_its_helm_chart_config() {
 /// every chart the catalog pins is embedded for the checks.
 #[test]
 fn every_catalog_release_is_known_to_the_spec_and_embedded_for_the_checks() {
-    // The seed lab has every catalog chart but OpenBao's.
+    // The seed lab has every catalog chart but OpenBao's and Open WebUI's.
     let monitoring = "  monitoring:                  # Prometheus, Grafana, Alertmanager\n";
-    let text = homelab_spec::templates::SEED
-        .replace(monitoring, &format!("  openbao: {{}}\n{monitoring}"));
+    let text = homelab_spec::templates::SEED.replace(
+        monitoring,
+        &format!("  openbao: {{}}\n  openWebui: {{}}\n{monitoring}"),
+    );
     assert_ne!(text, homelab_spec::templates::SEED);
     let p = plan(&homelab_spec::load_str("homelab.yaml", &text).unwrap().lab);
     let releases: Vec<&str> = p

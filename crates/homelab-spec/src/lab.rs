@@ -263,6 +263,7 @@ pub const CATALOG_RELEASES: &[(&str, &str)] = &[
     ("services.ollama.helm", "ollama"),
     ("services.n8n.helm", "n8n"),
     ("services.openbao.helm", "openbao"),
+    ("services.openWebui.helm", "open-webui"),
 ];
 
 /// A catalog chart's `helm:` settings as the user wrote them.
@@ -670,6 +671,7 @@ pub struct Services {
     pub paperless: Option<Paperless>,
     pub openbao: Option<Openbao>,
     pub vllm: Option<Vllm>,
+    pub open_webui: Option<OpenWebui>,
     pub dev_proxy: Option<DevProxy>,
     pub dev_containers: Vec<DevContainer>,
 }
@@ -730,6 +732,17 @@ pub struct Ollama {
 pub struct N8n {
     pub database: String,
     pub encryption_key: SecretRef,
+    pub host: String,
+}
+
+/// Open WebUI over the lab's Ollama and vLLM, with its own login.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenWebui {
+    /// The admin account created on the first start; none: `admin@<domain>`.
+    pub admin_email: Option<String>,
+    pub admin_password: SecretRef,
+    pub storage: Quantity,
     pub host: String,
 }
 
@@ -924,6 +937,7 @@ pub fn catalog_components(lab_has: &CatalogPresence) -> Vec<&'static str> {
         (lab_has.paperless, "paperless"),
         (lab_has.openbao, "openbao"),
         (lab_has.vllm, "vllm"),
+        (lab_has.open_webui, "open-webui"),
         (lab_has.dev_proxy, "nginx"),
         (lab_has.dev_containers, "dev-containers"),
         (lab_has.shares, "shares"),
@@ -948,6 +962,7 @@ pub struct CatalogPresence {
     pub paperless: bool,
     pub openbao: bool,
     pub vllm: bool,
+    pub open_webui: bool,
     pub dev_proxy: bool,
     pub dev_containers: bool,
     pub shares: bool,
@@ -971,6 +986,7 @@ pub const CATALOG_NAMES: &[&str] = &[
     "paperless",
     "openbao",
     "vllm",
+    "open-webui",
     "nginx",
     "dev-containers",
     "shares",
@@ -987,6 +1003,7 @@ pub const COMPONENT_SYNONYMS: &[(&str, &str)] = &[
     ("devContainers", "dev-containers"),
     ("certManager", "cert-manager"),
     ("nfs-provisioner", "nfs"),
+    ("openWebui", "open-webui"),
 ];
 
 /// A volume several apps mount.

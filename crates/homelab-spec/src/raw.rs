@@ -915,6 +915,8 @@ pub struct RawServices {
     pub openbao: S<RawOpenbao>,
     /// vLLM: an OpenAI-compatible server for one Hugging Face model on a GPU node.
     pub vllm: S<RawVllm>,
+    /// Open WebUI: a chat interface over the lab's Ollama and vLLM, with its own login.
+    pub open_webui: S<RawOpenWebui>,
     /// An nginx proxy from `dev.<domain>/<path>` to development servers on your LAN.
     pub dev_proxy: S<RawDevProxy>,
     /// Remote development containers reachable over SSH through the dev proxy.
@@ -1035,6 +1037,27 @@ pub struct RawN8n {
     pub host: S<String>,
     /// Another version and your own values for the `n8n` chart.
     pub helm: S<RawHelm>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOpenWebui {
+    /// Set to `false` to keep the settings but not run the service.
+    pub enabled: S<bool>,
+    /// The e-mail address of the admin account created on the first start.
+    /// Default: `admin@<domain>`.
+    pub admin_email: S<String>,
+    /// The admin account's password. Default: the secret `open-webui-admin-password`.
+    pub admin_password: S<RawSecretRef>,
+    /// Size of the data volume (accounts, chats, uploaded documents). Default: `5Gi`.
+    pub storage: S<String>,
+    /// Host name under the domain. Default: `chat`.
+    pub host: S<String>,
+    /// Another version and your own values for the `open-webui` chart.
+    pub helm: S<RawHelm>,
+    /// Not a setting: read only to say why the lab's basic auth cannot sit in front of it.
+    #[schemars(skip)]
+    pub auth: S<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -16,6 +16,7 @@ use crate::types::{
 mod dns;
 pub(crate) mod examples;
 mod gpu;
+mod open_webui;
 mod sso;
 mod vllm;
 
@@ -2364,6 +2365,11 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
         .as_ref()
         .filter(|v| enabled(&v.enabled))
         .map(|v| vllm::vllm(c, v));
+    let open_webui = s
+        .open_webui
+        .as_ref()
+        .filter(|o| enabled(&o.enabled))
+        .map(|o| open_webui::open_webui(c, o));
     let paperless = s
         .paperless
         .as_ref()
@@ -2534,7 +2540,7 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
             });
         }
     }
-    Services {
+    let out = Services {
         monitoring,
         logging,
         postgres,
@@ -2543,9 +2549,14 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
         paperless,
         openbao,
         vllm,
+        open_webui,
         dev_proxy,
         dev_containers,
+    };
+    if let Some(o) = &s.open_webui {
+        open_webui::needs_a_model_server(c, &out, o.span);
     }
+    out
 }
 
 fn postgres(c: &mut Checker, p: &Spanned<RawPostgres>) -> Postgres {
@@ -3255,6 +3266,7 @@ fn charts(
         paperless: services.paperless.is_some(),
         openbao: services.openbao.is_some(),
         vllm: services.vllm.is_some(),
+        open_webui: services.open_webui.is_some(),
         dev_proxy: services.dev_proxy.is_some() || !services.dev_containers.is_empty(),
         dev_containers: !services.dev_containers.is_empty(),
         shares: apps.iter().any(|a| {
@@ -3991,7 +4003,7 @@ fn helm_overrides(
     let logging = rs
         .and_then(|s| s.logging.as_ref())
         .and_then(|l| l.helm.as_ref());
-    let wanted: [(&str, Option<&Spanned<RawHelm>>, bool); 10] = [
+    let wanted: [(&str, Option<&Spanned<RawHelm>>, bool); 11] = [
         (
             "nfs-provisioner",
             settings(infra.and_then(|i| i.nfs.as_ref())),
@@ -4045,6 +4057,12 @@ fn helm_overrides(
             rs.and_then(|s| s.openbao.as_ref())
                 .and_then(|o| o.helm.as_ref()),
             services.openbao.is_some(),
+        ),
+        (
+            "open-webui",
+            rs.and_then(|s| s.open_webui.as_ref())
+                .and_then(|o| o.helm.as_ref()),
+            services.open_webui.is_some(),
         ),
     ];
     for (release, helm, runs) in wanted {
@@ -4245,6 +4263,13 @@ fn cross_checks(
     if let (Some(v), Some(r)) = (&services.vllm, rs.and_then(|s| s.vllm.as_ref())) {
         hosts.push((v.host.clone(), "vllm".into(), host_span(&r.host, r.span)));
     }
+    if let (Some(o), Some(r)) = (&services.open_webui, rs.and_then(|s| s.open_webui.as_ref())) {
+        hosts.push((
+            o.host.clone(),
+            "openWebui".into(),
+            host_span(&r.host, r.span),
+        ));
+    }
     if let (Some(p), Some(r)) = (&services.paperless, rs.and_then(|s| s.paperless.as_ref())) {
         hosts.push((
             p.host.clone(),
@@ -4364,6 +4389,9 @@ fn cross_checks(
             }
             if services.vllm.is_some() {
                 stateful.push(("vllm", span_of(s.vllm.as_ref().map(|x| x.span))));
+            }
+            if services.open_webui.is_some() {
+                stateful.push(("openWebui", span_of(s.open_webui.as_ref().map(|x| x.span))));
             }
         }
         for (a, ra) in apps.iter().zip(&raw.apps) {

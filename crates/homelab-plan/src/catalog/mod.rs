@@ -19,6 +19,7 @@ mod monitoring;
 mod n8n;
 mod nfs;
 mod ollama;
+mod open_webui;
 mod openbao;
 pub use openbao::{OpenBaoPolicy, policies as openbao_policies};
 mod paperless;
@@ -149,6 +150,9 @@ pub fn plan(lab: &Lab) -> Plan {
     if s.vllm.is_some() {
         components.push(vllm::component(&ctx));
     }
+    if s.open_webui.is_some() {
+        components.push(open_webui::component(&ctx));
+    }
     if s.dev_proxy.is_some() || !s.dev_containers.is_empty() {
         components.push(dev_proxy::component(&ctx));
     }
@@ -194,6 +198,7 @@ pub fn plan(lab: &Lab) -> Plan {
     runbooks.extend(data_runbooks(&ctx, &components));
     runbooks.extend(vllm::runbook(&ctx));
     runbooks.extend(authelia::runbook(&ctx));
+    runbooks.extend(open_webui::runbook(&ctx));
     if matches!(lab.tls, Tls::InternalCa) {
         runbooks.push(cert_manager::ca_runbook(&ctx));
     }

@@ -72,7 +72,8 @@ fn catalog_overrides() -> String {
     s + "\ninfrastructure:\n  metallb:\n    helm:\n      values:\n        controller: {logLevel: debug}\n        speaker: {logLevel: warn}\n  traefik:\n    helm:\n      values:\n        logs: {general: {level: WARN}}\n        deployment: {replicas: 2}\n  nfs:\n    helm:\n      values:\n        nfs: {mountOptions: [nfsvers=4.2, hard]}\n"
 }
 
-/// The seed lab with Ollama on a GPU node, DNS-01 through Route 53 and staging certificates.
+/// The seed lab with Ollama on a GPU node and Open WebUI over it, DNS-01 through Route 53 and
+/// staging certificates.
 fn gpu_route53_staging() -> String {
     let s = replace(
         SEED,
@@ -85,6 +86,11 @@ fn gpu_route53_staging() -> String {
         "    gpu: true\n",
     );
     let s = replace(&s, "  environment: production ", "  environment: staging ");
+    let s = replace(
+        &s,
+        "  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+        "  openWebui: {adminEmail: me@example.org}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+    );
     replace(
         &s,
         "    provider: cloudflare\n    apiToken: {secret: cloudflare-api-token}\n",
@@ -93,7 +99,7 @@ fn gpu_route53_staging() -> String {
 }
 
 /// The seed lab with its GPU node's card shared three ways and tainted, for Ollama, vLLM and
-/// an app.
+/// an app, with Open WebUI over Ollama and vLLM.
 fn gpu_time_slicing() -> String {
     let s = replace(
         SEED,
@@ -110,7 +116,7 @@ fn gpu_time_slicing() -> String {
     replace(
         &s,
         "  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
-        "  vllm: {model: Qwen/Qwen2.5-1.5B-Instruct, revision: main, hfToken: {secret: huggingface-token}}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
+        "  vllm: {model: Qwen/Qwen2.5-1.5B-Instruct, revision: main, hfToken: {secret: huggingface-token}}\n  openWebui: {}\n  monitoring:                  # Prometheus, Grafana, Alertmanager\n",
     )
 }
 

@@ -15,6 +15,7 @@ mod flux_vault;
 mod gpu;
 mod internal_ca;
 mod manifests;
+mod open_webui;
 mod openbao;
 mod proxy;
 mod rerender;
