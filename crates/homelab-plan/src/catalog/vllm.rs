@@ -166,6 +166,23 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         "ingress.yaml",
         ingress("vllm", NS, l(), &host, "vllm", PORT, ctx.issuer),
     );
+    if ctx.lab.services.monitoring.is_some() {
+        // vLLM serves Prometheus metrics (requests, tokens, KV-cache use) at `/metrics` on its
+        // API port without the key; the ServiceMonitor needs kube-prometheus-stack's CRD.
+        c.depends_on.push("prometheus".into());
+        c.add(
+            "servicemonitor.yaml",
+            json!({
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "ServiceMonitor",
+                "metadata": metadata("vllm", Some(NS), l()),
+                "spec": {
+                    "selector": {"matchLabels": selector("vllm", "vllm")},
+                    "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+                },
+            }),
+        );
+    }
     c.endpoints.push(Endpoint {
         name: "vllm".into(),
         url: format!("https://{host}/v1"),

@@ -102,6 +102,18 @@ fn check_objects(objects: &[Value], domain: &str) {
     );
     let svc = find(objects, "Service", "vllm");
     assert_eq!(svc["spec"]["ports"][0]["port"], 8000);
+    let sm = find(objects, "ServiceMonitor", "vllm");
+    assert_eq!(sm["metadata"]["namespace"], "ml");
+    assert_eq!(
+        sm["spec"]["endpoints"],
+        json!([{"port": "http", "path": "/metrics", "interval": "30s"}])
+    );
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the Service"
+        );
+    }
     let ing = find(objects, "Ingress", "vllm");
     let host = format!("vllm.{domain}");
     assert_eq!(ing["spec"]["rules"][0]["host"], host);
