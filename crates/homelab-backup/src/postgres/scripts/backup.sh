@@ -270,13 +270,19 @@ backup_database() {
   SESSION_PID=$!
   exec {SESSION_IN}>"$WORK/in" {SESSION_OUT}<"$WORK/out"
 
+  # The database's name as an identifier comes from this session too (no second connection):
+  # the first line is the version, the rest the name (which may itself hold line breaks).
+  local qdb
   if ! session_send "$(hb_session_settings_sql)" || ! session_reply ||
-    ! session_send 'SHOW server_version_num;' || ! session_reply || ((${#SESSION_LINES[@]} != 1)); then
+    ! session_send $'SHOW server_version_num;\nSELECT pg_catalog.quote_ident(pg_catalog.current_database());' ||
+    ! session_reply || ((${#SESSION_LINES[@]} < 2)); then
     session_close
     db_failed "$db" "cannot open a session: $(last_error_line "$WORK/session.err")" "$t0"
     return 1
   fi
   version=${SESSION_LINES[0]}
+  printf -v qdb '%s\n' "${SESSION_LINES[@]:1}"
+  qdb=${qdb%$'\n'}
   if ! session_send $'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_catalog.pg_export_snapshot();' ||
     ! session_reply || ((${#SESSION_LINES[@]} != 1)); then
     session_close
@@ -322,21 +328,16 @@ backup_database() {
   done
 
   # Verify before the dump gets its real name: the archive's table of contents reads back and
-  # the size is plausible.
-  if ! err=$(pg_restore --list -- "$tmp_dump" 2>&1 >/dev/null); then
+  # the size is plausible. The one listing serves the database-level check below as well.
+  local toc
+  if ! toc=$(pg_restore --list --create -- "$tmp_dump" 2>"$WORK/pg_restore.err"); then
     rm -f -- "$tmp_dump"
-    db_failed "$db" "the new dump does not read back (pg_restore --list): $err" "$t0"
+    db_failed "$db" "the new dump does not read back (pg_restore --list): $(last_error_line "$WORK/pg_restore.err")" "$t0"
     return 1
   fi
   # Every database-level statement (owner, settings, grants, comment) must be one the restore
   # can apply to the database under a new name; a dump that would lose one is not a backup.
-  local qdb
-  if ! qdb=$(hb_admin_psql -v n="$db" 2>&1 <<<"SELECT pg_catalog.quote_ident(:'n');"); then
-    rm -f -- "$tmp_dump"
-    db_failed "$db" "cannot reach the server: $qdb" "$t0"
-    return 1
-  fi
-  if ! hb_database_entries_sql "$tmp_dump" || ! hb_split_database_statements "$qdb"; then
+  if ! hb_database_entries_sql "$tmp_dump" "$toc" || ! hb_split_database_statements "$qdb"; then
     rm -f -- "$tmp_dump"
     db_failed "$db" "the new dump cannot be restored whole: $HB_REASON" "$t0"
     return 1

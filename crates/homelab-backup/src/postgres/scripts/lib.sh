@@ -469,10 +469,13 @@ hb_json_unquote() {
 
 # The database-level entries of dump $1 (the database itself, its owner, settings, per-role
 # settings, grants, comment, security labels) as the SQL pg_restore writes for them, into
-# HB_DB_SQL. On failure HB_REASON says why.
+# HB_DB_SQL; $2, when given, is the dump's `pg_restore -l --create` listing, already read.
+# On failure HB_REASON says why.
 hb_database_entries_sql() {
-  local dump=$1 list
-  list=$(pg_restore -l --create -- "$dump" 2>&1) || { HB_REASON="pg_restore cannot read $dump: $list"; return 1; }
+  local dump=$1 list=${2-}
+  if (($# < 2)); then
+    list=$(pg_restore -l --create -- "$dump" 2>&1) || { HB_REASON="pg_restore cannot read $dump: $list"; return 1; }
+  fi
   HB_DB_LIST=$(grep -E '^[0-9]+; [0-9]+ [0-9]+ (DATABASE - |DATABASE PROPERTIES - |(COMMENT|ACL|SECURITY LABEL) - DATABASE )' <<<"$list")
   HB_DB_SQL=''
   if [[ -n $HB_DB_LIST ]]; then
