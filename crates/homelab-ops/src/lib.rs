@@ -11,6 +11,7 @@
 
 pub mod backup_job;
 pub mod cluster_plan;
+pub mod dns;
 pub mod down;
 pub mod inventory;
 pub mod journal;

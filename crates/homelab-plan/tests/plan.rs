@@ -229,3 +229,33 @@ fn a_gpu_node_plans_the_gpu_component_after_traefik_and_says_what_nodes_apply_do
     }
     assert!(seed().components.iter().all(|c| c.name != "gpu"));
 }
+
+#[test]
+fn the_dns_conflict_runbook_comes_with_a_providers_api() {
+    assert!(
+        !seed()
+            .runbooks
+            .iter()
+            .any(|r| r.name == "dns-record-conflict")
+    );
+    let old = "  dns:\n    # Where the wildcard rewrite lives: nextdns, cloudflare, pihole or manual.\n    provider: nextdns\n";
+    let spec = homelab_spec::templates::SEED.replace(
+        old,
+        "  dns:\n    provider: cloudflare\n    zoneId: 023e105f4ecef8ad9ca31a8372d0c353\n    apiToken: {secret: cloudflare-dns-token}\n",
+    );
+    let loaded = homelab_spec::load_str("homelab.yaml", &spec).expect("valid");
+    let p = plan(&loaded.lab);
+    let r = p
+        .runbooks
+        .iter()
+        .find(|r| r.name == "dns-record-conflict")
+        .expect("the runbook");
+    assert!(
+        r.content
+            .contains("`*.home.jetzinger.com` at Cloudflare answering `192.168.2.100`"),
+        "{}",
+        r.content
+    );
+    assert!(r.content.contains("managed by homelab (lab <name>)"));
+    assert!(r.content.contains("dig +short grafana.home.jetzinger.com"));
+}

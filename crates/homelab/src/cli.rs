@@ -149,6 +149,10 @@ pub enum Command {
     ///
     /// Example: `homelab tls ca --out homelab-ca.pem`, then trust the file on each device.
     Tls(crate::cmd::tls::TlsArgs),
+    /// The lab's names at the DNS provider `network.dns` names: plan and apply.
+    ///
+    /// Example: `homelab dns plan`, then `homelab dns apply`.
+    Dns(crate::cmd::dns::DnsArgs),
     /// Bring the lab up from its spec in one command, resuming where an earlier run stopped.
     ///
     /// Steps: validate the spec; check that secrets.sops.yaml holds every secret (on a

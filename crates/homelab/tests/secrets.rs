@@ -38,3 +38,6 @@ mod doctor;
 
 #[path = "secrets/openbao.rs"]
 mod openbao;
+
+#[path = "secrets/dns.rs"]
+mod dns;

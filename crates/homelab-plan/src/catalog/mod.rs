@@ -7,6 +7,7 @@ mod cert_manager;
 mod charts;
 mod dev_containers;
 mod dev_proxy;
+mod dns_records;
 mod gpu;
 mod k3s;
 /// The secret holding the K3s join token (written to each node's token file, never to its config).
@@ -199,6 +200,7 @@ pub fn plan(lab: &Lab) -> Plan {
     runbooks.extend(vllm::runbook(&ctx));
     runbooks.extend(authelia::runbook(&ctx));
     runbooks.extend(open_webui::runbook(&ctx));
+    runbooks.extend(dns_records::runbook(&ctx));
     if matches!(lab.tls, Tls::InternalCa) {
         runbooks.push(cert_manager::ca_runbook(&ctx));
     }

@@ -4,6 +4,7 @@ pub(crate) mod apply;
 pub(crate) mod backup;
 mod completions;
 pub(crate) mod diff;
+pub(crate) mod dns;
 pub(crate) mod down;
 pub(crate) mod etcd;
 mod init;
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(&cli.global, args, out),
         Command::Status(args) => status::run(&cli.global, args, out),
         Command::Tls(args) => tls::run(&cli.global, args, out),
+        Command::Dns(args) => dns::run(&cli.global, args, out),
         Command::Up(args) => up::run(&cli.global, args, out),
         Command::Down(args) => down::run(&cli.global, args, out),
         Command::Etcd(args) => etcd::run(&cli.global, args, out),
