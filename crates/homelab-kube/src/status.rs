@@ -186,6 +186,14 @@ pub struct Check {
     pub what: String,
     pub ok: bool,
     pub detail: String,
+    /// Whole days until a certificate's end, for the checks of certificates (the dashboard's
+    /// `/metrics` graphs them; the detail says the same in words).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// The chart version the cluster's HelmChart asks for, for HelmChart checks (the
+    /// dashboard shows it beside the pinned one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1015,6 +1023,8 @@ fn judged(
                 what,
                 ok: true,
                 detail,
+                days_left: None,
+                version: None,
             },
             None,
         ),
@@ -1023,6 +1033,8 @@ fn judged(
                 what: what.clone(),
                 ok: false,
                 detail: problem.clone(),
+                days_left: None,
+                version: None,
             },
             Some(Problem {
                 subject: what,
@@ -1134,7 +1146,14 @@ fn certificate_check(
     let fix = format!(
         "see `kubectl -n {ns} describe certificate/{name}` and its CertificateRequest/Order; check the ClusterIssuer's DNS-01 credentials"
     );
-    judged(what, fix, listing, listing.get(Some(ns), name), |v| {
+    let found = listing.get(Some(ns), name);
+    let days_left = found
+        .as_ref()
+        .ok()
+        .and_then(|v| v.as_ref())
+        .and_then(|v| timestamp(v, "/status/notAfter"))
+        .map(|t| (t.as_second() - now.as_second()).div_euclid(86_400));
+    let (mut check, problem) = judged(what, fix, listing, found, |v| {
         let ready = condition(v, "Ready")
             .and_then(|c| c.get("status"))
             .and_then(Value::as_str)
@@ -1149,7 +1168,9 @@ fn certificate_check(
             (true, Some(d)) => Ok(format!("ready, expires in {d} days")),
             (true, None) => Ok("ready".to_string()),
         }
-    })
+    });
+    check.days_left = days_left;
+    (check, problem)
 }
 
 /// The root CA in a Secret's `tls.crt`: readable, a CA, and far enough from its end that every
@@ -1162,6 +1183,7 @@ fn ca_secret_check(
     min_days: i64,
 ) -> (Check, Option<Problem>) {
     let what = format!("root CA Secret {ns}/{name}");
+    let mut days_left = None;
     let verdict = got.and_then(|secret| {
         let secret =
             secret.ok_or("does not exist: `homelab apply` creates it from the secrets file")?;
@@ -1176,6 +1198,7 @@ fn ca_secret_check(
             return Err("`tls.crt` is not a CA certificate".to_string());
         }
         let days = (info.not_after.as_second() - now.as_second()).div_euclid(86_400);
+        days_left = Some(days);
         let subject = info.common_name.as_deref().unwrap_or("(no common name)");
         if days < 0 {
             Err(format!("`{subject}` expired on {}", info.not_after))
@@ -1200,6 +1223,8 @@ fn ca_secret_check(
                 what,
                 ok: true,
                 detail,
+                days_left,
+                version: None,
             },
             None,
         ),
@@ -1208,6 +1233,8 @@ fn ca_secret_check(
                 what: what.clone(),
                 ok: false,
                 detail: problem.clone(),
+                days_left,
+                version: None,
             },
             Some(Problem {
                 subject: what,
@@ -1237,7 +1264,14 @@ fn helm_chart_check(
         Some(job) => format!("see `kubectl -n {ns} logs job/{job}`"),
         None => format!("see `kubectl -n {ns} describe helmchart/{}`", chart.name),
     };
-    judged(what, fix, charts, found, |_| {
+    let version = found
+        .as_ref()
+        .ok()
+        .and_then(|c| c.as_ref())
+        .and_then(|c| c.pointer("/spec/version"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let (mut check, problem) = judged(what, fix, charts, found, |_| {
         let Some(job_name) = &job_name else {
             return Err("helm-controller has not run an install job".to_string());
         };
@@ -1249,7 +1283,9 @@ fn helm_chart_check(
             },
             None => Err(format!("install job {job_name} does not exist")),
         }
-    })
+    });
+    check.version = version;
+    (check, problem)
 }
 
 fn backup_status(

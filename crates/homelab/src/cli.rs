@@ -145,6 +145,15 @@ pub enum Command {
     /// with TLS 1.2 or newer and a valid certificate; the last successful run of each backup.
     /// Exits 0 healthy, 1 unhealthy (each problem with what to do), 2 unreachable.
     Status(crate::cmd::status::StatusArgs),
+    /// Serve the lab's dashboard: every component with its URL, health, versions and runbook.
+    ///
+    /// Pages, the same data as JSON (`/api/overview`), `/metrics` for Prometheus and
+    /// `/healthz`, from the checks `homelab status` runs, one pass every `--refresh`. Read-only:
+    /// it never changes the cluster and never shows a secret value. Listens on loopback unless
+    /// told otherwise; another address needs `--auth-token-file`.
+    ///
+    /// Example: `homelab serve`, then open http://127.0.0.1:8080/.
+    Serve(crate::cmd::serve::ServeArgs),
     /// The lab's own certificate authority (`tls.mode: internal-ca`).
     ///
     /// Example: `homelab tls ca --out homelab-ca.pem`, then trust the file on each device.

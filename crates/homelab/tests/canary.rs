@@ -3,7 +3,8 @@
 //! rekey/scan), in text, `--output json` and `-v`, must show none of them, plain or base64,
 //! on stdout, on stderr or in any file it writes. The same holds for a lab whose secrets file
 //! is also wrapped by a Vault/OpenBao transit key (a real OpenBao server), opened through
-//! Vault alone, and the Vault token never shows either.
+//! Vault alone, and the Vault token never shows either. `homelab serve` against a cluster
+//! that holds the canaries in its Secrets shows none on any page, JSON or log.
 
 #[path = "common/run.rs"]
 mod run;
@@ -13,6 +14,12 @@ mod support;
 
 #[path = "../../homelab-secrets/tests/common/tools.rs"]
 mod tools;
+
+#[path = "../../homelab-kube/tests/support/mod.rs"]
+mod kube_support;
+
+#[path = "common/dashboard.rs"]
+mod dashboard;
 
 use std::path::Path;
 
@@ -375,5 +382,86 @@ fn no_vault_path_shows_a_secret_value_or_the_token() {
     assert_eq!(
         run.stdout.trim_end(),
         canaries.value("k3s-token").unwrap().expose_secret()
+    );
+}
+
+#[test]
+fn the_dashboard_shows_no_secret_value_on_any_page_json_or_log() {
+    let (lab, canaries) = canary_lab();
+    let standin = kube_support::StandIn::start(&kube_support::StandInOptions {
+        nodes: vec![
+            "k3s-master".into(),
+            "k3s-worker-01".into(),
+            "k3s-worker-02".into(),
+        ],
+        ..Default::default()
+    });
+    let kc = standin.kubeconfig.display().to_string();
+    // Whatever of the lab the stand-in takes (its charts' contents are not played here), the
+    // Secrets go in with their component.
+    let applied = lab.run(&["apply", "--timeout", "20s", "--kubeconfig", &kc]);
+    let (code, secrets) = standin.request("GET", "/api/v1/secrets", "application/json", None);
+    assert_eq!(code, 200, "{secrets}");
+    let held = canaries.check_text("the cluster's Secrets", &secrets.to_string());
+    assert!(
+        !held.is_empty(),
+        "positive control: the cluster holds canaries in its Secrets\n{}",
+        applied.transcript()
+    );
+
+    let log = lab.root().join("serve.log");
+    let mut cmd = lab.command();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh",
+        "1s",
+        "-vv",
+        "--kubeconfig",
+        &kc,
+    ]);
+    let dash =
+        dashboard::Dashboard::start_with_stderr(cmd, std::fs::File::create(&log).unwrap().into());
+    let overview = dash.overview_when(
+        "a finished status pass",
+        std::time::Duration::from_secs(30),
+        |o| o["health"] != "unknown",
+    );
+    let mut pages = vec![
+        "/".to_string(),
+        "/api/overview".into(),
+        "/metrics".into(),
+        "/healthz".into(),
+        "/docs".into(),
+        "/docs/runbooks/no-such".into(),
+    ];
+    let docs = dash.get("/docs").body;
+    for part in docs.split("href=\"/docs/runbooks/").skip(1) {
+        pages.push(format!(
+            "/docs/runbooks/{}",
+            &part[..part.find('"').unwrap()]
+        ));
+    }
+    assert!(pages.len() > 8, "{pages:?}");
+    let mut leaks = Vec::new();
+    for p in &pages {
+        let answer = dash.get(p);
+        leaks.extend(canaries.check_text(&format!("GET {p}"), &answer.headers));
+        leaks.extend(canaries.check_text(&format!("GET {p}"), &answer.body));
+    }
+    leaks.extend(canaries.check_text("the overview", &overview.to_string()));
+    let stdout = dash.stop();
+    leaks.extend(canaries.check_text("stdout of serve", &stdout));
+    leaks.extend(canaries.check_text("stderr of serve", &std::fs::read_to_string(&log).unwrap()));
+    leaks.extend(leaks_in_dir(&canaries, &lab.home()));
+    assert!(
+        leaks.is_empty(),
+        "canary values leaked:\n{}",
+        leaks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

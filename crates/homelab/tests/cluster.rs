@@ -6,6 +6,8 @@
 //! seed lab create their CRDs, webhook Services and workloads when their HelmChart is
 //! installed (see `seed_charts`), and K3s' bundled Traefik is there from the start.
 
+#[path = "common/dashboard.rs"]
+mod dashboard;
 #[path = "../../homelab-kube/tests/support/mod.rs"]
 mod kube_support;
 #[path = "common/run.rs"]
@@ -19,6 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dashboard::Dashboard;
 use kube_support::tls::{HttpsServer, make_certificates};
 use kube_support::{StandIn, StandInOptions};
 use lab_support::{Lab, Run};
@@ -914,6 +917,395 @@ fn status_reports_healthy_then_names_each_problem_then_unreachable() {
         gone.stdout.contains("fix: check the cluster is running"),
         "{}",
         gone.stdout
+    );
+}
+
+/// `date -u -d WHEN` in RFC 3339, for timestamps relative to now.
+fn date_utc(when: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", when, "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date runs");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl HealthySeedLab {
+    /// `homelab serve` on a free loopback port with the lab's URLs sent to the HTTPS server,
+    /// a status pass every second, then `extra`.
+    fn serve(&self, extra: &[&str]) -> Dashboard {
+        let mut cmd = self.lab.command();
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--refresh",
+            "1s",
+            "--resolve",
+            self.resolve.as_str(),
+            "--ca-file",
+            self.ca.as_str(),
+            "--kubeconfig",
+        ])
+        .arg(&self.standin.kubeconfig)
+        .args(extra);
+        Dashboard::start(cmd)
+    }
+}
+
+fn component<'a>(overview: &'a Value, name: &str) -> &'a Value {
+    overview["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name} in {overview:#}"))
+}
+
+/// The `<tr>` of a component on the overview page.
+fn component_row<'a>(html: &'a str, name: &str) -> &'a str {
+    let start = html
+        .find(&format!("id=\"component-{name}\""))
+        .unwrap_or_else(|| panic!("no row for {name}"));
+    let end = html[start..].find("</tr>").unwrap() + start;
+    &html[start..end]
+}
+
+#[test]
+fn serve_shows_every_component_healthy_then_each_problem_with_its_reason_and_runbook() {
+    let seed = HealthySeedLab::start(StandInOptions::default(), false);
+    seed.wait_healthy();
+    let plan = {
+        let loaded =
+            homelab_spec::load_bytes("homelab.yaml", homelab_spec::templates::SEED.as_bytes())
+                .unwrap();
+        homelab_plan::plan(&loaded.lab)
+    };
+    seed.standin.clear_journal();
+    let dash = seed.serve(&[]);
+    assert!(dash.banner.contains("read-only"), "{}", dash.banner);
+
+    // Every component of the plan, healthy, with its URLs and the charts it pins as deployed.
+    let healthy = dash.overview_when("a healthy overview", Duration::from_secs(30), |o| {
+        o["health"] == "healthy"
+    });
+    let names: Vec<&str> = healthy["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let planned: Vec<&str> = plan.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, planned);
+    assert_eq!(
+        healthy["nodes"],
+        json!({"expected": 3, "present": 3, "ready": 3})
+    );
+    for c in healthy["components"].as_array().unwrap() {
+        assert_eq!(c["healthy"], true, "{c:#}");
+        assert!(c["reason"].is_null(), "{c:#}");
+        for v in c["versions"].as_array().unwrap() {
+            assert_eq!(v["deployed"], v["pinned"], "{c:#}");
+            assert_eq!(v["current"], true, "{c:#}");
+        }
+    }
+    let planned_urls: Vec<&str> = plan.urls().map(|e| e.url.as_str()).collect();
+    let shown_urls: Vec<&str> = healthy["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["urls"].as_array().unwrap().iter())
+        .map(|u| u["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown_urls, planned_urls);
+    let grafana = component(&healthy, "prometheus");
+    assert!(
+        grafana["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["chart"] == "kube-prometheus-stack"),
+        "{grafana:#}"
+    );
+
+    let page = dash.get("/");
+    assert_eq!(page.code, 200);
+    assert!(
+        page.headers.contains("content-type: text/html"),
+        "{}",
+        page.headers
+    );
+    assert!(page.body.contains("data-health=\"healthy\""));
+    for name in &planned {
+        assert!(
+            component_row(&page.body, name).contains("data-health=\"healthy\""),
+            "{name}"
+        );
+    }
+    for url in &planned_urls {
+        assert!(page.body.contains(&format!("href=\"{url}\"")), "{url}");
+    }
+    let metrics = dash.get("/metrics");
+    assert_eq!(metrics.code, 200);
+    assert!(metrics.headers.contains("text/plain; version=0.0.4"));
+    for line in [
+        "homelab_healthy{lab=\"home-lab\"} 1",
+        "homelab_component_healthy{lab=\"home-lab\",component=\"n8n\",layer=\"applications\"} 1",
+        "homelab_nodes{lab=\"home-lab\",state=\"ready\"} 3",
+        "homelab_backup_ok{lab=\"home-lab\",namespace=\"data\",cronjob=\"postgres-backup\"} 1",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line} in\n{}",
+            metrics.body
+        );
+    }
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l.starts_with("homelab_backup_age_seconds{lab=\"home-lab\",namespace=\"data\",cronjob=\"postgres-backup\"} ")),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(dash.get("/healthz").body, "ok\n");
+    let docs = dash.get("/docs");
+    assert_eq!(docs.code, 200);
+    for r in &plan.runbooks {
+        assert!(
+            docs.body
+                .contains(&format!("href=\"/docs/runbooks/{}\"", r.name))
+        );
+        assert_eq!(dash.get(&format!("/docs/runbooks/{}", r.name)).code, 200);
+    }
+    // Paths that try to leave the runbooks name nothing the plan wrote.
+    for evil in [
+        "/docs/runbooks/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/docs/runbooks/../../../etc/passwd",
+        "/docs/runbooks/%2Fetc%2Fpasswd",
+        "/docs/../../etc/passwd",
+    ] {
+        let answer = dash.get(evil);
+        assert_eq!(answer.code, 404, "{evil}: {answer:?}");
+        assert!(!answer.body.contains("root:"), "{evil}");
+    }
+    // Read-only: nothing but GET is served, and the dashboard's requests to the API are reads.
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        assert_eq!(dash.request(method, "/", &[]).code, 405, "{method}");
+    }
+    let writes: Vec<_> = seed
+        .standin
+        .journal()
+        .into_iter()
+        .filter(|s| s.method != "GET")
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the dashboard wrote to the API: {writes:?}"
+    );
+
+    // An unhealthy workload, a certificate about to end, a backup older than its schedule
+    // allows: each component turns unhealthy with its reason, its fix and its runbook.
+    seed.standin.patch_status(
+        &path("apps", "v1", "deployments", Some("apps"), "n8n"),
+        json!({"availableReplicas": 0, "readyReplicas": 0}),
+    );
+    seed.standin.patch_status(
+        &path("cert-manager.io", "v1", "certificates", Some("docs"), "paperless-tls"),
+        json!({"notAfter": date_utc("5 days"), "conditions": [{"type": "Ready", "status": "True"}]}),
+    );
+    seed.standin.patch_status(
+        &path("batch", "v1", "cronjobs", Some("data"), "postgres-backup"),
+        json!({"lastSuccessfulTime": date_utc("3 days ago")}),
+    );
+    let sick = dash.overview_when("three unhealthy components", Duration::from_secs(30), |o| {
+        ["n8n", "paperless", "postgres"]
+            .iter()
+            .all(|n| component(o, n)["healthy"] == false)
+    });
+    assert_eq!(sick["health"], "unhealthy");
+    let n8n = component(&sick, "n8n");
+    assert!(
+        n8n["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Deployment apps/n8n: not ready"),
+        "{n8n:#}"
+    );
+    assert!(
+        n8n["fix"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl -n apps describe deployment/n8n"),
+        "{n8n:#}"
+    );
+    assert_eq!(n8n["runbook"], "/docs/runbooks/pod-crash-looping");
+    let paperless = component(&sick, "paperless");
+    assert!(
+        paperless["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Certificate docs/paperless-tls: expires in"),
+        "{paperless:#}"
+    );
+    assert_eq!(paperless["runbook"], "/docs/runbooks/certificate-expiring");
+    let postgres = component(&sick, "postgres");
+    assert!(
+        postgres["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("backup CronJob data/postgres-backup: last success 3d ago"),
+        "{postgres:#}"
+    );
+    assert_eq!(postgres["runbook"], "/docs/runbooks/postgres-backup");
+    let healthy_still = component(&sick, "traefik");
+    assert_eq!(healthy_still["healthy"], true);
+
+    let page = dash.get("/").body;
+    let row = component_row(&page, "n8n");
+    assert!(row.contains("data-health=\"unhealthy\""), "{row}");
+    assert!(row.contains("Deployment apps/n8n: not ready"), "{row}");
+    assert!(
+        row.contains("href=\"/docs/runbooks/pod-crash-looping\""),
+        "{row}"
+    );
+    assert!(page.contains("data-health=\"unhealthy\""));
+    let metrics = dash.get("/metrics").body;
+    for line in [
+        "homelab_healthy{lab=\"home-lab\"} 0",
+        "homelab_component_healthy{lab=\"home-lab\",component=\"n8n\",layer=\"applications\"} 0",
+        "homelab_backup_ok{lab=\"home-lab\",namespace=\"data\",cronjob=\"postgres-backup\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    let days = metrics
+        .lines()
+        .find(|l| l.contains("certificate=\"Certificate docs/paperless-tls\""))
+        .unwrap_or_else(|| panic!("no days for paperless-tls in\n{metrics}"));
+    assert!(days.ends_with(" 4") || days.ends_with(" 5"), "{days}");
+    // The only writes the API saw came from this test, playing the controllers.
+    let writes: Vec<_> = seed
+        .standin
+        .journal()
+        .into_iter()
+        .filter(|s| s.method != "GET" && !s.path.contains("fieldManager=test-controller"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the dashboard wrote to the API: {writes:?}"
+    );
+}
+
+#[test]
+fn serve_beyond_loopback_needs_auth_and_with_auth_every_page_needs_the_token() {
+    let lab = Lab::seed();
+    let kubeconfig = lab.write("nowhere.kubeconfig", "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: home-lab, context: {cluster: c, user: u}}]\ncurrent-context: home-lab\n");
+    let kc = kubeconfig.display().to_string();
+    for listen in ["0.0.0.0:0", "[::]:0", "192.168.2.10:8080"] {
+        let refused = lab
+            .run(&["serve", "--listen", listen, "--kubeconfig", &kc])
+            .expect(2);
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("refusing to listen on {listen}"))
+                && refused.stderr.contains("--auth-token-file"),
+            "{}",
+            refused.transcript()
+        );
+    }
+    let short = lab.write("short.token", "tiny\n");
+    let refused = lab
+        .run(&[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--auth-token-file",
+            short.to_str().unwrap(),
+            "--kubeconfig",
+            &kc,
+        ])
+        .expect(2);
+    assert!(
+        refused.stderr.contains("at least 16") && !refused.stderr.contains("tiny"),
+        "{}",
+        refused.transcript()
+    );
+
+    // With a token (on loopback here, so that the test binds nothing wider), every page but
+    // /healthz needs it; the cluster being unreachable is shown, not fatal.
+    let token = "4f1c9e7a2b6d8e0f1a3c5e7b9d2f4a6c";
+    let file = lab.write("dash.token", format!("{token}\n"));
+    let mut cmd = lab.command();
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--api-retries",
+        "0",
+        "--auth-token-file",
+    ])
+    .arg(&file)
+    .args(["--kubeconfig", &kc]);
+    let dash = Dashboard::start(cmd);
+    assert!(dash.banner.contains("token required"), "{}", dash.banner);
+    assert!(!dash.banner.contains(token));
+    for p in [
+        "/",
+        "/api/overview",
+        "/metrics",
+        "/docs",
+        "/docs/runbooks/node-down",
+    ] {
+        let denied = dash.get(p);
+        assert_eq!(denied.code, 401, "{p}");
+        assert!(denied.headers.contains("www-authenticate: basic"), "{p}");
+        let wrong = dash.get_with(
+            p,
+            &["Authorization: Bearer 4f1c9e7a2b6d8e0f1a3c5e7b9d2f4a6X"],
+        );
+        assert_eq!(wrong.code, 401, "{p}");
+        let bearer = dash.get_with(p, &[&format!("Authorization: Bearer {token}")]);
+        assert_eq!(bearer.code, 200, "{p}");
+    }
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("anyone:{token}"));
+    assert_eq!(
+        dash.get_with("/", &[&format!("Authorization: Basic {basic}")])
+            .code,
+        200
+    );
+    assert_eq!(dash.get("/healthz").code, 200);
+    let auth = format!("Authorization: Bearer {token}");
+    let start = Instant::now();
+    let down = loop {
+        let o: Value =
+            serde_json::from_str(&dash.get_with("/api/overview", &[&auth]).body).unwrap();
+        if o["health"] != "unknown" {
+            break o;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never checked: {o:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(down["health"], "unreachable");
+    assert!(
+        down["unreachable"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{down:#}"
+    );
+    let page = dash.get_with("/", &[&auth]).body;
+    assert!(page.contains("data-health=\"unreachable\""), "{page}");
+    assert!(page.contains("data-health=\"unknown\""));
+    let metrics = dash.get_with("/metrics", &[&auth]).body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "homelab_up{lab=\"home-lab\"} 0"),
+        "{metrics}"
     );
 }
 

@@ -16,6 +16,7 @@ mod render;
 pub(crate) mod restore;
 mod schema;
 pub(crate) mod secrets;
+pub(crate) mod serve;
 mod shared;
 pub(crate) mod status;
 pub(crate) mod tls;
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<u8> {
         Command::Apply(args) => apply::run(&cli.global, args, out),
         Command::Diff(args) => diff::run(&cli.global, args, out),
         Command::Status(args) => status::run(&cli.global, args, out),
+        Command::Serve(args) => serve::run(&cli.global, args, out),
         Command::Tls(args) => tls::run(&cli.global, args, out),
         Command::Dns(args) => dns::run(&cli.global, args, out),
         Command::Up(args) => up::run(&cli.global, args, out),
