@@ -129,7 +129,17 @@ pub struct StatusChecks {
     pub backups: Vec<BackupCheck>,
     #[serde(default)]
     pub alerts: Vec<AlertCheck>,
+    /// The lab runs the GPU device plugin: report each node's GPUs (`nvidia.com/gpu`
+    /// allocatable) and the pods that hold them; a node labelled `homelab/gpu` that offers
+    /// none is a problem.
+    #[serde(default)]
+    pub gpus: bool,
 }
+
+/// The extended resource the NVIDIA device plugin offers.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// The label `nodes apply` puts on a GPU node.
+pub const GPU_NODE_LABEL: &str = "homelab/gpu";
 
 /// How `status` runs.
 #[derive(Debug, Clone)]
@@ -205,6 +215,21 @@ pub struct NodeStatus {
     pub kubelet_version: String,
     /// Conditions such as `DiskPressure` that are True.
     pub pressure: Vec<String>,
+    /// Its GPUs, when the lab has GPUs and the node offers or should offer some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuUse>,
+}
+
+/// A node's GPUs and what holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuUse {
+    /// `nvidia.com/gpu` the node offers (each GPU once per time-slice).
+    pub allocatable: u64,
+    /// How many of them running or pending pods on the node hold.
+    pub in_use: u64,
+    /// Those pods, as `namespace/name (N)`.
+    pub pods: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -338,6 +363,7 @@ enum Kind {
     Crd,
     Certificate,
     CronJob,
+    Pod,
 }
 
 impl Kind {
@@ -369,6 +395,7 @@ impl Kind {
                 api_resource("batch", "v1", "CronJob", "cronjobs"),
                 "CronJob.batch",
             ),
+            Kind::Pod => (api_resource("", "v1", "Pod", "pods"), "Pod"),
         }
     }
 
@@ -422,6 +449,9 @@ fn kinds_needed(checks: &StatusChecks) -> BTreeMap<Kind, BTreeSet<String>> {
             .entry(Kind::CronJob)
             .or_default()
             .insert(b.namespace.clone());
+    }
+    if checks.gpus {
+        kinds.entry(Kind::Pod).or_default();
     }
     kinds
 }
@@ -605,7 +635,21 @@ impl Cluster {
                 .flat_map(|r| r.iter().flat_map(|m| m.values().cloned()))
                 .collect()),
         };
-        let (nodes, mut problems) = node_statuses(&checks.nodes, node_items);
+        let (mut nodes, mut problems) = node_statuses(&checks.nodes, node_items.clone());
+        if checks.gpus
+            && let Ok(node_items) = &node_items
+        {
+            let pods = listing(Kind::Pod);
+            let pod_items = match &pods.error {
+                Some(e) => Err(e.clone()),
+                None => Ok(pods
+                    .by_namespace
+                    .values()
+                    .flat_map(|r| r.iter().flat_map(|m| m.values().cloned()))
+                    .collect::<Vec<Value>>()),
+            };
+            problems.extend(gpu_uses(&mut nodes, node_items, pod_items));
+        }
 
         let mut components = Vec::new();
         for c in &checks.components {
@@ -980,6 +1024,7 @@ fn node_statuses(
                 .unwrap_or_default()
                 .to_string(),
             pressure,
+            gpu: None,
         });
     }
     for want in expected {
@@ -997,10 +1042,124 @@ fn node_statuses(
                 ready: false,
                 kubelet_version: String::new(),
                 pressure: vec![],
+                gpu: None,
             });
         }
     }
     (statuses, problems)
+}
+
+/// Fills in each node's GPUs: what it offers and which pods on it hold some. A node with the
+/// GPU label that offers none means the device plugin is not running there (or found no GPU).
+fn gpu_uses(
+    nodes: &mut [NodeStatus],
+    node_items: &[Value],
+    pods: Result<Vec<Value>, String>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let pods = match pods {
+        Ok(pods) => pods,
+        Err(e) => {
+            problems.push(Problem {
+                subject: "GPUs".into(),
+                problem: format!("cannot list pods to see what holds the GPUs: {e}"),
+                fix: "check the kubeconfig's user may list pods in all namespaces".into(),
+            });
+            Vec::new()
+        }
+    };
+    for item in node_items {
+        let name = item
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let labelled = item
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(GPU_NODE_LABEL))
+            .is_some();
+        let allocatable = item
+            .pointer("/status/allocatable")
+            .and_then(|a| a.get(GPU_RESOURCE))
+            .and_then(quantity_count)
+            .unwrap_or(0);
+        if !labelled && allocatable == 0 {
+            continue;
+        }
+        let mut use_ = GpuUse {
+            allocatable,
+            in_use: 0,
+            pods: Vec::new(),
+        };
+        for pod in &pods {
+            if pod.pointer("/spec/nodeName").and_then(Value::as_str) != Some(name) {
+                continue;
+            }
+            if matches!(
+                pod.pointer("/status/phase").and_then(Value::as_str),
+                Some("Succeeded" | "Failed")
+            ) {
+                continue;
+            }
+            let held = pod_gpus(pod);
+            if held > 0 {
+                use_.in_use += held;
+                use_.pods.push(format!(
+                    "{}/{} ({held})",
+                    pod.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    pod.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        use_.pods.sort();
+        if labelled && allocatable == 0 {
+            problems.push(Problem {
+                subject: format!("node {name}"),
+                problem: format!("offers no {GPU_RESOURCE}: GPU pods stay Pending"),
+                fix: format!(
+                    "check the nvidia-device-plugin pod on {name} (`kubectl -n kube-system get pods -o wide | grep nvidia`) and the driver (`nvidia-smi` on {name})"
+                ),
+            });
+        }
+        if let Some(n) = nodes.iter_mut().find(|n| n.name == name) {
+            n.gpu = Some(use_);
+        }
+    }
+    problems
+}
+
+/// The GPUs a pod holds: its containers' `nvidia.com/gpu` limits (an extended resource is
+/// requested as much as it is limited), or the largest of its init containers' when more.
+fn pod_gpus(pod: &Value) -> u64 {
+    let of = |path: &str| -> Vec<u64> {
+        pod.pointer(path)
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let r = |kind: &str| {
+                            c.pointer(&format!("/resources/{kind}"))
+                                .and_then(|l| l.get(GPU_RESOURCE))
+                                .and_then(quantity_count)
+                        };
+                        r("limits").or_else(|| r("requests")).unwrap_or(0)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let main: u64 = of("/spec/containers").iter().sum();
+    let init = of("/spec/initContainers").into_iter().max().unwrap_or(0);
+    main.max(init)
+}
+
+/// A whole-number quantity (`"2"` or `2`), as extended resources are counted.
+fn quantity_count(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// A check from a lookup: `judge` says what the object's state means (`Ok` detail or `Err`
@@ -1351,6 +1510,75 @@ fn human_age(seconds: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn gpu_pod(ns: &str, name: &str, node: &str, phase: &str, gpus: Value) -> Value {
+        json!({"metadata": {"namespace": ns, "name": name},
+               "spec": {"nodeName": node, "containers": [
+                   {"name": "main", "resources": {"limits": {"nvidia.com/gpu": gpus}}},
+                   {"name": "sidecar", "resources": {"limits": {"cpu": "1"}}}]},
+               "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn gpu_nodes_show_what_they_offer_and_which_pods_hold_it() {
+        let node = |name: &str, labelled: bool, gpus: Option<&str>| {
+            let mut n = json!({"metadata": {"name": name, "labels": {}},
+                               "status": {"allocatable": {"cpu": "8"}}});
+            if labelled {
+                n["metadata"]["labels"]["homelab/gpu"] = json!("nvidia");
+            }
+            if let Some(g) = gpus {
+                n["status"]["allocatable"]["nvidia.com/gpu"] = json!(g);
+            }
+            n
+        };
+        let items = vec![
+            node("gpu1", true, Some("4")),
+            node("gpu2", true, None),
+            node("cpu1", false, None),
+        ];
+        let (mut nodes, _) = node_statuses(&[], Ok(items.clone()));
+        let pods = vec![
+            gpu_pod("ml", "ollama-0", "gpu1", "Running", json!("1")),
+            gpu_pod("ml", "vllm-1", "gpu1", "Pending", json!(2)),
+            gpu_pod("ml", "done", "gpu1", "Succeeded", json!("1")),
+            gpu_pod("web", "plain", "gpu1", "Running", json!("0")),
+            gpu_pod("ml", "elsewhere", "cpu1", "Running", json!("1")),
+        ];
+        let problems = gpu_uses(&mut nodes, &items, Ok(pods));
+        let of = |n: &str| nodes.iter().find(|s| s.name == n).unwrap().gpu.clone();
+        assert_eq!(
+            of("gpu1"),
+            Some(GpuUse {
+                allocatable: 4,
+                in_use: 3,
+                pods: vec!["ml/ollama-0 (1)".into(), "ml/vllm-1 (2)".into()],
+            })
+        );
+        assert_eq!(
+            of("gpu2"),
+            Some(GpuUse {
+                allocatable: 0,
+                in_use: 0,
+                pods: vec![]
+            })
+        );
+        assert_eq!(of("cpu1"), None, "a node without GPUs has no GPU column");
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].subject, "node gpu2");
+        assert!(problems[0].problem.contains("offers no nvidia.com/gpu"));
+        assert!(problems[0].fix.contains("nvidia-smi"));
+
+        let (mut nodes, _) = node_statuses(&[], Ok(items.clone()));
+        let problems = gpu_uses(&mut nodes, &items, Err("403 forbidden".into()));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.subject == "GPUs" && p.problem.contains("403 forbidden")),
+            "{problems:#?}"
+        );
+        assert_eq!(nodes[0].gpu.as_ref().unwrap().allocatable, 4);
+    }
 
     #[test]
     fn nodes_missing_unready_or_under_pressure_are_problems() {

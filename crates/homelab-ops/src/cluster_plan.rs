@@ -456,6 +456,10 @@ pub fn component_of_unit(unit: &str) -> &str {
 pub fn status_checks(plan: &Plan) -> StatusChecks {
     let mut checks = StatusChecks {
         nodes: plan.nodes.iter().map(|n| n.name.clone()).collect(),
+        gpus: plan
+            .components
+            .iter()
+            .any(|c| c.name == "nvidia-device-plugin"),
         ..Default::default()
     };
     for c in &plan.components {

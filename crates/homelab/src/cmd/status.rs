@@ -88,8 +88,12 @@ fn table(lab: &str, report: &StatusReport) -> String {
             "VERSION".into(),
             "PRESSURE".into(),
         ]];
+        let gpus = report.nodes.iter().any(|n| n.gpu.is_some());
+        if gpus {
+            rows[0].push("GPUS (IN USE/OFFERED)".into());
+        }
         for n in &report.nodes {
-            rows.push(vec![
+            let mut row = vec![
                 n.name.clone(),
                 if !n.present {
                     "missing".into()
@@ -98,7 +102,15 @@ fn table(lab: &str, report: &StatusReport) -> String {
                 },
                 n.kubelet_version.clone(),
                 n.pressure.join(","),
-            ]);
+            ];
+            if gpus {
+                row.push(match &n.gpu {
+                    Some(g) if g.pods.is_empty() => format!("{}/{}", g.in_use, g.allocatable),
+                    Some(g) => format!("{}/{}: {}", g.in_use, g.allocatable, g.pods.join(", ")),
+                    None => String::new(),
+                });
+            }
+            rows.push(row);
         }
         text.push('\n');
         text.push_str(&columns(&rows));

@@ -135,7 +135,14 @@ pub struct ExampleValuesArgs {
     /// Go ahead although the spec holds values copied from an example (the example lab's
     /// domain, ACME email, ntfy topic or SSH key; an example.com name with Let's Encrypt),
     /// which `homelab validate` warns of.
-    #[arg(long, env = "HOMELAB_ALLOW_EXAMPLE_VALUES")]
+    /// The environment variable takes what scripts write for yes and no (`1`, `true`, `yes`,
+    /// `on`; `0`, `false`, `no`, `off`).
+    #[arg(
+        long,
+        env = "HOMELAB_ALLOW_EXAMPLE_VALUES",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_example_values: bool,
 }
 
