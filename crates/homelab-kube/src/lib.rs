@@ -42,7 +42,7 @@ pub use model::{
 pub use retry::RetryPolicy;
 pub use status::{
     AlertCheck, AlertStatus, BackupCheck, BackupStatus, Check, ComponentCheck, ComponentStatus,
-    Health, HelmChartRef, NodeStatus, Problem, StatusChecks, StatusOptions, StatusReport, UrlCheck,
-    UrlStatus, WorkloadRef,
+    GpuUse, Health, HelmChartRef, NodeStatus, Problem, StatusChecks, StatusOptions, StatusReport,
+    UrlCheck, UrlStatus, WorkloadRef,
 };
 pub use tls::TlsCheckOptions;
