@@ -116,8 +116,9 @@ pub const PAPERLESS: Pin = docker("ghcr.io/paperless-ngx/paperless-ngx", "2.19.6
 pub const VLLM: Pin = docker("docker.io/vllm/vllm-openai", "v0.23.0");
 pub const NGINX: Pin = docker("docker.io/library/nginx", "1.29.3-alpine");
 pub const DEV_CONTAINER_BASE: Pin = docker("docker.io/library/ubuntu", "24.04");
-/// The dev-container image built from the rendered Dockerfile and pushed by the user.
-pub const DEV_CONTAINER_IMAGE: &str = "ghcr.io/homelab-rs/dev-container";
+/// The repository, in the lab's registry, of the dev-container image built from the rendered
+/// Dockerfile; its tag is the build context's content hash.
+pub const DEV_CONTAINER_REPOSITORY: &str = "homelab/dev-container";
 
 /// The minor release pinned for each PostgreSQL major the spec may choose.
 pub fn postgres(major: u32) -> Pin {

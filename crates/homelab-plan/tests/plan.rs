@@ -259,3 +259,48 @@ fn the_dns_conflict_runbook_comes_with_a_providers_api() {
     assert!(r.content.contains("managed by homelab (lab <name>)"));
     assert!(r.content.contains("dig +short grafana.home.jetzinger.com"));
 }
+
+/// The image of dev container `dev-tom`'s Deployment in the plan of `spec`.
+fn dev_image(spec: &str) -> String {
+    let loaded = homelab_spec::load_str("homelab.yaml", spec).expect("valid");
+    let p = plan(&loaded.lab);
+    let (_, o) = p
+        .objects()
+        .find(|(_, o)| o.kind() == "Deployment" && o.manifest["metadata"]["name"] == "dev-tom")
+        .expect("the dev container's Deployment");
+    o.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn dev_containers_run_the_built_image_unless_the_spec_names_one() {
+    let seed = homelab_spec::templates::SEED;
+    let built = dev_image(seed);
+    let tag = built
+        .strip_prefix("registry.home.jetzinger.com/homelab/dev-container:")
+        .unwrap_or_else(|| panic!("{built} is in the lab's registry"));
+    assert_eq!(tag.len(), 12, "{built}");
+    let p = seed_plan_files();
+    assert!(
+        p.iter().any(|f| f == "base-image/Dockerfile"),
+        "the Dockerfile the tag hashes is rendered: {p:?}"
+    );
+    let own = seed.replace(
+        "      sshPort: 2222\n",
+        "      sshPort: 2222\n      image: ghcr.io/tom/dev:2.0\n",
+    );
+    assert_ne!(own, seed);
+    assert_eq!(dev_image(&own), "ghcr.io/tom/dev:2.0");
+}
+
+fn seed_plan_files() -> Vec<String> {
+    let p = seed();
+    p.component("dev-containers")
+        .unwrap()
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .collect()
+}

@@ -803,6 +803,8 @@ pub struct DevContainer {
     pub workspace: Quantity,
     pub cpu: String,
     pub memory: Quantity,
+    /// The image the spec asks for; `None`: the base image the lab builds itself.
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1154,6 +1154,10 @@ pub struct RawDevContainer {
     pub cpu: S<String>,
     /// Memory limit, e.g. `8Gi`. Default: `4Gi`.
     pub memory: S<String>,
+    /// Image to run instead of the lab's own, e.g. `ghcr.io/you/dev:1.0` (it must run sshd
+    /// like the rendered `base-image/Dockerfile`). Default: the base image the lab builds from
+    /// that Dockerfile, tagged with its content hash.
+    pub image: S<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -531,6 +531,105 @@ pub fn check_dns_label(text: &str, what: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Checks a container image reference as the OCI distribution grammar has it:
+/// `[host[:port]/]path[:tag][@algorithm:hex]`, path components lowercase.
+pub fn check_image_reference(text: &str) -> Result<(), Invalid> {
+    const HELP: &str = "write `[registry/]name[:tag][@sha256:digest]`, e.g. `ghcr.io/you/dev-container:1.0` (lowercase name, no spaces)";
+    let bad = |why: &str| {
+        Err(Invalid::new(
+            format!("`{text}` is not a container image reference: {why}"),
+            HELP,
+        ))
+    };
+    if text.is_empty() {
+        return Err(Invalid::new("the image reference is empty", HELP));
+    }
+    if text.len() > 255 + 1 + 128 + 1 + 150 {
+        return bad("it is too long");
+    }
+    let (rest, digest) = match text.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (text, None),
+    };
+    if let Some(d) = digest {
+        let Some((algo, hex)) = d.split_once(':') else {
+            return bad("the digest after `@` needs `algorithm:hex`");
+        };
+        let algo_ok = !algo.is_empty()
+            && algo.split(['+', '.', '_', '-']).all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+        let hex_ok = hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit());
+        if !algo_ok || !hex_ok {
+            return bad(
+                "the digest after `@` is not `algorithm:hex` (e.g. `sha256:` and 64 hex digits)",
+            );
+        }
+    }
+    // A `:` after the last `/` starts the tag; one before it belongs to the registry's port.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].find(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !ok {
+            return bad(
+                "the tag after `:` uses letters, digits, `_`, `.` and `-` (at most 128, not starting with `.` or `-`)",
+            );
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // The first part is a registry host when it has a `.` or a `:`, or is `localhost`.
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        let host = parts.remove(0);
+        let (h, port) = match host.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host, None),
+        };
+        let host_ok = h.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+        if !host_ok || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return bad(
+                "the registry before the first `/` is not a host name with an optional port",
+            );
+        }
+    }
+    for p in &parts {
+        let chars_ok = p
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+        let ends_ok = p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+        // Separators between alphanumerics: `.`, `_`, `__` or any run of `-`.
+        let seps_ok = !p.contains("..")
+            && !p.contains("___")
+            && !p.contains("._")
+            && !p.contains("_.")
+            && !p.contains("-.")
+            && !p.contains(".-")
+            && !p.contains("-_")
+            && !p.contains("_-");
+        if p.is_empty() || !chars_ok || !ends_ok || !seps_ok {
+            return bad(&format!(
+                "the name part `{p}` uses lowercase letters and digits separated by `.`, `_` or `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn suggestion(text: &str) -> Option<String> {
     let s: String = text
         .to_ascii_lowercase()
@@ -567,6 +666,42 @@ pub fn is_private(addr: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "ubuntu",
+            "docker.io/library/ubuntu:24.04",
+            "registry.home.example.com/homelab/dev-container:0123456789ab",
+            "localhost:5000/dev",
+            "ghcr.io/you/my_dev__box:v1.0-rc.1",
+            "ghcr.io/you/dev@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "10.0.0.5:5000/a/b:c",
+        ] {
+            assert_eq!(check_image_reference(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("Ghcr.io/You/Dev:1", "name part `You`"),
+            ("ghcr.io/you/dev:", "tag"),
+            ("ghcr.io/you/dev:-x", "tag"),
+            ("ghcr.io/you/dev box:1", "name part"),
+            ("ghcr.io//dev", "name part ``"),
+            ("ghcr.io:http/dev", "registry"),
+            ("ghcr.io/you/dev@sha256:xyz", "digest"),
+            ("ghcr.io/you/dev@1234", "digest"),
+            ("ghcr.io/you/-dev", "name part `-dev`"),
+            ("ghcr.io/you/dev..x", "name part"),
+        ] {
+            let e = check_image_reference(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+            assert!(
+                e.help.contains("ghcr.io/you/dev-container:1.0"),
+                "{}",
+                e.help
+            );
+        }
+    }
 
     #[test]
     fn networks() {

@@ -10,7 +10,7 @@ use crate::lab::*;
 use crate::raw::*;
 use crate::types::{
     Cron, Duration, Invalid, Ipv4Net, Ipv4Range, K3sVersion, Quantity, check_dns_label,
-    check_domain, is_private, parse_ipv4,
+    check_domain, check_image_reference, is_private, parse_ipv4,
 };
 
 mod dns;
@@ -2530,6 +2530,16 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
                     );
                 }
             }
+            let image = dc
+                .image
+                .as_ref()
+                .and_then(|i| match check_image_reference(&i.value) {
+                    Ok(()) => Some(i.value.clone()),
+                    Err(e) => {
+                        c.invalid("invalid-image", i.span, e);
+                        None
+                    }
+                });
             dev_containers.push(DevContainer {
                 name: n.value.clone(),
                 ssh_port: p.value,
@@ -2537,6 +2547,7 @@ fn services(c: &mut Checker, s: &Spanned<RawServices>) -> Services {
                 workspace: c.quantity(&dc.workspace, "20Gi"),
                 cpu,
                 memory: c.quantity(&dc.memory, "4Gi"),
+                image,
             });
         }
     }

@@ -1,9 +1,11 @@
 //! Dev containers: one Deployment each with sshd, a workspace on node-local storage, keys from
-//! a ConfigMap and git credentials from a Secret; plus the base image's Dockerfile.
+//! a ConfigMap and git credentials from a Secret; plus the base image's Dockerfile and the
+//! image reference made from its content hash. Pure: it builds nothing and reads no disk.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use super::dev_proxy::NS;
@@ -20,22 +22,11 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     c.depends_on
         .extend(["nginx".to_string(), "local-path".to_string()]);
     c.add("namespace.yaml", namespace(NS, Some("baseline")));
-    let image = format!(
-        "{}:{}",
-        versions::DEV_CONTAINER_IMAGE,
-        versions::DEV_CONTAINER_BASE.version
-    );
-    c.files.push(PlainFile {
-        path: "base-image/Dockerfile".into(),
-        content: dockerfile(),
-        mode: 0o644,
-    });
-    c.files.push(PlainFile {
-        path: "base-image/entrypoint.sh".into(),
-        content: ENTRYPOINT.into(),
-        mode: 0o755,
-    });
+    let context = build_context();
+    let built = built_image(&registry_host(ctx), &context);
+    c.files.extend(context);
     for d in &s.dev_containers {
+        let image = d.image.as_deref().unwrap_or(&built);
         let name = format!("dev-{}", d.name);
         let l = || labels("dev-container", &name, "development");
         let git_secret = format!("devcontainer-{}-git-credentials", d.name);
@@ -133,7 +124,7 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         why: "A Deployment per container is simple to add and remove; node-local storage makes git and builds fast (FR63); the base image is built from the Dockerfile here, so it is reproducible.".into(),
         access: {
             let mut a = access;
-            a.push(format!("Build the image: `docker build -t {image} base-image/ && docker push {image}`"));
+            a.push(format!("Build the image: `docker build -t {built} base-image/ && docker push {built}`"));
             a
         },
         data: "The workspace (/workspace) on a local-path volume on one node; SSH host keys are kept there so they survive restarts.".into(),
@@ -143,11 +134,57 @@ pub(super) fn component(ctx: &Ctx) -> Component {
     c
 }
 
+/// The host of the lab's registry, where the built image is pushed and pulled from.
+fn registry_host(ctx: &Ctx) -> String {
+    ctx.fqdn("registry")
+}
+
+/// The base image's build context: the files under `base-image/` in the rendered tree.
+fn build_context() -> Vec<PlainFile> {
+    vec![
+        PlainFile {
+            path: "base-image/Dockerfile".into(),
+            content: dockerfile(),
+            mode: 0o644,
+        },
+        PlainFile {
+            path: "base-image/entrypoint.sh".into(),
+            content: ENTRYPOINT.into(),
+            mode: 0o755,
+        },
+    ]
+}
+
+/// `REGISTRY/homelab/dev-container:HASH12`, the tag being the first 12 hex digits of the
+/// SHA-256 of the build context (each file's path, mode and content, length-prefixed), so that
+/// any change to what goes into the image gives a new tag and nothing else does.
+pub(crate) fn built_image(registry: &str, context: &[PlainFile]) -> String {
+    let mut files: Vec<&PlainFile> = context.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut h = Sha256::new();
+    for f in files {
+        for part in [
+            f.path.as_bytes(),
+            format!("{:o}", f.mode).as_bytes(),
+            f.content.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{registry}/{}:{}",
+        versions::DEV_CONTAINER_REPOSITORY,
+        &hex[..12]
+    )
+}
+
 fn dockerfile() -> String {
     format!(
         r#"# Base image of the lab's dev containers (FR60-FR62).
-# Build and push it where the cluster can pull it:
-#   docker build -t {image}:{tag} . && docker push {image}:{tag}
+# The lab builds it from this directory and tags it with the hash of the directory's files,
+# so editing a file here gives a new tag; see the dev containers' page for the command.
 {renovate}
 FROM {base}
 
@@ -184,8 +221,6 @@ EXPOSE 22
 WORKDIR /workspace
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 "#,
-        image = versions::DEV_CONTAINER_IMAGE,
-        tag = versions::DEV_CONTAINER_BASE.version,
         renovate = versions::DEV_CONTAINER_BASE.renovate_comment(),
         base = versions::DEV_CONTAINER_BASE.image(),
     )
@@ -202,3 +237,56 @@ chmod 700 /workspace/.sshd
 chown dev:dev /workspace
 exec /usr/sbin/sshd -D -e
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_is_the_build_context_hash() {
+        let context = build_context();
+        let image = built_image("registry.home.example.com", &context);
+        let tag = image
+            .strip_prefix("registry.home.example.com/homelab/dev-container:")
+            .expect("the lab's registry and repository");
+        assert_eq!(tag.len(), 12);
+        assert!(
+            tag.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(
+            image,
+            built_image("registry.home.example.com", &context),
+            "stable"
+        );
+        let reversed: Vec<PlainFile> = context.iter().rev().cloned().collect();
+        assert_eq!(
+            image,
+            built_image("registry.home.example.com", &reversed),
+            "order-free"
+        );
+        assert!(built_image("registry.other.example.com", &context).ends_with(&format!(":{tag}")));
+    }
+
+    #[test]
+    fn any_change_to_the_build_context_changes_the_tag() {
+        let context = build_context();
+        let tag = |c: &[PlainFile]| built_image("r.example.com", c);
+        let base = tag(&context);
+        let mut edited = context.clone();
+        edited[0].content.push_str("RUN true\n");
+        assert_ne!(tag(&edited), base, "the Dockerfile's content");
+        let mut edited = context.clone();
+        edited[1].content.push('\n');
+        assert_ne!(tag(&edited), base, "another file of the context");
+        let mut edited = context.clone();
+        edited[1].mode = 0o644;
+        assert_ne!(tag(&edited), base, "a file's mode");
+        // Moving bytes from one file's end to the next path's start must not collide.
+        let mut a = context.clone();
+        a[0].content.push('x');
+        let mut b = context.clone();
+        b[0].path.push('x');
+        assert_ne!(tag(&a), tag(&b));
+    }
+}
