@@ -192,24 +192,11 @@ fn error_codes(v: Option<&serde_json::Value>) -> Vec<u64> {
 }
 
 fn errors(a: &Answer, v: Option<&serde_json::Value>) -> String {
-    let list: Vec<String> = v
-        .and_then(|v| v.get("errors"))
-        .and_then(|e| e.as_array())
-        .map(|e| {
-            e.iter()
-                .map(|e| {
-                    let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("error");
-                    match e.get("code").and_then(|c| c.as_u64()) {
-                        Some(c) => format!("{msg} (code {c})"),
-                        None => msg.to_string(),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if list.is_empty() {
-        format!("HTTP {}: {}", a.status, a.text())
-    } else {
-        list.join("; ")
-    }
+    a.errors(v, |e| {
+        let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("error");
+        match e.get("code").and_then(|c| c.as_u64()) {
+            Some(c) => format!("{msg} (code {c})"),
+            None => msg.to_string(),
+        }
+    })
 }

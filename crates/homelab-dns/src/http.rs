@@ -60,6 +60,25 @@ impl Answer {
             t.to_string()
         }
     }
+
+    /// What an API that answers `{"errors": [...]}` said, each entry as `one` words it; the
+    /// status and body when it listed none.
+    pub fn errors(
+        &self,
+        body: Option<&serde_json::Value>,
+        one: impl Fn(&serde_json::Value) -> String,
+    ) -> String {
+        let list: Vec<String> = body
+            .and_then(|v| v.get("errors"))
+            .and_then(|e| e.as_array())
+            .map(|e| e.iter().map(&one).collect())
+            .unwrap_or_default();
+        if list.is_empty() {
+            format!("HTTP {}: {}", self.status, self.text())
+        } else {
+            list.join("; ")
+        }
+    }
 }
 
 /// Why an exchange produced no answer.

@@ -143,24 +143,11 @@ impl Nextdns {
 }
 
 fn errors(a: &Answer, v: Option<&serde_json::Value>) -> String {
-    let list: Vec<String> = v
-        .and_then(|v| v.get("errors"))
-        .and_then(|e| e.as_array())
-        .map(|e| {
-            e.iter()
-                .map(|e| {
-                    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("error");
-                    match e.get("detail").and_then(|d| d.as_str()) {
-                        Some(d) => format!("{code}: {d}"),
-                        None => code.to_string(),
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if list.is_empty() {
-        format!("HTTP {}: {}", a.status, a.text())
-    } else {
-        list.join("; ")
-    }
+    a.errors(v, |e| {
+        let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("error");
+        match e.get("detail").and_then(|d| d.as_str()) {
+            Some(d) => format!("{code}: {d}"),
+            None => code.to_string(),
+        }
+    })
 }
