@@ -277,6 +277,15 @@ pub enum UpError {
     SecretsRead(#[source] Box<SecretsError>),
     #[error("cannot open the secrets file for the cluster's Secrets: {0}")]
     SecretsOpen(#[source] Box<SecretsError>),
+    #[error(
+        "{} holds every secret the lab needs, but cannot be opened here: {source}; the next steps need its values (the cluster token first), so nothing was contacted; point SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) at the age key the file is encrypted to, and `homelab secrets doctor` says which keys open it",
+        .path.display()
+    )]
+    SecretsUnopened {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<SecretsError>,
+    },
     #[error("{0}")]
     Vms(#[source] Box<VmError>),
     #[error("{0}")]
@@ -985,8 +994,10 @@ fn read(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
 
-/// The secrets file holds every secret the lab needs, with a value (by name: nothing is
-/// decrypted here).
+/// The secrets file holds every secret the lab needs, with a value, and opens with the keys
+/// of this environment: checked before any host or Proxmox is contacted, so a missing or
+/// wrong key stops here rather than halfway through the steps that need the values (ADR 0161).
+/// The names are checked first, without a key, so their messages come first.
 fn secrets_present(input: &UpInput<'_>) -> Result<String, UpError> {
     let check = crate::secrets::check_names(input.spec, input.loaded, input.plan)
         .map_err(|e| UpError::SecretsRead(Box::new(e)))?;
@@ -1011,9 +1022,16 @@ fn secrets_present(input: &UpInput<'_>) -> Result<String, UpError> {
             names: check.unset,
         });
     }
+    // Opened and dropped at once: the values stay in memory only while the file verifies.
+    identities(input.loaded)
+        .and_then(|ids| SecretsStore::open(&check.file, &ids))
+        .map_err(|e| UpError::SecretsUnopened {
+            path: check.file.clone(),
+            source: Box::new(e),
+        })?;
     let needed = crate::secrets::requirements(input.loaded, input.plan).len();
     Ok(format!(
-        "all {} the lab needs are in {}",
+        "all {} the lab needs are in {} which opens with the keys here",
         count(needed, "secret"),
         check.file.display()
     ))

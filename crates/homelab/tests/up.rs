@@ -272,6 +272,39 @@ tls:\n  acmeEmail: you@example.com\n  challenge: {{type: dns01, provider: cloudf
         self.run(&all, &extra)
     }
 
+    /// Starts `homelab up` (the cluster flags, its default wait) and kills it (SIGKILL) as soon
+    /// as `reached` says it got to the point `what` names.
+    fn kill_up_when(&self, what: &str, reached: impl Fn() -> bool) {
+        let flags = self.cluster_flags();
+        let mut child = self
+            .command(&["up"])
+            .args(&flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !reached() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "up ended before {what}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "up never got to where {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "up was killed, not finished, when {what}"
+        );
+    }
+
     fn status(&self) -> Run {
         let flags = self.cluster_flags();
         let extra: Vec<&str> = flags[..6].iter().map(String::as_str).collect();
@@ -495,16 +528,47 @@ fn outcome(run: &Run, step: &str) -> String {
 #[test]
 fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_away() {
     let lab = UpLab::start();
+
+    // A secret only the user can give is missing: the secrets step stops before any host is
+    // contacted (exit 2, as for an invalid input), naming the command that sets it, and the
+    // journal records that validation finished.
+    lab.run(&["secrets", "init"], &[]).ok();
+    let stopped = lab.up(&["--output", "json"]).expect(2);
+    let report = stopped.json();
+    assert_eq!(report["failedStep"], "secrets", "{}", stopped.transcript());
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("`homelab secrets set cloudflare-api-token`"),
+        "{report}"
+    );
+    assert_eq!(
+        steps(&stopped),
+        [("validate".to_string(), "unchanged".to_string())]
+    );
+    assert!(
+        lab.hosts.logins("s1") + lab.hosts.logins("a1") == 0,
+        "no host was contacted"
+    );
+    let journal = lab.journal().expect("the journal records validate");
+    assert_eq!(journal["complete"], false);
+    assert_eq!(journal["finished"][0]["step"], "validate");
+    assert_eq!(journal["finished"].as_array().unwrap().len(), 1);
     lab.init_secrets();
 
-    // The dry run from nothing: every step checks, nothing changes, no journal.
+    // The dry run from nothing: every step checks, nothing changes, the journal included.
     let dry = lab.up(&["--dry-run", "--output", "json"]).ok();
     assert_eq!(outcome(&dry, "nodes"), "dryRun", "{}", dry.transcript());
     assert_eq!(outcome(&dry, "kubeconfig"), "dryRun");
     assert_eq!(outcome(&dry, "vms"), "skipped");
     assert_eq!(dry.json()["changed"], false);
     assert!(!lab.installed("s1") && !lab.installed("a1"));
-    assert!(lab.journal().is_none(), "a dry run writes no journal");
+    assert_eq!(
+        lab.journal().unwrap(),
+        journal,
+        "a dry run writes no journal"
+    );
     assert!(!lab.path("home/.kube").exists());
 
     // An installer mirror that does not answer stops the nodes step; the run says which
@@ -519,6 +583,7 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
         .expect(1);
     let report = stopped.json();
     assert_eq!(report["failedStep"], "nodes", "{}", stopped.transcript());
+    assert_eq!(report["resumedAt"], "secrets");
     assert!(
         report["help"]
             .as_str()
@@ -541,7 +606,23 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
     assert_eq!(journal["complete"], false);
     assert_eq!(journal["finished"].as_array().unwrap().len(), 3);
 
-    // The next run says where it resumes and goes from nothing to healthy.
+    // Killed in the middle of the nodes step (every remote command slowed by the hosts'
+    // login shell): the server has its k3s config, the agent nothing yet.
+    lab.hosts.slow_login_shell(Duration::from_millis(300));
+    lab.kill_up_when("the server's k3s config is written", || {
+        lab.journal().is_some_and(|j| j["complete"] == false) && lab.installed("s1")
+    });
+    lab.hosts.plain_login_shell();
+    assert!(
+        !lab.installed("a1"),
+        "the kill came after the nodes step, not in it"
+    );
+    assert_eq!(
+        lab.journal().unwrap()["finished"].as_array().unwrap().len(),
+        3
+    );
+
+    // The next run says where it resumes and goes from there to healthy.
     let resumed = lab.up(&[]).ok();
     assert!(
         resumed.stderr.contains(
@@ -581,6 +662,45 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
     assert!(
         calls.iter().all(|(_, c)| !c.contains("install")),
         "a converged lab installs nothing: {calls:?}"
+    );
+
+    // An age key that does not open the secrets file (another one in its place) stops the
+    // secrets step, before any host is contacted; with the right key back, the next run goes
+    // on from there and finds nothing to change.
+    let key = lab.path("lab/age.key");
+    std::fs::rename(&key, lab.path("right.key")).unwrap();
+    let made = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    lab.hosts.clear_calls();
+    let before = std::fs::read(lab.path("home/.kube/config")).unwrap();
+    let stopped = lab.up(&["--output", "json"]).expect(1);
+    let report = stopped.json();
+    assert_eq!(report["failedStep"], "secrets", "{}", stopped.transcript());
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot be opened here")
+            && error.contains("wrong key")
+            && error.contains("SOPS_AGE_KEY_FILE"),
+        "{error}"
+    );
+    assert!(lab.hosts.calls().is_empty(), "no host was contacted");
+    assert_eq!(
+        lab.journal().unwrap()["finished"].as_array().unwrap().len(),
+        1
+    );
+    std::fs::rename(lab.path("right.key"), &key).unwrap();
+    let resumed = lab.up(&["--output", "json"]).ok();
+    let report = resumed.json();
+    assert_eq!(report["resumedAt"], "secrets", "{}", resumed.transcript());
+    assert_eq!(report["changed"], false, "{}", resumed.transcript());
+    assert_eq!(
+        std::fs::read(lab.path("home/.kube/config")).unwrap(),
+        before
     );
 
     // An API that fails stops the apply step; the next run goes on from there.
@@ -644,18 +764,9 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
 
     // Killed in the middle of the apply step (a slow API): the next run finishes it.
     lab.standin.set_latency(Duration::from_millis(300));
-    let flags = lab.cluster_flags();
-    let mut child = lab
-        .command(&["up"])
-        .args(&flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        // The journal of this run (not the complete one of the run before) past kubeconfig.
+    lab.kill_up_when("the apply step has started", || {
+        // The journal of this run (not the complete one of the run before) past kubeconfig,
+        // and some of apply's (slow) requests on their way.
         let at_apply = lab.journal().is_some_and(|j| {
             j["complete"] == false
                 && j["finished"]
@@ -665,17 +776,10 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
                     .any(|f| f["step"] == "kubeconfig")
         });
         if at_apply {
-            break;
+            std::thread::sleep(Duration::from_millis(500));
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "up never reached the apply step"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    child.kill().unwrap();
-    child.wait().unwrap();
+        at_apply
+    });
     lab.standin.set_latency(Duration::ZERO);
     let resumed = lab.up(&["--output", "json"]).ok();
     assert_eq!(
@@ -729,7 +833,58 @@ fn up_from_nothing_to_healthy_resumes_after_each_kind_of_stop_and_down_takes_it_
 fn up_with_postgres_runs_a_first_backup_and_drill_once() {
     let lab = UpLab::start_with(true, false);
     lab.init_secrets();
+
+    // PostgreSQL is down: the first backup fails, so the drill step stops the run with what
+    // to do (exit 1); the journal has every step before it and no drill.
+    let pg = lab.pg.as_ref().unwrap();
+    pg.stop();
+    let stopped = lab.up(&["--output", "json"]).expect(1);
+    let report = stopped.json();
+    assert_eq!(report["failedStep"], "drill", "{}", stopped.transcript());
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("the first backup failed"), "{error}");
+    assert!(
+        report["help"]
+            .as_str()
+            .unwrap()
+            .contains("`homelab backup drill` runs this step alone"),
+        "{report}"
+    );
+    let journal = lab.journal().unwrap();
+    let finished: Vec<&str> = journal["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            "validate",
+            "secrets",
+            "vms",
+            "nodes",
+            "kubeconfig",
+            "apply",
+            "status"
+        ]
+    );
+    assert!(journal.get("firstDrillPassed").is_none(), "{journal}");
+
+    // With PostgreSQL back, the next run goes on at the drill; the steps before find nothing
+    // to change.
+    pg.start_server();
     let first = lab.up(&["--output", "json"]).ok();
+    assert_eq!(first.json()["resumedAt"], "drill", "{}", first.transcript());
+    for (step, outcome) in steps(&first) {
+        if step != "drill" {
+            assert!(
+                outcome == "unchanged" || outcome == "skipped",
+                "{step} {outcome}: {}",
+                first.transcript()
+            );
+        }
+    }
     assert_eq!(
         outcome(&first, "drill"),
         "changed",
@@ -787,8 +942,8 @@ fn up_with_postgres_runs_a_first_backup_and_drill_once() {
         })
         .count();
     assert_eq!(
-        backup_jobs, 2,
-        "one backup and one drill Job, none from the second run: {jobs}"
+        backup_jobs, 3,
+        "the failed backup's Job, then one backup and one drill Job, none from the next run: {jobs}"
     );
 
     // down keeps the volumes' data unless --delete-data, and asks before either.
@@ -900,13 +1055,24 @@ fn up_on_proxmox_makes_the_vms_first_and_down_destroys_them() {
     );
     pve.control(json!({"op": "regain_quorum"}));
 
+    // Killed in the middle of the VM step (a slow Proxmox API), once the first clone was
+    // asked for: the next run adopts what the killed one made and finishes the rest.
+    pve.control(json!({"op": "latency", "value": 0.3}));
+    lab.kill_up_when("the first clone is asked for", || {
+        pve.requests()
+            .iter()
+            .any(|(m, p)| m == "POST" && p.ends_with("/clone"))
+    });
+    pve.control(json!({"op": "latency", "value": 0.0}));
+    assert!(!lab.installed("s1") && !lab.installed("a1"));
+
     let first = lab.up(&["--output", "json"]).ok();
     let report = first.json();
     assert_eq!(report["resumedAt"], "vms", "{}", first.transcript());
     assert_eq!(outcome(&first, "vms"), "changed");
     let made = summary(&first, "vms");
     assert!(
-        made.contains("s1: cloned from 9000") && made.contains("2 of 2 VM(s) answer SSH"),
+        made.contains("a1: cloned from 9000") && made.contains("2 of 2 VM(s) answer SSH"),
         "{made}"
     );
     assert_eq!(outcome(&first, "status"), "unchanged");
