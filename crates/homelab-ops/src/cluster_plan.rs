@@ -132,6 +132,29 @@ fn describe_unavailable(list: &[UnavailableSecret]) -> String {
 /// overwrites them when dropped.
 pub struct ClusterPlan {
     pub apply: ApplyPlan,
+    /// The Secret objects left out because the optional secrets they read have no value
+    /// (ADR 0133), each secret once, in plan order.
+    pub left_out: Vec<LeftOutSecret>,
+}
+
+/// An optional secret without a value, and the Secret object left out for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOutSecret {
+    pub secret: String,
+    /// `Secret namespace/name` that is not applied.
+    pub object: String,
+    /// What the lab lacks without it.
+    pub without: String,
+}
+
+impl LeftOutSecret {
+    /// One line for the user: what is left out, what that means, and the command that sets it.
+    pub fn describe(&self) -> String {
+        format!(
+            "optional secret `{}` has no value, so {} is not applied: {}; to add it, `homelab secrets set {}` and apply again",
+            self.secret, self.object, self.without, self.secret
+        )
+    }
 }
 
 impl Drop for ClusterPlan {
@@ -146,47 +169,100 @@ impl Drop for ClusterPlan {
     }
 }
 
-/// Every secret the plan's Secret objects read that `values` cannot give, in plan order.
-pub fn unavailable_secrets(plan: &Plan, values: &dyn SecretValues) -> Vec<UnavailableSecret> {
-    let mut out: Vec<UnavailableSecret> = Vec::new();
+/// `Secret namespace/name`.
+fn secret_id(secret: &homelab_plan::SecretObject) -> String {
+    format!("Secret {}/{}", secret.namespace, secret.name)
+}
+
+/// What the secrets file lacks for the plan's Secret objects: the secrets whose absence stops
+/// the apply (each once, in plan order), and the objects that are left out instead because
+/// every secret they lack is optional.
+struct Absent {
+    required: Vec<UnavailableSecret>,
+    left_out: Vec<LeftOutSecret>,
+    /// `(namespace, name)` of each Secret object left out.
+    objects: BTreeSet<(String, String)>,
+}
+
+fn absent_secrets(plan: &Plan, values: &dyn SecretValues) -> Absent {
+    let mut absent = Absent {
+        required: Vec::new(),
+        left_out: Vec::new(),
+        objects: BTreeSet::new(),
+    };
     for component in &plan.components {
         for secret in &component.secret_objects {
+            let mut lacking: Vec<(String, String)> = Vec::new();
             for source in secret.data.values() {
                 for name in source.secret_names() {
-                    if out.iter().any(|u| u.secret == name) {
+                    if lacking.iter().any(|(n, _)| *n == name) {
                         continue;
                     }
                     if let Err(reason) = values.secret(&name) {
-                        let generated = plan.secrets.iter().any(|s| {
-                            s.name == name
-                                && !matches!(
-                                    s.generator,
-                                    homelab_plan::SecretGenerator::UserProvided
-                                )
-                        });
-                        out.push(UnavailableSecret {
-                            secret: name,
-                            object: format!("Secret {}/{}", secret.namespace, secret.name),
-                            reason,
-                            generated,
-                        });
+                        lacking.push((name, reason));
                     }
                 }
             }
+            if lacking.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = lacking.iter().map(|(n, _)| n.clone()).collect();
+            if plan.may_leave_out(&names) {
+                absent
+                    .objects
+                    .insert((secret.namespace.clone(), secret.name.clone()));
+                for name in names {
+                    if absent.left_out.iter().any(|l| l.secret == name) {
+                        continue;
+                    }
+                    let without = plan
+                        .optional_secret(&name)
+                        .and_then(|n| n.optional.clone())
+                        .unwrap_or_default();
+                    absent.left_out.push(LeftOutSecret {
+                        secret: name,
+                        object: secret_id(secret),
+                        without,
+                    });
+                }
+                continue;
+            }
+            for (name, reason) in lacking {
+                if absent.required.iter().any(|u| u.secret == name) {
+                    continue;
+                }
+                let generated = plan.secrets.iter().any(|s| {
+                    s.name == name
+                        && !matches!(s.generator, homelab_plan::SecretGenerator::UserProvided)
+                });
+                absent.required.push(UnavailableSecret {
+                    secret: name,
+                    object: secret_id(secret),
+                    reason,
+                    generated,
+                });
+            }
         }
     }
-    out
+    absent
+}
+
+/// Every secret the plan's Secret objects read that `values` cannot give and the lab cannot
+/// do without, in plan order (optional ones are left out: [`ClusterPlan::left_out`]).
+pub fn unavailable_secrets(plan: &Plan, values: &dyn SecretValues) -> Vec<UnavailableSecret> {
+    absent_secrets(plan, values).required
 }
 
 /// Builds what `apply` and `diff` send: see the module documentation. Fails, before anything
-/// is built, when a secret is missing or unset.
+/// is built, when a secret the lab needs is missing or unset; a Secret object that reads only
+/// optional secrets without a value is left out and named in [`ClusterPlan::left_out`].
 pub fn cluster_plan(
     plan: &Plan,
     values: &dyn SecretValues,
 ) -> Result<ClusterPlan, ClusterPlanError> {
-    let unavailable = unavailable_secrets(plan, values);
-    if !unavailable.is_empty() {
-        return Err(SecretsUnavailable(unavailable).into());
+    let absent = absent_secrets(plan, values);
+    if !absent.required.is_empty() {
+        return Err(SecretsUnavailable(absent.required).into());
     }
     let mut cluster = ClusterPlan {
         apply: ApplyPlan {
@@ -197,17 +273,20 @@ pub fn cluster_plan(
             field_manager: FIELD_MANAGER.to_string(),
             units: Vec::new(),
         },
+        left_out: absent.left_out,
     };
+    let left_out = absent.objects;
     cluster.apply.units = units(plan, &mut |component| {
         component
             .secret_objects
             .iter()
+            .filter(|s| !left_out.contains(&(s.namespace.clone(), s.name.clone())))
             .map(|s| {
                 homelab_render::secret_manifest(s, values).map_err(|e| {
                     // Checked above; a value that vanished in between is still named, not shown.
                     ClusterPlanError::Secrets(SecretsUnavailable(vec![UnavailableSecret {
                         secret: String::new(),
-                        object: format!("Secret {}/{}", s.namespace, s.name),
+                        object: secret_id(s),
                         reason: e.to_string(),
                         generated: false,
                     }]))
@@ -831,6 +910,76 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.starts_with("2 secret(s) "), "{text}");
         assert!(!text.contains("canary-"), "{text}");
+    }
+
+    #[test]
+    fn an_optional_secret_without_a_value_leaves_its_secret_out_and_says_so_once() {
+        let plan = seed_plan();
+        let mut values = all_values(&plan);
+        values.0.remove("devcontainer-tom-git-credentials");
+        let cp = cluster_plan(&plan, &values).expect("the lab works without it");
+        let secrets: Vec<String> = cp
+            .apply
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .filter(|o| o["kind"] == "Secret")
+            .map(|o| format!("{}/{}", o["metadata"]["namespace"], o["metadata"]["name"]))
+            .collect();
+        assert!(
+            !secrets.iter().any(|s| s.contains("dev-tom-git")),
+            "{secrets:?}"
+        );
+        assert!(secrets.iter().any(|s| s.contains("grafana-admin")));
+        // The Deployment that mounts it is still sent, mounting it optional.
+        let deployment = cp
+            .apply
+            .units
+            .iter()
+            .flat_map(|u| u.objects.iter())
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "dev-tom")
+            .expect("the dev container is applied");
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap();
+        let git = volumes.iter().find(|v| v["name"] == "git").unwrap();
+        assert_eq!(git["secret"]["optional"], true);
+        assert_eq!(
+            cp.left_out,
+            [LeftOutSecret {
+                secret: "devcontainer-tom-git-credentials".into(),
+                object: "Secret dev/dev-tom-git".into(),
+                without: plan
+                    .optional_secret("devcontainer-tom-git-credentials")
+                    .unwrap()
+                    .optional
+                    .clone()
+                    .unwrap(),
+            }]
+        );
+        let line = cp.left_out[0].describe();
+        assert!(
+            line.contains("`homelab secrets set devcontainer-tom-git-credentials`")
+                && line.contains("Secret dev/dev-tom-git is not applied"),
+            "{line}"
+        );
+        // With its value, nothing is left out.
+        let full = cluster_plan(&plan, &all_values(&plan)).unwrap();
+        assert!(full.left_out.is_empty());
+    }
+
+    #[test]
+    fn a_required_secret_missing_beside_an_optional_one_names_only_the_required() {
+        let plan = seed_plan();
+        let mut values = all_values(&plan);
+        values.0.remove("devcontainer-tom-git-credentials");
+        values.0.remove("cloudflare-api-token");
+        let Some(ClusterPlanError::Secrets(err)) = cluster_plan(&plan, &values).err() else {
+            panic!("refused for the required secret")
+        };
+        let names: Vec<&str> = err.0.iter().map(|u| u.secret.as_str()).collect();
+        assert_eq!(names, ["cloudflare-api-token"]);
+        assert!(!err.to_string().contains("devcontainer"), "{err}");
     }
 
     #[test]

@@ -68,9 +68,14 @@ pub fn requirements(loaded: &LoadedSpec, plan: &Plan) -> Vec<SecretRequirement> 
                 SecretGenerator::Argon2id { password_secret } => {
                     SecretRequirement::argon2id(&need.name, password_secret)
                 }
-                SecretGenerator::UserProvided => {
-                    SecretRequirement::user_provided(&need.name, &need.description)
-                }
+                SecretGenerator::UserProvided => match &need.optional {
+                    // Said in the hint, so `secrets list` and `secrets init` show it.
+                    Some(without) => SecretRequirement::user_provided(
+                        &need.name,
+                        format!("{}; optional: without it, {without}", need.description),
+                    ),
+                    None => SecretRequirement::user_provided(&need.name, &need.description),
+                },
                 SecretGenerator::CaKey => SecretRequirement::ca_key(&need.name),
                 SecretGenerator::CaCertificate {
                     common_name,
@@ -114,6 +119,9 @@ pub struct NamesCheck {
     pub missing_names: Vec<String>,
     /// Secrets the lab needs that are in the file without a value.
     pub unset: Vec<String>,
+    /// Optional secrets (ADR 0133) that are in the file without a value, or not in it: the
+    /// lab works without them.
+    pub unset_optional: Vec<String>,
     /// Secrets the lab generates itself that the file lacks (`secrets init` adds them).
     pub not_generated: Vec<String>,
 }
@@ -132,6 +140,7 @@ pub fn check_names(
         missing: Vec::new(),
         missing_names: Vec::new(),
         unset: Vec::new(),
+        unset_optional: Vec::new(),
         not_generated: Vec::new(),
     };
     if !check.exists {
@@ -152,8 +161,11 @@ pub fn check_names(
         }
     }
     for req in requirements(loaded, plan) {
+        let optional = plan.optional_secret(&req.name).is_some();
         match stored.iter().find(|s| s.name == req.name) {
+            Some(s) if !s.set && optional => check.unset_optional.push(req.name),
             Some(s) if !s.set => check.unset.push(req.name),
+            None if optional => check.unset_optional.push(req.name),
             Some(_) => {}
             None if !referenced.contains(&req.name) => check.not_generated.push(req.name),
             None => {}

@@ -1029,12 +1029,25 @@ fn secrets_present(input: &UpInput<'_>) -> Result<String, UpError> {
             path: check.file.clone(),
             source: Box::new(e),
         })?;
-    let needed = crate::secrets::requirements(input.loaded, input.plan).len();
-    Ok(format!(
+    let needed =
+        crate::secrets::requirements(input.loaded, input.plan).len() - check.unset_optional.len();
+    let mut done = format!(
         "all {} the lab needs are in {} which opens with the keys here",
         count(needed, "secret"),
         check.file.display()
-    ))
+    );
+    if !check.unset_optional.is_empty() {
+        done.push_str(&format!(
+            "; optional and without a value, so their Secrets are left out: {}",
+            check
+                .unset_optional
+                .iter()
+                .map(|n| format!("{n} (`homelab secrets set {n}`)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(done)
 }
 
 /// The plan as `homelab-kube` input, its Secrets filled from the secrets file (opened only

@@ -526,6 +526,26 @@ pub struct SecretNeed {
     /// Set when a new value cannot simply be re-applied (the old one lives on in a database or
     /// in etcd): how to change it by hand instead.
     pub manual_rotation: Option<String>,
+    /// Set when the lab works without a value (ADR 0133): what is missing then. The Secret
+    /// objects reading only it and other values are left out of the cluster while it has no
+    /// value, and everything that mounts them does so with `optional: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional: Option<String>,
+}
+
+impl Plan {
+    /// The need of secret `name` when the lab works without it (ADR 0133).
+    pub fn optional_secret(&self, name: &str) -> Option<&SecretNeed> {
+        self.secrets
+            .iter()
+            .find(|s| s.name == name && s.optional.is_some())
+    }
+
+    /// Whether a Secret object may be left out of the cluster when `absent` are the secrets
+    /// it reads that have no value: only when each of them is optional.
+    pub fn may_leave_out(&self, absent: &[String]) -> bool {
+        !absent.is_empty() && absent.iter().all(|n| self.optional_secret(n).is_some())
+    }
 }
 
 /// The plan's facts that do not belong to one component: for docs and summaries.

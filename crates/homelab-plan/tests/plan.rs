@@ -304,3 +304,105 @@ fn seed_plan_files() -> Vec<String> {
         .map(|f| f.path.clone())
         .collect()
 }
+
+/// Every reference to Secret `name` in `v` (a volume's `secretName`, an env var's
+/// `secretKeyRef`, an `envFrom` `secretRef`), with whether it says `optional: true`.
+fn secret_references(v: &serde_json::Value, name: &str, out: &mut Vec<bool>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let optional = m.get("optional") == Some(&serde_json::Value::Bool(true));
+            if m.get("secretName").and_then(|n| n.as_str()) == Some(name) {
+                out.push(optional);
+            }
+            for key in ["secretKeyRef", "secretRef"] {
+                if let Some(r) = m.get(key)
+                    && r["name"] == name
+                {
+                    out.push(r["optional"] == true);
+                }
+            }
+            for (_, child) in m {
+                secret_references(child, name, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for child in a {
+                secret_references(child, name, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn dev_container_git_credentials_are_optional_and_the_rest_of_the_seeds_secrets_are_not() {
+    let p = seed();
+    let optional: Vec<&str> = p
+        .secrets
+        .iter()
+        .filter(|s| s.optional.is_some())
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(optional, ["devcontainer-tom-git-credentials"]);
+    let need = p
+        .optional_secret("devcontainer-tom-git-credentials")
+        .unwrap();
+    assert_eq!(need.generator, homelab_plan::SecretGenerator::UserProvided);
+    let without = need.optional.as_deref().unwrap();
+    assert!(
+        without.contains("`tom`") && without.contains("without git credentials"),
+        "{without}"
+    );
+    // The DNS token has no such fallback: certificates cannot be issued without it.
+    assert!(p.optional_secret("cloudflare-api-token").is_none());
+    assert!(p.may_leave_out(&["devcontainer-tom-git-credentials".to_string()]));
+    assert!(!p.may_leave_out(&[
+        "devcontainer-tom-git-credentials".to_string(),
+        "cloudflare-api-token".to_string()
+    ]));
+    assert!(
+        !p.may_leave_out(&[]),
+        "nothing absent is nothing to leave out"
+    );
+}
+
+/// A Secret left out because its optional secret has no value must not break what uses it:
+/// each reading only optional secrets is referenced, wherever it is, with `optional: true`.
+#[test]
+fn secrets_that_may_be_left_out_are_only_ever_mounted_optional() {
+    // A second container, so the rule holds per container and not by one name.
+    let spec = homelab_spec::templates::SEED.replacen(
+        "    - name: tom\n",
+        "    - name: ana\n      sshPort: 2223\n      authorizedKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF3mN0cW2qYz7c8l0VvZ5o1bXc4sVd0QyJrH2y6kT7aB ana@laptop\"]\n    - name: tom\n",
+        1,
+    );
+    let loaded =
+        homelab_spec::load_str("homelab.yaml", &spec).unwrap_or_else(|e| panic!("{}", e.render()));
+    let p = plan(&loaded.lab);
+    let mut checked = Vec::new();
+    for c in &p.components {
+        for s in &c.secret_objects {
+            let reads: Vec<String> = s.data.values().flat_map(|v| v.secret_names()).collect();
+            if !p.may_leave_out(&reads) {
+                continue;
+            }
+            let mut refs = Vec::new();
+            for other in &p.components {
+                for o in &other.objects {
+                    if o.manifest["metadata"]["namespace"] == s.namespace.as_str() {
+                        secret_references(&o.manifest, &s.name, &mut refs);
+                    }
+                }
+            }
+            assert!(!refs.is_empty(), "Secret {} is used", s.name);
+            assert!(
+                refs.iter().all(|o| *o),
+                "Secret {}/{} is referenced without `optional: true`",
+                s.namespace,
+                s.name
+            );
+            checked.push(s.name.clone());
+        }
+    }
+    assert_eq!(checked, ["dev-ana-git", "dev-tom-git"]);
+}

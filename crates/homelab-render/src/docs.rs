@@ -253,7 +253,7 @@ pub(crate) fn component_readme(
                     o.push_str(&namespace_command(ns));
                 }
                 for s in &c.secret_objects {
-                    o.push_str(&kubectl_commands(s, &around.secrets_file));
+                    o.push_str(&secret_commands(plan, s, &around.secrets_file));
                 }
                 let _ = writeln!(o, "```\n");
             }
@@ -264,16 +264,23 @@ pub(crate) fn component_readme(
                     flux_decryption(plan)
                 );
                 for s in &c.secret_objects {
+                    let reads: Vec<String> =
+                        s.data.values().flat_map(|v| v.secret_names()).collect();
                     let _ = writeln!(
                         o,
-                        "- `{}/{}`: {}",
+                        "- `{}/{}`: {}{}",
                         s.namespace,
                         s.name,
                         s.data
                             .keys()
                             .map(|k| format!("`{k}`"))
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        if plan.may_leave_out(&reads) {
+                            " (optional: not written while its secret has no value)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 o.push('\n');
@@ -736,7 +743,7 @@ fn lab_readme(plan: &Plan, flavor: Flavor, around: &Surroundings) -> String {
             }
             for c in &plan.components {
                 for s in &c.secret_objects {
-                    o.push_str(&kubectl_commands(s, &around.secrets_file));
+                    o.push_str(&secret_commands(plan, s, &around.secrets_file));
                 }
             }
             let _ = writeln!(o, "```\n");
@@ -995,5 +1002,24 @@ fn adrs(plan: &Plan, flavor: Flavor) -> Vec<Adr> {
             consequences: "Connections survive pod restarts (host keys live on the workspace volume), but a workspace is tied to its node and is not backed up: push branches. The base image is built from `applications/dev-containers/base-image/Dockerfile` and pushed by the operator.".into(),
         });
     }
+    out
+}
+
+/// The commands that create Secret `s`; for one reading only optional secrets, a comment first
+/// saying it can be skipped while they have no value (ADR 0133).
+fn secret_commands(plan: &Plan, s: &SecretObject, file: &str) -> String {
+    let reads: Vec<String> = s.data.values().flat_map(|v| v.secret_names()).collect();
+    let mut out = String::new();
+    if plan.may_leave_out(&reads) {
+        out.push_str(&format!(
+            "# optional: skip this Secret while {} has no value (the pod mounts it optional)\n",
+            reads
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str(&kubectl_commands(s, file));
     out
 }

@@ -198,6 +198,17 @@ fn component(
     if flavor == Flavor::Flux {
         let values = values.ok_or(RenderError::FluxNeedsSecrets)?;
         for s in &c.secret_objects {
+            // A Secret reading only optional secrets without a value is not written, as
+            // `apply` does not send it; what mounts it mounts it optional (ADR 0133).
+            let absent: Vec<String> = s
+                .data
+                .values()
+                .flat_map(|v| v.secret_names())
+                .filter(|n| values.secret(n).is_err())
+                .collect();
+            if plan.may_leave_out(&absent) {
+                continue;
+            }
             let file = secrets::sops_file_name(s);
             let plaintext = secrets::manifest(s, values)?;
             tree.insert(

@@ -41,9 +41,17 @@ const USER_SECRETS: [(&str, &str); 2] = [
 
 /// A lab directory with the spec, its secrets initialised and the user's secrets set.
 fn lab_with_secrets(spec: &str) -> Lab {
+    lab_with_secrets_but(spec, &[])
+}
+
+/// As [`lab_with_secrets`], leaving the user's secrets `unset` without a value.
+fn lab_with_secrets_but(spec: &str, unset: &[&str]) -> Lab {
     let lab = Lab::with_spec(spec);
     lab.run(&["secrets", "init"]).ok();
     for (name, value) in USER_SECRETS {
+        if unset.contains(&name) {
+            continue;
+        }
         let listed = lab
             .run(&["secrets", "list", "--output", "json"])
             .ok()
@@ -99,6 +107,17 @@ fn homelab(lab: &Lab, kubeconfig: &Path, args: &[&str]) -> Run {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--kubeconfig", kc.as_str()]);
     lab.run(&all)
+}
+
+/// The seed lab with a Pushover receiver as well: two more secrets only the user can give.
+fn seed_with_a_pushover_receiver() -> String {
+    let webhook = "    - name: n8n-webhook\n";
+    assert!(homelab_spec::templates::SEED.contains(webhook));
+    homelab_spec::templates::SEED.replacen(
+        webhook,
+        &format!("    - name: pager\n      pushover:\n        userKey: {{secret: pushover-user-key}}\n        token: {{secret: pushover-app-token}}\n      severities: [critical]\n{webhook}"),
+        1,
+    )
 }
 
 fn edit_spec(lab: &Lab, edit: impl FnOnce(String) -> String) {
@@ -1574,17 +1593,40 @@ fn secrets_that_cannot_be_read_stop_before_the_cluster_is_contacted() {
         assert_no_secret_in(&run, &values);
     }
 
-    // A secret the user has not set yet: every missing one is named, with the command.
-    let blank = Lab::with_spec(homelab_spec::templates::SEED);
+    // Secrets the lab needs that have no value: each named once, with the one command that
+    // gives it one, exit 2. The optional git credentials, unset as well, are not among them.
+    let blank = Lab::with_spec(&seed_with_a_pushover_receiver());
     blank.run(&["secrets", "init"]).ok();
-    let run = homelab(&blank, &standin.kubeconfig, &["apply"]).expect(1);
-    assert!(
-        run.stderr.contains("cloudflare-api-token")
-            && run.stderr.contains("devcontainer-tom-git-credentials")
-            && run.stderr.contains("homelab secrets set"),
-        "{}",
-        run.transcript()
-    );
+    for cmd in ["apply", "diff"] {
+        let run = homelab(&blank, &standin.kubeconfig, &[cmd]).expect(2);
+        let err = &run.stderr;
+        assert!(
+            err.contains(
+                "cloudflare-api-token (for Secret infra/acme-dns-credentials): yours to give: `homelab secrets set cloudflare-api-token`"
+            ) && err.contains("`homelab secrets set pushover-user-key`")
+                && err.contains("`homelab secrets set pushover-app-token`")
+                && err.contains("nothing was changed in the cluster"),
+            "{}",
+            run.transcript()
+        );
+        for name in [
+            "cloudflare-api-token",
+            "pushover-user-key",
+            "pushover-app-token",
+        ] {
+            assert_eq!(
+                err.matches(&format!("secrets set {name}`")).count(),
+                1,
+                "{name} once: {}",
+                run.transcript()
+            );
+        }
+        assert!(
+            !err.contains("devcontainer-tom-git-credentials"),
+            "the optional one is not demanded: {}",
+            run.transcript()
+        );
+    }
     // No secrets file at all.
     let none = Lab::with_spec(homelab_spec::templates::SEED);
     let run = homelab(&none, &standin.kubeconfig, &["apply"]).expect(1);
@@ -1598,6 +1640,87 @@ fn secrets_that_cannot_be_read_stop_before_the_cluster_is_contacted() {
         standin.request_count(),
         before,
         "the API was not contacted at all"
+    );
+}
+
+#[test]
+fn apply_goes_on_without_the_optional_git_credentials_and_says_so_once() {
+    let standin = seed_standin(StandInOptions::default());
+    let lab = lab_with_secrets_but(
+        homelab_spec::templates::SEED,
+        &["devcontainer-tom-git-credentials"],
+    );
+    let first = homelab(
+        &lab,
+        &standin.kubeconfig,
+        &["apply", "--timeout", "60s", "--output", "json"],
+    )
+    .ok();
+    let absent = first.json()["optionalSecretsAbsent"].clone();
+    assert_eq!(
+        absent,
+        json!([{
+            "secret": "devcontainer-tom-git-credentials",
+            "object": "Secret dev/dev-tom-git",
+            "without": "dev container `tom` runs without git credentials (git over https asks for them; SSH remotes work)",
+            "command": "homelab secrets set devcontainer-tom-git-credentials",
+        }])
+    );
+    // The container is there, mounting the Secret that is not.
+    assert!(
+        get(
+            &standin,
+            &path("", "v1", "secrets", Some("dev"), "dev-tom-git")
+        )
+        .is_none()
+    );
+    let deployment = get(
+        &standin,
+        &path("apps", "v1", "deployments", Some("dev"), "dev-tom"),
+    )
+    .expect("the dev container is applied");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let git = volumes.iter().find(|v| v["name"] == "git").unwrap();
+    assert_eq!(git["secret"]["optional"], true, "{git}");
+    // In text, one warning line names it with its command, even with --quiet.
+    for extra in [&[][..], &["--quiet"][..]] {
+        let mut args = vec!["apply", "--timeout", "60s"];
+        args.extend(extra);
+        let run = homelab(&lab, &standin.kubeconfig, &args).ok();
+        let warnings: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("devcontainer-tom-git-credentials"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}", run.transcript());
+        assert!(
+            warnings[0].starts_with("warning: optional secret `devcontainer-tom-git-credentials` has no value, so Secret dev/dev-tom-git is not applied")
+                && warnings[0].ends_with("`homelab secrets set devcontainer-tom-git-credentials` and apply again"),
+            "{}",
+            run.transcript()
+        );
+    }
+    // Once set, the next apply creates the Secret and says nothing of it.
+    lab.run_stdin(
+        &["secrets", "set", "devcontainer-tom-git-credentials"],
+        "https://tom:ghp-e2e-51d0@github.com",
+    )
+    .ok();
+    let run = homelab(&lab, &standin.kubeconfig, &["apply", "--timeout", "60s"]).ok();
+    assert!(
+        !run.stderr.contains("devcontainer-tom-git-credentials"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        get(
+            &standin,
+            &path("", "v1", "secrets", Some("dev"), "dev-tom-git")
+        )
+        .is_some()
     );
 }
 

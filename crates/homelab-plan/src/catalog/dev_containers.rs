@@ -11,9 +11,7 @@ use super::Ctx;
 use super::dev_proxy::NS;
 use super::local_path::CLASS as LOCAL_CLASS;
 use crate::meta::{labels, labels_map, metadata, namespace, pvc, selector, service};
-use crate::{
-    Component, HealthCheck, Layer, PlainFile, SecretGenerator, SecretObject, SecretSource, versions,
-};
+use crate::{Component, HealthCheck, Layer, PlainFile, SecretObject, SecretSource, versions};
 
 pub(super) fn component(ctx: &Ctx) -> Component {
     let s = &ctx.lab.services;
@@ -30,7 +28,14 @@ pub(super) fn component(ctx: &Ctx) -> Component {
         let name = format!("dev-{}", d.name);
         let l = || labels("dev-container", &name, "development");
         let git_secret = format!("devcontainer-{}-git-credentials", d.name);
-        ctx.need_secret(&git_secret, SecretGenerator::UserProvided, "dev-containers", &format!("git credentials for dev container `{}` (a `.git-credentials` line, e.g. https://user:token@github.com)", d.name));
+        // Optional: the container works without, only `git push` over https asks for a
+        // password; SSH remotes and local work need nothing (ADR 0133).
+        ctx.need_optional_secret(
+            &git_secret,
+            "dev-containers",
+            &format!("git credentials for dev container `{}` (a `.git-credentials` line, e.g. https://user:token@github.com)", d.name),
+            &format!("dev container `{}` runs without git credentials (git over https asks for them; SSH remotes work)", d.name),
+        );
         c.secret_objects.push(SecretObject {
             name: format!("{name}-git"),
             namespace: NS.into(),
@@ -87,7 +92,8 @@ pub(super) fn component(ctx: &Ctx) -> Component {
                         "volumes": [
                             {"name": "workspace", "persistentVolumeClaim": {"claimName": format!("{name}-workspace")}},
                             {"name": "ssh-keys", "configMap": {"name": format!("{name}-ssh")}},
-                            {"name": "git", "secret": {"secretName": format!("{name}-git"), "defaultMode": 0o400}},
+                            // `optional`: the Secret exists only once its credentials are set.
+                            {"name": "git", "secret": {"secretName": format!("{name}-git"), "defaultMode": 0o400, "optional": true}},
                         ],
                     },
                 },

@@ -82,8 +82,25 @@ impl<'a> Ctx<'a> {
                 used_by: BTreeSet::new(),
                 description: description.to_string(),
                 manual_rotation: None,
+                optional: None,
             });
         entry.used_by.insert(component.to_string());
+    }
+
+    /// Records that `component` can use the user-provided secret `name` and works without it;
+    /// `without` says what is missing then (ADR 0133). Whatever mounts a Secret reading it
+    /// must mount it `optional: true`, since that Secret is not applied while it has no value.
+    pub fn need_optional_secret(
+        &self,
+        name: &str,
+        component: &str,
+        description: &str,
+        without: &str,
+    ) {
+        self.need_secret(name, SecretGenerator::UserProvided, component, description);
+        if let Some(need) = self.secrets.borrow_mut().get_mut(name) {
+            need.optional = Some(without.to_string());
+        }
     }
 
     /// Records that `component` also reads a secret another component made known.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::cli::Global;
 use crate::cmd::shared::cluster::{
-    ClusterArgs, RetryLines, connect_error, load_cluster_plan, retry_line, runtime,
+    ClusterArgs, RetryLines, connect_error, left_out_json, load_cluster_plan, retry_line, runtime,
 };
 use crate::cmd::shared::format::{parse_duration, table};
 use crate::cmd::shared::spec::ExampleValuesArgs;
@@ -87,7 +87,8 @@ pub fn run(global: &Global, args: &ApplyArgs, out: &Output) -> anyhow::Result<u8
         ),
         help: None,
     })?;
-    let data = report_json(lab, &report, args.prune);
+    let mut data = report_json(lab, &report, args.prune);
+    data["optionalSecretsAbsent"] = left_out_json(&cluster_plan);
     out.result(|| summary(lab, &report), &data);
     Ok(exit::OK)
 }

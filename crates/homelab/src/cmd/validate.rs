@@ -146,6 +146,17 @@ fn check_secrets(
             check.unset.join(", ")
         ));
     }
+    if !check.unset_optional.is_empty() {
+        out.status(format!(
+            "optional secrets without a value (the lab works without them): {}",
+            check
+                .unset_optional
+                .iter()
+                .map(|n| format!("{n} (`homelab secrets set {n}`)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(check)
 }
 
@@ -155,6 +166,7 @@ fn secrets_json(check: &NamesCheck) -> Value {
         "checked": check.exists,
         "missing": check.missing_names,
         "unset": check.unset,
+        "unsetOptional": check.unset_optional,
         "notGenerated": check.not_generated,
     })
 }

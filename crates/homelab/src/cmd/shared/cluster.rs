@@ -133,19 +133,46 @@ pub(crate) fn load_cluster_plan(
         let identities = identities(loaded.lab.secrets.vault.as_ref(), out)?;
         let store = SecretsStore::open(&files.store, &identities).map_err(fail)?;
         opened_with(&files.store, store.opened_with(), out);
-        cluster_plan::cluster_plan(&plan, &store).map_err(|e| Exit {
-            code: exit::FAILURE,
-            message: e.to_string(),
-            help: None,
-        })?
+        cluster_plan::cluster_plan(&plan, &store).map_err(plan_error)?
     } else {
-        cluster_plan::cluster_plan(&plan, &NoSecrets).map_err(|e| Exit {
-            code: exit::FAILURE,
-            message: e.to_string(),
-            help: None,
-        })?
+        cluster_plan::cluster_plan(&plan, &NoSecrets).map_err(plan_error)?
     };
+    // Once, before anything is sent: what goes without its optional secret (ADR 0133).
+    for left_out in &cluster.left_out {
+        out.warn(left_out.describe());
+    }
     Ok((loaded, plan, cluster))
+}
+
+/// Secrets the lab cannot do without are the user's to give, as for an invalid spec (2);
+/// a patch that no longer applies is a failure (1).
+fn plan_error(e: cluster_plan::ClusterPlanError) -> anyhow::Error {
+    let code = match e {
+        cluster_plan::ClusterPlanError::Secrets(_) => exit::USAGE,
+        cluster_plan::ClusterPlanError::Patch(_) => exit::FAILURE,
+    };
+    Exit {
+        code,
+        message: e.to_string(),
+        help: None,
+    }
+    .into()
+}
+
+/// The optional secrets without a value and the Secrets left out for them, for `--output json`.
+pub(crate) fn left_out_json(cluster: &ClusterPlan) -> serde_json::Value {
+    cluster
+        .left_out
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "secret": l.secret,
+                "object": l.object,
+                "without": l.without,
+                "command": format!("homelab secrets set {}", l.secret),
+            })
+        })
+        .collect()
 }
 
 struct NoSecrets;
