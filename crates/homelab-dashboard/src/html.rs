@@ -39,7 +39,13 @@ th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #e5e7eb;vertica
 small{color:#6b7280}code{background:#eef;padding:0 .2em}";
 
 /// The pages in the navigation: path and label.
-pub const NAV: &[(&str, &str)] = &[("/", "Overview"), ("/docs", "Docs")];
+pub const NAV: &[(&str, &str)] = &[
+    ("/", "Overview"),
+    ("/nodes", "Nodes"),
+    ("/backups", "Backups"),
+    ("/alerts", "Alerts"),
+    ("/docs", "Docs"),
+];
 
 /// A whole page: `title`, the navigation with `current` marked, and `body` (already HTML).
 /// `refresh_seconds` makes the browser reload it, so the page follows the lab without script.

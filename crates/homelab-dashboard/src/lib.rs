@@ -3,11 +3,16 @@
 //! runs (called through `homelab-kube`, never reimplemented). Must not write to the cluster or
 //! to disk, must not show a secret value, and must not bind beyond loopback without auth.
 
+mod alerts;
 mod auth;
+mod backups;
+mod docs;
 mod html;
 mod metrics;
 mod model;
+mod nodes;
 mod pages;
+mod reads;
 mod server;
 
 pub use auth::AuthToken;

@@ -8,6 +8,9 @@ use homelab_plan::{HealthCheck, Plan};
 use jiff::Timestamp;
 use serde::Serialize;
 
+/// kube-prometheus-stack's `alertmanager.service.port`, which the plan leaves as it is.
+const ALERTMANAGER_PORT: u16 = 9093;
+
 /// A chart release as the plan pins it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +45,8 @@ pub struct Inventory {
     pub domain: String,
     pub k3s_version: String,
     pub components: Vec<ComponentInfo>,
+    /// The plan's nodes with their roles.
+    pub nodes: Vec<crate::nodes::PlannedNode>,
     /// Runbook names (`docs/runbooks/<name>.md`) with title and Markdown text.
     #[serde(skip)]
     pub runbooks: BTreeMap<String, (String, String)>,
@@ -103,11 +108,59 @@ impl Inventory {
             domain: plan.domain.clone(),
             k3s_version: plan.k3s_version.clone(),
             components,
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| crate::nodes::PlannedNode {
+                    name: n.name.clone(),
+                    role: match n.role {
+                        homelab_spec::lab::NodeRole::Server => "server".into(),
+                        homelab_spec::lab::NodeRole::Agent => "agent".into(),
+                    },
+                })
+                .collect(),
             runbooks: plan
                 .runbooks
                 .iter()
                 .map(|r| (r.name.clone(), (r.title.clone(), r.content.clone())))
                 .collect(),
+        }
+    }
+
+    /// What the pages beyond the overview read: the Alertmanager beside the Prometheus whose
+    /// rules `status` reads, and the PostgreSQL backup CronJob.
+    pub fn targets(plan: &Plan) -> crate::reads::Targets {
+        let alertmanager = plan
+            .components
+            .iter()
+            .flat_map(|c| c.health.iter())
+            .find_map(|h| match h {
+                HealthCheck::Alert {
+                    namespace, service, ..
+                } => service.strip_suffix("-prometheus").map(|release| {
+                    // kube-prometheus-stack names both Services after its release,
+                    // `<release>-prometheus` and `<release>-alertmanager`; the Alertmanager
+                    // Service's port is the chart's default (`alertmanager.service.port`).
+                    crate::reads::AlertmanagerRef {
+                        namespace: namespace.clone(),
+                        service: format!("{release}-alertmanager"),
+                        port: ALERTMANAGER_PORT,
+                    }
+                }),
+                _ => None,
+            });
+        let backup = plan
+            .components
+            .iter()
+            .flat_map(|c| c.backups.iter())
+            .find(|b| b.name == "postgres")
+            .map(|b| crate::reads::BackupJobsRef {
+                namespace: b.namespace.clone(),
+                cronjob: b.cronjob.clone(),
+            });
+        crate::reads::Targets {
+            alertmanager,
+            backup,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::html::{esc, health_mark, page, safe_href};
-use crate::model::{Inventory, Overview, layers};
+use crate::model::{Overview, layers};
 
 /// How often the browser reloads a page that follows the lab.
 pub const REFRESH_SECONDS: u64 = 10;
@@ -108,32 +108,6 @@ pub fn overview(o: &Overview) -> String {
     page(&o.lab, "Overview", "/", Some(REFRESH_SECONDS), &body)
 }
 
-/// The list of the plan's runbooks.
-pub fn docs_index(inv: &Inventory) -> String {
-    let mut body = String::from("<h1>Runbooks</h1><ul>");
-    for (name, (title, _)) in &inv.runbooks {
-        let _ = write!(
-            body,
-            "<li><a href=\"/docs/runbooks/{}\">{}</a> <small>{}</small></li>",
-            esc(name),
-            esc(title),
-            esc(name)
-        );
-    }
-    body.push_str("</ul>");
-    page(&inv.lab, "Docs", "/docs", None, &body)
-}
-
-/// One runbook, its Markdown shown as written.
-pub fn runbook(inv: &Inventory, title: &str, text: &str) -> String {
-    let body = format!(
-        "<h1>{}</h1><pre class=\"markdown\">{}</pre>",
-        esc(title),
-        esc(text)
-    );
-    page(&inv.lab, title, "/docs", None, &body)
-}
-
 pub fn not_found(lab: &str, what: &str) -> String {
     page(
         lab,
@@ -143,6 +117,21 @@ pub fn not_found(lab: &str, what: &str) -> String {
         &format!(
             "<h1>Not found</h1><p>{}</p><p><a href=\"/\">Overview</a></p>",
             esc(what)
+        ),
+    )
+}
+
+/// A page saying a request was refused, and why.
+pub fn error_page(lab: &str, title: &str, why: &str) -> String {
+    page(
+        lab,
+        title,
+        "",
+        None,
+        &format!(
+            "<h1>{}</h1><p>{}</p><p><a href=\"/docs\">Docs</a> · <a href=\"/\">Overview</a></p>",
+            esc(title),
+            esc(why)
         ),
     )
 }

@@ -20,8 +20,13 @@ use homelab_kube::{Cluster, ConnectError, KubeconfigSource, StatusChecks, Status
 use homelab_plan::Plan;
 use jiff::Timestamp;
 
+use crate::alerts::{self, AlertsPage};
 use crate::auth::AuthToken;
+use crate::backups::{self, BackupInputs, BackupsPage};
+use crate::docs::{self, Docs};
 use crate::model::{Inventory, Overview, Snapshot};
+use crate::nodes::{self, NodesPage};
+use crate::reads::{self, ClusterReads, Targets};
 use crate::{metrics, pages};
 
 /// How `serve` runs.
@@ -34,6 +39,8 @@ pub struct ServeOptions {
     pub refresh: Duration,
     /// How each status pass runs (URL probes' TLS, retries).
     pub status: StatusOptions,
+    /// The spec's etcd snapshot schedule (cron), to judge the snapshots' age by.
+    pub etcd_snapshot_schedule: Option<String>,
 }
 
 /// Where the dashboard listens, once it does.
@@ -60,6 +67,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    #[error("cannot render the lab's docs for the Docs pages: {0}")]
+    Docs(String),
     #[error("the dashboard's server stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -101,30 +110,110 @@ pub fn check_listen(listen: &SocketAddr, auth: bool) -> Result<(), ServeError> {
     }
 }
 
-/// What the routes serve, rendered after each status pass.
+/// What the routes serve, rendered after each pass.
 struct Rendered {
     overview_html: String,
     overview_json: String,
     metrics: String,
+    nodes_html: String,
+    nodes_json: String,
+    alerts_html: String,
+    alerts_json: String,
+    backups_html: String,
+    backups_json: String,
+}
+
+/// One pass's reads beyond the status checks, with when they were made.
+struct Reads {
+    reads: ClusterReads,
+    at: Timestamp,
 }
 
 impl Rendered {
-    fn of(inventory: &Inventory, snapshot: Option<&Snapshot>) -> Rendered {
+    /// Nothing yet: replaced before the server answers anything.
+    fn empty() -> Rendered {
+        Rendered {
+            overview_html: String::new(),
+            overview_json: String::new(),
+            metrics: String::new(),
+            nodes_html: String::new(),
+            nodes_json: String::new(),
+            alerts_html: String::new(),
+            alerts_json: String::new(),
+            backups_html: String::new(),
+            backups_json: String::new(),
+        }
+    }
+}
+
+fn json_of(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("the page data serializes")
+}
+
+impl Rendered {
+    fn of(state: &AppState, snapshot: Option<&Snapshot>, reads: Option<&Reads>) -> Rendered {
+        let (inventory, targets) = (&state.inventory, &state.targets);
         let overview = Overview::build(inventory, snapshot);
+        let read_at = reads.map(|r| r.at.to_string());
+        let nodes = NodesPage::build(
+            &inventory.lab,
+            &inventory.k3s_version,
+            &inventory.nodes,
+            read_at.clone(),
+            reads.map(|r| &r.reads.nodes),
+            reads.map(|r| &r.reads.node_metrics),
+        );
+        let am = targets.alertmanager.as_ref().map(|a| a.describe());
+        let alerts = AlertsPage::build(
+            inventory,
+            am.as_deref(),
+            read_at.clone(),
+            reads.and_then(|r| r.reads.alerts.as_ref()),
+            reads.and_then(|r| r.reads.silences.as_ref()),
+        );
+        let servers: Vec<String> = inventory
+            .nodes
+            .iter()
+            .filter(|n| n.role == "server")
+            .map(|n| n.name.clone())
+            .collect();
+        let backups = BackupsPage::build(BackupInputs {
+            lab: &inventory.lab,
+            servers: &servers,
+            etcd_schedule: state.etcd_schedule.as_deref(),
+            now: reads.map_or_else(Timestamp::now, |r| r.at),
+            read_at,
+            cronjobs: snapshot
+                .filter(|s| s.report.health != homelab_kube::Health::Unreachable)
+                .map(|s| s.report.backups.as_slice()),
+            last_backup: reads.and_then(|r| r.reads.last_backup.as_ref()),
+            last_drill: reads.and_then(|r| r.reads.last_drill.as_ref()),
+            etcd: reads.map(|r| &r.reads.etcd_snapshots),
+        });
         Rendered {
             overview_html: pages::overview(&overview),
-            overview_json: serde_json::to_string(&overview).expect("the overview serializes"),
+            overview_json: json_of(&overview),
             metrics: metrics::render(&overview, snapshot),
+            nodes_html: nodes::html(&nodes),
+            nodes_json: json_of(&nodes),
+            alerts_html: alerts::html(&alerts),
+            alerts_json: json_of(&alerts),
+            backups_html: backups::html(&backups),
+            backups_json: json_of(&backups),
         }
     }
 }
 
 struct AppState {
     inventory: Inventory,
-    /// Rendered runbook pages by name: a request names one of these or gets 404, so no
-    /// request path ever reaches the file system.
-    runbooks: BTreeMap<String, String>,
+    targets: Targets,
+    etcd_schedule: Option<String>,
+    /// The rendered tree's documents, rendered once: a request names one of these or gets
+    /// 404, so no request path ever reaches the file system.
+    docs: Docs,
+    doc_pages: BTreeMap<String, String>,
     docs_index: String,
+    docs_json: String,
     rendered: RwLock<Arc<Rendered>>,
     auth: Option<AuthToken>,
 }
@@ -154,18 +243,32 @@ pub async fn serve(
     };
     let cluster = Cluster::load(source).await?;
     let inventory = Inventory::from_plan(plan);
-    let runbooks = inventory
-        .runbooks
+    let targets = Inventory::targets(plan);
+    // The tree `homelab render` writes (k3s flavor: it needs no secret values), in memory.
+    let tree = homelab_render::render(plan, homelab_render::Flavor::K3s, None)
+        .map_err(|e| ServeError::Docs(e.to_string()))?;
+    let docs = Docs::from_files(tree.iter().filter_map(|(path, file)| match &file.content {
+        homelab_render::Content::Text(text) => Some((path, text.as_str())),
+        homelab_render::Content::Sops(_) => None,
+    }));
+    let doc_pages = docs
+        .docs
         .iter()
-        .map(|(name, (title, text))| (name.clone(), pages::runbook(&inventory, title, text)))
+        .map(|(key, doc)| (key.clone(), docs::doc_html(&inventory.lab, doc)))
         .collect();
-    let state = Arc::new(AppState {
-        docs_index: pages::docs_index(&inventory),
-        rendered: RwLock::new(Arc::new(Rendered::of(&inventory, None))),
+    let mut state = AppState {
+        docs_index: docs::index_html(&inventory.lab, &docs, None),
+        docs_json: json_of(&docs.docs.values().collect::<Vec<_>>()),
+        docs,
+        doc_pages,
+        rendered: RwLock::new(Arc::new(Rendered::empty())),
         inventory,
-        runbooks,
+        targets,
+        etcd_schedule: options.etcd_snapshot_schedule.clone(),
         auth,
-    });
+    };
+    state.rendered = RwLock::new(Arc::new(Rendered::of(&state, None, None)));
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -225,13 +328,20 @@ async fn refresh_loop(
 ) -> std::convert::Infallible {
     loop {
         let started = Instant::now();
-        let report = cluster.status(&checks, &options).await;
+        let (report, reads) = futures::join!(
+            cluster.status(&checks, &options),
+            reads::read_all(cluster.client(), &state.targets)
+        );
         let snapshot = Snapshot {
             report,
             checked_at: Timestamp::now(),
             seconds: started.elapsed().as_secs_f64(),
         };
-        let rendered = Arc::new(Rendered::of(&state.inventory, Some(&snapshot)));
+        let reads = Reads {
+            reads,
+            at: snapshot.checked_at,
+        };
+        let rendered = Arc::new(Rendered::of(&state, Some(&snapshot), Some(&reads)));
         *state.rendered.write().expect("render lock") = rendered;
         tokio::time::sleep(pause).await;
     }
@@ -242,8 +352,35 @@ fn router(state: Shared) -> Router {
         .route("/", get(overview_page))
         .route("/api/overview", get(overview_json))
         .route("/metrics", get(metrics_text))
+        .route(
+            "/nodes",
+            get(|State(s): State<Shared>| async move { html(current(&s).nodes_html.clone()) }),
+        )
+        .route(
+            "/api/nodes",
+            get(|State(s): State<Shared>| async move { json(current(&s).nodes_json.clone()) }),
+        )
+        .route(
+            "/alerts",
+            get(|State(s): State<Shared>| async move { html(current(&s).alerts_html.clone()) }),
+        )
+        .route(
+            "/backups",
+            get(|State(s): State<Shared>| async move { html(current(&s).backups_html.clone()) }),
+        )
+        .route(
+            "/api/backups",
+            get(|State(s): State<Shared>| async move { json(current(&s).backups_json.clone()) }),
+        )
+        .route(
+            "/api/alerts",
+            get(|State(s): State<Shared>| async move { json(current(&s).alerts_json.clone()) }),
+        )
         .route("/docs", get(docs_index))
-        .route("/docs/runbooks/{name}", get(runbook_page))
+        .route("/docs/", get(docs_index))
+        .route("/docs/{*path}", get(doc_page))
+        .route("/api/docs", get(docs_api))
+        .route(&docs::mermaid_path(), get(mermaid_js))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         // `/healthz` answers without auth: the kubelet's probe carries none.
@@ -273,14 +410,20 @@ async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Resp
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"),
+        // Scripts only from this server (the vendored Mermaid on docs pages); Mermaid's SVG
+        // carries inline styles.
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:",
+        ),
     );
     response
 }
@@ -297,12 +440,12 @@ async fn overview_page(State(state): State<Shared>) -> Response {
     html(current(&state).overview_html.clone())
 }
 
+fn json(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 async fn overview_json(State(state): State<Shared>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        current(&state).overview_json.clone(),
-    )
-        .into_response()
+    json(current(&state).overview_json.clone())
 }
 
 async fn metrics_text(State(state): State<Shared>) -> Response {
@@ -316,22 +459,70 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn docs_index(State(state): State<Shared>) -> Response {
-    html(state.docs_index.clone())
+/// The `q` parameter of a query string, decoded.
+fn query_param(request: &Request) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.into_owned())
 }
 
-async fn runbook_page(State(state): State<Shared>, Path(name): Path<String>) -> Response {
-    match state.runbooks.get(&name) {
+async fn docs_index(State(state): State<Shared>, request: Request) -> Response {
+    match query_param(&request) {
+        Some(q) => html(docs::index_html(
+            &state.inventory.lab,
+            &state.docs,
+            Some(&q),
+        )),
+        None => html(state.docs_index.clone()),
+    }
+}
+
+async fn docs_api(State(state): State<Shared>, request: Request) -> Response {
+    match query_param(&request) {
+        Some(q) => json(json_of(&serde_json::json!({
+            "query": q,
+            "hits": state.docs.search(&q),
+        }))),
+        None => json(state.docs_json.clone()),
+    }
+}
+
+async fn doc_page(State(state): State<Shared>, Path(path): Path<String>) -> Response {
+    let lab = &state.inventory.lab;
+    let key = match docs::key_of(&path) {
+        Ok(key) => key,
+        Err(docs::Refused(why)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                html(pages::error_page(lab, "Refused", &why)),
+            )
+                .into_response();
+        }
+    };
+    match state.doc_pages.get(&key) {
         Some(page) => html(page.clone()),
         None => (
             StatusCode::NOT_FOUND,
             html(pages::not_found(
-                &state.inventory.lab,
-                &format!("the plan has no runbook named {name:?}"),
+                lab,
+                &format!("the rendered docs have no document {key:?}; /docs lists them"),
             )),
         )
             .into_response(),
     }
+}
+
+async fn mermaid_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // The version is in the path: the file at it never changes.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        docs::MERMAID_JS,
+    )
+        .into_response()
 }
 
 async fn not_found(State(state): State<Shared>, request: Request) -> Response {

@@ -1094,19 +1094,104 @@ fn serve_shows_every_component_healthy_then_each_problem_with_its_reason_and_run
             docs.body
                 .contains(&format!("href=\"/docs/runbooks/{}\"", r.name))
         );
-        assert_eq!(dash.get(&format!("/docs/runbooks/{}", r.name)).code, 200);
+        let page = dash.get(&format!("/docs/runbooks/{}", r.name));
+        assert_eq!(page.code, 200);
+        // Markdown rendered, not shown as source.
+        assert!(page.body.contains("<h1>"), "{}", r.name);
+        assert!(!page.body.contains("<pre class=\"markdown\">"));
     }
-    // Paths that try to leave the runbooks name nothing the plan wrote.
+    // The rendered tree's ADRs and diagrams are pages too; diagrams load the vendored Mermaid
+    // from this server and nothing else.
+    let tree = homelab_render::render(&plan, homelab_render::Flavor::K3s, None).unwrap();
+    let adrs: Vec<&str> = tree
+        .paths()
+        .filter(|p| p.starts_with("docs/adrs/") && p.ends_with(".md"))
+        .collect();
+    assert!(adrs.len() > 3, "{adrs:?}");
+    for adr in &adrs {
+        let key = adr.trim_start_matches("docs/").trim_end_matches(".md");
+        assert!(
+            docs.body.contains(&format!("href=\"/docs/{key}\"")),
+            "{key}"
+        );
+        assert_eq!(dash.get(&format!("/docs/{key}")).code, 200, "{key}");
+    }
+    let diagram = dash.get("/docs/diagrams/architecture");
+    assert_eq!(diagram.code, 200);
+    assert!(
+        diagram.body.contains("<pre class=\"mermaid\">"),
+        "{}",
+        diagram.body
+    );
+    let script = diagram
+        .body
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the diagram page loads a script");
+    assert!(script.starts_with("/assets/mermaid-"), "{script}");
+    for src in diagram.body.split("<script src=\"").skip(1) {
+        assert!(src.starts_with('/'), "a script from elsewhere: {src}");
+    }
+    let js = dash.get(script);
+    assert_eq!(js.code, 200);
+    assert!(
+        js.headers.contains("content-type: text/javascript"),
+        "{}",
+        js.headers
+    );
+    assert!(js.body.len() > 1_000_000 && js.body.contains("mermaid"));
+    assert!(
+        dash.get("/")
+            .headers
+            .contains("content-security-policy: default-src 'none'; script-src 'self'")
+    );
+    // Server-side search over titles and text, as a page and as JSON.
+    let found = dash.get("/docs?q=etcd+snapshot");
+    assert_eq!(found.code, 200);
+    assert!(found.body.contains("id=\"results\""), "{}", found.body);
+    let hits: Value = serde_json::from_str(&dash.get("/api/docs?q=etcd%20snapshot").body).unwrap();
+    let keys: Vec<&str> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["key"].as_str().unwrap())
+        .collect();
+    assert!(!keys.is_empty(), "{hits:#}");
+    for key in &keys {
+        assert!(
+            found.body.contains(&format!("href=\"/docs/{key}\"")),
+            "{key}"
+        );
+        let text = tree.text(&format!("docs/{key}.md")).unwrap().to_lowercase();
+        assert!(text.contains("etcd") && text.contains("snapshot"), "{key}");
+    }
+    let none: Value =
+        serde_json::from_str(&dash.get("/api/docs?q=zzqx-no-such-word").body).unwrap();
+    assert_eq!(none["hits"], json!([]));
+    let escaped = dash.get("/docs?q=%3Cscript%3E");
+    assert!(escaped.body.contains("&lt;script&gt;") && !escaped.body.contains("<script>"));
+    // Paths that try to leave the docs are refused before any lookup, however spelled.
     for evil in [
         "/docs/runbooks/..%2F..%2F..%2Fetc%2Fpasswd",
         "/docs/runbooks/../../../etc/passwd",
         "/docs/runbooks/%2Fetc%2Fpasswd",
         "/docs/../../etc/passwd",
+        "/docs/%2e%2e/%2e%2e/etc/passwd",
+        "/docs/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/docs//etc/passwd",
+        "/docs/%2Fetc%2Fpasswd",
+        "/docs/runbooks/..%5C..%5Cetc%5Cpasswd",
     ] {
         let answer = dash.get(evil);
-        assert_eq!(answer.code, 404, "{evil}: {answer:?}");
+        assert_eq!(answer.code, 400, "{evil}: {answer:?}");
+        assert!(answer.body.contains("is not a document path"), "{evil}");
         assert!(!answer.body.contains("root:"), "{evil}");
     }
+    // A name the tree does not have is not found, and says where the list is.
+    let missing = dash.get("/docs/runbooks/no-such-runbook");
+    assert_eq!(missing.code, 404);
+    assert!(missing.body.contains("/docs lists them"), "{missing:?}");
     // Read-only: nothing but GET is served, and the dashboard's requests to the API are reads.
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         assert_eq!(dash.request(method, "/", &[]).code, 405, "{method}");
@@ -2786,4 +2871,380 @@ fn the_rendered_readme_without_the_tool_installs_k3s_creates_the_secrets_and_app
 
 fn path_of_secret(ns: &str, name: &str) -> String {
     path("", "v1", "secrets", Some(ns), name)
+}
+
+/// `GET path` of the dashboard as JSON once `done` holds for it.
+fn dashboard_json_when(
+    dash: &Dashboard,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let answer = dash.get(path);
+        assert_eq!(answer.code, 200, "{path}: {answer:?}");
+        assert!(
+            answer.headers.contains("content-type: application/json"),
+            "{path}: {}",
+            answer.headers
+        );
+        let v: Value = serde_json::from_str(&answer.body).expect("the answer is JSON");
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}; last {path}: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn html_page(dash: &Dashboard, path: &str) -> String {
+    let answer = dash.get(path);
+    assert_eq!(answer.code, 200, "{path}: {answer:?}");
+    assert!(answer.headers.contains("content-type: text/html"), "{path}");
+    answer.body
+}
+
+#[test]
+fn serve_shows_nodes_backups_and_alerts_as_the_cluster_has_them() {
+    let seed = HealthySeedLab::start(StandInOptions::default(), false);
+    seed.wait_healthy();
+    let standin = &seed.standin;
+    let plan = {
+        let loaded =
+            homelab_spec::load_bytes("homelab.yaml", homelab_spec::templates::SEED.as_bytes())
+                .unwrap();
+        homelab_plan::plan(&loaded.lab)
+    };
+    standin.clear_journal();
+    let dash = seed.serve(&[]);
+
+    // Nodes: every node of the plan with its role and version; no metrics-server yet.
+    let nodes = dashboard_json_when(&dash, "/api/nodes", "a first read", |v| {
+        !v["readAt"].is_null()
+    });
+    assert!(nodes["error"].is_null(), "{nodes:#}");
+    // (The stand-in answers every list it does not know with an empty one, so metrics-server
+    // looks installed without figures; the API without metrics.k8s.io is a unit test.)
+    assert!(
+        nodes["metricsUnavailable"]
+            .as_str()
+            .is_some_and(|m| m.contains("metrics-server reports no node yet")),
+        "{nodes:#}"
+    );
+    let shown: Vec<(&str, &str)> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("k3s-master", "server"),
+            ("k3s-worker-01", "agent"),
+            ("k3s-worker-02", "agent")
+        ]
+    );
+    for n in nodes["nodes"].as_array().unwrap() {
+        assert_eq!(n["ready"], true, "{n:#}");
+        assert_eq!(n["k3sVersion"], "v1.34.1+k3s1");
+        assert_eq!(
+            n["versionSkew"],
+            plan.k3s_version != "v1.34.1+k3s1",
+            "{n:#}"
+        );
+        assert!(n["cpu"].is_null());
+    }
+    assert!(html_page(&dash, "/nodes").contains("id=\"metrics-unavailable\""));
+
+    // metrics-server arrives, one worker runs another k3s and is short of memory.
+    create(
+        standin,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd(
+            "metrics.k8s.io",
+            "NodeMetrics",
+            "nodes",
+            "v1beta1",
+            "Cluster",
+        ),
+    );
+    for (node, cpu, memory) in [
+        ("k3s-master", "500m", "2Gi"),
+        ("k3s-worker-01", "1500000000n", "3Gi"),
+        ("k3s-worker-02", "250m", "1Gi"),
+    ] {
+        create(
+            standin,
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics",
+                   "metadata": {"name": node}, "window": "20s",
+                   "usage": {"cpu": cpu, "memory": memory}}),
+        );
+    }
+    standin.patch_status(
+        &path("", "v1", "nodes", None, "k3s-worker-01"),
+        json!({"nodeInfo": {"kubeletVersion": "v1.33.5+k3s1"},
+               "allocatable": {"cpu": "4", "memory": "8Gi"},
+               "conditions": [{"type": "Ready", "status": "True"},
+                              {"type": "MemoryPressure", "status": "True"}]}),
+    );
+    let nodes = dashboard_json_when(&dash, "/api/nodes", "metrics and the worker's skew", |v| {
+        v["nodes"][1]["versionSkew"] == true && !v["nodes"][1]["cpu"].is_null()
+    });
+    assert!(nodes["metricsUnavailable"].is_null(), "{nodes:#}");
+    let worker = &nodes["nodes"][1];
+    assert_eq!(worker["pressure"], json!(["MemoryPressure"]));
+    assert_eq!(worker["cpu"]["used"], 1.5);
+    assert_eq!(worker["cpu"]["percent"], 37.5);
+    assert_eq!(worker["memory"]["percent"], 37.5);
+    let page = html_page(&dash, "/nodes");
+    assert!(page.contains("v1.33.5+k3s1 (skew)"), "{page}");
+    assert!(page.contains("MemoryPressure"));
+
+    // Alerts: Alertmanager has no ready pod yet, which is said, not a failure.
+    let down = dashboard_json_when(&dash, "/api/alerts", "a first read", |v| {
+        !v["readAt"].is_null()
+    });
+    assert_eq!(
+        down["alertmanager"],
+        "monitoring/kube-prometheus-stack-alertmanager:9093"
+    );
+    assert!(
+        down["error"].as_str().unwrap().contains("did not answer"),
+        "{down:#}"
+    );
+    assert!(html_page(&dash, "/alerts").contains("id=\"alerts-error\""));
+    let am = "http:kube-prometheus-stack-alertmanager:9093";
+    standin.proxy_answer(
+        "monitoring",
+        am,
+        "/api/v2/alerts",
+        200,
+        json!([
+            {"labels": {"alertname": "NodeDown", "severity": "critical", "node": "k3s-worker-02"},
+             "annotations": {"summary": "k3s-worker-02 is down", "runbook_url": "docs/runbooks/node-down.md"},
+             "startsAt": "2026-12-07T20:00:00.000Z", "endsAt": "2026-12-07T21:00:00.000Z",
+             "updatedAt": "2026-12-07T20:00:00.000Z", "fingerprint": "a1", "generatorURL": "http://prometheus/graph",
+             "receivers": [{"name": "ntfy"}],
+             "status": {"state": "active", "silencedBy": [], "inhibitedBy": [], "mutedBy": []}},
+            {"labels": {"alertname": "DiskSpaceLow", "severity": "warning", "mountpoint": "/"},
+             "annotations": {"summary": "<script>alert(1)</script>", "runbook_url": "docs/runbooks/disk-space.md"},
+             "startsAt": "2026-12-07T19:00:00.000Z", "endsAt": "2026-12-07T21:00:00.000Z",
+             "updatedAt": "2026-12-07T20:00:00.000Z", "fingerprint": "b2", "receivers": [{"name": "ntfy"}],
+             "status": {"state": "suppressed", "silencedBy": ["5e1e"], "inhibitedBy": [], "mutedBy": []}}
+        ]),
+    );
+    standin.proxy_answer(
+        "monitoring",
+        am,
+        "/api/v2/silences",
+        200,
+        json!([{"id": "5e1e", "status": {"state": "active"}, "updatedAt": "2026-12-07T19:00:00.000Z",
+                "matchers": [{"name": "alertname", "value": "DiskSpaceLow", "isRegex": false, "isEqual": true}],
+                "startsAt": "2026-12-07T19:00:00.000Z", "endsAt": "2026-12-08T19:00:00.000Z",
+                "createdBy": "tom", "comment": "resizing the disk"}]),
+    );
+    let alerts = dashboard_json_when(&dash, "/api/alerts", "the firing alert", |v| {
+        v["firing"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert!(alerts["error"].is_null(), "{alerts:#}");
+    assert_eq!(alerts["firing"][0]["name"], "NodeDown");
+    assert_eq!(alerts["firing"][0]["runbook"], "/docs/runbooks/node-down");
+    assert_eq!(alerts["silenced"][0]["name"], "DiskSpaceLow");
+    assert_eq!(alerts["silenced"][0]["silencedBy"], json!(["5e1e"]));
+    assert_eq!(
+        alerts["silences"][0]["matchers"],
+        json!(["alertname=\"DiskSpaceLow\""])
+    );
+    let page = html_page(&dash, "/alerts");
+    assert!(page.contains("href=\"/docs/runbooks/node-down\""), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("resizing the disk"));
+
+    // Backups: the CronJob is fresh; no dump record, drill or etcd record is there yet.
+    let backups = dashboard_json_when(&dash, "/api/backups", "a first read", |v| {
+        !v["readAt"].is_null()
+    });
+    assert_eq!(backups["cronjobs"][0]["cronjob"], "postgres-backup");
+    assert_eq!(backups["cronjobs"][0]["ok"], true);
+    assert!(backups["lastBackup"].is_null() && backups["lastDrill"].is_null());
+    assert!(
+        backups["etcdError"]
+            .as_str()
+            .unwrap()
+            .contains("no ETCDSnapshotFile records"),
+        "{backups:#}"
+    );
+    assert!(html_page(&dash, "/backups").contains("id=\"no-drill\""));
+
+    // A backup run and a drill, with the records their scripts log; K3s' snapshot records.
+    let job = |name: &str, owner: Option<&str>, component: &str| {
+        let mut meta = json!({"name": name, "namespace": "data",
+            "labels": {"app.kubernetes.io/component": component}});
+        if let Some(cj) = owner {
+            meta["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "CronJob",
+                "name": cj, "uid": "0000", "controller": true}]);
+        }
+        create(
+            standin,
+            "/apis/batch/v1/namespaces/data/jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+                   "spec": {"template": {"spec": {"restartPolicy": "Never",
+                       "containers": [{"name": "backup", "image": "postgres:18"}]}}}}),
+        );
+        standin.patch_status(
+            &path("batch", "v1", "jobs", Some("data"), name),
+            json!({"succeeded": 1, "completionTime": date_utc("1 hour ago")}),
+        );
+        let pod = format!("{name}-x7k2p");
+        create(
+            standin,
+            "/api/v1/namespaces/data/pods",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": pod, "labels": {"job-name": name}},
+                   "spec": {"containers": [{"name": "backup", "image": "postgres:18"}]}}),
+        );
+        pod
+    };
+    let finished = date_utc("1 hour ago");
+    let record = json!({"format": 1, "result": "success", "started_at": finished,
+        "finished_at": finished, "duration_seconds": 4, "backup_dir": "/backups", "keep": 7,
+        "globals": {"file": "globals.sql", "manifest": "globals.json", "bytes": 512, "sha256": "aa"},
+        "databases": [
+            {"name": "n8n", "result": "success", "file": "n8n.dump", "manifest": "n8n.json",
+             "bytes": 1048576, "sha256": "bb", "duration_seconds": 2, "tables": 40, "rows": 1200},
+            {"name": "paperless", "result": "failure", "duration_seconds": 1,
+             "error": "pg_dump: error: connection refused"}],
+        "invalid_dumps": [], "deleted": [], "warnings": [], "errors": ["paperless failed"]});
+    let pod = job(
+        "postgres-backup-manual-20261207-1",
+        Some("postgres-backup"),
+        "backup",
+    );
+    standin.set_pod_log("data", &pod, &format!("dumping\nHOMELAB-BACKUP {record}\n"));
+    let drill_pod = job("postgres-drill-20261207-1", None, "backup-drill");
+    let summary = json!({"kind": "summary", "status": "passed", "databases": 1,
+        "failed_databases": 0, "tables": 40, "mismatches": 0, "invalid_dumps": 0,
+        "started_at": finished, "finished_at": finished, "duration_seconds": 9});
+    let database = json!({"kind": "database", "database": "n8n", "status": "ok",
+        "file": "n8n.dump", "tables": 40, "mismatches": 0, "restore_seconds": 3, "verify_seconds": 2});
+    standin.set_pod_log(
+        "data",
+        &drill_pod,
+        &format!("HOMELAB-DRILL {database}\nHOMELAB-DRILL {summary}\n"),
+    );
+    create(
+        standin,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd(
+            "k3s.cattle.io",
+            "ETCDSnapshotFile",
+            "etcdsnapshotfiles",
+            "v1",
+            "Cluster",
+        ),
+    );
+    let snapshot = "local-etcd-snapshot-k3s-master-1765130400-3f1a2b";
+    create(
+        standin,
+        "/apis/k3s.cattle.io/v1/etcdsnapshotfiles",
+        json!({"apiVersion": "k3s.cattle.io/v1", "kind": "ETCDSnapshotFile",
+               "metadata": {"name": snapshot},
+               "spec": {"snapshotName": "etcd-snapshot-k3s-master-1765130400", "nodeName": "k3s-master",
+                        "location": "file:///var/lib/rancher/k3s/server/db/snapshots/etcd-snapshot-k3s-master-1765130400"}}),
+    );
+    standin.patch_status(
+        &path("k3s.cattle.io", "v1", "etcdsnapshotfiles", None, snapshot),
+        json!({"creationTime": date_utc("2 hours ago"), "readyToUse": true, "size": "5242880"}),
+    );
+    let backups = dashboard_json_when(&dash, "/api/backups", "the records", |v| {
+        !v["lastBackup"].is_null() && !v["lastDrill"].is_null() && !v["etcd"][0]["newest"].is_null()
+    });
+    let dumps = &backups["lastBackup"]["databases"];
+    assert_eq!(dumps[0]["database"], "n8n");
+    assert_eq!(dumps[0]["verified"], true);
+    assert_eq!(dumps[0]["bytes"], 1048576);
+    let age = dumps[0]["ageSeconds"].as_i64().unwrap();
+    assert!((3500..4000).contains(&age), "{age}");
+    assert_eq!(dumps[1]["ok"], false);
+    assert_eq!(dumps[1]["verified"], false);
+    assert_eq!(backups["lastDrill"]["passed"], true);
+    assert_eq!(backups["lastDrill"]["tables"], 40);
+    assert_eq!(backups["etcd"][0]["node"], "k3s-master");
+    assert_eq!(backups["etcd"][0]["fresh"], true);
+    assert_eq!(backups["etcd"][0]["bytes"], 5242880);
+    // The failed dump is named in the banner.
+    assert!(
+        backups["stale"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("database paperless")),
+        "{backups:#}"
+    );
+    let page = html_page(&dash, "/backups");
+    assert!(page.contains("data-stale=\"true\""), "{page}");
+    assert!(page.contains("connection refused"));
+    assert!(page.contains("id=\"drill\" data-passed=\"true\""));
+
+    // The CronJob's last success falls behind its schedule and the snapshot ages: both red.
+    standin.patch_status(
+        &path("batch", "v1", "cronjobs", Some("data"), "postgres-backup"),
+        json!({"lastSuccessfulTime": date_utc("3 days ago")}),
+    );
+    standin.patch_status(
+        &path("k3s.cattle.io", "v1", "etcdsnapshotfiles", None, snapshot),
+        json!({"creationTime": date_utc("2 days ago")}),
+    );
+    let stale = dashboard_json_when(&dash, "/api/backups", "stale backups", |v| {
+        v["cronjobs"][0]["ok"] == false && v["etcd"][0]["fresh"] == false
+    });
+    let banner: Vec<&str> = stale["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        banner
+            .iter()
+            .any(|s| s.starts_with("backup CronJob data/postgres-backup: last success 3d ago")),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .any(|s| s.starts_with("server k3s-master: the newest etcd snapshot is from")),
+        "{banner:?}"
+    );
+
+    // Every page and its JSON twin were reads: no write reached the API from the dashboard.
+    let writes: Vec<_> = standin
+        .journal()
+        .into_iter()
+        .filter(|s| {
+            s.method != "GET"
+                && !s.path.contains("fieldManager=test-controller")
+                && !s.path.starts_with("/_standin")
+        })
+        .filter(|s| {
+            // The test's own creations.
+            !(s.method == "POST"
+                && (s.path.contains("customresourcedefinitions")
+                    || s.path.contains("/nodes")
+                    || s.path.contains("/jobs")
+                    || s.path.contains("/pods")
+                    || s.path.contains("etcdsnapshotfiles")))
+        })
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the dashboard wrote to the API: {writes:?}"
+    );
 }

@@ -36,6 +36,8 @@ POST /_standin/proxy {"namespace", "service" (as the proxy path names it, e.g.
 `http:prometheus:9090`), "path" (with the query), "status", "body"} sets what a Service's
 proxy answers there; without one it answers 503 "no endpoints available", as the API server
 does for a Service without a ready pod.
+POST /_standin/logs {"namespace", "pod", "text"} sets the log of a pod the test created (as
+a kubelet would serve it), for pods no Job ran here.
 GET /_standin/requests says how many API requests were served and the most answered at once
 (`maxInFlight`, reset by DELETE); GET /_standin/journal lists each API request (method, path
 with query, when its answer was started and finished, in seconds of the server's monotonic
@@ -237,6 +239,7 @@ class StandIn(kmock.KubernetesEmulator):
         self.max_in_flight = 0
         self.journal = []        # every API request: method, path with query, start, end
         self.proxy_answers = {}  # (namespace, service, path?query): answer of a Service proxy
+        self.pod_logs = {}  # (namespace, pod): the log a test set for a pod it created
         self.chart_payloads = {}  # (namespace, name) of a HelmChart -> manifests it installs
         self.chart_installed = {}  # (namespace, name) of a HelmChart -> keys it created
         self.lb_addresses = (f'192.0.2.{i}' for i in itertools.count(10))
@@ -430,6 +433,10 @@ class StandIn(kmock.KubernetesEmulator):
             answer = dict(request.data)
             self.proxy_answers[(answer['namespace'], answer['service'], answer['path'])] = answer
             return self._json({'proxied': len(self.proxy_answers)})
+        if path == '/_standin/logs' and request.method == 'POST':
+            log = dict(request.data)
+            self.pod_logs[(log['namespace'], log['pod'])] = log['text']
+            return self._json({'logs': len(self.pod_logs)})
         if path == '/_standin/charts' and request.method == 'POST':
             chart = dict(request.data)
             self.chart_payloads[(chart['namespace'], chart['name'])] = list(chart.get('objects', []))
@@ -539,7 +546,9 @@ class StandIn(kmock.KubernetesEmulator):
         container = params.get('container') or (containers[0] if containers else '')
         if container not in containers:
             raise api_error(400, 'BadRequest', f'container {container} is not valid for pod {name}')
-        text = self.job_runner.log(ns, name, params) if self.job_runner is not None else None
+        text = self.pod_logs.get((ns, name))
+        if text is None and self.job_runner is not None:
+            text = self.job_runner.log(ns, name, params)
         if text is None:
             waiting = next((cs.get('state', {}).get('waiting', {}).get('reason', 'ContainerCreating')
                             for cs in (pod.get('status') or {}).get('containerStatuses', [])

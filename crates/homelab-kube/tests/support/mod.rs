@@ -356,6 +356,17 @@ impl StandIn {
         );
     }
 
+    /// Sets what `GET .../pods/POD/log` answers for a pod the test created.
+    pub fn set_pod_log(&self, namespace: &str, pod: &str, text: &str) {
+        let (code, body) = self.request(
+            "POST",
+            "/_standin/logs",
+            "application/json",
+            Some(&json!({"namespace": namespace, "pod": pod, "text": text})),
+        );
+        assert_eq!(code, 200, "set the log of pod {namespace}/{pod}: {body}");
+    }
+
     /// Merge-patches the status subresource, as a controller would.
     pub fn patch_status(&self, path: &str, status: Value) {
         let (code, body) = self.request(

@@ -53,6 +53,15 @@ pub fn run(global: &Global, args: &ServeArgs, out: &Output) -> anyhow::Result<u8
             retry: args.cluster.retry(),
             ..StatusOptions::default()
         },
+        etcd_snapshot_schedule: Some(
+            loaded
+                .lab
+                .cluster
+                .etcd_snapshots
+                .schedule
+                .as_str()
+                .to_string(),
+        ),
     };
     let source = args.cluster.source(&loaded.lab.name);
     let rt = runtime()?;
