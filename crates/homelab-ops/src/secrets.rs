@@ -126,6 +126,17 @@ pub struct NamesCheck {
     pub not_generated: Vec<String>,
 }
 
+impl NamesCheck {
+    /// The optional secrets without a value, each with the command that sets it, as one line.
+    pub fn unset_optional_with_commands(&self) -> String {
+        self.unset_optional
+            .iter()
+            .map(|n| format!("{n} (`homelab secrets set {n}`)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Checks the secrets file next to `spec` against what the lab (`loaded` with its `plan`)
 /// needs. A file that does not exist yet is not an error: the check says so in `exists`.
 pub fn check_names(

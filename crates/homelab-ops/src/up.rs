@@ -1039,12 +1039,7 @@ fn secrets_present(input: &UpInput<'_>) -> Result<String, UpError> {
     if !check.unset_optional.is_empty() {
         done.push_str(&format!(
             "; optional and without a value, so their Secrets are left out: {}",
-            check
-                .unset_optional
-                .iter()
-                .map(|n| format!("{n} (`homelab secrets set {n}`)"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            check.unset_optional_with_commands()
         ));
     }
     Ok(done)

@@ -149,12 +149,7 @@ fn check_secrets(
     if !check.unset_optional.is_empty() {
         out.status(format!(
             "optional secrets without a value (the lab works without them): {}",
-            check
-                .unset_optional
-                .iter()
-                .map(|n| format!("{n} (`homelab secrets set {n}`)"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            check.unset_optional_with_commands()
         ));
     }
     Ok(check)
